@@ -1,0 +1,36 @@
+# Two entry points, each doing its own set-up on a fresh machine:
+#   make demo   - the main job (build the AttendNeXt preset, show the search space)
+#   make test   - the whole test suite
+# The virtual environment gets the CPU build of PyTorch first, so that installing the
+# package (torch>=2.4,<3) finds torch satisfied and never pulls a CUDA build.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+# Outside this project's machines, point pip at PyTorch's CPU wheels, e.g.
+#   make test TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_INDEX ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) $(TORCH_INDEX)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/attend-search presets
+	$(BIN)/attend-search build attendnext
+	$(BIN)/attend-search space attendnext
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --durations=10
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,130 @@
+"""Reading untrusted mappings (parsed JSON / YAML) with errors that name the field path.
+
+Every reader knows where it is (``stages[2].blocks[0]``), so a bad value is reported as
+``stages[2].blocks[0].kernel: 4 is not one of 3, 5, 7`` instead of a KeyError deep inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import AttendSearchError
+
+MISSING: Any = object()
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def describe(values: Sequence[Any]) -> str:
+    return ", ".join(_show(v) for v in values)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return repr(value)
+
+
+class Fields:
+    """A mapping being read, with its path; unread keys are an error at :meth:`done`."""
+
+    def __init__(self, data: Any, path: str, error: type[AttendSearchError]):
+        self.path = path
+        self.error = error
+        if not isinstance(data, Mapping):
+            raise error(f"expected a mapping, got {type(data).__name__}", path=path or "<root>")
+        self.data = data
+        self._read: set[str] = set()
+
+    def fail(self, key: str | int, message: str) -> AttendSearchError:
+        return self.error(message, path=join(self.path, key))
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, default: Any = MISSING) -> Any:
+        self._read.add(key)
+        if key not in self.data or self.data[key] is None and default is not MISSING:
+            if default is MISSING:
+                raise self.error("missing required field", path=join(self.path, key))
+            return default
+        return self.data[key]
+
+    def sub(self, key: str, default: Any = MISSING) -> "Fields":
+        return Fields(self.raw(key, default), join(self.path, key), self.error)
+
+    def items(self, key: str, default: Any = MISSING, min_len: int = 0) -> list["Fields"]:
+        """A list of mappings."""
+        return [Fields(v, join(join(self.path, key), i), self.error)
+                for i, v in enumerate(self.list(key, default, min_len))]
+
+    def list(self, key: str, default: Any = MISSING, min_len: int = 0) -> list[Any]:
+        value = self.raw(key, default)
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list, got {type(value).__name__}")
+        if len(value) < min_len:
+            raise self.fail(key, f"needs at least {min_len} item(s), got {len(value)}")
+        return value
+
+    def int(self, key: str, default: Any = MISSING, lo: int | None = None,
+            hi: int | None = None, choices: Sequence[int] | None = None) -> int:
+        value = self.raw(key, default)
+        return check_int(value, join(self.path, key), self.error, lo, hi, choices)
+
+    def float(self, key: str, default: Any = MISSING, lo: float | None = None,
+              hi: float | None = None) -> float:
+        value = self.raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"expected a number, got {_show(value)}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise self.fail(key, f"{_show(value)} is outside [{lo}, {hi}]")
+        return float(value)
+
+    def bool(self, key: str, default: Any = MISSING) -> bool:
+        value = self.raw(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {_show(value)}")
+        return value
+
+    def str(self, key: str, default: Any = MISSING) -> str:
+        value = self.raw(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {_show(value)}")
+        return value
+
+    def choice(self, key: str, choices: Sequence[Any], default: Any = MISSING) -> Any:
+        value = self.raw(key, default)
+        return check_choice(value, choices, join(self.path, key), self.error)
+
+    def done(self, allowed_extra: Sequence[str] = ()) -> None:
+        """Refuse keys nobody read: a typo must not be silently ignored."""
+        unknown = [k for k in self.data if k not in self._read and k not in allowed_extra]
+        if unknown:
+            raise self.fail(str(unknown[0]), "unknown field")
+
+
+def check_int(value: Any, path: str, error: type[AttendSearchError], lo: int | None = None,
+              hi: int | None = None, choices: Sequence[int] | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(f"expected an integer, got {_show(value)}", path=path)
+    if choices is not None and value not in choices:
+        raise error(f"{value} is not one of {describe(choices)}", path=path)
+    if lo is not None and value < lo:
+        raise error(f"{value} is below the minimum {lo}", path=path)
+    if hi is not None and value > hi:
+        raise error(f"{value} is above the maximum {hi}", path=path)
+    return value
+
+
+def check_choice(value: Any, choices: Sequence[Any], path: str,
+                 error: type[AttendSearchError]) -> Any:
+    if isinstance(value, bool) != any(isinstance(c, bool) for c in choices) or value not in choices:
+        raise error(f"{_show(value)} is not one of {describe(choices)}", path=path)
+    return value

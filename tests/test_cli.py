@@ -1,0 +1,68 @@
+"""The command line, run as a user runs it: a subprocess, exit codes, stdout and stderr."""
+
+import json
+import subprocess
+import sys
+
+from attend_search import get_preset
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "attend_search.cli", *args],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def test_help_lists_the_commands():
+    out = run("--help")
+    assert out.returncode == 0
+    for command in ("space", "build", "presets"):
+        assert command in out.stdout
+
+
+def test_build_prints_a_layer_table_with_shapes_and_total(tmp_path):
+    path = tmp_path / "net.json"
+    path.write_text(get_preset("mobilenet_v2").to_json())
+    out = run("build", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "stages[6].blocks[0]" in out.stdout
+    assert "1x320x7x7" in out.stdout
+    assert "total parameters: 3,504,872" in out.stdout
+
+
+def test_space_prints_parameters_and_size():
+    out = run("space", "attendnext")
+    assert out.returncode == 0, out.stderr
+    assert "s2.attention.stages" in out.stdout and "s0.block = condenser" in out.stdout
+    assert "size: " in out.stdout and "architectures" in out.stdout
+
+
+def test_presets_lists_every_preset_with_its_parameters():
+    out = run("presets")
+    assert out.returncode == 0
+    assert "mobilenet_v3_large" in out.stdout and "5,483,032" in out.stdout
+
+
+def test_bad_spec_exits_2_with_file_and_field_and_no_traceback(tmp_path):
+    data = json.loads(get_preset("attendnext").to_json())
+    data["stages"][2]["blocks"][0]["kernel"] = 4
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    out = run("build", str(path))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"attend-search: error: {path}: stages[2].blocks[0].kernel: "
+                                  "4 is not one of 3, 5, 7")
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_file_and_bad_yaml_exit_2(tmp_path):
+    out = run("build", str(tmp_path / "nope.json"))
+    assert out.returncode == 2 and "no such spec file" in out.stderr
+    bad = tmp_path / "space.yaml"
+    bad.write_text("schema: [\n")
+    out = run("space", str(bad))
+    assert out.returncode == 2 and "malformed YAML" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    out = run("--debug", "build", str(tmp_path / "nope.json"))
+    assert out.returncode != 0 and "Traceback" in out.stderr
