@@ -1,0 +1,45 @@
+"""The ``attend-search`` command: a thin layer over the library.
+
+Each command module has a ``register(subparsers)``. User mistakes end with exit code 2 and
+one line naming the file and field; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import AttendSearchError
+from . import spec_commands
+
+COMMAND_MODULES = [spec_commands]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="attend-search",
+        description="Design fast attention-condenser backbones for edge devices.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except AttendSearchError as exc:
+        if args.debug:
+            raise
+        print(f"attend-search: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+    return 0
