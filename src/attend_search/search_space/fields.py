@@ -81,6 +81,8 @@ class Fields:
     def float(self, key: str, default: Any = MISSING, lo: float | None = None,
               hi: float | None = None) -> float:
         value = self.raw(key, default)
+        if value is None and default is None:  # optional and absent
+            return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"expected a number, got {_show(value)}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
