@@ -118,3 +118,31 @@ def test_malformed_yaml_names_the_line(tmp_path):
 def test_unknown_space_lists_the_builtin_ones():
     with pytest.raises(SpaceError, match="neither a built-in space \\(attendnext\\) nor a file"):
         load_space("no-such-space")
+
+
+def test_params_for_recovers_sampled_specs_and_presets_in_the_space(space):
+    from attend_search import get_preset
+    from attend_search.search_space.space import RandomChooser
+    for seed in range(100):
+        chooser = RandomChooser(seed)
+        spec = space.resolve(chooser)
+        params = space.params_for(spec)
+        assert params is not None, seed
+        replayed = space.resolve(RandomChooserFrom(params))
+        assert replayed.digest == spec.digest
+    assert space.params_for(get_preset("attendnext")) is not None
+    assert space.params_for(get_preset("mobilenet_v2")) is None   # 7 stages, ReLU6: outside
+
+
+class RandomChooserFrom:
+    """Answers from a dict, like an Optuna trial with enqueued parameters."""
+
+    def __init__(self, params):
+        self.params = params
+
+    def choose(self, name, choices):
+        assert self.params[name] in choices
+        return self.params[name]
+
+    def integer(self, name, low, high, step):
+        return self.params[name]

@@ -183,6 +183,18 @@ class Space:
         spec.check()
         return spec
 
+    def params_for(self, spec: Spec) -> dict[str, Any] | None:
+        """The parameter values that resolve to ``spec``, or None if it is not in the space.
+
+        Used to enqueue reference architectures (presets) as starting trials.
+        """
+        replay = _SpecReplay(spec)
+        try:
+            resolved = self.resolve(replay)
+        except (_NotInSpace, IndexError):
+            return None
+        return replay.params if resolved.digest == spec.digest else None
+
     # ---------------------------------------------------------------- describing
     def parameters(self) -> list[Param]:
         """Every parameter the space can ask for, with the condition under which it is asked."""
@@ -285,6 +297,73 @@ def _resolve_stage(slot: Slot, p: str, cin: int, chooser: Chooser) -> Stage:
                             se_gate=se_gate, attention=attention))
         ch = out
     return Stage(tuple(blocks), columns=columns, merge=merge)
+
+
+class _NotInSpace(Exception):
+    pass
+
+
+class _SpecReplay:
+    """A chooser that answers every parameter from a target spec (see ``params_for``)."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.params: dict[str, Any] = {}
+
+    def choose(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._answer(name, list(choices))
+
+    def integer(self, name: str, low: int, high: int, step: int) -> int:
+        return self._answer(name, list(range(low, high + 1, step)))
+
+    def _answer(self, name: str, options: list[Any]) -> Any:
+        value = self._value(name, options)
+        if value not in options:
+            raise _NotInSpace(name)
+        self.params[name] = value
+        return value
+
+    def _value(self, name: str, options: list[Any]) -> Any:
+        spec = self.spec
+        head, _, key = name.partition(".")
+        if name == "input_size":
+            return spec.input_size
+        if name == "stages.count":
+            return len(spec.stages)
+        if head in ("stem", "head"):
+            return getattr(getattr(spec, head), key)
+        index = int(head[1:])
+        stage = spec.stages[index]
+        first = stage.blocks[0]
+        cin = spec.stem.out if index == 0 else spec.stage_out(index - 1)
+        inputs = [(b, cin if j == 0 else first.out) for j, b in enumerate(stage.blocks)]
+
+        def matching(derived) -> Any:
+            """The option that reproduces a derived field on every block of the stage."""
+            return next((o for o in options if all(derived(o, b, c) for b, c in inputs)),
+                        _NotInSpace)
+
+        if key == "depth":
+            return len(stage.blocks)
+        if key in ("columns", "merge"):
+            return getattr(stage, key)
+        if key == "block":
+            return first.type
+        if key == "residual":  # only observable on blocks where it can apply
+            return stage.blocks[-1].residual if len(stage.blocks) > 1 else options[0]
+        if key == "width":
+            return matching(lambda w, b, c: (make_divisible(w / stage.columns)
+                                             if stage.merge == "concat" else w) == b.out)
+        if key == "expand_ratio":
+            return matching(lambda r, b, c: make_divisible(c * r) == b.mid)
+        if key == "se_ratio":
+            return matching(lambda r, b, c: (make_divisible((b.mid or c) * r) if r else 0) == b.se)
+        if key == "attention.embed_ratio":
+            return matching(lambda r, b, c: make_divisible(
+                c * r, math.lcm(8, b.attention.groups)) == b.attention.embed)
+        if key.startswith("attention."):
+            return getattr(first.attention, key.partition(".")[2])
+        return getattr(first, key)
 
 
 # --------------------------------------------------------------------------- loading
