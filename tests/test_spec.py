@@ -89,3 +89,10 @@ def test_malformed_json_names_the_position():
 def test_non_mapping_root_is_refused():
     with pytest.raises(SpecError, match="expected a mapping, got list"):
         Spec.from_json("[1, 2]")
+
+
+def test_squeeze_excitation_on_a_condenser_is_refused():
+    data = json.loads(get_preset("attendnext").to_json())
+    data["stages"][0]["blocks"][0]["se"] = 8
+    with pytest.raises(SpecError, match=r"stages\[0\].blocks\[0\].se: unknown field"):
+        Spec.from_dict(data)

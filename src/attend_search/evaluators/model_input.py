@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
 from torch import nn
 
 from ..errors import AttendSearchError
@@ -20,3 +24,11 @@ def as_model(model_or_spec: nn.Module | Spec, shape: Shape | None = None) -> tup
     if shape is None:
         raise AttendSearchError("an input shape is needed for a module that is not a Spec")
     return model_or_spec, tuple(shape)
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run with torch's global generator seeded (weight init, dropout); the caller's is restored."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield

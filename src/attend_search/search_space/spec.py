@@ -230,6 +230,9 @@ def _check_block_fit(layout: BlockLayout) -> None:
     if block.type == "inverted_residual" and block.se > block.mid:
         raise SpecError(f"{block.se} squeeze channels exceed the {block.mid} expanded channels",
                         path=f"{path}.se")
+    if block.type == "condenser" and block.se:
+        raise SpecError("condenser blocks have no squeeze-excitation (their attention "
+                        "condenser gates the features)", path=f"{path}.se")
     if block.type != "inverted_residual" and block.se > cin:
         raise SpecError(f"{block.se} squeeze channels exceed the {cin} input channels",
                         path=f"{path}.se")
@@ -253,7 +256,7 @@ def _prune(data: Any) -> Any:
 
 
 _NOT_FOR = {
-    "condenser": {"mid"},
+    "condenser": {"mid", "se", "se_gate"},     # the attention condenser is the gating
     "depthwise_separable": {"mid", "attention"},
     "inverted_residual": {"attention"},
 }
@@ -303,8 +306,8 @@ def _read_block(f: Fields) -> Block:
         act=f.choice("act", ACTIVATIONS, d.act),
         residual=f.bool("residual", d.residual),
         downsample=f.choice("downsample", DOWNSAMPLE, d.downsample),
-        se=f.int("se", d.se, lo=0),
-        se_gate=f.choice("se_gate", GATES, d.se_gate),
+        se=f.int("se", d.se, lo=0) if kind != "condenser" else 0,
+        se_gate=f.choice("se_gate", GATES, d.se_gate) if kind != "condenser" else d.se_gate,
         mid=f.int("mid", lo=1) if kind == "inverted_residual" else 0,
         attention=_read_attention(f.sub("attention")) if kind == "condenser" else None,
     )
