@@ -1,0 +1,214 @@
+"""Zero-cost accuracy proxies: score an untrained network from one batch, without training.
+
+Each proxy follows its paper, and the reference code where the paper leaves a choice open:
+
+- ``synflow`` (Tanaka et al. 2020, "Pruning neural networks without any data by iteratively
+  conserving synaptic flow"): ``log sum |theta * dR/dtheta|`` over the weights of every
+  convolution and linear layer, where ``R = sum f(1; |theta|)`` is the output of the network
+  with absolute weights on an all-ones input. Batch norm is removed (the identity), as in
+  Abdelfattah et al.'s code, and the activations are too: the paper's ``R = 1'(prod |W|)1`` is
+  the linearised network, which ReLU reaches by itself on positive inputs but ReLU6 (it
+  saturates, zeroing the gradient), hard-swish and SiLU do not. Gates (sigmoid, hard-sigmoid
+  of attention condensers and squeeze-excitation) are kept. Computed in float64; returned as
+  a natural **log**, because the score grows geometrically with depth (about 1e50 on
+  MobileNetV3 at 224) and overflows float32.
+- ``naswot`` (Mellor et al. 2021, "Neural architecture search without training"): the log
+  determinant of ``K[i, j]`` = the number of activation units on which inputs ``i`` and ``j``
+  have the same binary code (``N_A`` minus the Hamming distance), summed over every ReLU,
+  ReLU6, Hardswish and SiLU module. A unit's code is ``output > 0``: for ReLU that is the
+  paper's active/inactive code, and each of the four is positive exactly where its input is,
+  so the code is the sign pattern of the pre-activation for all of them (ReLU6's upper
+  saturation and hard-swish's curved part are not separate codes).
+- ``grad_norm`` (Abdelfattah et al. 2021, "Zero-cost proxies for lightweight NAS"): the sum
+  over convolution and linear layers of the Euclidean norm of the weight gradient of the
+  cross-entropy loss.
+- ``snip`` (the same paper, after Lee et al. 2019): ``sum |theta * dL/dtheta|`` over the same
+  weights.
+- ``zico`` (Li et al. 2023, "ZiCo: zero-shot NAS via inverse coefficient of variation on
+  gradients"): the batch is split in two halves; per weight, the mean of ``|g|`` over the
+  halves divided by the standard deviation of ``g``; per layer the log of the sum of those
+  ratios (weights of zero deviation left out); summed over layers. As the reference code.
+
+Scores are taken on a deep copy (the model passed in is left unchanged) with batch norm in
+training mode (batch statistics, as at the start of training) and dropout off (it would only
+add noise). Without a ``batch`` of real data the inputs are standard normal and the labels
+uniform, both drawn from the seed, so a seed always gives the same score.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import AttendSearchError
+from ..search_space import Spec
+from .model_input import Shape, as_model, seeded
+
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU)
+NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+Batch = tuple[Tensor, Tensor]
+
+
+def synflow(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+    """Natural log of the synaptic flow of the linearised network (see the module docstring)."""
+    _swap(model, NORMS + ACTIVATIONS, nn.Identity)
+    model.double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    ones = torch.ones((1, *inputs.shape[1:]), dtype=torch.float64, device=inputs.device)
+    model(ones).sum().backward()
+    total = sum((w.detach() * w.grad).abs().sum() for w in _weights(model) if w.grad is not None)
+    return float(torch.log(total))
+
+
+def naswot(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+    """log |K_H| of the activation codes' agreement kernel (Mellor et al. 2021, eq. 2)."""
+    n = len(inputs)
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=inputs.device)
+
+    def add_codes(module: nn.Module, args: tuple, output: Tensor) -> None:
+        codes = (output > 0).flatten(1).float()      # exact: counts stay below 2**24
+        kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
+
+    hooks = [m.register_forward_hook(add_codes) for m in model.modules()
+             if isinstance(m, ACTIVATIONS)]
+    if not hooks:
+        raise AttendSearchError("naswot needs ReLU, ReLU6, Hardswish or SiLU modules; the model "
+                                "has none")
+    with torch.no_grad():
+        model(inputs)
+    return float(torch.linalg.slogdet(kernel).logabsdet)
+
+
+def grad_norm(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+    """Sum over layers of ``||dL/dW||_2`` (Abdelfattah et al. 2021)."""
+    return sum(float(g.norm()) for _, g in _weight_grads(model, inputs, targets))
+
+
+def snip(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+    """``sum |W * dL/dW|`` over layers (Lee et al. 2019, as a proxy in Abdelfattah et al. 2021)."""
+    return sum(float((w * g).abs().sum()) for w, g in _weight_grads(model, inputs, targets))
+
+
+def zico(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+    """ZiCo (Li et al. 2023): sum over layers of log sum(mean |g| / std g) over two half-batches."""
+    if len(inputs) < 4:
+        raise AttendSearchError(f"zico needs a batch of at least 4 examples (two halves with batch "
+                                f"statistics), got {len(inputs)}")
+    halves = [[g.flatten().double() for _, g in _weight_grads(model, x, y)]
+              for x, y in zip(inputs.chunk(2), targets.chunk(2))]
+    score = 0.0
+    for layer in zip(*halves):
+        grads = torch.stack(layer)
+        std = grads.std(0, correction=0)
+        kept = std > 0
+        ratio = float((grads.abs().mean(0)[kept] / std[kept]).sum())
+        if ratio > 0:
+            score += math.log(ratio)
+    return score
+
+
+ProxyFn = Callable[[nn.Module, Tensor, Tensor], float]
+PROXIES: dict[str, ProxyFn] = {"synflow": synflow, "naswot": naswot, "grad_norm": grad_norm,
+                               "snip": snip, "zico": zico}
+
+
+def check_proxy(name: str) -> str:
+    """``name`` if it is a known proxy, else an error listing the known ones."""
+    if name not in PROXIES:
+        raise AttendSearchError(f"unknown proxy {name!r}; known: {', '.join(PROXIES)}")
+    return name
+
+
+def zero_cost(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
+              proxy: str = "synflow", batch: Batch | None = None, seed: int = 0,
+              num_classes: int | None = None, batch_size: int = 64) -> float:
+    """One zero-cost proxy score of a spec (built with weights from ``seed``) or a module.
+
+    ``input_shape`` is ``(N, C, H, W)``; only ``(C, H, W)`` is used, as the synthetic batch has
+    ``batch_size`` examples. ``batch`` is ``(inputs, targets)`` of real data instead.
+    ``num_classes`` (for synthetic labels) defaults to the spec's, or the model's output width.
+    Higher is better for every proxy.
+    """
+    return zero_cost_all(model_or_spec, input_shape, [proxy], batch, seed, num_classes,
+                         batch_size)[proxy]
+
+
+def zero_cost_all(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
+                  proxies: Iterable[str] | None = None, batch: Batch | None = None, seed: int = 0,
+                  num_classes: int | None = None, batch_size: int = 64) -> dict[str, float]:
+    """Several proxies (all by default) of one network, on the same weights and batch."""
+    names = [check_proxy(name) for name in (PROXIES if proxies is None else proxies)]
+    if batch is not None:
+        _check_batch(batch)
+        input_shape = tuple(batch[0].shape)
+    elif batch_size < 2:
+        raise AttendSearchError(f"batch_size must be 2 or more (batch statistics), got {batch_size}")
+    with seeded(seed):
+        model, shape = as_model(model_or_spec, input_shape)
+    if batch is None:
+        if num_classes is None:
+            num_classes = (model_or_spec.num_classes if isinstance(model_or_spec, Spec)
+                           else _output_width(model, shape))
+        batch = _synthetic(shape, batch_size, num_classes, seed)
+    device = next(model.parameters()).device
+    inputs, targets = (t.to(device) for t in batch)
+    return {name: PROXIES[name](_scratch(model), inputs, targets) for name in names}
+
+
+def _scratch(model: nn.Module) -> nn.Module:
+    """A copy to score: every weight trainable, batch norm on batch statistics, dropout off."""
+    scratch = copy.deepcopy(model).requires_grad_(True).eval()
+    for m in scratch.modules():
+        if isinstance(m, NORMS):
+            m.train()
+    return scratch
+
+
+def _weights(model: nn.Module) -> list[Tensor]:
+    """The weights the papers score: those of convolution and linear layers."""
+    return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def _weight_grads(model: nn.Module, inputs: Tensor, targets: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """``(weight, dL/dweight)`` of the cross-entropy loss on one batch, for scored weights."""
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(inputs), targets).backward()
+    return [(w.detach(), w.grad) for w in _weights(model) if w.grad is not None]
+
+
+def _swap(model: nn.Module, types: tuple[type, ...], make: Callable[[], nn.Module]) -> None:
+    """Replace every sub-module of one of ``types`` by ``make()``, in place."""
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, types):
+                setattr(parent, name, make())
+
+
+def _check_batch(batch: Batch) -> None:
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2
+            and all(isinstance(t, Tensor) for t in batch)):
+        raise AttendSearchError("batch must be a pair (inputs, targets) of tensors")
+    inputs, targets = batch
+    if inputs.ndim < 2 or len(inputs) < 2 or len(targets) != len(inputs):
+        raise AttendSearchError(f"batch needs at least 2 inputs and one target per input, got "
+                                f"inputs {tuple(inputs.shape)}, targets {tuple(targets.shape)}")
+
+
+def _output_width(model: nn.Module, shape: Shape) -> int:
+    probe = copy.deepcopy(model).eval()
+    device = next(probe.parameters()).device
+    with torch.no_grad():
+        return probe(torch.zeros((1, *shape[1:]), device=device)).shape[-1]
+
+
+def _synthetic(shape: Shape, n: int, num_classes: int, seed: int) -> Batch:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn((n, *shape[1:]), generator=generator)
+    return inputs, torch.randint(num_classes, (n,), generator=generator)
