@@ -1,0 +1,205 @@
+"""``attend-search latency``: predicted and measured latency, and fitting device profiles.
+
+    latency predict SPEC --device cortex-a72      total and where the time goes
+    latency measure SPEC                          this machine, onnxruntime, one thread
+    latency devices                               the built-in device profiles
+    latency bench --out PROFILE.yaml              measure this machine and fit a profile
+    latency calibrate MEASURED.csv --out PROFILE.yaml   fit to measurements made elsewhere
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+from pathlib import Path
+
+from ..evaluators.calibrate import Sample, calibrate_latency, calibration_suite
+from ..evaluators.devices import DeviceProfile, builtin_devices, load_device
+from ..evaluators.latency import predict_latency, time_by_class
+from ..evaluators.measure import RUNTIMES, MeasurementError, measure_latency
+from ..errors import AttendSearchError
+from .common import read_spec, table
+
+_COLUMNS = ("spec", "latency_ms", "input_size")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    spec = read_spec(args.spec)
+    profile = load_device(args.device)
+    total, times = predict_latency(spec, profile, breakdown=True)
+    print(f"{spec.name or args.spec}  digest {spec.digest}  on {profile.name}: "
+          f"{total:.2f} ms predicted ({len(times)} kernels)\n")
+    rows = [["op class", "ms", "share"]]
+    rows += [[c, f"{ms:.2f}", f"{ms / total:.0%}"] for c, ms in time_by_class(times).items()]
+    print(table(rows, right={1, 2}))
+    rows = [["kernel", "op class", "ms", "MMACs", "KiB", "bound"]]
+    rows += [[t.name, t.op_class, f"{t.ms:.3f}", f"{t.macs / 1e6:.2f}", f"{t.bytes / 1024:.0f}",
+              t.bound] for t in sorted(times, key=lambda t: -t.ms)[:args.top]]
+    print(f"\ntop {min(args.top, len(times))} kernels")
+    print(table(rows, right={2, 3, 4}))
+
+
+def cmd_measure(args: argparse.Namespace) -> None:
+    spec = read_spec(args.spec)
+    ms = measure_latency(spec, runtime=args.runtime, threads=args.threads,
+                         warmup=args.warmup, repeats=args.repeats)
+    print(f"{ms:.3f} ms  ({args.runtime}, {args.threads} thread(s), median of {args.repeats} "
+          f"runs on {platform.node()})")
+
+
+def cmd_devices(args: argparse.Namespace) -> None:
+    rows = [["device", "peak GMAC/s", "memory", "description"]]
+    for name in builtin_devices():
+        p = load_device(name)
+        memory = ", ".join(f"{m.name} {m.bandwidth_gbs:g} GB/s" for m in p.memory)
+        rows.append([name, f"{p.peak_macs_per_s / 1e9:.1f}", memory, p.description])
+    print(table(rows, right={1}))
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    specs = calibration_suite(args.samples)
+    samples: list[Sample] = []
+    for n, spec in enumerate(specs, 1):
+        ms = measure_latency(spec, runtime=args.runtime, threads=args.threads,
+                             warmup=args.warmup, repeats=args.repeats)
+        print(f"[{n}/{len(specs)}] {spec.name or 'attendnext sample'} {spec.digest}: {ms:.2f} ms",
+              flush=True)
+        samples.append((spec, None, ms))
+    machine = (f"{platform.node()} ({platform.machine()}, {platform.platform()}), "
+               f"{args.runtime}, {args.threads} thread(s)")
+    _fit_and_save(samples, args, machine, threads=args.threads)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    samples = read_measurements(Path(args.measurements))
+    _fit_and_save(samples, args, args.machine or f"measurements from {args.measurements}",
+                  threads=args.threads)
+
+
+def _fit_and_save(samples: list[Sample], args: argparse.Namespace, machine: str,
+                  threads: int | None) -> None:
+    profile = calibrate_latency(samples, args.base, name=args.name or Path(args.out).stem,
+                                machine=machine, threads=threads)
+    profile.save(args.out)
+    _print_fit(profile, args.out)
+
+
+def _print_fit(profile: DeviceProfile, out: str) -> None:
+    p = profile.provenance
+    print(f"fitted {profile.name} from {p['base']} on {p['samples']} networks: "
+          f"MAPE {p['mape_pct']:.1f}%, max error {p['max_error_pct']:.1f}%, "
+          f"Kendall tau {p['kendall_tau']:.3f}")
+    if p["unconstrained"]:
+        print(f"not constrained by these networks (kept near the base): "
+              f"{', '.join(p['unconstrained'])}")
+    print(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------- CSV input
+def read_measurements(path: Path) -> list[Sample]:
+    """Rows of ``spec,latency_ms[,input_size]`` with a header; ``spec`` is a spec JSON path
+    relative to the CSV, or a preset name. Errors name the file, line and column."""
+    if not path.is_file():
+        raise MeasurementError("no such measurements file", source=str(path))
+    samples: list[Sample] = []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        try:
+            header = reader.fieldnames or []
+            missing = [c for c in _COLUMNS[:2] if c not in header]
+            unknown = [c for c in header if c not in _COLUMNS]
+            if missing or unknown:
+                raise MeasurementError(
+                    f"header needs columns {', '.join(_COLUMNS[:2])} (optional: input_size); "
+                    + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(unknown)}"),
+                    source=f"{path}:1")
+            for row in reader:
+                samples.append(_read_row(row, path, reader.line_num))
+        except csv.Error as exc:
+            raise MeasurementError(f"malformed CSV: {exc}", source=f"{path}:{reader.line_num}") from None
+    if len(samples) < 2:
+        raise MeasurementError(f"needs at least 2 measurements, got {len(samples)}", source=str(path))
+    return samples
+
+
+def _read_row(row: dict, path: Path, line: int) -> Sample:
+    where = f"{path}:{line}"
+    if None in row or None in row.values():
+        raise MeasurementError(f"{'more' if None in row else 'fewer'} fields than the header",
+                               source=where)
+    name = row["spec"].strip()
+    if not name:
+        raise MeasurementError("empty", path="spec", source=where)
+    candidate = path.parent / name
+    try:
+        spec = read_spec(str(candidate) if candidate.exists() else name)
+    except AttendSearchError as exc:
+        raise MeasurementError(str(exc), path="spec", source=where) from None
+    ms = _number(row["latency_ms"], "latency_ms", where, float)
+    if not row.get("input_size", "").strip():
+        return spec, None, ms
+    size = _number(row["input_size"], "input_size", where, int)
+    return spec, (1, spec.in_channels, size, size), ms
+
+
+def _number(text: str, column: str, where: str, kind: type) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value == float("inf"):
+        raise MeasurementError(f"expected a positive {'integer' if kind is int else 'number'}, "
+                               f"got {text.strip()!r}", path=column, source=where)
+    return value
+
+
+# --------------------------------------------------------------------------- parser
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("latency", help="predicted and measured latency, device profiles")
+    lsub = p.add_subparsers(dest="latency_command", required=True, metavar="SUBCOMMAND")
+
+    s = lsub.add_parser("predict", help="predicted latency of a spec and where the time goes")
+    s.add_argument("spec", help="spec JSON file, or a preset name")
+    s.add_argument("--device", default="cortex-a72",
+                   help=f"built-in device ({', '.join(builtin_devices())}) or profile YAML")
+    s.add_argument("--top", type=int, default=10, help="kernels to list (default 10)")
+    s.set_defaults(func=cmd_predict)
+
+    s = lsub.add_parser("measure", help="measure a spec's latency on this machine")
+    s.add_argument("spec", help="spec JSON file, or a preset name")
+    _measure_options(s)
+    s.set_defaults(func=cmd_measure)
+
+    s = lsub.add_parser("devices", help="list the built-in device profiles")
+    s.set_defaults(func=cmd_devices)
+
+    s = lsub.add_parser("bench", help="measure this machine on a fixed suite of networks and "
+                                      "fit a device profile to it")
+    _fit_options(s)
+    s.add_argument("--samples", type=int, default=40,
+                   help="networks to measure: the presets, then attendnext samples (default 40)")
+    _measure_options(s)
+    s.set_defaults(func=cmd_bench)
+
+    s = lsub.add_parser("calibrate", help="fit a device profile to latencies measured elsewhere")
+    s.add_argument("measurements", help="CSV with columns spec (a spec JSON path relative to "
+                                        "the CSV, or a preset name), latency_ms, optional input_size")
+    _fit_options(s)
+    s.add_argument("--threads", type=int, help="threads the measurements used (default: the base's)")
+    s.add_argument("--machine", help="where the measurements were made, for the provenance")
+    s.set_defaults(func=cmd_calibrate)
+
+
+def _fit_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--out", required=True, help="profile YAML to write")
+    s.add_argument("--base", default="cortex-a72",
+                   help="profile to start from: its datasheet figures are kept (default cortex-a72)")
+    s.add_argument("--name", help="name of the fitted profile (default: the output file's stem)")
+
+
+def _measure_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--runtime", choices=RUNTIMES, default="onnxruntime")
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--warmup", type=int, default=10)
+    s.add_argument("--repeats", type=int, default=50)

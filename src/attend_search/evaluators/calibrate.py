@@ -1,0 +1,207 @@
+"""Fitting a device profile's coefficients to measured latencies.
+
+For a fixed split of kernels into compute bound and memory bound, the roofline of
+:mod:`.latency` is linear in its coefficients::
+
+    t = sum_c a_c * MACs of compute-bound class-c kernels
+      + sum_l b_l * bytes of memory-bound kernels served by level l
+      + k * sum_c o_c * number of class-c kernels
+
+(``a_c`` seconds per MAC, ``b_l`` seconds per byte, ``o_c`` the base's fixed seconds and
+``k`` their common scale). The model is therefore piecewise linear, and a trust-region
+least-squares solver (scipy's ``trf``, with non-negativity bounds) fits it exactly: its
+Jacobian is that linear design for the split the current coefficients make. It starts from
+the base profile, whose datasheet figures (clock, lanes, cache sizes) stay, and recovers a
+profile's coefficients from its own predictions.
+
+- Residuals are relative (divided by the measured time): a 10% miss counts the same on a
+  5 ms and a 100 ms network, which is what ranking and MAPE need.
+- Fixed costs keep the base's ratios between op classes; one scale is fitted. A few dozen
+  networks cannot tell a class's dispatch cost from its efficiency (every network has one
+  stem convolution and one classifier), and fitting them separately overfits: on held-out
+  networks (``benchmarks/bench_latency.py``) Kendall tau fell from 0.90 to 0.87.
+- Bandwidths are fitted as non-negative increments ``b_l = d_0 + ... + d_l``, so a level
+  further out is never faster and predictions stay monotone in width.
+- A coefficient the samples do not pin down (no grouped convolution among them, or a class
+  that is never compute bound) stays near the base's value and is listed in the provenance
+  as ``unconstrained``; a weak pull toward the base decides between coefficients the
+  samples cannot tell apart.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from torch import nn
+
+from ..search_space import Spec, get_preset, list_presets
+from ..search_space.space import load_space
+from .devices import DeviceError, DeviceProfile, load_device
+from .kernels import OP_CLASSES, Kernel, extract_kernels
+from .latency import Device, total_ms
+from .model_input import Shape
+
+Sample = tuple[nn.Module | Spec, Shape | None, float]   # (network, input shape or None, ms)
+
+_PULL = 1e-8          # weight of the pull toward the base, against squared relative errors
+_FLOOR = 1e-3         # seconds-per-MAC and the first seconds-per-byte stay >= this x base
+
+
+@dataclass(frozen=True)
+class FitQuality:
+    samples: int
+    mape_pct: float          # mean absolute percentage error
+    max_error_pct: float
+    kendall_tau: float       # rank agreement of predicted and measured latency
+
+
+def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
+                      name: str | None = None, machine: str = "unspecified",
+                      threads: int | None = None) -> DeviceProfile:
+    """A profile fitted to ``samples`` of ``(model_or_spec, input_shape, measured ms)``.
+
+    ``machine`` describes where the measurements were made and ``threads`` how many threads
+    they used (default: the base's); both are recorded in the profile's provenance.
+    """
+    base_profile = load_device(base)
+    if threads is not None:
+        base_profile = replace(base_profile, threads=threads)
+    if len(samples) < 2:
+        raise DeviceError(f"calibration needs at least 2 samples, got {len(samples)}")
+    for i, (_, _, ms) in enumerate(samples):
+        if not np.isfinite(ms) or ms <= 0:
+            raise DeviceError(f"sample {i}: measured latency must be a positive number, got {ms}")
+    kernels = [extract_kernels(model, shape) for model, shape, _ in samples]
+    measured = np.array([ms for _, _, ms in samples], dtype=float)
+    fit = _Fit(kernels, measured * 1e-3, base_profile)
+    theta, kept = fit.solve()
+    profile = fit.profile(theta, name or f"{base_profile.name}-calibrated")
+    quality = fit_quality(profile, kernels, measured)
+    return replace(profile, provenance={
+        "base": base_profile.name, "samples": quality.samples,
+        "mape_pct": round(quality.mape_pct, 2), "max_error_pct": round(quality.max_error_pct, 2),
+        "kendall_tau": round(quality.kendall_tau, 4), "date": datetime.date.today().isoformat(),
+        "machine": machine, "threads": base_profile.threads, "unconstrained": kept})
+
+
+def fit_quality(profile: DeviceProfile, kernels: list[list[Kernel]],
+                measured_ms: Sequence[float]) -> FitQuality:
+    """How well ``profile`` predicts measured milliseconds of networks given by their kernels."""
+    from scipy.stats import kendalltau  # here, not on top: scipy takes a second to import
+
+    predicted = np.array([total_ms(ks, profile) for ks in kernels])
+    measured = np.asarray(measured_ms, dtype=float)
+    errors = np.abs(predicted - measured) / measured * 100
+    return FitQuality(len(measured), float(errors.mean()), float(errors.max()),
+                      float(kendalltau(predicted, measured).statistic))
+
+
+def calibration_suite(count: int) -> list[Spec]:
+    """A fixed set of networks to measure: the presets, then seeded attendnext samples."""
+    presets = [get_preset(name) for name in list_presets()]
+    space = load_space("attendnext")
+    return (presets + [space.sample(seed) for seed in range(count)])[:count]
+
+
+class _Fit:
+    """The least-squares problem behind one calibration.
+
+    Coefficients ``theta``: ``a_c`` per op class, ``d_l`` per memory level, ``o_c`` per op
+    class (seconds). Fitted parameters ``z``, one per ``a_c`` and ``d_l`` and one fixed-cost
+    scale, are relative to the base: ``theta = scale * (tie @ z)``, so ``z = 1`` is the base.
+    """
+
+    def __init__(self, kernels: list[list[Kernel]], seconds: np.ndarray, base: DeviceProfile):
+        self.base = base
+        self.seconds = seconds
+        flat = [(i, k) for i, ks in enumerate(kernels) for k in ks]
+        self.sample = np.array([i for i, _ in flat])
+        self.cls = np.array([OP_CLASSES.index(k.op_class) for _, k in flat])
+        self.level = np.array([base.level_of(k.bytes) for _, k in flat])
+        self.macs = np.array([k.macs for _, k in flat], dtype=float)
+        self.bytes = np.array([k.bytes for _, k in flat], dtype=float)
+        self.n_cls, self.n_lvl = len(OP_CLASSES), len(base.memory)
+        per_byte = [base.seconds_per_byte(level) for level in range(self.n_lvl)]
+        steps = np.diff(per_byte, prepend=0.0)
+        fixed = np.array([base.fixed_seconds(c) for c in OP_CLASSES])
+        # where the base has a zero (two equal bandwidths, no fixed costs) z starts at 0
+        self.scale = np.concatenate([
+            [base.seconds_per_mac(c) for c in OP_CLASSES],
+            np.where(steps > 0, steps, per_byte[0]),
+            fixed if fixed.any() else np.full(self.n_cls, 1e-6)])
+        self.z0 = np.concatenate([np.ones(self.n_cls), steps > 0, [fixed.any()]]).astype(float)
+        n_free = self.n_cls + self.n_lvl
+        self.tie = np.zeros((len(self.scale), n_free + 1))
+        self.tie[:n_free, :n_free] = np.eye(n_free)
+        self.tie[n_free:, n_free] = 1.0
+        self.floor = np.zeros(n_free + 1)
+        self.floor[:self.n_cls + 1] = _FLOOR
+
+    def _terms(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        per_byte = np.cumsum(theta[self.n_cls:self.n_cls + self.n_lvl])
+        return self.macs * theta[self.cls], self.bytes * per_byte[self.level]
+
+    def _design(self, compute_bound: np.ndarray) -> np.ndarray:
+        """Seconds per unit of each coefficient, per sample, for one compute/memory split."""
+        a = np.zeros((len(self.seconds), len(self.scale)))
+        np.add.at(a, (self.sample, self.cls), np.where(compute_bound, self.macs, 0.0))
+        memory_bytes = np.where(compute_bound, 0.0, self.bytes)
+        for j in range(self.n_lvl):      # d_j is paid by every byte served at level >= j
+            np.add.at(a[:, self.n_cls + j], self.sample, np.where(self.level >= j, memory_bytes, 0))
+        np.add.at(a, (self.sample, self.n_cls + self.n_lvl + self.cls), 1.0)
+        return a
+
+    def _theta(self, z: np.ndarray) -> np.ndarray:
+        return self.scale * (self.tie @ z)
+
+    def _predicted(self, z: np.ndarray) -> np.ndarray:
+        theta = self._theta(z)
+        compute, memory = self._terms(theta)
+        per_kernel = np.maximum(compute, memory) + theta[self.n_cls + self.n_lvl + self.cls]
+        return np.bincount(self.sample, per_kernel, minlength=len(self.seconds))
+
+    def _residuals(self, z: np.ndarray) -> np.ndarray:
+        return np.concatenate([self._predicted(z) / self.seconds - 1,
+                               np.sqrt(_PULL) * (z - self.z0)])
+
+    def _jacobian(self, z: np.ndarray) -> np.ndarray:
+        compute, memory = self._terms(self._theta(z))
+        a = (self._design(compute >= memory) * self.scale / self.seconds[:, None]) @ self.tie
+        return np.vstack([a, np.sqrt(_PULL) * np.eye(len(z))])
+
+    def solve(self) -> tuple[np.ndarray, list[str]]:
+        """The fitted coefficients, and the names of those no sample constrains."""
+        from scipy.optimize import least_squares  # here, not on top: slow to import
+
+        start = np.maximum(self.z0, self.floor)
+        z = least_squares(self._residuals, start, jac=self._jacobian, x_scale="jac",
+                          bounds=(self.floor, np.inf), method="trf").x
+        return self._theta(z), [n for j, n in enumerate(self._names()) if not self._pinned(z, j)]
+
+    def _pinned(self, z: np.ndarray, j: int) -> bool:
+        """Do the samples pin coefficient ``j`` down: does moving it by 1% of the base's value,
+        either way, move some prediction by 0.01%? Not if no kernel depends on it, nor if it
+        is only bounded (an efficiency whose kernels all stay memory bound above a value)."""
+        predicted = self._predicted(z)
+        for sign in (1, -1):
+            moved = z.copy()
+            moved[j] += sign * 0.01
+            if np.allclose(self._predicted(moved), predicted, rtol=1e-4, atol=0):
+                return False
+        return True
+
+    def _names(self) -> list[str]:
+        """Names of the fitted parameters, as the provenance lists them."""
+        return ([f"efficiency.{c}" for c in OP_CLASSES]
+                + [f"bandwidth.{m.name}" for m in self.base.memory] + ["fixed_cost_us"])
+
+    def profile(self, theta: np.ndarray, name: str) -> DeviceProfile:
+        """The base with these coefficients (provenance left for the caller to fill)."""
+        per_mac = theta[:self.n_cls]
+        per_byte = np.cumsum(theta[self.n_cls:self.n_cls + self.n_lvl])
+        fixed = theta[self.n_cls + self.n_lvl:]
+        return self.base.refit(dict(zip(OP_CLASSES, per_mac)), list(per_byte),
+                               dict(zip(OP_CLASSES, fixed)), name=name, provenance={})

@@ -1,0 +1,285 @@
+"""The kernels an inference runtime would run for a network, read from a real forward pass.
+
+Latency on a small CPU is a sum over *kernels*, not over PyTorch modules or FLOPs: a runtime
+folds batch norm into the convolution before it and runs the activation in the same loop
+(onnxruntime's ConvActivationFusion, XNNPACK, TFLite), so conv + BN + ReLU costs one
+dispatch and one trip through memory. So the network is traced, op by op with real shapes,
+and the ops are grouped the way runtimes fuse them.
+
+Tracing records ATen ops under a ``TorchDispatchMode`` during one eval-mode forward. Unlike
+``torch.fx`` symbolic tracing it works for any ``nn.Module`` built from standard layers,
+including code that reads shapes at run time (``F.interpolate(size=x.shape[-2:])``).
+Each tensor is tagged with the value that produced it, so the dataflow (who consumes what)
+is known without keeping activations alive.
+
+Work ("macs") per op, one multiply-accumulate = 1 as in fvcore: convolutions and matrix
+products their MACs; pooling one per window element; nearest upsampling one per output
+element, bilinear four; element-wise ops and global pooling one per element read; concat
+none (it only moves memory). A fused kernel's work is its first op's: folded batch norm
+and fused activations ride along in the same loop. Bytes are float32: the activations a
+kernel reads from other kernels, the one it writes, and the weights it reads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torch.utils.weak import WeakTensorKeyDictionary
+
+from ..search_space import Spec
+from .model_input import Shape, as_model
+
+OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "pool", "upsample",
+              "elementwise", "global_pool", "concat")
+FLOAT32_BYTES = 4
+
+_VIEWS = {"view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose", "permute",
+          "expand", "squeeze", "unsqueeze", "flatten", "unflatten", "alias", "detach",
+          "slice", "select", "as_strided", "split", "split_with_sizes", "chunk", "unbind",
+          "lift_fresh"}
+_LIKE = {"empty_like", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like"}
+_CONV = {"convolution", "_convolution"}
+_MATMUL = {"addmm", "mm", "bmm", "baddbmm"}
+_NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
+_POOL = {"max_pool2d", "max_pool2d_with_indices", "avg_pool2d"}
+_ADAPTIVE_POOL = {"adaptive_avg_pool2d", "_adaptive_avg_pool2d", "adaptive_max_pool2d", "mean"}
+_UPSAMPLE = {"upsample_nearest2d": 1, "_upsample_nearest_exact2d": 1, "upsample_bilinear2d": 4,
+             "upsample_bicubic2d": 16}
+_CONCAT = {"cat", "stack"}
+# Activations onnxruntime folds into the preceding Conv / Gemm (FusedConv: Relu, Clip,
+# Sigmoid, HardSigmoid, Tanh, LeakyRelu, Silu); XNNPACK and TFLite fuse the ReLU family.
+_FUSIBLE_ACTIVATIONS = {"relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh",
+                        "leaky_relu", "silu"}
+_ADD = {"add", "add_"}
+_NORM_HOSTS = _CONV | _MATMUL
+_ACTIVATION_HOSTS = _CONV | _MATMUL | _ADD
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One runtime kernel: ops fused into a single dispatch and a single pass over memory."""
+
+    name: str                    # the module (common prefix of the modules) it runs in
+    op_class: str                # one of OP_CLASSES, from its first op
+    ops: tuple[str, ...]         # ATen ops fused into it, e.g. (convolution, native_batch_norm, relu_)
+    macs: int
+    bytes: int                   # activations in + out, plus weights, float32
+
+
+def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None) -> list[Kernel]:
+    """The fused kernels of one batch-1 inference, in execution order."""
+    model, shape = as_model(model_or_spec, input_shape)
+    return _fuse(_trace(model, shape))
+
+
+# --------------------------------------------------------------------------- tracing
+@dataclass
+class _Op:
+    name: str                    # ATen op, without overload: "convolution", "relu_"
+    op_class: str
+    macs: int
+    inputs: tuple[int, ...]      # activation values read (ids into _Trace.sizes)
+    output: int
+    weight_bytes: int
+    module: str
+
+
+@dataclass
+class _Trace:
+    ops: list[_Op] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)      # bytes of each value
+    outputs: set[int] = field(default_factory=set)      # values the network returns
+
+
+class _Recorder(TorchDispatchMode):
+    """Records every ATen op with the values it reads and writes and the module running it."""
+
+    def __init__(self, trace: _Trace, modules: list[str]):
+        super().__init__()
+        self.trace = trace
+        self.modules = modules
+        self.values = WeakTensorKeyDictionary()     # tensor -> id of the value it holds
+
+    def new_value(self, tensor: torch.Tensor) -> int:
+        self.trace.sizes.append(tensor.numel() * FLOAT32_BYTES)
+        self.values[tensor] = len(self.trace.sizes) - 1
+        return self.values[tensor]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if name in _LIKE:        # a new tensor shaped like an activation: no data flows
+            return out
+        tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        outs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+        inputs = tuple(dict.fromkeys(self.values[t] for t in tensors if t in self.values))
+        if not inputs or not outs:
+            return out           # computed from weights alone: a constant the exporter folds
+        if name in _VIEWS:
+            for view in outs:
+                self.values[view] = inputs[0]
+            return out
+        op_class, macs = _classify(name, args, tensors, outs[0])
+        weights = sum(t.numel() for t in tensors if t not in self.values) * FLOAT32_BYTES
+        self.trace.ops.append(_Op(name, op_class, macs, inputs, self.new_value(outs[0]),
+                                  weights, self.modules[-1]))
+        return out
+
+
+def _classify(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Tensor) -> tuple[str, int]:
+    """``(op class, MACs)`` of one ATen op (see the module docstring for the counting rules)."""
+    if name in _CONV:
+        x, weight = tensors[0], tensors[1]
+        transposed, groups = args[6], args[8]
+        window = math.prod(weight.shape[2:])
+        macs = (x if transposed else out).numel() * weight.shape[1] * window
+        if groups == 1:
+            return ("pointwise" if window == 1 and not transposed else "conv"), macs
+        return ("depthwise" if groups == x.shape[1] else "grouped"), macs
+    if name in _MATMUL:
+        return "linear", out.numel() * tensors[-1].shape[-2]
+    if name in _POOL:
+        return "pool", out.numel() * math.prod(args[1])
+    if name in _ADAPTIVE_POOL:
+        spatial = math.prod(out.shape[2:]) if out.dim() > 2 else 1
+        return ("global_pool" if spatial == 1 else "pool"), tensors[0].numel()
+    if name in _UPSAMPLE:
+        return "upsample", out.numel() * _UPSAMPLE[name]
+    if name in _CONCAT:
+        return "concat", 0
+    return "elementwise", out.numel()
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode for a block; each module's own train/eval flag is restored."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes.items():
+            module.train(training)
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """PyTorch's intra-op thread count set for a block, then restored.
+
+    Tracing runs on one thread: the forward only has to produce shapes, and several
+    threads contending with other work on a small shared machine make it many times slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def _module_names(model: nn.Module) -> Iterator[list[str]]:
+    """A stack whose top is the name of the module running now (hooks on every module)."""
+    stack = ["(model)"]
+
+    def enter(name: str):
+        return lambda *_: stack.append(name)       # returns None: leaves the input alone
+
+    def leave(*_) -> None:
+        stack.pop()
+
+    handles = []
+    for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(enter(name or "(model)")))
+        handles.append(module.register_forward_hook(leave))
+    try:
+        yield stack
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _trace(model: nn.Module, shape: Shape) -> _Trace:
+    """One eval-mode forward under the recorder."""
+    trace = _Trace()
+    param = next(model.parameters(), None)
+    x = torch.zeros(shape, dtype=param.dtype if param is not None else torch.float32,
+                    device=param.device if param is not None else "cpu")
+    with eval_mode(model), torch.no_grad(), torch_threads(1), _module_names(model) as stack:
+        recorder = _Recorder(trace, stack)
+        recorder.new_value(x)
+        with recorder:
+            result = model(x)
+        trace.outputs = {recorder.values[t] for t in tree_leaves(result)
+                         if isinstance(t, torch.Tensor) and t in recorder.values}
+    return trace
+
+
+# --------------------------------------------------------------------------- fusion
+@dataclass
+class _Group:
+    """A kernel being assembled: an anchor op, then epilogue ops fused after it."""
+
+    ops: list[_Op]
+    epilogue: set[str] = field(default_factory=set)      # "norm", "act" already fused
+
+    def accepts(self, op: _Op) -> bool:
+        """Can ``op`` run in this kernel's epilogue (reading only this kernel's output)?"""
+        if len(op.inputs) != 1 or op.inputs[0] != self.ops[-1].output:
+            return False
+        anchor = self.ops[0].name
+        base = op.name.rstrip("_")
+        if base in _FUSIBLE_ACTIVATIONS:
+            return "act" not in self.epilogue and anchor in _ACTIVATION_HOSTS
+        if op.name in _NORM:
+            return not self.epilogue and anchor in _NORM_HOSTS
+        return False
+
+    def add(self, op: _Op) -> None:
+        self.epilogue.add("norm" if op.name in _NORM else "act")
+        self.ops.append(op)
+
+    def kernel(self, sizes: list[int]) -> Kernel:
+        produced = {op.output for op in self.ops}
+        reads = dict.fromkeys(v for op in self.ops for v in op.inputs if v not in produced)
+        anchor = self.ops[0]
+        activations = sum(sizes[v] for v in reads) + sizes[self.ops[-1].output]
+        return Kernel(name=_common_prefix([op.module for op in self.ops]),
+                      op_class=anchor.op_class, ops=tuple(op.name for op in self.ops),
+                      macs=anchor.macs,
+                      bytes=activations + sum(op.weight_bytes for op in self.ops))
+
+
+def _fuse(trace: _Trace) -> list[Kernel]:
+    """Group ops into kernels: an op joins the kernel whose output it alone consumes."""
+    consumers = Counter(v for op in trace.ops for v in op.inputs)
+    consumers.update(trace.outputs)
+    groups: list[_Group] = []
+    open_tails: dict[int, _Group] = {}       # output value -> the kernel that wrote it
+    for op in trace.ops:
+        group = open_tails.pop(op.inputs[0], None)
+        if group is not None and consumers[op.inputs[0]] == 1 and group.accepts(op):
+            group.add(op)
+        else:
+            group = _Group([op])
+            groups.append(group)
+        open_tails[op.output] = group
+    return [g.kernel(trace.sizes) for g in groups]
+
+
+def _common_prefix(names: list[str]) -> str:
+    parts = [n.split(".") for n in names]
+    common = []
+    for segment in zip(*parts):
+        if len(set(segment)) > 1:
+            break
+        common.append(segment[0])
+    return ".".join(common) or names[0]

@@ -1,0 +1,312 @@
+"""Latency: kernels read from traced networks, the roofline prediction, device profiles,
+calibration, measurement and ONNX export, and the ``latency`` command."""
+
+import csv
+import math
+import random
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from attend_search import get_preset
+from attend_search.evaluators.calibrate import calibrate_latency
+from attend_search.evaluators.devices import DeviceError, builtin_devices, load_device
+from attend_search.evaluators.kernels import OP_CLASSES, extract_kernels
+from attend_search.evaluators.latency import predict_latency
+from attend_search.evaluators.measure import export_onnx, measure_latency
+from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
+
+
+def tiny_spec(width: int = 16, expand: str = "bilinear") -> Spec:
+    """A small spec with every block type, a DC-AC condenser and anti-aliased downsampling."""
+    attention = Attention(embed=8, stages=2, groups=2, expand=expand, gate="hardsigmoid")
+    return Spec(name="tiny", input_size=64, num_classes=10, stem=Stem(out=width),
+                stages=(Stage((Block("condenser", out=2 * width, stride=2, downsample="aads",
+                                     attention=attention),), columns=2, merge="concat"),
+                        Stage((Block("inverted_residual", out=2 * width, mid=4 * width, se=8,
+                                     act="hswish"),
+                               Block("depthwise_separable", out=4 * width, stride=2),))),
+                head=Head(channels=64))
+
+
+def plain_net(width: int) -> nn.Sequential:
+    """Standard layers, not a spec: every op class the model knows."""
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, 1, 1, groups=width), nn.ReLU6(),
+        nn.Conv2d(width, 2 * width, 3, 1, 1, groups=2), nn.Hardswish(),
+        nn.Conv2d(2 * width, width, 1), nn.MaxPool2d(2), nn.Upsample(scale_factor=2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
+
+
+def only_fixed_costs(device="cortex-a72"):
+    """A profile under which compute and memory are free: the latency counts kernels."""
+    p = load_device(device)
+    return replace(p, efficiency={c: 1e12 for c in OP_CLASSES},
+                   memory=tuple(replace(m, bandwidth_gbs=1e12) for m in p.memory))
+
+
+# --------------------------------------------------------------------------- prediction
+@pytest.mark.parametrize("device", builtin_devices())
+def test_prediction_is_positive_finite_and_monotone_in_width(device):
+    for make, shape in ((plain_net, (1, 3, 64, 64)), (tiny_spec, None)):
+        times = [predict_latency(make(w), device, shape) for w in (8, 16, 32, 64)]
+        assert all(math.isfinite(t) and t > 0 for t in times)
+        assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_plain_sequential_kernels_and_classes():
+    kernels = extract_kernels(plain_net(16), (1, 3, 64, 64))
+    assert [k.op_class for k in kernels] == [
+        "conv", "depthwise", "grouped", "elementwise", "pointwise", "pool", "upsample",
+        "global_pool", "linear"]
+    assert kernels[0].ops == ("convolution", "native_batch_norm", "relu")
+    assert kernels[0].macs == 32 * 32 * 16 * 3 * 9
+    assert kernels[0].bytes == 4 * (3 * 64 * 64 + 16 * 32 * 32 + 16 * 3 * 9 + 4 * 16)
+
+
+@pytest.mark.parametrize("net, shape, ops", [
+    (nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()), (1, 3, 16, 16),
+     [("convolution", "native_batch_norm", "relu")]),
+    (nn.Sequential(nn.Conv2d(3, 8, 1, bias=True), nn.Sigmoid()), (1, 3, 16, 16),
+     [("convolution", "sigmoid")]),
+    (nn.Sequential(nn.Linear(8, 8), nn.ReLU()), (1, 8), [("addmm", "relu")]),
+    # onnxruntime fuses no hard-swish into a convolution on ARM: two kernels
+    (nn.Sequential(nn.Conv2d(3, 8, 1), nn.Hardswish()), (1, 3, 16, 16),
+     [("convolution",), ("hardswish",)]),
+], ids=["conv-bn-relu", "conv-bias-sigmoid", "linear-relu", "conv-hswish"])
+def test_runtime_fusion_rules(net, shape, ops):
+    assert [k.ops for k in extract_kernels(net, shape)] == ops
+    fixed = load_device("cortex-a72").fixed_cost_us
+    expected = sum(fixed[k.op_class] for k in extract_kernels(net, shape)) / 1e3
+    assert predict_latency(net, only_fixed_costs(), shape) == pytest.approx(expected, rel=1e-6)
+
+
+class ResidualAddRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)                      # read twice: cannot be fused with the ReLU
+        return F.relu(y + F.relu(y))
+
+
+def test_add_relu_fuses_but_a_shared_output_does_not():
+    ops = [k.ops for k in extract_kernels(ResidualAddRelu(), (1, 8, 8, 8))]
+    assert ops == [("convolution",), ("relu",), ("add", "relu")]
+
+
+def test_conv_bn_relu_costs_exactly_one_fixed_cost():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+    assert predict_latency(net, only_fixed_costs(), (1, 3, 16, 16)) == pytest.approx(
+        load_device("cortex-a72").fixed_cost_us["conv"] / 1e3, rel=1e-6)
+
+
+def test_breakdown_sums_to_the_total_and_names_layers(space):
+    spec = space.sample(3)
+    total, times = predict_latency(spec, "cortex-a72", breakdown=True)
+    assert total == pytest.approx(sum(t.ms for t in times))
+    assert total == pytest.approx(predict_latency(spec, "cortex-a72"))
+    assert {t.op_class for t in times} <= set(OP_CLASSES)
+    assert times[0].name.startswith("stem") and all(t.name and t.ms > 0 for t in times)
+    assert {t.bound for t in times} <= {"compute", "L2", "DRAM"}
+
+
+def test_tracing_leaves_the_model_as_it_was():
+    model = build_model(tiny_spec())
+    model.train()
+    model.stages[0].eval()
+    flags = [m.training for m in model.modules()]
+    predict_latency(model, "cortex-a72", (1, 3, 64, 64))
+    assert [m.training for m in model.modules()] == flags
+    assert not model._forward_hooks and not model._forward_pre_hooks
+
+
+# --------------------------------------------------------------------------- profiles
+def test_profiles_round_trip_through_yaml(tmp_path):
+    for name in builtin_devices():
+        profile = load_device(name)
+        profile.save(tmp_path / f"{name}.yaml")
+        assert load_device(tmp_path / f"{name}.yaml") == profile
+        assert load_device(str(tmp_path / f"{name}.yaml")) == profile
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["memory"][2].update(bandwidth_gbs=25.0),
+     r"bad.yaml: memory\[2\].bandwidth_gbs: 25.0 exceeds the bandwidth of the level before it"),
+    (lambda d: d["efficiency"].pop("depthwise"), "efficiency.depthwise: missing required field"),
+    (lambda d: d["fixed_cost_us"].update(conv=-1), "fixed_cost_us.conv: -1.0 is not a non-negative"),
+    (lambda d: d["compute"].update(clock=2), "compute.clock: unknown field"),
+])
+def test_bad_profiles_name_the_field(tmp_path, edit, message):
+    data = load_device("cortex-a76").to_dict()
+    edit(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(DeviceError, match=message):
+        load_device(path)
+
+
+def test_unknown_device_lists_the_built_ins():
+    with pytest.raises(DeviceError, match="neither a built-in device"):
+        load_device("cortex-a99")
+
+
+# --------------------------------------------------------------------------- calibration
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.fc = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.fc(F.adaptive_avg_pool2d(x, 1)))
+
+
+class Concat(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x):
+        return torch.cat([self.conv(x), x], 1)
+
+
+def random_net(rng: random.Random) -> tuple[nn.Module, tuple[int, ...]]:
+    """Networks whose numbers of kernels per class vary independently, so that every
+    coefficient of the model can be told apart."""
+    w = rng.choice([8, 16, 32, 64])
+    layers = [nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+    for _ in range(rng.randint(2, 7)):
+        kind = rng.choice(["conv", "dw", "pw", "grouped", "pool", "up", "hswish", "se", "cat"])
+        if kind == "conv":
+            layers += [nn.Conv2d(w, w, 3, 1, 1), nn.ReLU()]
+        elif kind == "dw":
+            layers += [nn.Conv2d(w, w, 3, 1, 1, groups=w), nn.ReLU6()]
+        elif kind == "pw":
+            out = rng.choice([16, 32, 64, 128])
+            layers += [nn.Conv2d(w, out, 1), nn.BatchNorm2d(out), nn.ReLU()]
+            w = out
+        elif kind == "grouped":
+            layers += [nn.Conv2d(w, w, 3, 1, 1, groups=4)]
+        elif kind == "pool":
+            layers += [nn.MaxPool2d(2)]
+        elif kind == "up":
+            layers += [nn.Upsample(scale_factor=2)]
+        elif kind == "hswish":
+            layers += [nn.Hardswish()]
+        elif kind == "se":
+            layers += [SqueezeExcite(w)]
+        else:
+            layers += [Concat(w)]
+            w *= 2
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    layers += [nn.Linear(w, w) for _ in range(rng.randint(0, 2))] + [nn.Linear(w, 10)]
+    size = rng.choice([16, 32, 64, 96])
+    return nn.Sequential(*layers), (1, 3, size, size)
+
+
+def test_calibration_recovers_a_profile_from_its_own_predictions():
+    base = load_device("cortex-a72")
+    true = replace(
+        base, name="truth",
+        efficiency={c: e * (0.5 + 0.1 * i) for i, (c, e) in enumerate(base.efficiency.items())},
+        fixed_cost_us={c: f * 1.4 for c, f in base.fixed_cost_us.items()},  # one scale fitted
+        memory=tuple(replace(m, bandwidth_gbs=m.bandwidth_gbs * s)
+                     for m, s in zip(base.memory, (0.7, 1.3))))
+    rng = random.Random(0)
+    nets = [random_net(rng) for _ in range(60)]
+    samples = [(net, shape, predict_latency(net, true, shape)) for net, shape in nets]
+    fitted = calibrate_latency(samples, base, name="fitted")
+    unconstrained = set(fitted.provenance["unconstrained"])
+    assert unconstrained <= {"efficiency.linear", "efficiency.elementwise", "efficiency.concat",
+                             "efficiency.global_pool", "efficiency.upsample", "efficiency.pool"}
+    for group in ("efficiency", "fixed_cost_us"):
+        for c in OP_CLASSES:
+            if f"{group}.{c}" not in unconstrained:
+                assert getattr(fitted, group)[c] == pytest.approx(getattr(true, group)[c],
+                                                                  rel=1e-3), (group, c)
+    for got, want in zip(fitted.memory, true.memory):
+        assert got.bandwidth_gbs == pytest.approx(want.bandwidth_gbs, rel=1e-3)
+    assert fitted.provenance["mape_pct"] < 0.01 and fitted.provenance["samples"] == 60
+
+
+# --------------------------------------------------------------------------- measurement
+@pytest.mark.parametrize("runtime", ["onnxruntime", "torch"])
+def test_measure_latency_of_a_small_model(runtime):
+    ms = measure_latency(plain_net(8), (1, 3, 32, 32), runtime=runtime, warmup=1, repeats=3)
+    assert math.isfinite(ms) and ms > 0
+
+
+@pytest.mark.parametrize("spec", [tiny_spec(expand="bilinear"), get_preset("attendnets")],
+                         ids=["condenser-bilinear-aads", "attendnets"])
+def test_onnx_export_matches_pytorch(spec, tmp_path):
+    model = build_model(spec).eval()
+    x = torch.rand(1, 3, spec.input_size, spec.input_size)
+    opset = export_onnx(model, tuple(x.shape), tmp_path / "model.onnx")
+    assert opset >= 17
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert np.allclose(got, want, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- command line
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "attend_search.cli", "latency", *args],
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def write_measurements(tmp_path, rows):
+    path = tmp_path / "measured.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([["spec", "latency_ms", "input_size"], *rows])
+    return path
+
+
+def test_cli_calibrate_writes_a_profile_that_loads(tmp_path):
+    truth = load_device("cortex-a53")
+    (tmp_path / "nets").mkdir()
+    rows = []
+    for w in (8, 16, 24, 32, 48):
+        spec = tiny_spec(w)
+        (tmp_path / "nets" / f"w{w}.json").write_text(spec.to_json())
+        rows.append([f"nets/w{w}.json", f"{predict_latency(spec, truth):.4f}", ""])
+    rows.append(["attendnets", f"{predict_latency(get_preset('attendnets'), truth, (1, 3, 160, 160)):.4f}",
+                 "160"])
+    out = run("calibrate", str(write_measurements(tmp_path, rows)), "--base", "cortex-a72",
+              "--out", str(tmp_path / "fitted.yaml"), "--machine", "test board")
+    assert out.returncode == 0, out.stderr
+    assert "on 6 networks" in out.stdout and "MAPE" in out.stdout
+    profile = load_device(tmp_path / "fitted.yaml")
+    assert profile.name == "fitted" and profile.provenance["machine"] == "test board"
+    assert profile.provenance["samples"] == 6 and profile.provenance["base"] == "cortex-a72"
+
+
+@pytest.mark.parametrize("row, message", [
+    (["attendnets", "abc", ""], "measured.csv:3: latency_ms: expected a positive number, got 'abc'"),
+    (["nets/none.json", "3.0", ""], "measured.csv:3: spec: nets/none.json: no such spec file"),
+    (["attendnets", "3.0", "1.5"], "measured.csv:3: input_size: expected a positive integer"),
+])
+def test_cli_calibrate_bad_rows_exit_2_and_write_nothing(tmp_path, row, message):
+    path = write_measurements(tmp_path, [["attendnext", "80.0", ""], row])
+    out = run("calibrate", str(path), "--out", str(tmp_path / "fitted.yaml"))
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["measured.csv"]
+
+
+def test_cli_predict_prints_the_total_and_top_kernels():
+    out = run("predict", "attendnets", "--device", "cortex-a53", "--top", "3")
+    assert out.returncode == 0, out.stderr
+    assert "ms predicted" in out.stdout and "top 3 kernels" in out.stdout
+    assert "pointwise" in out.stdout
