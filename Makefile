@@ -1,5 +1,5 @@
 # Two entry points, each doing its own set-up on a fresh machine:
-#   make demo   - the main job (build the AttendNeXt preset, show the search space)
+#   make demo   - the main job: a short default study, its Pareto set exported, a report
 #   make test   - the whole test suite
 # The virtual environment gets the CPU build of PyTorch first, so that installing the
 # package (torch>=2.4,<3) finds torch satisfied and never pulls a CUDA build.
@@ -10,6 +10,7 @@ TORCH_VERSION ?= 2.13.0
 # Outside this project's machines, point pip at PyTorch's CPU wheels, e.g.
 #   make test TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_INDEX ?=
+DEMO_TRIALS ?= 30
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -25,9 +26,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/attend-search presets
-	$(BIN)/attend-search build attendnext
-	$(BIN)/attend-search space attendnext
+	$(BIN)/attend-search run --budget $(DEMO_TRIALS)
+	$(BIN)/attend-search export default --pareto --format json,onnx,pt2 --out exports
+	$(BIN)/attend-search report default --out report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=10

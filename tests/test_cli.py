@@ -66,3 +66,26 @@ def test_missing_file_and_bad_yaml_exit_2(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     out = run("--debug", "build", str(tmp_path / "nope.json"))
     assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+def test_evaluate_prints_costs_latency_top_layers_and_proxies():
+    out = run("evaluate", "attendnext", "--proxy", "synflow", "--top", "3")
+    assert out.returncode == 0, out.stderr
+    assert "params" in out.stdout and "3,243,028" in out.stdout
+    assert "latency on cortex-a72" in out.stdout and "proxy synflow" in out.stdout
+    assert "slowest 3 kernels on cortex-a72" in out.stdout
+
+
+def test_evaluate_json_matches_the_analytic_cost():
+    from attend_search.evaluators.cost import analytic_cost
+    out = run("evaluate", "mobilenet_v2", "--json", "--device", "cortex-a53", "--top", "2")
+    data = json.loads(out.stdout)
+    assert {k: data[k] for k in ("params", "macs", "peak_activation_bytes")} == \
+        analytic_cost(get_preset("mobilenet_v2"))
+    assert data["latency"]["ms"] > 0 and len(data["latency"]["top_layers"]) == 2
+
+
+def test_evaluate_refuses_an_unknown_proxy_or_device():
+    assert run("evaluate", "attendnext", "--proxy", "nope").returncode == 2
+    out = run("evaluate", "attendnext", "--device", "cortex-m0")
+    assert out.returncode == 2 and "cortex-m0" in out.stderr and "Traceback" not in out.stderr

@@ -11,9 +11,9 @@ import sys
 
 from .. import __version__
 from ..errors import AttendSearchError
-from . import spec_commands
+from . import evaluate, latency, output_commands, spec_commands, study_commands
 
-COMMAND_MODULES = [spec_commands]
+COMMAND_MODULES = [spec_commands, evaluate, latency, study_commands, output_commands]
 
 
 def parser() -> argparse.ArgumentParser:

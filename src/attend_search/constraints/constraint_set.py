@@ -17,6 +17,7 @@ import yaml
 from ..errors import AttendSearchError
 from ..search_space import Spec
 from ..search_space.fields import Fields, join
+from ..search_space.space import Space
 from .rules import RULES, check_rule
 
 
@@ -55,6 +56,13 @@ class ConstraintSet:
     def structural(self, spec: Spec) -> dict[str, float]:
         """Violation of every rule (0 = satisfied); no model is built."""
         return {name: check_rule(name, spec, params) for name, params in self.rules.items()}
+
+    def narrow(self, space: Space) -> Space:
+        """The space without choices that could only break a rule (see ``rules.rule``)."""
+        for name, params in self.rules.items():
+            if RULES[name].narrow is not None:
+                space = RULES[name].narrow(space, **params)
+        return space
 
     def budget_violations(self, metrics: dict[str, float]) -> dict[str, float]:
         return {b.name: b.violation(metrics[b.metric]) for b in self.budgets}

@@ -9,10 +9,11 @@ Rules read the spec only: they run before anything is built or evaluated.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..search_space import Spec
+from ..search_space.space import Dim, Space
 
 
 @dataclass(frozen=True)
@@ -21,18 +22,50 @@ class Rule:
     doc: str
     check: Callable[..., float]
     params: dict[str, type]
+    narrow: Callable[..., Space] | None = None
 
 
 RULES: dict[str, Rule] = {}
 
 
-def rule(**params: type) -> Callable[[Callable[..., float]], Callable[..., float]]:
-    """Register ``fn(spec, **params) -> violation`` under its name; its docstring says why."""
+def rule(narrow: Callable[..., Space] | None = None, **params: type
+         ) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Register ``fn(spec, **params) -> violation`` under its name; its docstring says why.
+
+    ``narrow(space, **params)``, when given, removes from the space the choices that could
+    only break the rule, so sampling does not waste trials on them (the rule is still
+    checked on every candidate).
+    """
     def register(fn: Callable[..., float]) -> Callable[..., float]:
         RULES[fn.__name__] = Rule(fn.__name__, (fn.__doc__ or "").strip().split("\n")[0], fn,
-                                  params)
+                                  params, narrow)
         return fn
     return register
+
+
+def _only(dim: Dim, value: Any) -> Dim:
+    """The dimension fixed to ``value`` when it offers it (else unchanged: the rule will say)."""
+    return Dim((value,)) if value in dim.values else dim
+
+
+def _narrow_micro(space: Space, key: str, value: Any, applies: Callable[[Any], bool]) -> Space:
+    slots = tuple(replace(slot, micro={**slot.micro, key: _only(slot.micro[key], value)})
+                  if applies(slot) else slot for slot in space.slots)
+    return replace(space, slots=slots)
+
+
+def _aads_only(space: Space, stem: bool = False) -> Space:
+    space = _narrow_micro(space, "downsample", "aads",
+                          lambda slot: any(s > 1 for s in slot.stride.values))
+    if stem:
+        space = replace(space, stem={**space.stem,
+                                     "downsample": _only(space.stem["downsample"], "aads")})
+    return space
+
+
+def _condensers_only(space: Space, min: int = 1) -> Space:
+    """Block types are chosen per stage, so a condenser in a stage means a condenser stage."""
+    return _narrow_micro(space, "block", "condenser", lambda slot: min > 0)
 
 
 def _channel_counts(spec: Spec) -> list[int]:
@@ -55,7 +88,7 @@ def simd_channels(spec: Spec, multiple: int = 8) -> float:
     return float(sum(1 for c in _channel_counts(spec) if c % multiple))
 
 
-@rule(stem=bool)
+@rule(narrow=_aads_only, stem=bool)
 def aads_downsampling(spec: Spec, stem: bool = False) -> float:
     """Every stride-2 layer is anti-aliased (blur-pool), for shift robustness (Zhang 2019)."""
     bad = sum(1 for lay in spec.blocks() if lay.block.stride > 1 and lay.block.downsample != "aads")
@@ -64,7 +97,7 @@ def aads_downsampling(spec: Spec, stem: bool = False) -> float:
     return float(bad)
 
 
-@rule(min=int)
+@rule(narrow=_condensers_only, min=int)
 def condensers_per_stage(spec: Spec, min: int = 1) -> float:
     """Each stage holds at least ``min`` attention condenser blocks (per column)."""
     return float(sum(max(0, min - sum(b.type == "condenser" for b in stage.blocks))

@@ -83,6 +83,7 @@ class Fields:
         value = self.raw(key, default)
         if value is None and default is None:  # optional and absent
             return None
+        value = _yaml_number(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"expected a number, got {_show(value)}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -110,6 +111,16 @@ class Fields:
         unknown = [k for k in self.data if k not in self._read and k not in allowed_extra]
         if unknown:
             raise self.fail(str(unknown[0]), "unknown field")
+
+
+def _yaml_number(value: Any) -> Any:
+    """PyYAML (YAML 1.1) reads ``4.0e6`` as a string; accept what Python reads as a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def check_int(value: Any, path: str, error: type[AttendSearchError], lo: int | None = None,

@@ -1,0 +1,80 @@
+"""Commands that take results out of a study: ``export`` and ``report``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import AttendSearchError
+from ..explorer.search import quiet_optuna
+from ..studies import load, place
+from ..studies.export import TABLE_FORMATS, export_trial, parse_formats
+from ..studies.report import write_report
+from ..studies.results import best, candidates, trials_frame
+from ..studies.store import write_atomic
+from .study_commands import _study_arguments
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    formats = parse_formats(args.format)
+    with quiet_optuna():
+        config, study = load(place(args.study, args.storage, args.root))
+    out = Path(args.out)
+    for fmt in (f for f in formats if f in TABLE_FORMATS):
+        frame = trials_frame(study)
+        path = out / f"{config.name}-trials.{fmt}"
+        out.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
+            write_atomic(path, frame.to_csv(index=False))
+        else:
+            frame.to_parquet(path.with_suffix(".tmp"), index=False)
+            path.with_suffix(".tmp").replace(path)
+        print(f"{path}: {len(frame)} trials")
+    model_formats = [f for f in formats if f not in TABLE_FORMATS]
+    if not model_formats:
+        return
+    for trial in _chosen(study, config, args):
+        folder = export_trial(trial, config, model_formats, out)
+        print(f"{folder}: trial {trial.number} ({', '.join(sorted(p.name for p in folder.iterdir()))})")
+
+
+def _chosen(study, config, args):
+    objectives = config.search.objectives
+    if args.trial is not None:
+        match = [t for t in candidates(study) if t.number == args.trial]
+        if not match:
+            raise AttendSearchError(f"--trial {args.trial}: no feasible, complete trial with that "
+                                    f"number in study {config.name} (see attend-search show)")
+        return match
+    chosen = best(study, objectives, top=args.top)
+    if not chosen:
+        raise AttendSearchError(f"study {config.name} has no feasible trial to export yet")
+    return chosen
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    with quiet_optuna():
+        config, study = load(place(args.study, args.storage, args.root))
+    write_report(study, config, Path(args.out))
+    print(f"{args.out}: report of study {config.name}")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("export", help="export the best architectures (spec, ONNX, torch.export)")
+    s.add_argument("study", help="study name or directory")
+    choice = s.add_mutually_exclusive_group()
+    choice.add_argument("--pareto", action="store_true", help="the Pareto set (default)")
+    choice.add_argument("--trial", type=int, help="one trial by number")
+    choice.add_argument("--top", type=int, help="the top K by the objectives")
+    s.add_argument("--format", default="json,onnx,pt2",
+                   help="comma-separated: json, onnx, pt2 (per architecture); csv, parquet "
+                        "(the trials table) (default json,onnx,pt2)")
+    s.add_argument("--out", default="exports", help="output folder (default exports)")
+    _study_arguments(s)
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("report", help="write a self-contained HTML report of a study")
+    s.add_argument("study", help="study name or directory")
+    s.add_argument("--out", default="report.html", help="HTML file (default report.html)")
+    _study_arguments(s)
+    s.set_defaults(func=cmd_report)

@@ -1,0 +1,161 @@
+"""Commands on studies: ``validate``, ``run``, ``worker``, ``show``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from ..explorer import optimize
+from ..explorer.feasibility import check_feasibility
+from ..explorer.search import quiet_optuna
+from ..studies import Budget, StudyError, create, load, load_study_file, parse_budget, place
+from ..studies.results import best, counts
+from .common import table
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    config = load_study_file(args.study)
+    search = config.search
+    print(f"study {search.name}: space {search.space.name} ({search.space.size:.2e} "
+          f"architectures), {len(search.constraints.rules)} rules, "
+          f"{len(search.constraints.budgets)} budgets, objectives "
+          + ", ".join(f"{o.direction} {o.metric}" for o in search.objectives))
+    result = check_feasibility(search, trials=args.tries)
+    if result.feasible is None:
+        worst = ", ".join(f"{n} ({result.closest[n]:+.3g})" for n in result.blockers)
+        raise StudyError(f"no spec of the space met every constraint in {result.tried} tries; "
+                         f"the closest still violates: {worst}", source=args.study or
+                         "<built-in default study>", path="constraints")
+    print(f"ok: a feasible spec was found in {result.tried} tries (digest "
+          f"{result.feasible.digest})")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    config = load_study_file(args.study)
+    budget = parse_budget(args.budget)
+    where = place(config.name, args.storage, args.root)
+    with quiet_optuna():
+        study = create(config, where)
+        if not study.trials:
+            _refuse_infeasible(config, args.study)
+        before = _finished(study)
+        if args.jobs == 1:
+            optimize(study, config.search, budget.trials, budget.seconds, progress=_interactive())
+        else:
+            _spawn_workers(config.name, where.url, args.root, budget, args.jobs)
+    print(f"ran {_finished(study) - before} trials ({budget}) in study {config.name} "
+          f"[{where.url}]")
+    _show(where, top=args.top)
+
+
+def _finished(study) -> int:
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+
+
+def _refuse_infeasible(config, source: str | None) -> None:
+    """Refuse to start a study whose constraints no spec can meet."""
+    result = check_feasibility(config.search)
+    if result.feasible is None:
+        raise StudyError("no spec of the space meets the constraints; the closest still "
+                         f"violates {', '.join(result.blockers)} (see attend-search validate)",
+                         source=source or "<built-in default study>", path="constraints")
+
+
+def _spawn_workers(name: str, url: str, root: str, budget: Budget, jobs: int) -> None:
+    """``jobs`` worker processes on this machine, each a plain ``attend-search worker``."""
+    procs = []
+    for index, share in enumerate(budget.split(jobs)):
+        cmd = [sys.executable, "-m", "attend_search.cli", "worker", name, "--storage", url,
+               "--root", root, "--worker-index", str(index + 1), "--no-progress", "--budget",
+               str(share.trials) if share.trials is not None else f"{share.seconds:g}s"]
+        procs.append(subprocess.Popen(cmd))
+    failed = [p.args for p in procs if p.wait() != 0]
+    if failed:
+        raise StudyError(f"{len(failed)} of {len(procs)} workers failed (see their messages above)")
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    budget = parse_budget(args.budget)
+    where = place(args.study, args.storage, args.root)
+    with quiet_optuna():
+        config, study = load(where, worker=args.worker_index)
+        optimize(study, config.search, budget.trials, budget.seconds,
+                 progress=_interactive() and not args.no_progress)
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    _show(place(args.study, args.storage, args.root), top=args.top)
+
+
+def _show(where, top: int | None) -> None:
+    with quiet_optuna():
+        config, study = load(where)
+    objectives = config.search.objectives
+    c = counts(study)
+    print(f"study {config.name}: {c.total} trials: {c.complete} complete, {c.infeasible} "
+          f"infeasible, {c.pruned} pruned, {c.failed} failed"
+          + (f", {c.running} running" if c.running else "")
+          + f" ({c.duplicates} duplicates not re-evaluated)")
+    trials = best(study, objectives, top)
+    if not trials:
+        print("no feasible trial yet")
+        return
+    title = "Pareto set" if len(objectives) > 1 and top is None else f"best {len(trials)}"
+    print(f"{title}:")
+    extra = [m for m in ("params", "macs", "peak_activation_bytes")
+             if m not in {o.metric for o in objectives}]
+    rows = [["trial", "digest", *[o.metric for o in objectives], *extra, "preset"]]
+    for t in trials:
+        m = t.user_attrs["metrics"]
+        rows.append([str(t.number), t.user_attrs["digest"],
+                     *[_fmt(m[o.metric]) for o in objectives], *[_fmt(m[k]) for k in extra],
+                     t.user_attrs.get("preset") or ""])
+    print(table(rows, right=set(range(2, len(rows[0]) - 1))))
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 1e5:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def _study_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite in the study "
+                   "directory; also $ATTEND_SEARCH_STORAGE), e.g. postgresql://user@host/db")
+    p.add_argument("--root", default="studies", help="folder of study directories (studies)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("validate", help="check a study file and that its constraints can be met")
+    s.add_argument("study", nargs="?", help="study YAML (default: the built-in default study)")
+    s.add_argument("--tries", type=int, default=300, help="candidates tried for feasibility")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("run", help="run (or resume) a study")
+    s.add_argument("study", nargs="?", help="study YAML (default: the built-in default study)")
+    s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
+    s.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
+    s.add_argument("--top", type=int, help="show the top K instead of the Pareto set")
+    _study_arguments(s)
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("worker", help="join a study (on this or another machine)")
+    s.add_argument("study", help="study name or directory")
+    s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
+    s.add_argument("--worker-index", type=int, default=os.getpid() % 10_000,
+                   help="offsets the sampler seed (default: from the process id)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _study_arguments(s)
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("show", help="best trials (Pareto set) and trial counts of a study")
+    s.add_argument("study", help="study name or directory")
+    s.add_argument("--top", type=int, help="the top K by the objectives, in order")
+    _study_arguments(s)
+    s.set_defaults(func=cmd_show)

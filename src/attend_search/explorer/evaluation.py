@@ -1,0 +1,66 @@
+"""Compute the metrics a study asks for, for one spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..evaluators.cost import analytic_cost
+from ..evaluators.datasets import Dataset, load_dataset
+from ..evaluators.latency import predict_latency
+from ..evaluators.proxies import zero_cost_all
+from ..evaluators.training import train_eval
+from ..search_space import Spec
+from .objectives import COST_METRICS, is_cheap
+
+
+@dataclass(frozen=True)
+class Training:
+    """Short training for the ``accuracy`` metric."""
+
+    dataset: str = "digits"
+    epochs: int = 2
+    batch_size: int = 64
+    input_size: int | None = 32
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How expensive metrics are taken: proxy batch size and seed, the training recipe."""
+
+    proxy_batch_size: int = 16
+    seed: int = 0
+    training: Training = Training()
+    threads: int = 1     # per worker: parallelism comes from --jobs, not from oversubscription
+
+    def cheap(self, spec: Spec, metrics: list[str]) -> dict[str, float]:
+        """Costs (always all three: they are free) and any latency predictions asked for."""
+        values: dict[str, float] = dict(analytic_cost(spec))
+        for metric in metrics:
+            if metric.startswith("latency."):
+                values[metric] = predict_latency(spec, metric.partition(".")[2])
+        return values
+
+    def expensive(self, spec: Spec, metrics: list[str],
+                  report: Callable[[int, float], None] | None = None) -> dict[str, float]:
+        """Proxies on one shared batch, then short training if ``accuracy`` is asked for."""
+        proxies = [m for m in metrics if not is_cheap(m) and m != "accuracy"]
+        values = zero_cost_all(spec, proxies=proxies, seed=self.seed,
+                               batch_size=self.proxy_batch_size) if proxies else {}
+        if "accuracy" in metrics:
+            t = self.training
+            values["accuracy"] = train_eval(spec, _dataset(t.dataset), t.epochs, batch_size=t.batch_size,
+                                            input_size=t.input_size, device=t.device,
+                                            seed=self.seed, callback=report, progress=False)
+        return values
+
+
+@lru_cache(maxsize=2)
+def _dataset(source: str) -> Dataset:
+    """Loaded once per process, not once per trial."""
+    return load_dataset(source)
+
+
+__all__ = ["COST_METRICS", "Evaluation", "Training"]

@@ -1,0 +1,101 @@
+"""Reading a finished (or running) study: the trials table, counts, the best trials.
+
+Only feasible, really evaluated trials can be "best": infeasible trials (rules or budgets
+violated, objectives imputed) and duplicates of an earlier trial are never ranked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from ..explorer import Objective
+
+
+@dataclass(frozen=True)
+class Counts:
+    complete: int
+    infeasible: int
+    pruned: int
+    failed: int
+    running: int
+    duplicates: int
+
+    @property
+    def total(self) -> int:
+        return self.complete + self.infeasible + self.pruned + self.failed + self.running
+
+
+def is_feasible(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.COMPLETE and bool(trial.user_attrs.get("feasible"))
+
+
+def counts(study: optuna.Study) -> Counts:
+    c = Counter()
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE:
+            c["complete" if is_feasible(t) else "infeasible"] += 1
+        else:
+            c[{TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}.get(t.state, "running")] += 1
+        c["duplicates"] += "duplicate_of" in t.user_attrs
+    return Counts(**{k: c[k] for k in Counts.__dataclass_fields__})
+
+
+def candidates(study: optuna.Study) -> list[FrozenTrial]:
+    """Feasible trials, one per architecture (the first trial of each digest)."""
+    seen: set[str] = set()
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        digest = t.user_attrs.get("digest")
+        if is_feasible(t) and digest not in seen:
+            seen.add(digest)
+            out.append(t)
+    return out
+
+
+def _signed(trials: list[FrozenTrial], objectives: tuple[Objective, ...]) -> np.ndarray:
+    """Objective values with maximised ones negated: lower is better in every column."""
+    signs = np.array([1.0 if o.direction == "minimize" else -1.0 for o in objectives])
+    return np.array([t.values for t in trials], dtype=float).reshape(len(trials), -1) * signs
+
+
+def pareto(trials: list[FrozenTrial], objectives: tuple[Objective, ...]) -> list[FrozenTrial]:
+    """Non-dominated trials, ordered by the first objective."""
+    if not trials:
+        return []
+    values = _signed(trials, objectives)
+    keep = [i for i, v in enumerate(values)
+            if not np.any(np.all(values <= v, axis=1) & np.any(values < v, axis=1))]
+    return sorted((trials[i] for i in keep), key=lambda t: _signed([t], objectives)[0, 0])
+
+
+def best(study: optuna.Study, objectives: tuple[Objective, ...], top: int | None = None
+         ) -> list[FrozenTrial]:
+    """Pareto set (several objectives) or the ``top`` best (one objective, default 10)."""
+    trials = candidates(study)
+    if len(objectives) > 1 and top is None:
+        return pareto(trials, objectives)
+    order = np.lexsort(_signed(trials, objectives).T[::-1]) if trials else []
+    return [trials[i] for i in order][: top or 10]
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: state, feasibility, metrics, violations, digest, parameters, spec."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        row = {"number": t.number, "state": t.state.name, "feasible": is_feasible(t),
+               "digest": a.get("digest"), "preset": a.get("preset"),
+               "duplicate_of": a.get("duplicate_of"), "imputed": ",".join(a.get("imputed", [])),
+               "error": a.get("error"),
+               "duration_s": t.duration.total_seconds() if t.duration else None}
+        row.update({f"metric.{k}": v for k, v in a.get("metrics", {}).items()})
+        row.update({f"violation.{k}": v for k, v in a.get("violations", {}).items()})
+        row.update({f"param.{k}": v for k, v in t.params.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)

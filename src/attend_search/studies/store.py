@@ -1,0 +1,120 @@
+"""Where a study lives: its directory, its Optuna storage, its stored configuration.
+
+Default storage is an SQLite file in ``studies/<name>/study.db``: a standard Optuna
+storage, so ``optuna-dashboard sqlite:///studies/<name>/study.db`` opens it. Any Optuna
+storage URL works instead (``--storage`` or ``$ATTEND_SEARCH_STORAGE``), PostgreSQL
+included, so workers on many machines share one study.
+
+Worker death: trials send a heartbeat; a trial whose worker stopped beating for
+``GRACE_SECONDS`` is marked FAIL by the next worker that starts a trial, and its
+parameters are queued again once (Optuna's ``RetryHeartbeatStaleTrialCallback``), so a killed
+worker loses no architecture and counts nothing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import yaml
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from ..explorer import open_study
+from .config import StudyConfig, StudyError, read_study
+
+HEARTBEAT_SECONDS = 20
+GRACE_SECONDS = 60
+STORAGE_ENV = "ATTEND_SEARCH_STORAGE"
+
+
+@dataclass(frozen=True)
+class StudyPlace:
+    name: str
+    directory: Path
+    url: str
+
+
+def place(name_or_dir: str, storage: str | None = None, root: str | Path = "studies") -> StudyPlace:
+    """Resolve a study argument: a name under ``root``, or a study directory."""
+    storage = storage or os.environ.get(STORAGE_ENV) or None
+    path = Path(name_or_dir)
+    if (path / "study.yaml").is_file() or (path / "study.db").is_file():
+        directory, name = path, _stored_name(path)
+    else:
+        directory, name = Path(root) / name_or_dir, name_or_dir
+    url = storage or f"sqlite:///{(directory / 'study.db').as_posix()}"
+    return StudyPlace(name, directory, url)
+
+
+def _stored_name(directory: Path) -> str:
+    config = directory / "study.yaml"
+    if config.is_file():
+        return yaml.safe_load(config.read_text())["name"]
+    return directory.name
+
+
+def storage(url: str) -> RDBStorage:
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                              grace_period=GRACE_SECONDS,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                  max_retry=1))
+    except Exception as exc:  # bad URL, server down, missing driver
+        raise StudyError(f"cannot open storage {_redact(url)}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0]}") from None
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest and ":" in rest.split("@")[0]:
+        user = rest.split("@")[0].split(":")[0]
+        rest = f"{user}:***@{rest.split('@', 1)[1]}"
+    return scheme + sep + rest
+
+
+def create(config: StudyConfig, where: StudyPlace, worker: int = 0) -> optuna.Study:
+    """Create the study, or reopen it to resume when its configuration is the same."""
+    where.directory.mkdir(parents=True, exist_ok=True)
+    study = open_study(config.search, storage(where.url), worker)
+    stored = study.user_attrs.get("config")
+    if stored is None:
+        study.set_user_attr("config", config.document)
+    elif _canonical(stored) != _canonical(config.document):
+        raise StudyError(f"study {config.name!r} already exists in {_redact(where.url)} with a "
+                         f"different configuration; give the new study another name", path="name")
+    write_atomic(where.directory / "study.yaml", yaml.safe_dump(config.document, sort_keys=False))
+    return study
+
+
+def load(where: StudyPlace, worker: int = 0) -> tuple[StudyConfig, optuna.Study]:
+    """An existing study and its configuration, as stored with it."""
+    store = storage(where.url)
+    try:
+        study = optuna.load_study(study_name=where.name, storage=store)
+    except KeyError:
+        raise StudyError(f"no study named {where.name!r} in {_redact(where.url)}") from None
+    config = read_study(study.user_attrs["config"])
+    return config, open_study(config.search, store, worker, create=False)
+
+
+def _canonical(document: dict) -> str:
+    return json.dumps(document, sort_keys=True, default=str)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: readers never see half a file."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        tmp.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp.name, 0o666 & ~umask)  # as open() would have made it, not tempfile's 0600
+    os.replace(tmp.name, path)

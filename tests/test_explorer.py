@@ -1,0 +1,110 @@
+"""The explorer in-process: duplicates, infeasible candidates, presets, pruning reports."""
+
+import dataclasses
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from attend_search.explorer import Evaluation, open_study, optimize
+from attend_search.explorer.search import quiet_optuna
+from attend_search.studies import read_study
+from attend_search.studies.results import best, candidates, counts
+
+DATA = Path(__file__).parent / "data"
+
+
+def config(**changes):
+    study = yaml.safe_load((DATA / "tiny_study.yaml").read_text())
+    study.update(changes)
+    return read_study(study, DATA).search
+
+
+class CountingEvaluation(Evaluation):
+    """The real evaluation, counting the expensive calls it makes."""
+
+    calls: list = []
+
+    def expensive(self, spec, metrics, report=None):
+        CountingEvaluation.calls.append(spec.digest)
+        return super().expensive(spec, metrics, report)
+
+
+def run(search, n, sampler_seed=0):
+    with quiet_optuna():
+        study = open_study(search, optuna.storages.InMemoryStorage())
+        optimize(study, search, n_trials=n)
+    return study
+
+
+def test_duplicate_architectures_are_evaluated_once():
+    # a space of few architectures, explored by random sampling: duplicates are certain
+    space = yaml.safe_load((DATA / "tiny_space.yaml").read_text())
+    space["micro"] = {"block": "depthwise_separable", "kernel": [3, 5], "downsample": "aads"}
+    space["stages"] = {"count": 2, "slots": [{"stride": 2, "depth": 1, "width": 16,
+                                              "micro": {"kernel": 3}},
+                                             {"stride": 2, "depth": 1, "width": [16, 24]}]}
+    space.update(input_size=32, stem={"out": 8})
+    space["head"] = {"channels": 0}
+    search = config(space=space, sampler="random", presets=False)
+    search = dataclasses.replace(search, evaluation=CountingEvaluation(proxy_batch_size=4))
+    CountingEvaluation.calls = []
+    study = run(search, 12)
+    digests = [t.user_attrs["digest"] for t in study.trials]
+    assert len(set(digests)) <= 4 < len(digests)
+    assert sorted(CountingEvaluation.calls) == sorted(set(digests))   # each evaluated once
+    for t in study.trials:
+        if "duplicate_of" in t.user_attrs:
+            twin = study.trials[t.user_attrs["duplicate_of"]]
+            assert twin.user_attrs["digest"] == t.user_attrs["digest"] and twin.values == t.values
+    assert counts(study).duplicates == len(digests) - len(set(digests))
+
+
+def test_infeasible_candidates_cost_nothing_and_are_never_best():
+    search = config(constraints={"use": "best-practices", "rules": {"condensers_per_stage": False},
+                                 "params": {"max": 12000}}, sampler="random")
+    CountingEvaluation.calls = []
+    search = dataclasses.replace(search, evaluation=CountingEvaluation(proxy_batch_size=4))
+    study = run(search, 16)
+    infeasible = [t for t in study.trials if not t.user_attrs["feasible"]]
+    feasible = [t for t in study.trials if t.user_attrs["feasible"]]
+    assert infeasible and feasible
+    for t in infeasible:
+        assert any(v > 0 for v in t.constraints.values())          # Optuna knows
+        assert t.user_attrs["imputed"] == ["synflow"]              # no proxy was paid for
+        assert t.user_attrs["digest"] not in CountingEvaluation.calls
+    assert all(t.user_attrs["feasible"] for t in best(study, search.objectives))
+    assert {t.number for t in candidates(study)} <= {t.number for t in feasible}
+    assert counts(study).infeasible == len(infeasible)
+
+
+def test_presets_in_the_space_start_the_study_when_they_meet_the_constraints():
+    space = yaml.safe_load(Path(__file__).parents[1].joinpath(
+        "src/attend_search/search_space/spaces/attendnext.yaml").read_text())
+    loose = config(space=space, constraints={"use": "best-practices"}, sampler="random")
+    with quiet_optuna():
+        study = open_study(loose, optuna.storages.InMemoryStorage())
+    queued = [t.user_attrs.get("preset") for t in study.get_trials(deepcopy=False)]
+    assert queued == ["attendnext"]   # attendnets breaks aads_downsampling; MobileNets are outside
+    tight = config(space=space, constraints={"params": {"max": 1.0e6}}, sampler="random")
+    with quiet_optuna():
+        study = open_study(tight, optuna.storages.InMemoryStorage())
+    assert [t.user_attrs.get("preset") for t in study.get_trials(deepcopy=False)] == []
+
+
+def test_training_objective_reports_every_epoch_to_the_pruner():
+    search = config(objectives=[{"metric": "accuracy"}], pruner="median", presets=False,
+                    evaluation={"training": {"epochs": 2, "input_size": 16, "batch_size": 64}})
+    study = run(search, 2)
+    for t in study.trials:
+        if t.user_attrs["feasible"]:
+            assert sorted(t.intermediate_values) == [0, 1]
+            assert 0.0 <= t.values[0] <= 1.0
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp"])
+def test_every_sampler_runs_a_constrained_multi_objective_study(sampler):
+    study = run(config(sampler=sampler), 6)
+    assert sum(t.state.is_finished() for t in study.trials) == 6
+    assert counts(study).failed == 0
