@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from ..errors import AttendSearchError
-from ..search_space.fields import Fields
+from ..search_space.fields import Fields, parse_yaml
 from .kernels import OP_CLASSES
 
 SCHEMA = "attend-search/device/v1"
@@ -148,10 +148,9 @@ def load_device(device: str | Path | DeviceProfile) -> DeviceProfile:
     else:
         raise DeviceError(f"no such device: {name!r} is neither a built-in device "
                           f"({', '.join(builtin_devices())}) nor a file")
+    data = parse_yaml(text, source, DeviceError)
     try:
-        return read_device(yaml.safe_load(text))
-    except yaml.YAMLError as exc:
-        raise DeviceError(f"malformed YAML: {exc}", source=source) from None
+        return read_device(data)
     except DeviceError as exc:
         raise exc.located(source)
 

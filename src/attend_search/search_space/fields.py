@@ -9,9 +9,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import yaml
+
 from ..errors import AttendSearchError
 
 MISSING: Any = object()
+
+
+def parse_yaml(text: str, source: str, error: type[AttendSearchError]) -> Any:
+    """Parsed YAML, or ``error`` naming the file, line and column of the syntax mistake."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise error(f"malformed YAML{where}: {getattr(exc, 'problem', None) or exc}",
+                    source=source) from None
 
 
 def join(path: str, key: str | int) -> str:

@@ -20,10 +20,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from ..errors import SpaceError
-from .fields import MISSING, Fields, check_choice, check_int, describe, join
+from .fields import MISSING, Fields, check_choice, check_int, describe, join, parse_yaml
 from .spec import (ACTIVATIONS, ATTENTION_KERNELS, BLOCK_TYPES, CONDENSE, DOWNSAMPLE, EXPAND,
                    GATES, KERNELS, MERGE, Attention, Block, Head, Spec, Stage, Stem,
                    make_divisible)
@@ -375,13 +373,7 @@ def builtin_spaces() -> list[str]:
 def load_space(name_or_path: str | Path) -> Space:
     """A built-in space by name (``attendnext``) or a space YAML file by path."""
     text, source = _space_text(str(name_or_path))
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise SpaceError(f"malformed YAML{where}: {getattr(exc, 'problem', exc)}",
-                         source=source) from None
+    data = parse_yaml(text, source, SpaceError)
     try:
         return read_space(data, source)
     except SpaceError as exc:

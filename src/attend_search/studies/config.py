@@ -12,15 +12,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..constraints import read_constraints
 from ..errors import AttendSearchError
 from ..evaluators.proxies import PROXIES
 from ..explorer import PRUNERS, SAMPLERS, Evaluation, Objective, SearchConfig, Training
 from ..explorer.objectives import DIRECTIONS
 from ..explorer.objectives import check_metric as _check_metric
-from ..search_space.fields import Fields, join
+from ..search_space.fields import Fields, join, parse_yaml
 from ..search_space.space import load_space, read_space
 
 SCHEMA = "attend-search/study/v1"
@@ -52,13 +50,7 @@ def load_study_file(path: str | Path | None) -> StudyConfig:
         if not p.is_file():
             raise StudyError("no such study file", source=str(path))
         text, source, base = p.read_text(), str(p), p.parent
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise StudyError(f"malformed YAML{where}: {getattr(exc, 'problem', exc)}",
-                         source=source) from None
+    data = parse_yaml(text, source, StudyError)
     try:
         return read_study(data, base)
     except AttendSearchError as exc:
