@@ -66,7 +66,7 @@ def test_prediction_is_positive_finite_and_monotone_in_width(device):
 def test_plain_sequential_kernels_and_classes():
     kernels = extract_kernels(plain_net(16), (1, 3, 64, 64))
     assert [k.op_class for k in kernels] == [
-        "conv", "depthwise", "grouped", "elementwise", "pointwise", "pool", "upsample",
+        "conv", "depthwise", "grouped", "elementwise", "pointwise", "max_pool", "upsample",
         "global_pool", "linear"]
     assert kernels[0].ops == ("convolution", "native_batch_norm", "relu")
     assert kernels[0].macs == 32 * 32 * 16 * 3 * 9
@@ -186,7 +186,7 @@ def random_net(rng: random.Random) -> tuple[nn.Module, tuple[int, ...]]:
     w = rng.choice([8, 16, 32, 64])
     layers = [nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
     for _ in range(rng.randint(2, 7)):
-        kind = rng.choice(["conv", "dw", "pw", "grouped", "pool", "up", "hswish", "se", "cat"])
+        kind = rng.choice(["conv", "dw", "pw", "grouped", "max", "avg", "up", "hswish", "se", "cat"])
         if kind == "conv":
             layers += [nn.Conv2d(w, w, 3, 1, 1), nn.ReLU()]
         elif kind == "dw":
@@ -197,8 +197,10 @@ def random_net(rng: random.Random) -> tuple[nn.Module, tuple[int, ...]]:
             w = out
         elif kind == "grouped":
             layers += [nn.Conv2d(w, w, 3, 1, 1, groups=4)]
-        elif kind == "pool":
+        elif kind == "max":
             layers += [nn.MaxPool2d(2)]
+        elif kind == "avg":
+            layers += [nn.AvgPool2d(2)]
         elif kind == "up":
             layers += [nn.Upsample(scale_factor=2)]
         elif kind == "hswish":
@@ -228,7 +230,8 @@ def test_calibration_recovers_a_profile_from_its_own_predictions():
     fitted = calibrate_latency(samples, base, name="fitted")
     unconstrained = set(fitted.provenance["unconstrained"])
     assert unconstrained <= {"efficiency.linear", "efficiency.elementwise", "efficiency.concat",
-                             "efficiency.global_pool", "efficiency.upsample", "efficiency.pool"}
+                             "efficiency.global_pool", "efficiency.upsample", "efficiency.max_pool",
+                             "efficiency.avg_pool"}
     for group in ("efficiency", "fixed_cost_us"):
         for c in OP_CLASSES:
             if f"{group}.{c}" not in unconstrained:
@@ -246,8 +249,9 @@ def test_measure_latency_of_a_small_model(runtime):
     assert math.isfinite(ms) and ms > 0
 
 
-@pytest.mark.parametrize("spec", [tiny_spec(expand="bilinear"), get_preset("attendnets")],
-                         ids=["condenser-bilinear-aads", "attendnets"])
+@pytest.mark.parametrize("spec", [
+    pytest.param(tiny_spec(expand="bilinear"), id="condenser-bilinear-aads"),
+    pytest.param(get_preset("attendnets"), id="attendnets", marks=pytest.mark.slow)])
 def test_onnx_export_matches_pytorch(spec, tmp_path):
     model = build_model(spec).eval()
     x = torch.rand(1, 3, spec.input_size, spec.input_size)

@@ -129,11 +129,11 @@ def test_ctrl_c_loses_nothing_and_resume_counts_exactly(workdir):
     proc = subprocess.Popen([sys.executable, "-m", "attend_search.cli", "run", "tiny_study.yaml",
                              "--budget", "1000"], cwd=workdir, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    db = workdir / "studies" / "tiny" / "study.db"
+    ready = workdir / "studies" / "tiny" / "study.yaml"   # written once the study exists
     deadline = time.time() + 120
     while time.time() < deadline:
         time.sleep(1)
-        if db.exists():
+        if ready.exists():
             try:
                 if sum(t.state.is_finished() for t in storage_trials(workdir)) >= 3:
                     break

@@ -58,6 +58,9 @@ def cmd_devices(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    _check_fit_options(args)
+    if args.samples < 2:
+        raise MeasurementError(f"--samples: needs at least 2 networks, got {args.samples}")
     specs = calibration_suite(args.samples)
     samples: list[Sample] = []
     for n, spec in enumerate(specs, 1):
@@ -72,9 +75,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
+    _check_fit_options(args)
     samples = read_measurements(Path(args.measurements))
     _fit_and_save(samples, args, args.machine or f"measurements from {args.measurements}",
                   threads=args.threads)
+
+
+def _check_fit_options(args: argparse.Namespace) -> None:
+    """Fail before minutes of measuring, not after: the base must load, the output folder exist."""
+    load_device(args.base)
+    if not Path(args.out).resolve().parent.is_dir():
+        raise AttendSearchError("the folder to write the profile in does not exist", source=args.out)
 
 
 def _fit_and_save(samples: list[Sample], args: argparse.Namespace, machine: str,
@@ -106,14 +117,7 @@ def read_measurements(path: Path) -> list[Sample]:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         try:
-            header = reader.fieldnames or []
-            missing = [c for c in _COLUMNS[:2] if c not in header]
-            unknown = [c for c in header if c not in _COLUMNS]
-            if missing or unknown:
-                raise MeasurementError(
-                    f"header needs columns {', '.join(_COLUMNS[:2])} (optional: input_size); "
-                    + (f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(unknown)}"),
-                    source=f"{path}:1")
+            _check_header(reader.fieldnames or [], f"{path}:1")
             for row in reader:
                 samples.append(_read_row(row, path, reader.line_num))
         except csv.Error as exc:
@@ -121,6 +125,16 @@ def read_measurements(path: Path) -> list[Sample]:
     if len(samples) < 2:
         raise MeasurementError(f"needs at least 2 measurements, got {len(samples)}", source=str(path))
     return samples
+
+
+def _check_header(header: list[str], where: str) -> None:
+    expected = "expected spec, latency_ms and optionally input_size"
+    missing = [c for c in _COLUMNS[:2] if c not in header]
+    if missing:
+        raise MeasurementError(f"header lacks column {missing[0]!r} ({expected})", source=where)
+    unknown = [c for c in header if c not in _COLUMNS]
+    if unknown:
+        raise MeasurementError(f"unknown column {unknown[0]!r} ({expected})", source=where)
 
 
 def _read_row(row: dict, path: Path, line: int) -> Sample:

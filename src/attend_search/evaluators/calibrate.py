@@ -59,12 +59,13 @@ class FitQuality:
 
 
 def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
-                      name: str | None = None, machine: str = "unspecified",
+                      name: str | None = None, machine: str | None = None,
                       threads: int | None = None) -> DeviceProfile:
     """A profile fitted to ``samples`` of ``(model_or_spec, input_shape, measured ms)``.
 
-    ``machine`` describes where the measurements were made and ``threads`` how many threads
-    they used (default: the base's); both are recorded in the profile's provenance.
+    ``machine`` says where the measurements were made (recorded in the provenance with the
+    base, the number of samples, the fit's errors and the date); ``threads``, how many
+    threads they used (default: the base's).
     """
     base_profile = load_device(base)
     if threads is not None:
@@ -77,14 +78,17 @@ def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
     kernels = [extract_kernels(model, shape) for model, shape, _ in samples]
     measured = np.array([ms for _, _, ms in samples], dtype=float)
     fit = _Fit(kernels, measured * 1e-3, base_profile)
-    theta, kept = fit.solve()
+    theta, unconstrained = fit.solve()
     profile = fit.profile(theta, name or f"{base_profile.name}-calibrated")
     quality = fit_quality(profile, kernels, measured)
-    return replace(profile, provenance={
+    provenance = {
         "base": base_profile.name, "samples": quality.samples,
         "mape_pct": round(quality.mape_pct, 2), "max_error_pct": round(quality.max_error_pct, 2),
         "kendall_tau": round(quality.kendall_tau, 4), "date": datetime.date.today().isoformat(),
-        "machine": machine, "threads": base_profile.threads, "unconstrained": kept})
+        "machine": machine or "unspecified", "unconstrained": unconstrained}
+    description = f"{base_profile.name} fitted to {len(samples)} measured networks" + (
+        f" ({machine})" if machine else "")
+    return replace(profile, description=description, provenance=provenance)
 
 
 def fit_quality(profile: DeviceProfile, kernels: list[list[Kernel]],

@@ -37,8 +37,8 @@ from torch.utils.weak import WeakTensorKeyDictionary
 from ..search_space import Spec
 from .model_input import Shape, as_model
 
-OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "pool", "upsample",
-              "elementwise", "global_pool", "concat")
+OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "max_pool", "avg_pool",
+              "upsample", "elementwise", "global_pool", "concat")
 FLOAT32_BYTES = 4
 
 _VIEWS = {"view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose", "permute",
@@ -49,8 +49,11 @@ _LIKE = {"empty_like", "zeros_like", "ones_like", "full_like", "rand_like", "ran
 _CONV = {"convolution", "_convolution"}
 _MATMUL = {"addmm", "mm", "bmm", "baddbmm"}
 _NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
-_POOL = {"max_pool2d", "max_pool2d_with_indices", "avg_pool2d"}
-_ADAPTIVE_POOL = {"adaptive_avg_pool2d", "_adaptive_avg_pool2d", "adaptive_max_pool2d", "mean"}
+# Max and average pooling are separate classes: runtimes implement them apart (onnxruntime's
+# x86 average pooling with ceil_mode runs ~10x slower per byte than its max pooling).
+_POOL = {"max_pool2d": "max_pool", "max_pool2d_with_indices": "max_pool", "avg_pool2d": "avg_pool"}
+_ADAPTIVE_POOL = {"adaptive_avg_pool2d": "avg_pool", "_adaptive_avg_pool2d": "avg_pool",
+                  "adaptive_max_pool2d": "max_pool", "mean": "avg_pool"}
 _UPSAMPLE = {"upsample_nearest2d": 1, "_upsample_nearest_exact2d": 1, "upsample_bilinear2d": 4,
              "upsample_bicubic2d": 16}
 _CONCAT = {"cat", "stack"}
@@ -147,10 +150,10 @@ def _classify(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Te
     if name in _MATMUL:
         return "linear", out.numel() * tensors[-1].shape[-2]
     if name in _POOL:
-        return "pool", out.numel() * math.prod(args[1])
+        return _POOL[name], out.numel() * math.prod(args[1])
     if name in _ADAPTIVE_POOL:
         spatial = math.prod(out.shape[2:]) if out.dim() > 2 else 1
-        return ("global_pool" if spatial == 1 else "pool"), tensors[0].numel()
+        return ("global_pool" if spatial == 1 else _ADAPTIVE_POOL[name]), tensors[0].numel()
     if name in _UPSAMPLE:
         return "upsample", out.numel() * _UPSAMPLE[name]
     if name in _CONCAT:

@@ -3,7 +3,8 @@
 ``measure_latency`` is the ground truth the latency model is calibrated against: run on a
 Raspberry Pi it is real ARM latency. onnxruntime is the default runtime because it is what
 edge deployments of these networks run, with the same graph optimisations (batch norm
-folded, activations fused into convolutions) that :mod:`.kernels` assumes.
+folded, activations fused into convolutions) that :mod:`.kernels` assumes. ``export_onnx``
+is also how studies export their networks.
 """
 
 from __future__ import annotations

@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 import yaml
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -58,18 +60,30 @@ def _stored_name(directory: Path) -> str:
     return directory.name
 
 
-def storage(url: str) -> RDBStorage:
+def storage(url: str, attempts: int = 3) -> RDBStorage:
+    """Optuna's RDB storage with heartbeats. Processes that open a fresh database at the same
+    moment race to create its tables; the loser retries and finds them made."""
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                              grace_period=GRACE_SECONDS,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                                  max_retry=1))
-    except Exception as exc:  # bad URL, server down, missing driver
-        raise StudyError(f"cannot open storage {_redact(url)}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0]}") from None
+    for attempt in range(1, attempts + 1):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                                  grace_period=GRACE_SECONDS,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                      max_retry=1))
+        except sqlalchemy.exc.IntegrityError as exc:
+            if attempt == attempts:
+                raise _cannot_open(url, exc) from None
+            time.sleep(0.5 * attempt)
+        except Exception as exc:  # bad URL, server down, missing driver
+            raise _cannot_open(url, exc) from None
+    raise AssertionError("unreachable")
+
+
+def _cannot_open(url: str, exc: Exception) -> StudyError:
+    return StudyError(f"cannot open storage {_redact(url)}: {type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0]}")
 
 
 def _redact(url: str) -> str:
