@@ -97,10 +97,11 @@ def test_training_objective_reports_every_epoch_to_the_pruner():
     search = config(objectives=[{"metric": "accuracy"}], pruner="median", presets=False,
                     evaluation={"training": {"epochs": 2, "input_size": 16, "batch_size": 64}})
     study = run(search, 2)
-    for t in study.trials:
-        if t.user_attrs["feasible"]:
-            assert sorted(t.intermediate_values) == [0, 1]
-            assert 0.0 <= t.values[0] <= 1.0
+    trained = [t for t in study.trials if t.user_attrs["feasible"]]
+    assert trained   # else nothing below would be checked
+    for t in trained:
+        assert sorted(t.intermediate_values) == [0, 1]
+        assert 0.0 <= t.values[0] <= 1.0
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp"])
