@@ -7,7 +7,7 @@ import optuna
 import pytest
 import yaml
 
-from attend_search.explorer import Evaluation, open_study, optimize
+from attend_search.explorer import Evaluation, open_study, optimize, record_of
 from attend_search.explorer.search import quiet_optuna
 from attend_search.studies import read_study
 from attend_search.studies.results import best, candidates, counts
@@ -33,9 +33,9 @@ class CountingEvaluation(Evaluation):
 
 def run(search, n, sampler_seed=0):
     with quiet_optuna():
-        study = open_study(search, optuna.storages.InMemoryStorage())
-        optimize(study, search, n_trials=n)
-    return study
+        run = open_study(search, optuna.storages.InMemoryStorage())
+        optimize(run, n_trials=n)
+    return run.study
 
 
 def test_duplicate_architectures_are_evaluated_once():
@@ -51,13 +51,13 @@ def test_duplicate_architectures_are_evaluated_once():
     search = dataclasses.replace(search, evaluation=CountingEvaluation(proxy_batch_size=4))
     CountingEvaluation.calls = []
     study = run(search, 12)
-    digests = [t.user_attrs["digest"] for t in study.trials]
+    digests = [record_of(t).digest for t in study.trials]
     assert len(set(digests)) <= 4 < len(digests)
     assert sorted(CountingEvaluation.calls) == sorted(set(digests))   # each evaluated once
     for t in study.trials:
-        if "duplicate_of" in t.user_attrs:
-            twin = study.trials[t.user_attrs["duplicate_of"]]
-            assert twin.user_attrs["digest"] == t.user_attrs["digest"] and twin.values == t.values
+        if record_of(t).duplicate_of is not None:
+            twin = study.trials[record_of(t).duplicate_of]
+            assert record_of(twin).digest == record_of(t).digest and twin.values == t.values
     assert counts(study).duplicates == len(digests) - len(set(digests))
 
 
@@ -67,14 +67,14 @@ def test_infeasible_candidates_cost_nothing_and_are_never_best():
     CountingEvaluation.calls = []
     search = dataclasses.replace(search, evaluation=CountingEvaluation(proxy_batch_size=4))
     study = run(search, 16)
-    infeasible = [t for t in study.trials if not t.user_attrs["feasible"]]
-    feasible = [t for t in study.trials if t.user_attrs["feasible"]]
+    infeasible = [t for t in study.trials if not record_of(t).feasible]
+    feasible = [t for t in study.trials if record_of(t).feasible]
     assert infeasible and feasible
     for t in infeasible:
         assert any(v > 0 for v in t.constraints.values())          # Optuna knows
-        assert t.user_attrs["imputed"] == ["synflow"]              # no proxy was paid for
-        assert t.user_attrs["digest"] not in CountingEvaluation.calls
-    assert all(t.user_attrs["feasible"] for t in best(study, search.objectives))
+        assert record_of(t).imputed == ("synflow",)                # no proxy was paid for
+        assert record_of(t).digest not in CountingEvaluation.calls
+    assert all(record_of(t).feasible for t in best(study, search.objectives))
     assert {t.number for t in candidates(study)} <= {t.number for t in feasible}
     assert counts(study).infeasible == len(infeasible)
 
@@ -84,12 +84,12 @@ def test_presets_in_the_space_start_the_study_when_they_meet_the_constraints():
         "src/attend_search/search_space/spaces/attendnext.yaml").read_text())
     loose = config(space=space, constraints={"use": "best-practices"}, sampler="random")
     with quiet_optuna():
-        study = open_study(loose, optuna.storages.InMemoryStorage())
+        study = open_study(loose, optuna.storages.InMemoryStorage()).study
     queued = [t.user_attrs.get("preset") for t in study.get_trials(deepcopy=False)]
     assert queued == ["attendnext"]   # attendnets breaks aads_downsampling; MobileNets are outside
     tight = config(space=space, constraints={"params": {"max": 1.0e6}}, sampler="random")
     with quiet_optuna():
-        study = open_study(tight, optuna.storages.InMemoryStorage())
+        study = open_study(tight, optuna.storages.InMemoryStorage()).study
     assert [t.user_attrs.get("preset") for t in study.get_trials(deepcopy=False)] == []
 
 
@@ -97,7 +97,7 @@ def test_training_objective_reports_every_epoch_to_the_pruner():
     search = config(objectives=[{"metric": "accuracy"}], pruner="median", presets=False,
                     evaluation={"training": {"epochs": 2, "input_size": 16, "batch_size": 64}})
     study = run(search, 2)
-    trained = [t for t in study.trials if t.user_attrs["feasible"]]
+    trained = [t for t in study.trials if record_of(t).feasible]
     assert trained   # else nothing below would be checked
     for t in trained:
         assert sorted(t.intermediate_values) == [0, 1]

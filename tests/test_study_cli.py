@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from attend_search import Spec
+from attend_search.explorer import record_of
 
 DATA = Path(__file__).parent / "data"
 
@@ -51,11 +52,11 @@ def test_run_show_export_report_end_to_end(workdir):
     trials = storage_trials(workdir)
     assert sum(t.state.is_finished() for t in trials) == 20
     for t in trials:  # every trial records what it was and how it did
-        a = t.user_attrs
-        assert Spec.from_dict(a["spec"]).digest == a["digest"]
-        assert {"params", "macs", "peak_activation_bytes", "latency.cortex-a72"} <= set(a["metrics"])
-        assert set(a["violations"]) >= {"simd_channels", "params <= 40000"}
-        assert a["version"]
+        r = record_of(t)
+        assert Spec.from_dict(r.spec).digest == r.digest
+        assert {"params", "macs", "peak_activation_bytes", "latency.cortex-a72"} <= set(r.metrics)
+        assert set(r.violations) >= {"simd_channels", "params <= 40000"}
+        assert r.version and r.stream == 0
 
     show = cli("show", "tiny", cwd=workdir)
     assert "20 trials" in show.stdout and "Pareto set" in show.stdout
@@ -121,7 +122,7 @@ def test_same_seed_same_trials(tmp_path):
         for name in ("tiny_space.yaml", "tiny_study.yaml"):
             shutil.copy(DATA / name, folder / name)
         cli("run", "tiny_study.yaml", "--budget", "8", cwd=folder)
-        digests.append([t.user_attrs["digest"] for t in storage_trials(folder)])
+        digests.append([record_of(t).digest for t in storage_trials(folder)])
     assert digests[0] == digests[1]
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 
-from ..explorer import optimize
+from ..explorer import optimize, record_of
 from ..explorer.feasibility import check_feasibility
 from ..explorer.search import quiet_optuna
-from ..studies import Budget, StudyError, create, load, load_study_file, parse_budget, place
+from ..studies import StudyError, create, join, load, load_study_file, parse_budget, place
 from ..studies.results import best, counts
+from ..studies.workers import run_workers
 from .common import table
 
 
@@ -41,14 +41,15 @@ def cmd_run(args: argparse.Namespace) -> None:
     budget = parse_budget(args.budget)
     where = place(config.name, args.storage, args.root)
     with quiet_optuna():
-        study = create(config, where)
+        run = create(config, where)
+        study = run.study
         if not study.trials:
             _refuse_infeasible(config, args.study)
         before = _finished(study)
         if args.jobs == 1:
-            optimize(study, config.search, budget.trials, budget.seconds, progress=_interactive())
+            optimize(run, budget.trials, budget.seconds, progress=_interactive())
         else:
-            _spawn_workers(config.name, where.url, args.root, budget, args.jobs)
+            run_workers(config.name, where.url, args.root, budget, args.jobs)
     print(f"ran {_finished(study) - before} trials ({budget}) in study {config.name} "
           f"[{where.url}]")
     _show(where, top=args.top)
@@ -67,25 +68,12 @@ def _refuse_infeasible(config, source: str | None) -> None:
                          source=source or "<built-in default study>", path="constraints")
 
 
-def _spawn_workers(name: str, url: str, root: str, budget: Budget, jobs: int) -> None:
-    """``jobs`` worker processes on this machine, each a plain ``attend-search worker``."""
-    procs = []
-    for index, share in enumerate(budget.split(jobs)):
-        cmd = [sys.executable, "-m", "attend_search.cli", "worker", name, "--storage", url,
-               "--root", root, "--worker-index", str(index + 1), "--no-progress", "--budget",
-               str(share.trials) if share.trials is not None else f"{share.seconds:g}s"]
-        procs.append(subprocess.Popen(cmd))
-    failed = [p.args for p in procs if p.wait() != 0]
-    if failed:
-        raise StudyError(f"{len(failed)} of {len(procs)} workers failed (see their messages above)")
-
-
 def cmd_worker(args: argparse.Namespace) -> None:
     budget = parse_budget(args.budget)
     where = place(args.study, args.storage, args.root)
     with quiet_optuna():
-        config, study = load(where, worker=args.worker_index)
-        optimize(study, config.search, budget.trials, budget.seconds,
+        _, run = join(where)
+        optimize(run, budget.trials, budget.seconds,
                  progress=_interactive() and not args.no_progress)
 
 
@@ -112,10 +100,9 @@ def _show(where, top: int | None) -> None:
              if m not in {o.metric for o in objectives}]
     rows = [["trial", "digest", *[o.metric for o in objectives], *extra, "preset"]]
     for t in trials:
-        m = t.user_attrs["metrics"]
-        rows.append([str(t.number), t.user_attrs["digest"],
-                     *[_fmt(m[o.metric]) for o in objectives], *[_fmt(m[k]) for k in extra],
-                     t.user_attrs.get("preset") or ""])
+        r = record_of(t)
+        rows.append([str(t.number), r.digest, *[_fmt(r.metrics[o.metric]) for o in objectives],
+                     *[_fmt(r.metrics[k]) for k in extra], r.preset or ""])
     print(table(rows, right=set(range(2, len(rows[0]) - 1))))
 
 
@@ -148,8 +135,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("worker", help="join a study (on this or another machine)")
     s.add_argument("study", help="study name or directory")
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
-    s.add_argument("--worker-index", type=int, default=os.getpid() % 10_000,
-                   help="offsets the sampler seed (default: from the process id)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     _study_arguments(s)
     s.set_defaults(func=cmd_worker)

@@ -12,7 +12,7 @@ from ..evaluators.latency import predict_latency
 from ..evaluators.proxies import zero_cost_all
 from ..evaluators.training import train_eval
 from ..search_space import Spec
-from .objectives import COST_METRICS, is_cheap
+from .metrics import is_cheap, latency_device
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,9 @@ class Evaluation:
         """Costs (always all three: they are free) and any latency predictions asked for."""
         values: dict[str, float] = dict(analytic_cost(spec))
         for metric in metrics:
-            if metric.startswith("latency."):
-                values[metric] = predict_latency(spec, metric.partition(".")[2])
+            device = latency_device(metric)
+            if device is not None:
+                values[metric] = predict_latency(spec, device)
         return values
 
     def expensive(self, spec: Spec, metrics: list[str],
@@ -62,5 +63,3 @@ def _dataset(source: str) -> Dataset:
     """Loaded once per process, not once per trial."""
     return load_dataset(source)
 
-
-__all__ = ["COST_METRICS", "Evaluation", "Training"]

@@ -2,26 +2,30 @@
 
 Trial life cycle:
 
-1. the space is walked through the trial (``TrialChooser``), giving a spec and its digest;
-2. a spec already evaluated in this study (same digest) is not evaluated again: its
-   values are reused and the trial records ``duplicate_of``;
+1. the space is walked through the trial (the sampler's encoding, see :mod:`.samplers`),
+   giving a spec and its digest;
+2. the digest is claimed in the study's ledger: an architecture another trial has already
+   evaluated, or is evaluating right now in any worker, is not evaluated again; its result
+   is reused (waited for, if need be) and the trial records ``duplicate_of``;
 3. best-practice rules (structural, on the spec) and budgets on cheap metrics (cost,
    predicted latency) give violation amounts, handed to Optuna (``trial.set_constraint``);
 4. only a feasible candidate gets expensive metrics (proxies, short training, which
-   reports per epoch to the pruner); an infeasible one returns the worst value seen so far
-   for those objectives, marked ``imputed``, so samplers learn it is bad without paying.
+   reports per epoch to the pruner); an infeasible one gets the worst value this run has
+   seen for those objectives, marked ``imputed``, so samplers learn it is bad without paying.
 
-Each trial stores its full spec JSON, digest, metrics, violations and the package version
-as user attributes: the study storage alone is enough to inspect, report and export.
+Each trial stores one :class:`~.record.TrialRecord` (spec, digest, metrics, violations,
+feasibility, sampler stream, version): the study storage alone is enough to inspect, report
+and export.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
+import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
@@ -33,11 +37,11 @@ from ..evaluators.kernels import torch_threads
 from ..search_space import Spec, get_preset, list_presets
 from ..search_space.space import Space
 from .evaluation import Evaluation
-from .objectives import Objective, is_cheap
-from .trial_chooser import TrialChooser
-
-SAMPLERS = ("tpe", "nsga2", "random", "gp")
-PRUNERS = ("none", "median", "hyperband")
+from .ledger import Ledger, MemoryLedger, stream_seed
+from .metrics import Objective, is_cheap
+from .record import KEY, TrialRecord, record_of
+from .samplers import SAMPLERS, make_pruner, make_sampler
+from .trial_chooser import FullSpaceChooser, TrialChooser
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class SearchConfig:
     sampler: str = "tpe"
     sampler_options: dict[str, Any] = field(default_factory=dict)
     pruner: str = "none"
+    pruner_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     evaluation: Evaluation = Evaluation()
     enqueue_presets: bool = True
@@ -62,6 +67,16 @@ class SearchConfig:
     @property
     def constraint_names(self) -> list[str]:
         return list(self.constraints.rules) + [b.name for b in self.constraints.budgets]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run or worker on a study: its sampler stream and the ledger it shares."""
+
+    study: optuna.Study
+    config: SearchConfig
+    ledger: Ledger
+    stream: int
 
 
 class _TrialFailureFilter(logging.Filter):
@@ -92,46 +107,28 @@ def quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(before)
 
 
-def make_sampler(config: SearchConfig, worker: int = 0) -> optuna.samplers.BaseSampler:
-    """The configured sampler, seeded; worker ``k`` of a parallel run uses ``seed + k``."""
-    seed = config.seed + worker
-    options = dict(config.sampler_options)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if config.sampler == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, **options)
-        if config.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed, **options)
-        if config.sampler == "gp":
-            return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False, **options)
-        return optuna.samplers.RandomSampler(seed=seed)
-
-
-def make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
-    if config.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
-    if config.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1,
-                                              max_resource=config.evaluation.training.epochs)
-    return optuna.pruners.NopPruner()
-
-
 def open_study(config: SearchConfig, storage: str | optuna.storages.BaseStorage,
-               worker: int = 0, create: bool = True) -> optuna.Study:
-    """Create the study (enqueueing the presets that lie in the space) or load it to resume."""
-    directions = [o.direction for o in config.objectives]
-    sampler, pruner = make_sampler(config, worker), make_pruner(config)
+               ledger: Ledger | None = None, create: bool = True) -> Run:
+    """Create the study (enqueueing the presets that lie in the space) or load it, with a
+    sampler on a stream of the ledger that no earlier run of the study has used."""
+    ledger = ledger or MemoryLedger()
+    stream = ledger.new_stream()
+    sampler = make_sampler(config.sampler, config.sampler_options,
+                           stream_seed(config.seed, stream))
+    pruner = make_pruner(config.pruner, config.pruner_options, config.evaluation.training.epochs)
     if not create:
-        return optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
-                                 pruner=pruner)
+        study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
+                                  pruner=pruner)
+        return Run(study, config, ledger, stream)
     study = optuna.create_study(study_name=config.name, storage=storage, sampler=sampler,
-                                pruner=pruner, directions=directions, load_if_exists=True)
+                                pruner=pruner, directions=[o.direction for o in config.objectives],
+                                load_if_exists=True)
     if config.enqueue_presets and not study.user_attrs.get("presets_enqueued"):
         study.set_user_attr("presets_enqueued", True)
         for name, spec, params in presets_in_space(config.space):
             if _meets_cheap_constraints(config, spec):
                 study.enqueue_trial(params, user_attrs={"preset": name})
-    return study
+    return Run(study, config, ledger, stream)
 
 
 def presets_in_space(space: Space) -> list[tuple[str, Spec, dict[str, Any]]]:
@@ -159,39 +156,64 @@ def _meets_cheap_constraints(config: SearchConfig, spec: Spec) -> bool:
 class TrialObjective:
     """The callable handed to ``study.optimize``."""
 
-    def __init__(self, config: SearchConfig):
-        self.config = config
-        self.evaluation = config.evaluation
+    #: how long a trial waits for another worker evaluating the same architecture
+    WAIT_SECONDS = 120.0
+
+    def __init__(self, run: Run):
+        self.config, self.ledger, self.stream = run.config, run.ledger, run.stream
+        self.evaluation = run.config.evaluation
+        self.full_space = SAMPLERS[run.config.sampler].full_space
+        self.worst = _worst_measured(run.study, run.config.objectives)
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         config = self.config
-        spec = config.space.resolve(TrialChooser(trial))
-        trial.set_user_attr("spec", spec.to_dict())
-        trial.set_user_attr("digest", spec.digest)
-        trial.set_user_attr("version", __version__)
-        twin = _find_twin(trial.study, spec.digest, trial.number)
+        chooser = FullSpaceChooser(trial, config.space) if self.full_space else TrialChooser(trial)
+        spec = config.space.resolve(chooser)
+        base = TrialRecord(spec=spec.to_dict(), digest=spec.digest, version=__version__,
+                           stream=self.stream, preset=trial.user_attrs.get("preset"))
+        twin = self._claim(trial, spec.digest)
         if twin is not None:
-            return self._reuse(trial, twin)
+            return self._reuse(trial, base, twin)
         try:
-            return self._evaluate(trial, spec)
+            return self._evaluate(trial, spec, base)
         except (optuna.TrialPruned, KeyboardInterrupt):
             raise
         except Exception as exc:  # recorded, then Optuna marks the trial FAIL and goes on
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+            _save(trial, replace(base, error=f"{type(exc).__name__}: {exc}"))
             raise
 
-    def _evaluate(self, trial: optuna.Trial, spec: Spec) -> list[float]:
+    def _claim(self, trial: optuna.Trial, digest: str) -> FrozenTrial | None:
+        """The finished trial whose result this one reuses, or None: evaluate it here.
+
+        A trial that holds the claim but is still running (another worker) is waited for;
+        one that failed, or runs longer than :attr:`WAIT_SECONDS`, loses the claim to us."""
+        mine, storage = trial._trial_id, trial.study._storage
+        owner = self.ledger.claim(digest, mine)
+        deadline, pause = time.monotonic() + self.WAIT_SECONDS, 0.05
+        while owner != mine:
+            other = storage.get_trial(owner)
+            if other.state in (TrialState.COMPLETE, TrialState.PRUNED) and record_of(other):
+                return other
+            if other.state == TrialState.FAIL or time.monotonic() > deadline:
+                owner = self.ledger.take_over(digest, owner, mine)
+                continue
+            time.sleep(pause)
+            pause = min(2 * pause, 1.0)
+        return None
+
+    def _evaluate(self, trial: optuna.Trial, spec: Spec, base: TrialRecord) -> list[float]:
         config, cs = self.config, self.config.constraints
         metrics = self.evaluation.cheap(spec, [m for m in config.metrics if is_cheap(m)])
-        violations = cs.structural(spec)
-        violations.update(_budgets(cs, metrics))
+        violations = {**cs.structural(spec), **_budgets(cs, metrics)}
         feasible = all(v <= 0 for v in violations.values())
         imputed: list[str] = []
         if feasible:
-            self._record(trial, metrics, violations, True, [])  # what a pruned trial keeps
+            report = self._reporter(trial)
+            if report is not None:  # what a pruned trial keeps
+                _save(trial, replace(base, metrics=metrics, violations=violations, feasible=True))
             expensive = [m for m in config.metrics if not is_cheap(m)]
             try:
-                metrics.update(self.evaluation.expensive(spec, expensive, self._reporter(trial)))
+                metrics.update(self.evaluation.expensive(spec, expensive, report))
             except optuna.TrialPruned:
                 _constrain(trial, config.constraint_names, violations)
                 raise
@@ -200,20 +222,17 @@ class TrialObjective:
         else:
             for objective in config.objectives:
                 if objective.metric not in metrics:
-                    metrics[objective.metric] = objective.worst(
-                        _observed(trial.study, objective.metric))
+                    metrics[objective.metric] = self.worst.get(objective.metric, 0.0)
                     imputed.append(objective.metric)
-        self._record(trial, metrics, violations, feasible, imputed)
+        for objective in config.objectives:
+            if objective.metric not in imputed:
+                value = metrics[objective.metric]
+                self.worst[objective.metric] = objective.worst(
+                    self.worst.get(objective.metric, value), value)
+        _save(trial, replace(base, metrics={k: float(v) for k, v in metrics.items()},
+                             violations=violations, feasible=feasible, imputed=tuple(imputed)))
         _constrain(trial, config.constraint_names, violations)
         return [metrics[o.metric] for o in config.objectives]
-
-    @staticmethod
-    def _record(trial: optuna.Trial, metrics: dict[str, float], violations: dict[str, float],
-                feasible: bool, imputed: list[str]) -> None:
-        trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
-        trial.set_user_attr("violations", violations)
-        trial.set_user_attr("feasible", feasible)
-        trial.set_user_attr("imputed", imputed)
 
     def _reporter(self, trial: optuna.Trial):
         """Per-epoch accuracy to Optuna's pruner (single objective only, as Optuna allows)."""
@@ -226,14 +245,18 @@ class TrialObjective:
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
         return report
 
-    def _reuse(self, trial: optuna.Trial, twin: FrozenTrial) -> list[float]:
-        trial.set_user_attr("duplicate_of", twin.number)
-        for key in ("metrics", "violations", "feasible", "imputed"):
-            trial.set_user_attr(key, twin.user_attrs[key])
-        _constrain(trial, self.config.constraint_names, twin.user_attrs["violations"])
+    def _reuse(self, trial: optuna.Trial, base: TrialRecord, twin: FrozenTrial) -> list[float]:
+        found = record_of(twin)
+        _save(trial, replace(found, spec=base.spec, stream=base.stream, preset=base.preset,
+                             version=base.version, duplicate_of=twin.number))
+        _constrain(trial, self.config.constraint_names, found.violations)
         if twin.state == TrialState.PRUNED:
             raise optuna.TrialPruned(f"same architecture as pruned trial {twin.number}")
         return list(twin.values)
+
+
+def _save(trial: optuna.Trial, record: TrialRecord) -> None:
+    trial.set_user_attr(KEY, record.to_json())
 
 
 def _budgets(cs: ConstraintSet, metrics: dict[str, float]) -> dict[str, float]:
@@ -248,28 +271,28 @@ def _constrain(trial: optuna.Trial, names: list[str], violations: dict[str, floa
         trial.set_constraint(name, violations.get(name, 0.0))
 
 
-def _find_twin(study: optuna.Study, digest: str, number: int) -> FrozenTrial | None:
-    """An earlier finished trial of the same architecture, if any."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        if t.number != number and t.user_attrs.get("digest") == digest and "metrics" in t.user_attrs:
-            return t
-    return None
+def _worst_measured(study: optuna.Study, objectives: tuple[Objective, ...]) -> dict[str, float]:
+    """The worst measured (not imputed) value of each objective so far: one scan when a run
+    starts; the run then keeps it up to date from what it measures."""
+    worst: dict[str, float] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        record = record_of(t)
+        if record is None:
+            continue
+        for o in objectives:
+            value = record.metrics.get(o.metric)
+            if value is not None and o.metric not in record.imputed and math.isfinite(value):
+                worst[o.metric] = o.worst(worst.get(o.metric, value), value)
+    return worst
 
 
-def _observed(study: optuna.Study, metric: str) -> list[float]:
-    """Values of ``metric`` actually measured (not imputed) on finished trials."""
-    return [t.user_attrs["metrics"][metric]
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if metric in t.user_attrs.get("metrics", {}) and metric not in t.user_attrs["imputed"]]
-
-
-def optimize(study: optuna.Study, config: SearchConfig, n_trials: int | None = None,
-             timeout: float | None = None, progress: bool = False) -> None:
+def optimize(run: Run, n_trials: int | None = None, timeout: float | None = None,
+             progress: bool = False) -> None:
     """Run trials until ``n_trials`` more have finished or ``timeout`` seconds have passed.
 
     A failing evaluation marks its trial FAIL (error recorded) and the search goes on.
     Ctrl-C marks the running trial FAIL and stops; running again resumes the study.
     """
-    with torch_threads(config.evaluation.threads):
-        study.optimize(TrialObjective(config), n_trials=n_trials, timeout=timeout,
-                       catch=(Exception,), show_progress_bar=progress and n_trials is not None)
+    with torch_threads(run.config.evaluation.threads):
+        run.study.optimize(TrialObjective(run), n_trials=n_trials, timeout=timeout,
+                           catch=(Exception,), show_progress_bar=progress and n_trials is not None)

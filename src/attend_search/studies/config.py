@@ -14,10 +14,10 @@ from typing import Any
 
 from ..constraints import read_constraints
 from ..errors import AttendSearchError
-from ..evaluators.proxies import PROXIES
 from ..explorer import PRUNERS, SAMPLERS, Evaluation, Objective, SearchConfig, Training
-from ..explorer.objectives import DIRECTIONS
-from ..explorer.objectives import check_metric as _check_metric
+from ..explorer.metrics import DIRECTIONS, kind_of
+from ..explorer.metrics import check_metric as _check_metric
+from ..explorer.samplers import read_choice
 from ..search_space.fields import Fields, join, parse_yaml
 from ..search_space.space import load_space, read_space
 
@@ -72,13 +72,13 @@ def read_study(data: Any, base: Path | None = None) -> StudyConfig:
     objectives = tuple(_read_objective(o) for o in f.items("objectives", min_len=1))
     if len({o.metric for o in objectives}) != len(objectives):
         raise f.fail("objectives", "an objective metric appears twice")
-    sampler, options = _read_sampler(f)
-    pruner = f.choice("pruner", PRUNERS, "none")
+    sampler, options = read_choice(f, "sampler", SAMPLERS, "tpe")
+    pruner, pruner_options = read_choice(f, "pruner", PRUNERS, "none")
     evaluation = _read_evaluation(f.sub("evaluation", {}), f.int("seed", 0, lo=0))
     search = SearchConfig(name=name, space=constraints.narrow(space), constraints=constraints,
                           objectives=objectives, sampler=sampler, sampler_options=options,
-                          pruner=pruner, seed=evaluation.seed, evaluation=evaluation,
-                          enqueue_presets=f.bool("presets", True))
+                          pruner=pruner, pruner_options=pruner_options, seed=evaluation.seed,
+                          evaluation=evaluation,                          enqueue_presets=f.bool("presets", True))
     for i, budget in enumerate(constraints.budgets):
         _metric(budget.metric, f"constraints.budgets[{i}]")
     f.done()
@@ -111,24 +111,9 @@ def _metric(metric: str, path: str) -> str:
 
 def _read_objective(f: Fields) -> Objective:
     metric = _metric(f.str("metric"), join(f.path, "metric"))
-    default = "maximize" if metric in PROXIES or metric == "accuracy" else "minimize"
-    objective = Objective(metric, f.choice("direction", DIRECTIONS, default))
+    objective = Objective(metric, f.choice("direction", DIRECTIONS, kind_of(metric).direction))
     f.done()
     return objective
-
-
-def _read_sampler(f: Fields) -> tuple[str, dict[str, Any]]:
-    raw = f.raw("sampler", "tpe")
-    if isinstance(raw, dict):
-        s = f.sub("sampler")
-        name = s.choice("name", SAMPLERS)
-        options = {}
-        for key in ("population_size", "n_startup_trials"):
-            if s.has(key):
-                options[key] = s.int(key, lo=2)
-        s.done()
-        return name, options
-    return f.choice("sampler", SAMPLERS), {}
 
 
 def _read_evaluation(f: Fields, seed: int) -> Evaluation:

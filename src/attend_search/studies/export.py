@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial
 from .. import __version__
 from ..errors import AttendSearchError
 from ..evaluators.measure import export_onnx
+from ..explorer import record_of
 from ..search_space import Spec, build_model, input_shape
 from .config import StudyConfig
 
@@ -39,7 +40,7 @@ def parse_formats(text: str) -> list[str]:
 def export_trial(trial: FrozenTrial, config: StudyConfig, formats: list[str], out: Path,
                  seed: int = 0) -> Path:
     """One trial's folder ``<out>/<study>-trial<N>-<digest>``; returns its path."""
-    spec = Spec.from_dict(trial.user_attrs["spec"]).renamed(
+    spec = Spec.from_dict(record_of(trial).spec).renamed(
         f"{config.name}-trial{trial.number}")
     final = out / f"{spec.name}-{spec.digest}"
     out.mkdir(parents=True, exist_ok=True)
@@ -81,8 +82,8 @@ def _write(spec: Spec, formats: list[str], folder: Path, seed: int) -> dict[str,
 
 
 def model_card(spec: Spec, trial: FrozenTrial, config: StudyConfig, facts: dict[str, str]) -> str:
-    metrics = trial.user_attrs["metrics"]
-    violations = trial.user_attrs["violations"]
+    record = record_of(trial)
+    metrics, violations = record.metrics, record.violations
     lines = [f"# {spec.name}", "",
              f"Trial {trial.number} of study `{config.name}` (attend-search {__version__}), "
              f"spec digest `{spec.digest}`, input 1x{spec.in_channels}x{spec.input_size}x"

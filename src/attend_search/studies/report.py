@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial
 from .. import __version__
 from ..evaluators.kernels import torch_threads
 from ..evaluators.latency import predict_latency
+from ..explorer import record_of
 from ..explorer.search import quiet_optuna
 from ..search_space import Spec, get_preset, list_presets
 from .config import StudyConfig
@@ -188,7 +189,7 @@ def _feasibility(study: optuna.Study) -> go.Figure | str:
 def _breakdown(trial: FrozenTrial, config: StudyConfig) -> go.Figure:
     metrics = [o.metric for o in config.search.objectives] + config.search.constraints.metrics
     device = next((m.partition(".")[2] for m in metrics if m.startswith("latency.")), "cortex-a72")
-    total, rows = predict_latency(Spec.from_dict(trial.user_attrs["spec"]), device,
+    total, rows = predict_latency(Spec.from_dict(record_of(trial).spec), device,
                                   breakdown=True)
     top = sorted(rows, key=lambda r: r.ms, reverse=True)[:25][::-1]
     fig = go.Figure(go.Bar(x=[r.ms for r in top], y=[f"{r.name} ({r.op_class})" for r in top],

@@ -14,7 +14,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from ..explorer import Objective
+from ..explorer import Objective, TrialRecord, record_of
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,20 @@ class Counts:
         return self.complete + self.infeasible + self.pruned + self.failed + self.running
 
 
-def is_feasible(trial: FrozenTrial) -> bool:
-    return trial.state == TrialState.COMPLETE and bool(trial.user_attrs.get("feasible"))
+def is_feasible(trial: FrozenTrial, record: TrialRecord | None = None) -> bool:
+    record = record or record_of(trial)
+    return trial.state == TrialState.COMPLETE and record is not None and record.feasible
 
 
 def counts(study: optuna.Study) -> Counts:
     c = Counter()
     for t in study.get_trials(deepcopy=False):
+        record = record_of(t)
         if t.state == TrialState.COMPLETE:
-            c["complete" if is_feasible(t) else "infeasible"] += 1
+            c["complete" if is_feasible(t, record) else "infeasible"] += 1
         else:
             c[{TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}.get(t.state, "running")] += 1
-        c["duplicates"] += "duplicate_of" in t.user_attrs
+        c["duplicates"] += record is not None and record.duplicate_of is not None
     return Counts(**{k: c[k] for k in Counts.__dataclass_fields__})
 
 
@@ -51,9 +53,9 @@ def candidates(study: optuna.Study) -> list[FrozenTrial]:
     seen: set[str] = set()
     out = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        digest = t.user_attrs.get("digest")
-        if is_feasible(t) and digest not in seen:
-            seen.add(digest)
+        record = record_of(t)
+        if is_feasible(t, record) and record.digest not in seen:
+            seen.add(record.digest)
             out.append(t)
     return out
 
@@ -88,14 +90,13 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: state, feasibility, metrics, violations, digest, parameters, spec."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        a = t.user_attrs
-        row = {"number": t.number, "state": t.state.name, "feasible": is_feasible(t),
-               "digest": a.get("digest"), "preset": a.get("preset"),
-               "duplicate_of": a.get("duplicate_of"), "imputed": ",".join(a.get("imputed", [])),
-               "error": a.get("error"),
+        r = record_of(t) or TrialRecord(spec={}, digest=None, version=None, stream=None)
+        row = {"number": t.number, "state": t.state.name, "feasible": is_feasible(t, r),
+               "digest": r.digest, "preset": r.preset, "duplicate_of": r.duplicate_of,
+               "imputed": ",".join(r.imputed), "error": r.error, "stream": r.stream,
                "duration_s": t.duration.total_seconds() if t.duration else None}
-        row.update({f"metric.{k}": v for k, v in a.get("metrics", {}).items()})
-        row.update({f"violation.{k}": v for k, v in a.get("violations", {}).items()})
+        row.update({f"metric.{k}": v for k, v in r.metrics.items()})
+        row.update({f"violation.{k}": v for k, v in r.violations.items()})
         row.update({f"param.{k}": v for k, v in t.params.items()})
         rows.append(row)
     return pd.DataFrame(rows)

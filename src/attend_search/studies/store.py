@@ -26,8 +26,9 @@ import sqlalchemy.exc
 import yaml
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-from ..explorer import open_study
+from ..explorer import Run, open_study
 from .config import StudyConfig, StudyError, read_study
+from .ledger import SqlLedger
 
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 60
@@ -95,29 +96,44 @@ def _redact(url: str) -> str:
     return scheme + sep + rest
 
 
-def create(config: StudyConfig, where: StudyPlace, worker: int = 0) -> optuna.Study:
-    """Create the study, or reopen it to resume when its configuration is the same."""
+def create(config: StudyConfig, where: StudyPlace) -> Run:
+    """Create the study, or reopen it to resume when its configuration is the same; the
+    returned run samples from a stream no earlier run of the study used."""
     where.directory.mkdir(parents=True, exist_ok=True)
-    study = open_study(config.search, storage(where.url), worker)
-    stored = study.user_attrs.get("config")
+    store = storage(where.url)
+    optuna.create_study(study_name=config.name, storage=store, load_if_exists=True,
+                        directions=[o.direction for o in config.search.objectives])
+    run = open_study(config.search, store, _ledger(store, config.name))
+    stored = run.study.user_attrs.get("config")
     if stored is None:
-        study.set_user_attr("config", config.document)
+        run.study.set_user_attr("config", config.document)
     elif _canonical(stored) != _canonical(config.document):
         raise StudyError(f"study {config.name!r} already exists in {_redact(where.url)} with a "
                          f"different configuration; give the new study another name", path="name")
     write_atomic(where.directory / "study.yaml", yaml.safe_dump(config.document, sort_keys=False))
-    return study
+    return run
 
 
-def load(where: StudyPlace, worker: int = 0) -> tuple[StudyConfig, optuna.Study]:
-    """An existing study and its configuration, as stored with it."""
+def load(where: StudyPlace) -> tuple[StudyConfig, optuna.Study]:
+    """An existing study and its configuration, as stored with it, for reading."""
     store = storage(where.url)
     try:
         study = optuna.load_study(study_name=where.name, storage=store)
     except KeyError:
         raise StudyError(f"no study named {where.name!r} in {_redact(where.url)}") from None
-    config = read_study(study.user_attrs["config"])
-    return config, open_study(config.search, store, worker, create=False)
+    return read_study(study.user_attrs["config"]), study
+
+
+def join(where: StudyPlace) -> tuple[StudyConfig, Run]:
+    """An existing study, joined as one more worker on a fresh sampler stream."""
+    config, study = load(where)
+    store = study._storage
+    return config, open_study(config.search, store, _ledger(store, config.name), create=False)
+
+
+def _ledger(store: optuna.storages.BaseStorage, name: str) -> SqlLedger:
+    rdb = getattr(store, "_backend", store)         # load_study wraps it in a cache
+    return SqlLedger(rdb.engine, rdb.get_study_id_from_name(name))
 
 
 def _canonical(document: dict) -> str:
