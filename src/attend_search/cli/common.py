@@ -1,21 +1,6 @@
-"""Helpers shared by the command modules: reading specs, printing tables."""
+"""Helpers shared by the command modules: printing tables."""
 
 from __future__ import annotations
-
-from pathlib import Path
-
-from ..errors import SpecError
-from ..search_space import Spec, get_preset, list_presets
-
-
-def read_spec(arg: str) -> Spec:
-    """A spec from a JSON file, or a preset by name."""
-    if arg in list_presets() and not Path(arg).exists():
-        return get_preset(arg)
-    path = Path(arg)
-    if not path.is_file():
-        raise SpecError(f"no such spec file (presets: {', '.join(list_presets())})", source=arg)
-    return Spec.from_json(path.read_text(), source=str(path))
 
 
 def table(rows: list[list[str]], right: set[int] = frozenset()) -> str:

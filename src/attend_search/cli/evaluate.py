@@ -9,11 +9,12 @@ from ..evaluators.cost import analytic_cost
 from ..evaluators.kernels import torch_threads
 from ..evaluators.latency import predict_latency
 from ..evaluators.proxies import PROXIES, check_proxy, zero_cost_all
-from .common import read_spec, table
+from ..search_space import load_spec
+from .common import table
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    spec = read_spec(args.spec)
+    spec = load_spec(args.spec)
     proxies = [check_proxy(p) for p in args.proxy]
     costs = analytic_cost(spec)
     with torch_threads(1):

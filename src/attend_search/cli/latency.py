@@ -10,22 +10,20 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 from pathlib import Path
 
 from ..evaluators.calibrate import Sample, calibrate_latency, calibration_suite
+from ..evaluators.measurements import read_measurements
 from ..evaluators.devices import DeviceProfile, builtin_devices, load_device
 from ..evaluators.latency import predict_latency, time_by_class
 from ..evaluators.measure import RUNTIMES, MeasurementError, measure_latency
 from ..errors import AttendSearchError
-from .common import read_spec, table
-
-_COLUMNS = ("spec", "latency_ms", "input_size")
-
+from ..search_space import load_spec
+from .common import table
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    spec = read_spec(args.spec)
+    spec = load_spec(args.spec)
     profile = load_device(args.device)
     total, times = predict_latency(spec, profile, breakdown=True)
     print(f"{spec.name or args.spec}  digest {spec.digest}  on {profile.name}: "
@@ -41,7 +39,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_measure(args: argparse.Namespace) -> None:
-    spec = read_spec(args.spec)
+    spec = load_spec(args.spec)
     ms = measure_latency(spec, runtime=args.runtime, threads=args.threads,
                          warmup=args.warmup, repeats=args.repeats)
     print(f"{ms:.3f} ms  ({args.runtime}, {args.threads} thread(s), median of {args.repeats} "
@@ -105,67 +103,6 @@ def _print_fit(profile: DeviceProfile, out: str) -> None:
         print(f"not constrained by these networks (kept near the base): "
               f"{', '.join(p['unconstrained'])}")
     print(f"wrote {out}")
-
-
-# --------------------------------------------------------------------------- CSV input
-def read_measurements(path: Path) -> list[Sample]:
-    """Rows of ``spec,latency_ms[,input_size]`` with a header; ``spec`` is a spec JSON path
-    relative to the CSV, or a preset name. Errors name the file, line and column."""
-    if not path.is_file():
-        raise MeasurementError("no such measurements file", source=str(path))
-    samples: list[Sample] = []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        try:
-            _check_header(reader.fieldnames or [], f"{path}:1")
-            for row in reader:
-                samples.append(_read_row(row, path, reader.line_num))
-        except csv.Error as exc:
-            raise MeasurementError(f"malformed CSV: {exc}", source=f"{path}:{reader.line_num}") from None
-    if len(samples) < 2:
-        raise MeasurementError(f"needs at least 2 measurements, got {len(samples)}", source=str(path))
-    return samples
-
-
-def _check_header(header: list[str], where: str) -> None:
-    expected = "expected spec, latency_ms and optionally input_size"
-    missing = [c for c in _COLUMNS[:2] if c not in header]
-    if missing:
-        raise MeasurementError(f"header lacks column {missing[0]!r} ({expected})", source=where)
-    unknown = [c for c in header if c not in _COLUMNS]
-    if unknown:
-        raise MeasurementError(f"unknown column {unknown[0]!r} ({expected})", source=where)
-
-
-def _read_row(row: dict, path: Path, line: int) -> Sample:
-    where = f"{path}:{line}"
-    if None in row or None in row.values():
-        raise MeasurementError(f"{'more' if None in row else 'fewer'} fields than the header",
-                               source=where)
-    name = row["spec"].strip()
-    if not name:
-        raise MeasurementError("empty", path="spec", source=where)
-    candidate = path.parent / name
-    try:
-        spec = read_spec(str(candidate) if candidate.exists() else name)
-    except AttendSearchError as exc:
-        raise MeasurementError(str(exc), path="spec", source=where) from None
-    ms = _number(row["latency_ms"], "latency_ms", where, float)
-    if not row.get("input_size", "").strip():
-        return spec, None, ms
-    size = _number(row["input_size"], "input_size", where, int)
-    return spec, (1, spec.in_channels, size, size), ms
-
-
-def _number(text: str, column: str, where: str, kind: type) -> float:
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or not value > 0 or value == float("inf"):
-        raise MeasurementError(f"expected a positive {'integer' if kind is int else 'number'}, "
-                               f"got {text.strip()!r}", path=column, source=where)
-    return value
 
 
 # --------------------------------------------------------------------------- parser

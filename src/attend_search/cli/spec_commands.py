@@ -7,7 +7,8 @@ import argparse
 from ..search_space import get_preset, list_presets
 from ..search_space.space import builtin_spaces, load_space
 from ..search_space.summary import layer_table
-from .common import read_spec, table
+from ..search_space import load_spec
+from .common import table
 
 
 def cmd_space(args: argparse.Namespace) -> None:
@@ -29,7 +30,7 @@ def cmd_space(args: argparse.Namespace) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    spec = read_spec(args.spec)
+    spec = load_spec(args.spec)
     layers = layer_table(spec)
     rows = [["layer", "type", "output shape", "params"]]
     rows += [[r.name, r.kind, "x".join(map(str, r.output_shape)), f"{r.params:,}"] for r in layers]

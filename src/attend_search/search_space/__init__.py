@@ -5,8 +5,9 @@ Imports nothing from the rest of attend_search but its errors: everything downst
 """
 
 from .builder import Backbone, build_model, input_shape
-from .presets import get_preset, list_presets
+from .presets import get_preset, list_presets, load_spec
 from .spec import SCHEMA, Attention, Block, Head, Spec, Stage, Stem, make_divisible
 
 __all__ = ["SCHEMA", "Attention", "Backbone", "Block", "Head", "Spec", "Stage", "Stem",
-           "build_model", "get_preset", "input_shape", "list_presets", "make_divisible"]
+           "build_model", "get_preset", "input_shape", "list_presets", "load_spec",
+           "make_divisible"]

@@ -8,8 +8,9 @@ descriptions, as the exact layer tables were not published.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from ..errors import AttendSearchError
+from ..errors import AttendSearchError, SpecError
 from .spec import Attention, Block, Head, Spec, Stage, Stem, make_divisible
 
 _PRESETS: dict[str, Callable[[], Spec]] = {}
@@ -32,6 +33,16 @@ def get_preset(name: str, num_classes: int = 1000, input_size: int = 224) -> Spe
     spec = Spec(**{**spec.__dict__, "num_classes": num_classes, "input_size": input_size})
     spec.check()
     return spec
+
+
+def load_spec(arg: str) -> Spec:
+    """A spec from a JSON file, or a preset by name (a file of that name wins)."""
+    if arg in list_presets() and not Path(arg).exists():
+        return get_preset(arg)
+    path = Path(arg)
+    if not path.is_file():
+        raise SpecError(f"no such spec file (presets: {', '.join(list_presets())})", source=arg)
+    return Spec.from_json(path.read_text(), source=str(path))
 
 
 @_preset
