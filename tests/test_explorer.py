@@ -26,9 +26,9 @@ class CountingEvaluation(Evaluation):
 
     calls: list = []
 
-    def expensive(self, spec, metrics, report=None):
+    def expensive(self, spec, metrics, report=None, clock=None):
         CountingEvaluation.calls.append(spec.digest)
-        return super().expensive(spec, metrics, report)
+        return super().expensive(spec, metrics, report, clock)
 
 
 def run(search, n, sampler_seed=0):

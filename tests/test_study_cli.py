@@ -57,6 +57,7 @@ def test_run_show_export_report_end_to_end(workdir):
         assert {"params", "macs", "peak_activation_bytes", "latency.cortex-a72"} <= set(r.metrics)
         assert set(r.violations) >= {"simd_channels", "params <= 40000"}
         assert r.version and r.stream == 0
+        assert {"resolve", "claim", "cost", "latency"} <= set(r.seconds)
 
     show = cli("show", "tiny", cwd=workdir)
     assert "20 trials" in show.stdout and "Pareto set" in show.stdout

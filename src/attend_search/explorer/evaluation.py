@@ -13,6 +13,7 @@ from ..evaluators.proxies import zero_cost_all
 from ..evaluators.training import train_eval
 from ..search_space import Spec
 from .metrics import is_cheap, latency_device
+from .stopwatch import Stopwatch
 
 
 @dataclass(frozen=True)
@@ -35,26 +36,37 @@ class Evaluation:
     training: Training = Training()
     threads: int = 1     # per worker: parallelism comes from --jobs, not from oversubscription
 
-    def cheap(self, spec: Spec, metrics: list[str]) -> dict[str, float]:
+    def cheap(self, spec: Spec, metrics: list[str], clock: Stopwatch | None = None
+              ) -> dict[str, float]:
         """Costs (always all three: they are free) and any latency predictions asked for."""
-        values: dict[str, float] = dict(analytic_cost(spec))
-        for metric in metrics:
-            device = latency_device(metric)
-            if device is not None:
-                values[metric] = predict_latency(spec, device)
+        clock = clock or Stopwatch()
+        with clock("cost"):
+            values: dict[str, float] = dict(analytic_cost(spec))
+        with clock("latency"):
+            for metric in metrics:
+                device = latency_device(metric)
+                if device is not None:
+                    values[metric] = predict_latency(spec, device)
         return values
 
     def expensive(self, spec: Spec, metrics: list[str],
-                  report: Callable[[int, float], None] | None = None) -> dict[str, float]:
+                  report: Callable[[int, float], None] | None = None,
+                  clock: Stopwatch | None = None) -> dict[str, float]:
         """Proxies on one shared batch, then short training if ``accuracy`` is asked for."""
+        clock = clock or Stopwatch()
         proxies = [m for m in metrics if not is_cheap(m) and m != "accuracy"]
-        values = zero_cost_all(spec, proxies=proxies, seed=self.seed,
-                               batch_size=self.proxy_batch_size) if proxies else {}
+        values = {}
+        if proxies:
+            with clock("proxy"):
+                values = zero_cost_all(spec, proxies=proxies, seed=self.seed,
+                                       batch_size=self.proxy_batch_size)
         if "accuracy" in metrics:
             t = self.training
-            values["accuracy"] = train_eval(spec, _dataset(t.dataset), t.epochs, batch_size=t.batch_size,
-                                            input_size=t.input_size, device=t.device,
-                                            seed=self.seed, callback=report, progress=False)
+            with clock("training"):
+                values["accuracy"] = train_eval(
+                    spec, _dataset(t.dataset), t.epochs, batch_size=t.batch_size,
+                    input_size=t.input_size, device=t.device, seed=self.seed, callback=report,
+                    progress=False)
         return values
 
 

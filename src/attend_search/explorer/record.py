@@ -27,6 +27,7 @@ class TrialRecord:
     duplicate_of: int | None = None            # trial whose evaluation was reused
     preset: str | None = None                  # reference architecture it was enqueued as
     error: str | None = None                   # why the evaluation failed
+    seconds: dict[str, float] = field(default_factory=dict)   # per phase: resolve, cost, ...
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -41,6 +41,7 @@ from .ledger import Ledger, MemoryLedger, stream_seed
 from .metrics import Objective, is_cheap
 from .record import KEY, TrialRecord, record_of
 from .samplers import SAMPLERS, make_pruner, make_sampler
+from .stopwatch import Stopwatch
 from .trial_chooser import FullSpaceChooser, TrialChooser
 
 
@@ -166,20 +167,24 @@ class TrialObjective:
         self.worst = _worst_measured(run.study, run.config.objectives)
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
-        config = self.config
-        chooser = FullSpaceChooser(trial, config.space) if self.full_space else TrialChooser(trial)
-        spec = config.space.resolve(chooser)
+        config, clock = self.config, Stopwatch()
+        with clock("resolve"):   # the sampler answers each parameter; Optuna stores it
+            chooser = (FullSpaceChooser(trial, config.space) if self.full_space
+                       else TrialChooser(trial))
+            spec = config.space.resolve(chooser)
         base = TrialRecord(spec=spec.to_dict(), digest=spec.digest, version=__version__,
                            stream=self.stream, preset=trial.user_attrs.get("preset"))
-        twin = self._claim(trial, spec.digest)
+        with clock("claim"):
+            twin = self._claim(trial, spec.digest)
         if twin is not None:
-            return self._reuse(trial, base, twin)
+            return self._reuse(trial, replace(base, seconds=dict(clock.seconds)), twin)
         try:
-            return self._evaluate(trial, spec, base)
+            return self._evaluate(trial, spec, base, clock)
         except (optuna.TrialPruned, KeyboardInterrupt):
             raise
         except Exception as exc:  # recorded, then Optuna marks the trial FAIL and goes on
-            _save(trial, replace(base, error=f"{type(exc).__name__}: {exc}"))
+            _save(trial, replace(base, error=f"{type(exc).__name__}: {exc}",
+                                 seconds=dict(clock.seconds)))
             raise
 
     def _claim(self, trial: optuna.Trial, digest: str) -> FrozenTrial | None:
@@ -201,9 +206,10 @@ class TrialObjective:
             pause = min(2 * pause, 1.0)
         return None
 
-    def _evaluate(self, trial: optuna.Trial, spec: Spec, base: TrialRecord) -> list[float]:
+    def _evaluate(self, trial: optuna.Trial, spec: Spec, base: TrialRecord, clock: Stopwatch
+                  ) -> list[float]:
         config, cs = self.config, self.config.constraints
-        metrics = self.evaluation.cheap(spec, [m for m in config.metrics if is_cheap(m)])
+        metrics = self.evaluation.cheap(spec, [m for m in config.metrics if is_cheap(m)], clock)
         violations = {**cs.structural(spec), **_budgets(cs, metrics)}
         feasible = all(v <= 0 for v in violations.values())
         imputed: list[str] = []
@@ -213,7 +219,7 @@ class TrialObjective:
                 _save(trial, replace(base, metrics=metrics, violations=violations, feasible=True))
             expensive = [m for m in config.metrics if not is_cheap(m)]
             try:
-                metrics.update(self.evaluation.expensive(spec, expensive, report))
+                metrics.update(self.evaluation.expensive(spec, expensive, report, clock))
             except optuna.TrialPruned:
                 _constrain(trial, config.constraint_names, violations)
                 raise
@@ -230,7 +236,8 @@ class TrialObjective:
                 self.worst[objective.metric] = objective.worst(
                     self.worst.get(objective.metric, value), value)
         _save(trial, replace(base, metrics={k: float(v) for k, v in metrics.items()},
-                             violations=violations, feasible=feasible, imputed=tuple(imputed)))
+                             violations=violations, feasible=feasible, imputed=tuple(imputed),
+                             seconds=dict(clock.seconds)))
         _constrain(trial, config.constraint_names, violations)
         return [metrics[o.metric] for o in config.objectives]
 
@@ -248,7 +255,8 @@ class TrialObjective:
     def _reuse(self, trial: optuna.Trial, base: TrialRecord, twin: FrozenTrial) -> list[float]:
         found = record_of(twin)
         _save(trial, replace(found, spec=base.spec, stream=base.stream, preset=base.preset,
-                             version=base.version, duplicate_of=twin.number))
+                             version=base.version, seconds=base.seconds,
+                             duplicate_of=twin.number))
         _constrain(trial, self.config.constraint_names, found.violations)
         if twin.state == TrialState.PRUNED:
             raise optuna.TrialPruned(f"same architecture as pruned trial {twin.number}")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 import yaml
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -69,10 +70,14 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                                  grace_period=GRACE_SECONDS,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                                      max_retry=1))
+                store = RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                                   grace_period=GRACE_SECONDS,
+                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                       max_retry=1))
+            if url.startswith("sqlite"):
+                sqlalchemy.event.listen(store.engine, "connect", _write_ahead_log)
+                store.engine.dispose()   # pooled connections made before the listener go
+            return store
         except sqlalchemy.exc.IntegrityError as exc:
             if attempt == attempts:
                 raise _cannot_open(url, exc) from None
@@ -80,6 +85,18 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
         except Exception as exc:  # bad URL, server down, missing driver
             raise _cannot_open(url, exc) from None
     raise AssertionError("unreachable")
+
+
+def _write_ahead_log(connection, _record) -> None:
+    """SQLite in WAL mode, synced at checkpoints rather than on every commit: a trial writes
+    dozens of rows (one per parameter), and a commit that waits for the disk costs
+    milliseconds. Readers never block writers. A crash of the machine (not of a worker) may
+    lose the last trials, never corrupt the file. WAL needs a local disk, not NFS: studies
+    across machines belong on PostgreSQL."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def _cannot_open(url: str, exc: Exception) -> StudyError:
