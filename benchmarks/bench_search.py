@@ -1,0 +1,113 @@
+"""Search efficiency: hypervolume of the feasible Pareto front against trials, per sampler.
+
+    .venv/bin/python benchmarks/bench_search.py [--trials 500] [--seeds 3] [--samplers ...]
+        [--out search_efficiency.html] [--quick]
+
+The default study (AttendNeXt space, best-practice rules, 4M parameters, 400 ms on
+Cortex-A72; maximise log synflow, minimise predicted Cortex-A72 latency) is run with each
+sampler and seed, presets off, in memory, on two processes. After 50, 100, 200 and 500
+trials the hypervolume of the feasible front is taken against the fixed reference point
+REFERENCE (log synflow 20, 400 ms: the latency budget), in (log synflow x ms) units. Prints the
+median and range over seeds per sampler and checkpoint, and for each sampler the first
+trial at which its median run reaches random search's final median hypervolume; writes a
+plotly figure of hypervolume against trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+from concurrent.futures import ProcessPoolExecutor
+
+import optuna
+import plotly.graph_objects as go
+
+from attend_search.explorer import open_study, optimize, record_of
+from attend_search.explorer.samplers import SAMPLERS
+from attend_search.explorer.search import quiet_optuna
+from attend_search.studies import load_study_file
+
+REFERENCE = (20.0, 400.0)          # (log synflow, ms): worse than any front point counted
+
+
+def hypervolume(points: list[tuple[float, float]]) -> float:
+    """Area dominated by (maximised synflow, minimised ms) points, bounded by REFERENCE."""
+    ref_s, ref_ms = REFERENCE
+    kept = sorted((s, ms) for s, ms in points if s > ref_s and ms < ref_ms)
+    area, best_ms = 0.0, ref_ms
+    for s, ms in reversed(kept):              # highest synflow first
+        if ms < best_ms:
+            area += (s - ref_s) * (best_ms - ms)
+            best_ms = ms
+    return area
+
+
+def one_run(sampler: str, seed: int, trials: int) -> list[float]:
+    """Hypervolume after each trial of one run."""
+    import torch
+    torch.set_num_threads(1)
+    config = load_study_file(None).search
+    options = config.sampler_options if sampler == config.sampler else {}
+    config = dataclasses.replace(config, sampler=sampler, sampler_options=options, seed=seed,
+                                 enqueue_presets=False)
+    with quiet_optuna():
+        run = open_study(config, optuna.storages.InMemoryStorage())
+        optimize(run, n_trials=trials)
+    points, curve = [], []
+    for t in run.study.get_trials(deepcopy=False):
+        record = record_of(t)
+        if t.state == optuna.trial.TrialState.COMPLETE and record and record.feasible:
+            points.append((t.values[0], t.values[1]))
+        curve.append(hypervolume(points))
+    return curve
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=500)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS))
+    parser.add_argument("--out", default="search_efficiency.html")
+    parser.add_argument("--quick", action="store_true", help="30 trials, one seed (for CI)")
+    args = parser.parse_args()
+    if args.quick:
+        args.trials, args.seeds = 30, 1
+    checkpoints = [n for n in (50, 100, 200, 500) if n <= args.trials] or [args.trials]
+    jobs = [(s, seed) for s in args.samplers for seed in range(args.seeds)]
+    with ProcessPoolExecutor(2) as pool:
+        curves = dict(zip(jobs, pool.map(one_run, *zip(*jobs), [args.trials] * len(jobs))))
+    median = {s: [statistics.median(curves[s, seed][i] for seed in range(args.seeds))
+                  for i in range(args.trials)] for s in args.samplers}
+
+    print(f"hypervolume of the feasible front (reference: log synflow {REFERENCE[0]:g}, "
+          f"{REFERENCE[1]:g} ms), median [min-max] of {args.seeds} seed(s)")
+    print("sampler   " + "".join(f"{n:>24}" for n in checkpoints))
+    for s in args.samplers:
+        cells = []
+        for n in checkpoints:
+            values = [curves[s, seed][n - 1] for seed in range(args.seeds)]
+            cells.append(f"{statistics.median(values):8.0f} [{min(values):.0f}-{max(values):.0f}]")
+        print(f"{s:9s} " + "".join(f"{c:>24}" for c in cells))
+    if "random" in median:
+        target = median["random"][-1]
+        print(f"\ntrials for the median run to reach random search's {args.trials}-trial "
+              f"median ({target:.0f}):")
+        for s in args.samplers:
+            reached = next((i + 1 for i, v in enumerate(median[s]) if v >= target), None)
+            print(f"  {s:9s} {reached if reached else f'not within {args.trials}'}")
+
+    fig = go.Figure()
+    for s in args.samplers:
+        fig.add_scatter(x=list(range(1, args.trials + 1)), y=median[s], mode="lines", name=s)
+    fig.update_layout(title=f"Default study: hypervolume of the feasible front (median of "
+                            f"{args.seeds} seeds; reference {REFERENCE[0]:g} log synflow, "
+                            f"{REFERENCE[1]:g} ms)",
+                      xaxis_title="trials", yaxis_title="hypervolume (log synflow x ms)",
+                      template="plotly_white")
+    fig.write_html(args.out, include_plotlyjs=True)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
