@@ -49,14 +49,12 @@ PyTorch) are not counted, nor is workspace inside an op (im2col).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from itertools import accumulate, chain
 from math import prod
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 with warnings.catch_warnings():  # fvcore scripts its losses on import; torch deprecates that
@@ -66,6 +64,7 @@ with warnings.catch_warnings():  # fvcore scripts its losses on import; torch de
 
 from ..search_space import Spec
 from ..search_space.spec import Attention, BlockLayout, conv_out
+from .forward_trace import inference, record_forward
 from .model_input import Shape, as_model
 
 _FLOAT32 = 4  # bytes
@@ -100,7 +99,7 @@ def flop_analysis(model_or_spec: nn.Module | Spec, input_shape: Shape | None = N
     model, shape = as_model(model_or_spec, input_shape)
     analysis = (FlopCountAnalysis(model, torch.zeros(shape)).set_op_handle(**_HANDLES)
                 .unsupported_ops_warnings(False).uncalled_modules_warnings(False))
-    with _inference(model):
+    with inference(model):
         analysis.total()  # traces now, in eval mode; the analysis keeps the results
     return analysis
 
@@ -118,30 +117,9 @@ def peak_activation_bytes(model_or_spec: nn.Module | Spec, input_shape: Shape | 
     """Peak activation bytes of one forward pass of the real module, read from its aten ops
     (eval mode, zero input; the model of the module docstring)."""
     model, shape = as_model(model_or_spec, input_shape)
-    weights = {_storage(t) for t in chain(model.parameters(), model.buffers())}
-    x = torch.zeros(shape)
-    with _inference(model), _Recorder(weights, x) as recorder:
-        y = model(x)
-    outputs = [recorder.values[_storage(t)] for t in tree_leaves(y) if isinstance(t, torch.Tensor)]
-    return _peak(recorder.sizes, recorder.ops, outputs)
-
-
-@contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    """Eval mode, no autograd, one thread for a while; each module's mode and the thread count
-    are restored after. A batch-1 pass that only counts gains nothing from more threads, and
-    threads contending with other work on a small machine make it several times slower."""
-    modes = [(m, m.training) for m in model.modules()]
-    threads = torch.get_num_threads()
-    model.eval()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        torch.set_num_threads(threads)
-        for module, training in modes:
-            module.training = training
+    log = _StorageLog({_storage(t) for t in chain(model.parameters(), model.buffers())})
+    record_forward(model, shape, log)
+    return _peak(log.sizes, log.ops, log.outputs)
 
 
 def _storage(t: torch.Tensor) -> int:
@@ -157,23 +135,26 @@ _ELEMENTWISE = {torch.ops.aten.hardswish.default, torch.ops.aten.native_batch_no
                 torch.ops.aten._native_batch_norm_legit_no_training.default}
 
 
-class _Recorder(TorchDispatchMode):
+class _StorageLog:
     """Logs a forward pass as ops (:data:`_Op`). A value is the tensor in one storage: an op's
     output in a storage it also reads (a view, an in-place op) is that same value, so
     storages freed and reused by the allocator are told apart. Weights are left out."""
 
-    def __init__(self, weights: set[int], x: torch.Tensor):
-        super().__init__()
+    def __init__(self, weights: set[int]):
         self.weights = weights
-        self.values = {_storage(x): 0}  # storage -> the value now in it
-        self.sizes = [x.untyped_storage().nbytes()]
+        self.values: dict[int, int] = {}  # storage -> the value now in it
+        self.sizes: list[int] = []
         self.ops: list[_Op] = []
+        self.outputs: list[int] = []
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def input(self, x: torch.Tensor) -> None:
+        self.values[_storage(x)] = 0
+        self.sizes.append(x.untyped_storage().nbytes())
+
+    def op(self, func, args: tuple, kwargs: dict, out, module: str) -> None:
         read = dict.fromkeys(_storage(t) for t in tree_leaves((args, kwargs))
                              if isinstance(t, torch.Tensor))
         ins = tuple(self.values[key] for key in read if key in self.values)
-        out = func(*args, **(kwargs or {}))
         made = []
         for t in tree_leaves(out):
             if not isinstance(t, torch.Tensor) or not t.untyped_storage().nbytes():
@@ -186,7 +167,10 @@ class _Recorder(TorchDispatchMode):
         if ins or made:
             elementwise = torch.Tag.pointwise in func.tags or func in _ELEMENTWISE
             self.ops.append((ins, tuple(made), elementwise))
-        return out
+
+    def output(self, y) -> None:
+        self.outputs = [self.values[_storage(t)] for t in tree_leaves(y)
+                        if isinstance(t, torch.Tensor)]
 
 
 def _peak(sizes: Sequence[int], ops: Sequence[_Op], outputs: Iterable[int]) -> int:

@@ -6,11 +6,9 @@ folds batch norm into the convolution before it and runs the activation in the s
 dispatch and one trip through memory. So the network is traced, op by op with real shapes,
 and the ops are grouped the way runtimes fuse them.
 
-Tracing records ATen ops under a ``TorchDispatchMode`` during one eval-mode forward. Unlike
-``torch.fx`` symbolic tracing it works for any ``nn.Module`` built from standard layers,
-including code that reads shapes at run time (``F.interpolate(size=x.shape[-2:])``).
-Each tensor is tagged with the value that produced it, so the dataflow (who consumes what)
-is known without keeping activations alive.
+The ATen ops of one eval-mode forward come from :mod:`.forward_trace`. Each tensor is
+tagged with the value that produced it, so the dataflow (who consumes what) is known
+without keeping activations alive.
 
 Work ("macs") per op, one multiply-accumulate = 1 as in fvcore: convolutions and matrix
 products their MACs; pooling one per window element; nearest upsampling one per output
@@ -24,17 +22,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from ..search_space import Spec
+from .forward_trace import record_forward
 from .model_input import Shape, as_model
 
 OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "max_pool", "avg_pool",
@@ -102,39 +98,43 @@ class _Trace:
     outputs: set[int] = field(default_factory=set)      # values the network returns
 
 
-class _Recorder(TorchDispatchMode):
-    """Records every ATen op with the values it reads and writes and the module running it."""
+class _KernelLog:
+    """Every ATen op with the values it reads and writes and the module running it.
 
-    def __init__(self, trace: _Trace, modules: list[str]):
-        super().__init__()
-        self.trace = trace
-        self.modules = modules
+    A value is a tensor: an in-place op makes a new value (so a fused activation follows its
+    convolution as a separate op), a view is its base's value.
+    """
+
+    def __init__(self):
+        self.trace = _Trace()
         self.values = WeakTensorKeyDictionary()     # tensor -> id of the value it holds
 
-    def new_value(self, tensor: torch.Tensor) -> int:
+    def input(self, tensor: torch.Tensor) -> int:
         self.trace.sizes.append(tensor.numel() * FLOAT32_BYTES)
         self.values[tensor] = len(self.trace.sizes) - 1
         return self.values[tensor]
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+    def op(self, func, args: tuple, kwargs: dict, out, module: str) -> None:
         name = func.overloadpacket.__name__
         if name in _LIKE:        # a new tensor shaped like an activation: no data flows
-            return out
+            return
         tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
         outs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
         inputs = tuple(dict.fromkeys(self.values[t] for t in tensors if t in self.values))
         if not inputs or not outs:
-            return out           # computed from weights alone: a constant the exporter folds
+            return               # computed from weights alone: a constant the exporter folds
         if name in _VIEWS:
             for view in outs:
                 self.values[view] = inputs[0]
-            return out
+            return
         op_class, macs = _classify(name, args, tensors, outs[0])
         weights = sum(t.numel() for t in tensors if t not in self.values) * FLOAT32_BYTES
-        self.trace.ops.append(_Op(name, op_class, macs, inputs, self.new_value(outs[0]),
-                                  weights, self.modules[-1]))
-        return out
+        self.trace.ops.append(_Op(name, op_class, macs, inputs, self.input(outs[0]),
+                                  weights, module))
+
+    def output(self, y) -> None:
+        self.trace.outputs = {self.values[t] for t in tree_leaves(y)
+                              if isinstance(t, torch.Tensor) and t in self.values}
 
 
 def _classify(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Tensor) -> tuple[str, int]:
@@ -161,69 +161,10 @@ def _classify(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Te
     return "elementwise", out.numel()
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """``model`` in eval mode for a block; each module's own train/eval flag is restored."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes.items():
-            module.train(training)
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """PyTorch's intra-op thread count set for a block, then restored.
-
-    Tracing runs on one thread: the forward only has to produce shapes, and several
-    threads contending with other work on a small shared machine make it many times slower.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextmanager
-def _module_names(model: nn.Module) -> Iterator[list[str]]:
-    """A stack whose top is the name of the module running now (hooks on every module)."""
-    stack = ["(model)"]
-
-    def enter(name: str):
-        return lambda *_: stack.append(name)       # returns None: leaves the input alone
-
-    def leave(*_) -> None:
-        stack.pop()
-
-    handles = []
-    for name, module in model.named_modules():
-        handles.append(module.register_forward_pre_hook(enter(name or "(model)")))
-        handles.append(module.register_forward_hook(leave))
-    try:
-        yield stack
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def _trace(model: nn.Module, shape: Shape) -> _Trace:
-    """One eval-mode forward under the recorder."""
-    trace = _Trace()
-    param = next(model.parameters(), None)
-    x = torch.zeros(shape, dtype=param.dtype if param is not None else torch.float32,
-                    device=param.device if param is not None else "cpu")
-    with eval_mode(model), torch.no_grad(), torch_threads(1), _module_names(model) as stack:
-        recorder = _Recorder(trace, stack)
-        recorder.new_value(x)
-        with recorder:
-            result = model(x)
-        trace.outputs = {recorder.values[t] for t in tree_leaves(result)
-                         if isinstance(t, torch.Tensor) and t in recorder.values}
-    return trace
+    log = _KernelLog()
+    record_forward(model, shape, log)
+    return log.trace
 
 
 # --------------------------------------------------------------------------- fusion
