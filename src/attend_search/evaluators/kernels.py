@@ -31,11 +31,11 @@ from torch.utils.weak import WeakTensorKeyDictionary
 
 from ..search_space import Spec
 from .forward_trace import record_forward
-from .model_input import Shape, as_model
+from .model_input import Shape, as_model, spec_at
+from .spec_walk import FLOAT32_BYTES, conv_class, walk_spec
 
 OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "max_pool", "avg_pool",
               "upsample", "elementwise", "global_pool", "concat")
-FLOAT32_BYTES = 4
 
 _VIEWS = {"view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose", "permute",
           "expand", "squeeze", "unsqueeze", "flatten", "unflatten", "alias", "detach",
@@ -74,7 +74,13 @@ class Kernel:
 
 
 def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None) -> list[Kernel]:
-    """The fused kernels of one batch-1 inference, in execution order."""
+    """The fused kernels of one batch-1 inference, in execution order.
+
+    A spec's come from its walk (:mod:`.spec_walk`), nothing built, the same kernels as its
+    built model's trace hundreds of times faster; any other module is traced.
+    """
+    if isinstance(model_or_spec, Spec) and (spec := spec_at(model_or_spec, input_shape)):
+        return _fuse(_walked(spec))
     model, shape = as_model(model_or_spec, input_shape)
     return _fuse(_trace(model, shape))
 
@@ -144,9 +150,7 @@ def _classify(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Te
         transposed, groups = args[6], args[8]
         window = math.prod(weight.shape[2:])
         macs = (x if transposed else out).numel() * weight.shape[1] * window
-        if groups == 1:
-            return ("pointwise" if window == 1 and not transposed else "conv"), macs
-        return ("depthwise" if groups == x.shape[1] else "grouped"), macs
+        return ("conv" if transposed and groups == 1 else conv_class(x.shape[1], groups, window)), macs
     if name in _MATMUL:
         return "linear", out.numel() * tensors[-1].shape[-2]
     if name in _POOL:
@@ -167,63 +171,61 @@ def _trace(model: nn.Module, shape: Shape) -> _Trace:
     return log.trace
 
 
+def _walked(spec: Spec) -> _Trace:
+    """The walk's ops as a trace records them. A kernel's work counts an element-wise op once
+    per element, whatever its MACs rule says (0 for ReLU, 2 for batch norm)."""
+    walk = walk_spec(spec)
+    ops = [_Op(op.aten, op.op_class,
+               walk.sizes[op.output] // FLOAT32_BYTES if op.op_class == "elementwise" else op.macs,
+               op.inputs, op.output, op.weights * FLOAT32_BYTES, op.module) for op in walk.ops]
+    return _Trace(ops, walk.sizes, {walk.output})
+
+
 # --------------------------------------------------------------------------- fusion
-@dataclass
-class _Group:
-    """A kernel being assembled: an anchor op, then epilogue ops fused after it."""
-
-    ops: list[_Op]
-    epilogue: set[str] = field(default_factory=set)      # "norm", "act" already fused
-
-    def accepts(self, op: _Op) -> bool:
-        """Can ``op`` run in this kernel's epilogue (reading only this kernel's output)?"""
-        if len(op.inputs) != 1 or op.inputs[0] != self.ops[-1].output:
-            return False
-        anchor = self.ops[0].name
-        base = op.name.rstrip("_")
-        if base in _FUSIBLE_ACTIVATIONS:
-            return "act" not in self.epilogue and anchor in _ACTIVATION_HOSTS
-        if op.name in _NORM:
-            return not self.epilogue and anchor in _NORM_HOSTS
-        return False
-
-    def add(self, op: _Op) -> None:
-        self.epilogue.add("norm" if op.name in _NORM else "act")
-        self.ops.append(op)
-
-    def kernel(self, sizes: list[int]) -> Kernel:
-        produced = {op.output for op in self.ops}
-        reads = dict.fromkeys(v for op in self.ops for v in op.inputs if v not in produced)
-        anchor = self.ops[0]
-        activations = sum(sizes[v] for v in reads) + sizes[self.ops[-1].output]
-        return Kernel(name=_common_prefix([op.module for op in self.ops]),
-                      op_class=anchor.op_class, ops=tuple(op.name for op in self.ops),
-                      macs=anchor.macs,
-                      bytes=activations + sum(op.weight_bytes for op in self.ops))
-
-
 def _fuse(trace: _Trace) -> list[Kernel]:
     """Group ops into kernels: an op joins the kernel whose output it alone consumes."""
     consumers = Counter(v for op in trace.ops for v in op.inputs)
     consumers.update(trace.outputs)
-    groups: list[_Group] = []
-    open_tails: dict[int, _Group] = {}       # output value -> the kernel that wrote it
+    groups: list[list[_Op]] = []
+    open_tails: dict[int, list[_Op]] = {}    # output value -> the kernel that wrote it
     for op in trace.ops:
         group = open_tails.pop(op.inputs[0], None)
-        if group is not None and consumers[op.inputs[0]] == 1 and group.accepts(op):
-            group.add(op)
+        if group is not None and consumers[op.inputs[0]] == 1 and _epilogue(group, op):
+            group.append(op)
         else:
-            group = _Group([op])
+            group = [op]
             groups.append(group)
         open_tails[op.output] = group
-    return [g.kernel(trace.sizes) for g in groups]
+    return [_kernel(group, trace.sizes) for group in groups]
+
+
+def _epilogue(group: list[_Op], op: _Op) -> bool:
+    """Can ``op`` run in the epilogue of the kernel ``group`` (reading only its output)?
+    The epilogue is a batch norm after a convolution or matrix product, then one activation,
+    after either of them or after an add."""
+    if len(op.inputs) != 1 or op.inputs[0] != group[-1].output:
+        return False
+    anchor = group[0].name
+    if op.name.rstrip("_") in _FUSIBLE_ACTIVATIONS:
+        return anchor in _ACTIVATION_HOSTS and (len(group) == 1 or group[-1].name in _NORM)
+    return op.name in _NORM and len(group) == 1 and anchor in _NORM_HOSTS
+
+
+def _kernel(group: list[_Op], sizes: list[int]) -> Kernel:
+    """Epilogue ops read only the op before them: the kernel reads its anchor's inputs."""
+    anchor, last = group[0], group[-1]
+    activations = sum(sizes[v] for v in anchor.inputs) + sizes[last.output]
+    if last is anchor:
+        return Kernel(anchor.module, anchor.op_class, (anchor.name,), anchor.macs,
+                      activations + anchor.weight_bytes)
+    return Kernel(_common_prefix([op.module for op in group]), anchor.op_class,
+                  tuple(op.name for op in group), anchor.macs,
+                  activations + sum(op.weight_bytes for op in group))
 
 
 def _common_prefix(names: list[str]) -> str:
-    parts = [n.split(".") for n in names]
-    common = []
-    for segment in zip(*parts):
-        if len(set(segment)) > 1:
-            break
-        common.append(segment[0])
-    return ".".join(common) or names[0]
+    """The longest run of leading dotted segments the names share, else the first name."""
+    prefix = names[0]
+    while prefix and not all(n == prefix or n.startswith(prefix + ".") for n in names):
+        prefix = prefix.rpartition(".")[0]
+    return prefix or names[0]
