@@ -32,7 +32,7 @@ from torch.utils.weak import WeakTensorKeyDictionary
 from ..search_space import Spec
 from .forward_trace import record_forward
 from .model_input import Shape, as_model, spec_at
-from .spec_walk import FLOAT32_BYTES, conv_class, walk_spec
+from .spec_walk import FLOAT32_BYTES, WalkOp, conv_class, walk_spec
 
 OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "max_pool", "avg_pool",
               "upsample", "elementwise", "global_pool", "concat")
@@ -90,7 +90,7 @@ def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None =
 class _Op:
     name: str                    # ATen op, without overload: "convolution", "relu_"
     op_class: str
-    macs: int
+    work: int                    # "macs" of the module docstring
     inputs: tuple[int, ...]      # activation values read (ids into _Trace.sizes)
     output: int
     weight_bytes: int
@@ -99,7 +99,7 @@ class _Op:
 
 @dataclass
 class _Trace:
-    ops: list[_Op] = field(default_factory=list)
+    ops: list[_Op] | list[WalkOp] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)      # bytes of each value
     outputs: set[int] = field(default_factory=set)      # values the network returns
 
@@ -172,13 +172,9 @@ def _trace(model: nn.Module, shape: Shape) -> _Trace:
 
 
 def _walked(spec: Spec) -> _Trace:
-    """The walk's ops as a trace records them. A kernel's work counts an element-wise op once
-    per element, whatever its MACs rule says (0 for ReLU, 2 for batch norm)."""
+    """The walk's ops, recorded in the shape of a trace's (:class:`_Op`'s fields)."""
     walk = walk_spec(spec)
-    ops = [_Op(op.aten, op.op_class,
-               walk.sizes[op.output] // FLOAT32_BYTES if op.op_class == "elementwise" else op.macs,
-               op.inputs, op.output, op.weights * FLOAT32_BYTES, op.module) for op in walk.ops]
-    return _Trace(ops, walk.sizes, {walk.output})
+    return _Trace(walk.ops, walk.sizes, {walk.output})
 
 
 # --------------------------------------------------------------------------- fusion
@@ -216,10 +212,10 @@ def _kernel(group: list[_Op], sizes: list[int]) -> Kernel:
     anchor, last = group[0], group[-1]
     activations = sum(sizes[v] for v in anchor.inputs) + sizes[last.output]
     if last is anchor:
-        return Kernel(anchor.module, anchor.op_class, (anchor.name,), anchor.macs,
+        return Kernel(anchor.module, anchor.op_class, (anchor.name,), anchor.work,
                       activations + anchor.weight_bytes)
     return Kernel(_common_prefix([op.module for op in group]), anchor.op_class,
-                  tuple(op.name for op in group), anchor.macs,
+                  tuple(op.name for op in group), anchor.work,
                   activations + sum(op.weight_bytes for op in group))
 
 

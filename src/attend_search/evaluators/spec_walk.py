@@ -37,16 +37,18 @@ def conv_class(in_channels: int, groups: int, window: int) -> str:
 
 
 class WalkOp(NamedTuple):  # a tuple: a walk makes hundreds, and tuples are made fastest
-    """One ATen op of the forward pass. Values are numbered tensors, 0 the network input."""
+    """One ATen op of the forward pass, with the fields of a traced op (kernels._Op) and the
+    cost figures. Values are numbered tensors, 0 the network input."""
 
-    aten: str
+    name: str                    # the ATen op a trace records
     op_class: str                # the kernel class (kernels.OP_CLASSES)
-    module: str                  # its module path, as ``named_modules()`` names it
+    work: int                    # a kernel's work: MACs, one per element for element-wise ops
     inputs: tuple[int, ...]      # activation values read, in argument order
     output: int
+    weight_bytes: int            # parameters and buffers read (BN statistics, the blur)
+    module: str                  # its module path, as ``named_modules()`` names it
     macs: int                    # cost.py's rule
     params: int
-    weights: int                 # parameter and buffer elements read (BN statistics, blur)
     elementwise: bool            # may write over an input of its size (peak memory)
 
 
@@ -70,8 +72,10 @@ class SpecWalk:
         """Record an op making a new value of ``elements`` float32s; returns that value."""
         self.sizes.append(elements * FLOAT32_BYTES)
         output = len(self.sizes) - 1
-        self.ops.append(WalkOp(aten, op_class, module, inputs, output, macs, params,
-                               params if weights is None else weights, elementwise))
+        work = elements if op_class == "elementwise" else macs
+        weight_bytes = (params if weights is None else weights) * FLOAT32_BYTES
+        self.ops.append(WalkOp(aten, op_class, work, inputs, output, weight_bytes, module, macs,
+                               params, elementwise))
         return output
 
     def pointwise(self, rule: str, module: str, *inputs: int, elements: int, params: int = 0,
