@@ -1,9 +1,10 @@
-"""The kernels an inference runtime would run for a network, read from a real forward pass.
+"""The kernels an inference runtime would run for a network: a module's read from a real
+forward pass, a spec's from its walk (:mod:`.spec_walk`), which records the same ops.
 
 Latency on a small CPU is a sum over *kernels*, not over PyTorch modules or FLOPs: a runtime
 folds batch norm into the convolution before it and runs the activation in the same loop
 (onnxruntime's ConvActivationFusion, XNNPACK, TFLite), so conv + BN + ReLU costs one
-dispatch and one trip through memory. So the network is traced, op by op with real shapes,
+dispatch and one trip through memory. So the network is read op by op with real shapes,
 and the ops are grouped the way runtimes fuse them.
 
 The ATen ops of one eval-mode forward come from :mod:`.forward_trace`. Each tensor is
