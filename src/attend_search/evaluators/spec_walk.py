@@ -69,7 +69,8 @@ class SpecWalk:
     def op(self, aten: str, op_class: str, module: str, inputs: tuple[int, ...], elements: int,
            macs: int = 0, params: int = 0, weights: int | None = None,
            elementwise: bool = False) -> int:
-        """Record an op making a new value of ``elements`` float32s; returns that value."""
+        """Record an op making a new value of ``elements`` float32s; returns that value.
+        ``weights``: the elements of parameters and buffers it reads, where not ``params``."""
         self.sizes.append(elements * FLOAT32_BYTES)
         output = len(self.sizes) - 1
         work = elements if op_class == "elementwise" else macs
