@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -16,11 +17,11 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from attend_search import get_preset
+from attend_search import get_preset, input_shape, list_presets, load_space
 from attend_search.evaluators.calibrate import calibrate_latency
 from attend_search.evaluators.devices import DeviceError, builtin_devices, load_device
 from attend_search.evaluators.kernels import OP_CLASSES, extract_kernels
-from attend_search.evaluators.latency import predict_latency
+from attend_search.evaluators.latency import predict_latency, total_ms
 from attend_search.evaluators.measure import export_onnx, measure_latency
 from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
 
@@ -129,6 +130,65 @@ def test_tracing_leaves_the_model_as_it_was():
     predict_latency(model, "cortex-a72", (1, 3, 64, 64))
     assert [m.training for m in model.modules()] == flags
     assert not model._forward_hooks and not model._forward_pre_hooks
+
+
+# --------------------------------------------------------------------------- spec walk
+WALKED, SLOW_WALKED, CHUNK = 40, 300, 26  # seeds traced by default, with the slow cases
+
+
+def assert_walk_equals_trace(spec: Spec) -> None:
+    """The kernels walked from the spec are the traced model's, and so are the latencies."""
+    traced = extract_kernels(build_model(spec), input_shape(spec))
+    assert extract_kernels(spec) == traced
+    for device in builtin_devices():
+        total, times = predict_latency(spec, device, breakdown=True)
+        assert total == pytest.approx(total_ms(traced, load_device(device)), rel=1e-9, abs=0)
+        assert [t.name for t in times] == [k.name for k in traced]
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_walked_kernels_equal_traced_on_presets(name):
+    assert_walk_equals_trace(get_preset(name))
+
+
+@pytest.mark.parametrize("seeds", [range(WALKED)] + [
+    pytest.param(range(start, min(start + CHUNK, SLOW_WALKED)), marks=pytest.mark.slow)
+    for start in range(WALKED, SLOW_WALKED, CHUNK)], ids=lambda r: f"seeds{r.start}-{r.stop - 1}")
+def test_walked_kernels_equal_traced_on_sampled_specs(space, seeds):
+    for seed in seeds:
+        assert_walk_equals_trace(space.sample(seed))
+
+
+def test_walked_kernels_equal_traced_on_the_tiny_space():
+    tiny = load_space(Path(__file__).parent / "data" / "tiny_space.yaml")
+    for seed in range(10):
+        assert_walk_equals_trace(tiny.sample(seed))
+
+
+def test_walked_kernels_equal_traced_on_settings_the_space_never_samples(unsampled_spec):
+    assert_walk_equals_trace(unsampled_spec)
+    # a one-channel input blurred before the stem: the blur is a plain convolution then
+    assert_walk_equals_trace(replace(unsampled_spec, stem=replace(
+        unsampled_spec.stem, stride=2, downsample="aads")))
+
+
+def test_a_spec_at_another_input_shape_is_walked_or_traced():
+    spec = get_preset("attendnets")
+    model = build_model(spec)
+    assert extract_kernels(spec, (1, 3, 160, 160)) == extract_kernels(model, (1, 3, 160, 160))
+    # no spec walks a batch of two: traced, the activations are twice as large
+    batch = extract_kernels(spec, (2, 3, 160, 160))
+    assert batch == extract_kernels(model, (2, 3, 160, 160))
+    assert batch[0].bytes > extract_kernels(spec, (1, 3, 160, 160))[0].bytes
+
+
+def test_predicting_a_spec_builds_no_module(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a module was built")
+
+    monkeypatch.setattr(nn.Module, "__init__", refuse)
+    total, times = predict_latency(get_preset("attendnext"), "cortex-a53", breakdown=True)
+    assert total > 0 and any(t.name == "stages.1.1.body.pw" for t in times)
 
 
 # --------------------------------------------------------------------------- profiles

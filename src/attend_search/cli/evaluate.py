@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..evaluators.cost import analytic_cost
-from ..evaluators.kernels import torch_threads
+from ..evaluators.forward_trace import torch_threads
 from ..evaluators.latency import predict_latency
 from ..evaluators.proxies import PROXIES, check_proxy, zero_cost_all
 from ..search_space import load_spec

@@ -3,8 +3,9 @@
 Two counters that agree exactly on every spec (the tests hold them to it):
 
 - :func:`fvcore_cost` traces the real module with fvcore (any ``nn.Module`` works);
-- :func:`analytic_cost` does the arithmetic on the :class:`Spec` alone, hundreds of times
-  faster, for the explorer's inner loop and for constraints checked before anything is built.
+- :func:`analytic_cost` does the arithmetic on the :class:`Spec` alone (the walk of
+  :mod:`.spec_walk`, which also gives the latency kernels), hundreds of times faster, for
+  the explorer's inner loop and for constraints checked before anything is built.
 
 MACs (batch 1; one multiply-accumulate counts 1, fvcore's convention). On small CPUs gating,
 resampling and pooling cost real time, so they are counted, each by a declared rule:
@@ -49,14 +50,12 @@ PyTorch) are not counted, nor is workspace inside an op (im2col).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from itertools import accumulate, chain
 from math import prod
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 with warnings.catch_warnings():  # fvcore scripts its losses on import; torch deprecates that
@@ -65,18 +64,9 @@ with warnings.catch_warnings():  # fvcore scripts its losses on import; torch de
     from fvcore.nn.jit_handles import elementwise_flop_counter, get_shape
 
 from ..search_space import Spec
-from ..search_space.spec import Attention, BlockLayout, conv_out
+from .forward_trace import inference, record_forward
 from .model_input import Shape, as_model
-
-_FLOAT32 = 4  # bytes
-
-# MACs per output element of the element-wise and resampling ops, shared by both counters.
-_PER_ELEMENT = {"relu": 0, "relu6": 0, "hswish": 1, "silu": 1, "sigmoid": 1, "hardsigmoid": 1,
-                "mul": 1, "add": 1, "nearest": 1, "bilinear": 4, "batch_norm": 2}
-# The aten ops by which fvcore's trace shows them (batch norm keeps fvcore's own handle).
-_ATEN = {"relu": "relu", "relu6": "hardtanh", "hswish": "hardswish", "silu": "silu",
-         "sigmoid": "sigmoid", "hardsigmoid": "hardsigmoid", "mul": "mul", "add": "add",
-         "nearest": "upsample_nearest2d", "bilinear": "upsample_bilinear2d"}
+from .spec_walk import ELEMENTWISE, UPSAMPLE, walk_spec
 
 
 def _pool_flop_jit(inputs: list, outputs: list) -> int:
@@ -85,10 +75,13 @@ def _pool_flop_jit(inputs: list, outputs: list) -> int:
     return prod(get_shape(outputs[0])) * prod(kernel if len(kernel) == 2 else kernel * 2)
 
 
-# A handle of None tells fvcore the op is deliberately free; the in-place forms count alike.
-_HANDLES = {f"aten::{op}{inplace}": elementwise_flop_counter(0, _PER_ELEMENT[name])
-            if _PER_ELEMENT[name] else None
-            for name, op in _ATEN.items() for inplace in ("", "_")}
+# fvcore's JIT trace names the element-wise and upsampling ops as the walk's tables do, in
+# place or not; a handle of None tells fvcore the op is deliberately free. Batch norm keeps
+# fvcore's own handle.
+_HANDLES = {f"aten::{aten.rstrip('_')}{inplace}":
+            elementwise_flop_counter(0, macs) if macs else None
+            for rule, (aten, macs) in (ELEMENTWISE | UPSAMPLE).items() if rule != "batch_norm"
+            for inplace in ("", "_")}
 _HANDLES.update({"aten::max_pool2d": _pool_flop_jit, "aten::avg_pool2d": _pool_flop_jit})
 
 
@@ -100,7 +93,7 @@ def flop_analysis(model_or_spec: nn.Module | Spec, input_shape: Shape | None = N
     model, shape = as_model(model_or_spec, input_shape)
     analysis = (FlopCountAnalysis(model, torch.zeros(shape)).set_op_handle(**_HANDLES)
                 .unsupported_ops_warnings(False).uncalled_modules_warnings(False))
-    with _inference(model):
+    with inference(model):
         analysis.total()  # traces now, in eval mode; the analysis keeps the results
     return analysis
 
@@ -118,30 +111,9 @@ def peak_activation_bytes(model_or_spec: nn.Module | Spec, input_shape: Shape | 
     """Peak activation bytes of one forward pass of the real module, read from its aten ops
     (eval mode, zero input; the model of the module docstring)."""
     model, shape = as_model(model_or_spec, input_shape)
-    weights = {_storage(t) for t in chain(model.parameters(), model.buffers())}
-    x = torch.zeros(shape)
-    with _inference(model), _Recorder(weights, x) as recorder:
-        y = model(x)
-    outputs = [recorder.values[_storage(t)] for t in tree_leaves(y) if isinstance(t, torch.Tensor)]
-    return _peak(recorder.sizes, recorder.ops, outputs)
-
-
-@contextmanager
-def _inference(model: nn.Module) -> Iterator[None]:
-    """Eval mode, no autograd, one thread for a while; each module's mode and the thread count
-    are restored after. A batch-1 pass that only counts gains nothing from more threads, and
-    threads contending with other work on a small machine make it several times slower."""
-    modes = [(m, m.training) for m in model.modules()]
-    threads = torch.get_num_threads()
-    model.eval()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        torch.set_num_threads(threads)
-        for module, training in modes:
-            module.training = training
+    log = _StorageLog({_storage(t) for t in chain(model.parameters(), model.buffers())})
+    record_forward(model, shape, log)
+    return _peak(log.sizes, log.ops, log.outputs)
 
 
 def _storage(t: torch.Tensor) -> int:
@@ -157,23 +129,26 @@ _ELEMENTWISE = {torch.ops.aten.hardswish.default, torch.ops.aten.native_batch_no
                 torch.ops.aten._native_batch_norm_legit_no_training.default}
 
 
-class _Recorder(TorchDispatchMode):
+class _StorageLog:
     """Logs a forward pass as ops (:data:`_Op`). A value is the tensor in one storage: an op's
     output in a storage it also reads (a view, an in-place op) is that same value, so
     storages freed and reused by the allocator are told apart. Weights are left out."""
 
-    def __init__(self, weights: set[int], x: torch.Tensor):
-        super().__init__()
+    def __init__(self, weights: set[int]):
         self.weights = weights
-        self.values = {_storage(x): 0}  # storage -> the value now in it
-        self.sizes = [x.untyped_storage().nbytes()]
+        self.values: dict[int, int] = {}  # storage -> the value now in it
+        self.sizes: list[int] = []
         self.ops: list[_Op] = []
+        self.outputs: list[int] = []
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def input(self, x: torch.Tensor) -> None:
+        self.values[_storage(x)] = 0
+        self.sizes.append(x.untyped_storage().nbytes())
+
+    def op(self, func, args: tuple, kwargs: dict, out, module: str) -> None:
         read = dict.fromkeys(_storage(t) for t in tree_leaves((args, kwargs))
                              if isinstance(t, torch.Tensor))
         ins = tuple(self.values[key] for key in read if key in self.values)
-        out = func(*args, **(kwargs or {}))
         made = []
         for t in tree_leaves(out):
             if not isinstance(t, torch.Tensor) or not t.untyped_storage().nbytes():
@@ -186,7 +161,10 @@ class _Recorder(TorchDispatchMode):
         if ins or made:
             elementwise = torch.Tag.pointwise in func.tags or func in _ELEMENTWISE
             self.ops.append((ins, tuple(made), elementwise))
-        return out
+
+    def output(self, y) -> None:
+        self.outputs = [self.values[_storage(t)] for t in tree_leaves(y)
+                        if isinstance(t, torch.Tensor)]
 
 
 def _peak(sizes: Sequence[int], ops: Sequence[_Op], outputs: Iterable[int]) -> int:
@@ -216,129 +194,7 @@ def _peak(sizes: Sequence[int], ops: Sequence[_Op], outputs: Iterable[int]) -> i
 def analytic_cost(spec: Spec) -> dict[str, int]:
     """``{"params", "macs", "peak_activation_bytes"}`` from the spec alone, nothing built:
     exactly what :func:`fvcore_cost`, the built model and :func:`peak_activation_bytes` give."""
-    net = _Net(spec.in_channels * spec.input_size ** 2)
-    output = net.walk(spec.canonical())
-    return {"params": net.params, "macs": net.macs,
-            "peak_activation_bytes": _peak(net.sizes, net.ops, [output])}
-
-
-class _Net:
-    """A spec's network tallied op by op in forward order, mirroring builder.py and blocks.py:
-    parameters, MACs (the rules in the docstring) and the ops (:data:`_Op`) for the peak memory."""
-
-    def __init__(self, input_elements: int):
-        self.params = self.macs = 0
-        self.sizes = [input_elements * _FLOAT32]
-        self.ops: list[_Op] = []
-
-    def op(self, inputs: tuple[int, ...], elements: int, macs: int = 0, params: int = 0,
-           elementwise: bool = False) -> int:
-        """Record an op making a new value of ``elements`` float32s; returns that value."""
-        self.sizes.append(elements * _FLOAT32)
-        self.ops.append((inputs, (len(self.sizes) - 1,), elementwise))
-        self.macs += macs
-        self.params += params
-        return len(self.sizes) - 1
-
-    def pointwise(self, rule: str, *inputs: int, elements: int, params: int = 0) -> int:
-        """An element-wise op costing ``_PER_ELEMENT[rule]`` per output element."""
-        return self.op(inputs, elements, _PER_ELEMENT[rule] * elements, params, elementwise=True)
-
-    def conv(self, x: int, cin: int, cout: int, kernel: int, size: int, groups: int = 1,
-             bias: bool = False) -> int:
-        """``size``: the output side."""
-        weights = cout * cin // groups * kernel ** 2
-        return self.op((x,), cout * size ** 2, weights * size ** 2, weights + bias * cout)
-
-    def conv_bn_act(self, x: int, cin: int, cout: int, kernel: int, size: int, groups: int = 1,
-                    act: str | None = "relu") -> int:
-        x = self.conv(x, cin, cout, kernel, size, groups)
-        x = self.pointwise("batch_norm", x, elements=cout * size ** 2, params=2 * cout)
-        return self.pointwise(act, x, elements=cout * size ** 2) if act else x
-
-    def strided(self, x: int, cin: int, cout: int, kernel: int, stride: int, downsample: str,
-                size: int, groups: int = 1, act: str = "relu") -> int:
-        """blocks.strided; ``size``: the output side. The blur's fixed kernel is no parameter."""
-        if stride > 1 and downsample == "aads":
-            x = self.op((x,), cin * size ** 2, macs=9 * cin * size ** 2)
-        return self.conv_bn_act(x, cin, cout, kernel, size, groups, act)
-
-    def linear(self, x: int, fin: int, fout: int) -> int:
-        return self.op((x,), fout, fin * fout, fin * fout + fout)
-
-    def global_pool(self, x: int, channels: int, size: int) -> int:
-        return self.op((x,), channels, channels * size ** 2)
-
-    def walk(self, spec: Spec) -> int:
-        """The whole network (a canonical spec: ``residual`` says where a residual is used)."""
-        stem = spec.stem
-        x = self.strided(0, spec.in_channels, stem.out, stem.kernel, stem.stride,
-                         stem.downsample, spec.stem_size, act=stem.act)
-        layouts = spec.blocks()
-        for stage in spec.stages:
-            outs = []
-            for _ in range(stage.columns):
-                y = x
-                for _ in stage.blocks:
-                    layout = next(layouts)
-                    y = self.block(y, layout)
-                outs.append(y)
-            elements = layout.block.out * layout.out_size ** 2  # of the stage's last block
-            if stage.merge == "concat":
-                x = self.op(tuple(outs), elements * len(outs))
-            else:
-                x = outs[0]
-                for y in outs[1:]:
-                    x = self.pointwise("add", x, y, elements=elements)
-        return self.head(x, spec)
-
-    def head(self, x: int, spec: Spec) -> int:
-        head, size = spec.head, spec.final_size
-        if head.channels:
-            x = self.conv_bn_act(x, spec.stage_out(len(spec.stages) - 1), head.channels, 1, size,
-                                 act=head.act)
-        width = spec.features
-        x = self.global_pool(x, width, size)
-        if head.hidden:
-            x = self.linear(x, width, head.hidden)
-            x = self.pointwise(head.hidden_act, x, elements=head.hidden)
-            width = head.hidden
-        return self.linear(x, width, spec.num_classes)
-
-    def block(self, x: int, layout: BlockLayout) -> int:
-        b, cin, size, out = layout.block, layout.in_channels, layout.in_size, layout.out_size
-        y, width = x, cin
-        if b.attention is not None:
-            y = self.attention(y, cin, b.attention, size)
-        if b.type == "inverted_residual":
-            if b.mid != cin:
-                y = self.conv_bn_act(y, cin, b.mid, 1, size, act=b.act)
-            width = b.mid
-        y = self.strided(y, width, width, b.kernel, b.stride, b.downsample, out, width, b.act)
-        if b.se:
-            y = self.squeeze_excite(y, width, b.se, b.se_gate, out)
-        y = self.conv_bn_act(y, width, b.out, 1, out,
-                             act=None if b.type == "inverted_residual" else b.act)
-        return self.pointwise("add", x, y, elements=b.out * out ** 2) if b.residual else y
-
-    def attention(self, x: int, channels: int, att: Attention, size: int) -> int:
-        a, cin, side = x, channels, size
-        for _ in range(att.stages):
-            side = conv_out(side, att.factor)  # ceil mode, kernel = stride = factor
-            a = self.op((a,), cin * side ** 2, macs=att.factor ** 2 * cin * side ** 2)
-            a = self.conv_bn_act(a, cin, att.embed, att.kernel, side, att.groups)
-            a = self.conv_bn_act(a, att.embed, att.embed, 1, side)
-            cin = att.embed
-        a = self.conv(a, att.embed, channels, 1, side, bias=True)
-        n = channels * size ** 2
-        a = self.op((a,), n, _PER_ELEMENT[att.expand] * n)  # upsampling: not element-wise
-        a = self.pointwise("mul", x, self.pointwise(att.gate, a, elements=n), elements=n)
-        a = self.pointwise("mul", a, elements=n, params=1)  # the learned scale
-        return self.pointwise("add", x, a, elements=n) if att.skip else a
-
-    def squeeze_excite(self, x: int, channels: int, squeeze: int, gate: str, size: int) -> int:
-        s = self.conv(self.global_pool(x, channels, size), channels, squeeze, 1, 1, bias=True)
-        s = self.pointwise("relu", s, elements=squeeze)
-        s = self.conv(s, squeeze, channels, 1, 1, bias=True)
-        s = self.pointwise(gate, s, elements=channels)
-        return self.pointwise("mul", x, s, elements=channels * size ** 2)
+    walk = walk_spec(spec)
+    ops = [(op.inputs, (op.output,), op.elementwise) for op in walk.ops]
+    return {"params": sum(op.params for op in walk.ops), "macs": sum(op.macs for op in walk.ops),
+            "peak_activation_bytes": _peak(walk.sizes, ops, [walk.output])}

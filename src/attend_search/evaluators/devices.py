@@ -11,6 +11,7 @@ Wherever a device is asked for, a built-in name, a YAML path or a profile is acc
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -141,13 +142,21 @@ def load_device(device: str | Path | DeviceProfile) -> DeviceProfile:
         return device
     name = str(device)
     if name in builtin_devices() and not Path(name).exists():
-        text = (resources.files(__package__) / "devices" / f"{name}.yaml").read_text()
-        source = f"<built-in device {name}>"
-    elif Path(name).is_file():
-        text, source = Path(name).read_text(), name
-    else:
+        return _builtin_device(name)
+    if not Path(name).is_file():
         raise DeviceError(f"no such device: {name!r} is neither a built-in device "
                           f"({', '.join(builtin_devices())}) nor a file")
+    return _read_device_file(Path(name).read_text(), name)
+
+
+@functools.cache
+def _builtin_device(name: str) -> DeviceProfile:
+    """Read once: parsing the YAML took longer than predicting a spec's latency."""
+    text = (resources.files(__package__) / "devices" / f"{name}.yaml").read_text()
+    return _read_device_file(text, f"<built-in device {name}>")
+
+
+def _read_device_file(text: str, source: str) -> DeviceProfile:
     data = parse_yaml(text, source, DeviceError)
     try:
         return read_device(data)

@@ -1,16 +1,15 @@
-"""The kernels an inference runtime would run for a network, read from a real forward pass.
+"""The kernels an inference runtime would run for a network: a module's read from a real
+forward pass, a spec's from its walk (:mod:`.spec_walk`), which records the same ops.
 
 Latency on a small CPU is a sum over *kernels*, not over PyTorch modules or FLOPs: a runtime
 folds batch norm into the convolution before it and runs the activation in the same loop
 (onnxruntime's ConvActivationFusion, XNNPACK, TFLite), so conv + BN + ReLU costs one
-dispatch and one trip through memory. So the network is traced, op by op with real shapes,
+dispatch and one trip through memory. So the network is read op by op with real shapes,
 and the ops are grouped the way runtimes fuse them.
 
-Tracing records ATen ops under a ``TorchDispatchMode`` during one eval-mode forward. Unlike
-``torch.fx`` symbolic tracing it works for any ``nn.Module`` built from standard layers,
-including code that reads shapes at run time (``F.interpolate(size=x.shape[-2:])``).
-Each tensor is tagged with the value that produced it, so the dataflow (who consumes what)
-is known without keeping activations alive.
+The ATen ops of one eval-mode forward come from :mod:`.forward_trace`. Each tensor is
+tagged with the value that produced it, so the dataflow (who consumes what) is known
+without keeping activations alive.
 
 Work ("macs") per op, one multiply-accumulate = 1 as in fvcore: convolutions and matrix
 products their MACs; pooling one per window element; nearest upsampling one per output
@@ -24,22 +23,20 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from ..search_space import Spec
-from .model_input import Shape, as_model
+from .forward_trace import record_forward
+from .model_input import Shape, as_model, spec_at
+from .spec_walk import FLOAT32_BYTES, WalkOp, conv_class, walk_spec
 
 OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "max_pool", "avg_pool",
               "upsample", "elementwise", "global_pool", "concat")
-FLOAT32_BYTES = 4
 
 _VIEWS = {"view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose", "permute",
           "expand", "squeeze", "unsqueeze", "flatten", "unflatten", "alias", "detach",
@@ -78,7 +75,13 @@ class Kernel:
 
 
 def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None) -> list[Kernel]:
-    """The fused kernels of one batch-1 inference, in execution order."""
+    """The fused kernels of one batch-1 inference, in execution order.
+
+    A spec's come from its walk (:mod:`.spec_walk`), nothing built, the same kernels as its
+    built model's trace hundreds of times faster; any other module is traced.
+    """
+    if isinstance(model_or_spec, Spec) and (spec := spec_at(model_or_spec, input_shape)):
+        return _fuse(_walked(spec))
     model, shape = as_model(model_or_spec, input_shape)
     return _fuse(_trace(model, shape))
 
@@ -88,7 +91,7 @@ def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None =
 class _Op:
     name: str                    # ATen op, without overload: "convolution", "relu_"
     op_class: str
-    macs: int
+    work: int                    # "macs" of the module docstring
     inputs: tuple[int, ...]      # activation values read (ids into _Trace.sizes)
     output: int
     weight_bytes: int
@@ -97,44 +100,48 @@ class _Op:
 
 @dataclass
 class _Trace:
-    ops: list[_Op] = field(default_factory=list)
+    ops: list[_Op] | list[WalkOp] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)      # bytes of each value
     outputs: set[int] = field(default_factory=set)      # values the network returns
 
 
-class _Recorder(TorchDispatchMode):
-    """Records every ATen op with the values it reads and writes and the module running it."""
+class _KernelLog:
+    """Every ATen op with the values it reads and writes and the module running it.
 
-    def __init__(self, trace: _Trace, modules: list[str]):
-        super().__init__()
-        self.trace = trace
-        self.modules = modules
+    A value is a tensor: an in-place op makes a new value (so a fused activation follows its
+    convolution as a separate op), a view is its base's value.
+    """
+
+    def __init__(self):
+        self.trace = _Trace()
         self.values = WeakTensorKeyDictionary()     # tensor -> id of the value it holds
 
-    def new_value(self, tensor: torch.Tensor) -> int:
+    def input(self, tensor: torch.Tensor) -> int:
         self.trace.sizes.append(tensor.numel() * FLOAT32_BYTES)
         self.values[tensor] = len(self.trace.sizes) - 1
         return self.values[tensor]
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+    def op(self, func, args: tuple, kwargs: dict, out, module: str) -> None:
         name = func.overloadpacket.__name__
         if name in _LIKE:        # a new tensor shaped like an activation: no data flows
-            return out
+            return
         tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
         outs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
         inputs = tuple(dict.fromkeys(self.values[t] for t in tensors if t in self.values))
         if not inputs or not outs:
-            return out           # computed from weights alone: a constant the exporter folds
+            return               # computed from weights alone: a constant the exporter folds
         if name in _VIEWS:
             for view in outs:
                 self.values[view] = inputs[0]
-            return out
+            return
         op_class, macs = _classify(name, args, tensors, outs[0])
         weights = sum(t.numel() for t in tensors if t not in self.values) * FLOAT32_BYTES
-        self.trace.ops.append(_Op(name, op_class, macs, inputs, self.new_value(outs[0]),
-                                  weights, self.modules[-1]))
-        return out
+        self.trace.ops.append(_Op(name, op_class, macs, inputs, self.input(outs[0]),
+                                  weights, module))
+
+    def output(self, y) -> None:
+        self.trace.outputs = {self.values[t] for t in tree_leaves(y)
+                              if isinstance(t, torch.Tensor) and t in self.values}
 
 
 def _classify(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Tensor) -> tuple[str, int]:
@@ -144,9 +151,7 @@ def _classify(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Te
         transposed, groups = args[6], args[8]
         window = math.prod(weight.shape[2:])
         macs = (x if transposed else out).numel() * weight.shape[1] * window
-        if groups == 1:
-            return ("pointwise" if window == 1 and not transposed else "conv"), macs
-        return ("depthwise" if groups == x.shape[1] else "grouped"), macs
+        return ("conv" if transposed and groups == 1 else conv_class(x.shape[1], groups, window)), macs
     if name in _MATMUL:
         return "linear", out.numel() * tensors[-1].shape[-2]
     if name in _POOL:
@@ -161,128 +166,63 @@ def _classify(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Te
     return "elementwise", out.numel()
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """``model`` in eval mode for a block; each module's own train/eval flag is restored."""
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes.items():
-            module.train(training)
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """PyTorch's intra-op thread count set for a block, then restored.
-
-    Tracing runs on one thread: the forward only has to produce shapes, and several
-    threads contending with other work on a small shared machine make it many times slower.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextmanager
-def _module_names(model: nn.Module) -> Iterator[list[str]]:
-    """A stack whose top is the name of the module running now (hooks on every module)."""
-    stack = ["(model)"]
-
-    def enter(name: str):
-        return lambda *_: stack.append(name)       # returns None: leaves the input alone
-
-    def leave(*_) -> None:
-        stack.pop()
-
-    handles = []
-    for name, module in model.named_modules():
-        handles.append(module.register_forward_pre_hook(enter(name or "(model)")))
-        handles.append(module.register_forward_hook(leave))
-    try:
-        yield stack
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def _trace(model: nn.Module, shape: Shape) -> _Trace:
-    """One eval-mode forward under the recorder."""
-    trace = _Trace()
-    param = next(model.parameters(), None)
-    x = torch.zeros(shape, dtype=param.dtype if param is not None else torch.float32,
-                    device=param.device if param is not None else "cpu")
-    with eval_mode(model), torch.no_grad(), torch_threads(1), _module_names(model) as stack:
-        recorder = _Recorder(trace, stack)
-        recorder.new_value(x)
-        with recorder:
-            result = model(x)
-        trace.outputs = {recorder.values[t] for t in tree_leaves(result)
-                         if isinstance(t, torch.Tensor) and t in recorder.values}
-    return trace
+    log = _KernelLog()
+    record_forward(model, shape, log)
+    return log.trace
+
+
+def _walked(spec: Spec) -> _Trace:
+    """The walk's ops, recorded in the shape of a trace's (:class:`_Op`'s fields)."""
+    walk = walk_spec(spec)
+    return _Trace(walk.ops, walk.sizes, {walk.output})
 
 
 # --------------------------------------------------------------------------- fusion
-@dataclass
-class _Group:
-    """A kernel being assembled: an anchor op, then epilogue ops fused after it."""
-
-    ops: list[_Op]
-    epilogue: set[str] = field(default_factory=set)      # "norm", "act" already fused
-
-    def accepts(self, op: _Op) -> bool:
-        """Can ``op`` run in this kernel's epilogue (reading only this kernel's output)?"""
-        if len(op.inputs) != 1 or op.inputs[0] != self.ops[-1].output:
-            return False
-        anchor = self.ops[0].name
-        base = op.name.rstrip("_")
-        if base in _FUSIBLE_ACTIVATIONS:
-            return "act" not in self.epilogue and anchor in _ACTIVATION_HOSTS
-        if op.name in _NORM:
-            return not self.epilogue and anchor in _NORM_HOSTS
-        return False
-
-    def add(self, op: _Op) -> None:
-        self.epilogue.add("norm" if op.name in _NORM else "act")
-        self.ops.append(op)
-
-    def kernel(self, sizes: list[int]) -> Kernel:
-        produced = {op.output for op in self.ops}
-        reads = dict.fromkeys(v for op in self.ops for v in op.inputs if v not in produced)
-        anchor = self.ops[0]
-        activations = sum(sizes[v] for v in reads) + sizes[self.ops[-1].output]
-        return Kernel(name=_common_prefix([op.module for op in self.ops]),
-                      op_class=anchor.op_class, ops=tuple(op.name for op in self.ops),
-                      macs=anchor.macs,
-                      bytes=activations + sum(op.weight_bytes for op in self.ops))
-
-
 def _fuse(trace: _Trace) -> list[Kernel]:
     """Group ops into kernels: an op joins the kernel whose output it alone consumes."""
     consumers = Counter(v for op in trace.ops for v in op.inputs)
     consumers.update(trace.outputs)
-    groups: list[_Group] = []
-    open_tails: dict[int, _Group] = {}       # output value -> the kernel that wrote it
+    groups: list[list[_Op]] = []
+    open_tails: dict[int, list[_Op]] = {}    # output value -> the kernel that wrote it
     for op in trace.ops:
         group = open_tails.pop(op.inputs[0], None)
-        if group is not None and consumers[op.inputs[0]] == 1 and group.accepts(op):
-            group.add(op)
+        if group is not None and consumers[op.inputs[0]] == 1 and _epilogue(group, op):
+            group.append(op)
         else:
-            group = _Group([op])
+            group = [op]
             groups.append(group)
         open_tails[op.output] = group
-    return [g.kernel(trace.sizes) for g in groups]
+    return [_kernel(group, trace.sizes) for group in groups]
+
+
+def _epilogue(group: list[_Op], op: _Op) -> bool:
+    """Can ``op`` run in the epilogue of the kernel ``group`` (reading only its output)?
+    The epilogue is a batch norm after a convolution or matrix product, then one activation,
+    after either of them or after an add."""
+    if len(op.inputs) != 1 or op.inputs[0] != group[-1].output:
+        return False
+    anchor = group[0].name
+    if op.name.rstrip("_") in _FUSIBLE_ACTIVATIONS:
+        return anchor in _ACTIVATION_HOSTS and (len(group) == 1 or group[-1].name in _NORM)
+    return op.name in _NORM and len(group) == 1 and anchor in _NORM_HOSTS
+
+
+def _kernel(group: list[_Op], sizes: list[int]) -> Kernel:
+    """Epilogue ops read only the op before them: the kernel reads its anchor's inputs."""
+    anchor, last = group[0], group[-1]
+    activations = sum(sizes[v] for v in anchor.inputs) + sizes[last.output]
+    if last is anchor:
+        return Kernel(anchor.module, anchor.op_class, (anchor.name,), anchor.work,
+                      activations + anchor.weight_bytes)
+    return Kernel(_common_prefix([op.module for op in group]), anchor.op_class,
+                  tuple(op.name for op in group), anchor.work,
+                  activations + sum(op.weight_bytes for op in group))
 
 
 def _common_prefix(names: list[str]) -> str:
-    parts = [n.split(".") for n in names]
-    common = []
-    for segment in zip(*parts):
-        if len(set(segment)) > 1:
-            break
-        common.append(segment[0])
-    return ".".join(common) or names[0]
+    """The longest run of leading dotted segments the names share, else the first name."""
+    prefix = names[0]
+    while prefix and not all(n == prefix or n.startswith(prefix + ".") for n in names):
+        prefix = prefix.rpartition(".")[0]
+    return prefix or names[0]

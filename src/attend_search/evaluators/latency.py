@@ -43,15 +43,6 @@ class KernelTime:
     bound: str          # "compute", or the memory level whose bandwidth limits the kernel
 
 
-def kernel_time(kernel: Kernel, profile: DeviceProfile) -> KernelTime:
-    level = profile.level_of(kernel.bytes)
-    compute = kernel.macs * profile.seconds_per_mac(kernel.op_class)
-    memory = kernel.bytes * profile.seconds_per_byte(level)
-    seconds = max(compute, memory) + profile.fixed_seconds(kernel.op_class)
-    return KernelTime(kernel.name, kernel.op_class, seconds * 1e3, kernel.macs, kernel.bytes,
-                      "compute" if compute >= memory else profile.memory[level].name)
-
-
 def predict_latency(model_or_spec: nn.Module | Spec, device: Device,
                     input_shape: Shape | None = None, breakdown: bool = False
                     ) -> float | tuple[float, list[KernelTime]]:
@@ -59,17 +50,48 @@ def predict_latency(model_or_spec: nn.Module | Spec, device: Device,
 
     ``device`` is a built-in name (``cortex-a72``), a profile YAML path or a
     :class:`DeviceProfile`. With ``breakdown`` also the per-kernel times, in execution order;
-    they sum to the total.
+    they sum to the total. A spec's kernels come from the spec alone (see
+    :func:`.kernels.extract_kernels`), in well under a millisecond.
     """
     profile = load_device(device)
-    times = [kernel_time(k, profile) for k in extract_kernels(model_or_spec, input_shape)]
-    total = sum(t.ms for t in times)
-    return (total, times) if breakdown else total
+    kernels = extract_kernels(model_or_spec, input_shape)
+    if not breakdown:
+        return total_ms(kernels, profile)
+    roofline = _Roofline(profile)
+    times = [roofline.time(k) for k in kernels]
+    return sum(t.ms for t in times), times
 
 
 def total_ms(kernels: list[Kernel], profile: DeviceProfile) -> float:
     """Predicted milliseconds of already extracted kernels (calibration re-costs them often)."""
-    return sum(kernel_time(k, profile).ms for k in kernels)
+    roofline = _Roofline(profile)
+    return sum(roofline.ms(k) for k in kernels)
+
+
+class _Roofline:
+    """A profile's coefficients looked up once for a network's kernels: per kernel, the
+    lookups cost as much as the rest of a spec's prediction."""
+
+    def __init__(self, profile: DeviceProfile):
+        self.profile = profile
+        self.per_mac = {c: profile.seconds_per_mac(c) for c in profile.efficiency}
+        self.per_byte = [profile.seconds_per_byte(i) for i in range(len(profile.memory))]
+        self.fixed = {c: profile.fixed_seconds(c) for c in profile.fixed_cost_us}
+
+    def ms(self, kernel: Kernel) -> float:
+        return self._seconds(kernel)[0] * 1e3
+
+    def time(self, kernel: Kernel) -> KernelTime:
+        seconds, compute, memory, level = self._seconds(kernel)
+        return KernelTime(kernel.name, kernel.op_class, seconds * 1e3, kernel.macs, kernel.bytes,
+                          "compute" if compute >= memory else self.profile.memory[level].name)
+
+    def _seconds(self, kernel: Kernel) -> tuple[float, float, float, int]:
+        """``(total, compute, memory seconds, memory level)``."""
+        level = self.profile.level_of(kernel.bytes)
+        compute = kernel.macs * self.per_mac[kernel.op_class]
+        memory = kernel.bytes * self.per_byte[level]
+        return max(compute, memory) + self.fixed[kernel.op_class], compute, memory, level
 
 
 def time_by_class(times: list[KernelTime]) -> dict[str, float]:

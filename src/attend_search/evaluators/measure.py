@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import AttendSearchError
 from ..search_space import Spec
-from .kernels import eval_mode, torch_threads
+from .forward_trace import eval_mode, torch_threads
 from .model_input import Shape, as_model
 
 RUNTIMES = ("onnxruntime", "torch")

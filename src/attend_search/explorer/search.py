@@ -33,7 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .. import __version__
 from ..constraints import ConstraintSet
-from ..evaluators.kernels import torch_threads
+from ..evaluators.forward_trace import torch_threads
 from ..search_space import Spec, get_preset, list_presets
 from ..search_space.space import Space
 from .evaluation import Evaluation

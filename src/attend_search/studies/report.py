@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
 from .. import __version__
-from ..evaluators.kernels import torch_threads
+from ..evaluators.forward_trace import torch_threads
 from ..evaluators.latency import predict_latency
 from ..explorer import record_of
 from ..explorer.search import quiet_optuna

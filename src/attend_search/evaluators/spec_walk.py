@@ -1,0 +1,206 @@
+"""A spec's network op by op, from the spec alone: the one walk behind analytic cost,
+activation memory and latency kernels.
+
+The walk mirrors builder.py and blocks.py and records each op as a trace of the built
+network in eval mode shows it (:mod:`.forward_trace`, torch 2.13): the ATen op, the module
+path it runs in, the values it reads and makes, its MACs (the rules of :mod:`.cost`), its
+parameters and the weights it reads. :mod:`.cost` sums parameters and MACs and replays the
+values for the peak memory; :mod:`.kernels` fuses the ops into runtime kernels. The tests
+hold every figure to the traced one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ..search_space import Spec
+from ..search_space.spec import Attention, BlockLayout, conv_out
+
+FLOAT32_BYTES = 4
+
+# Element-wise ops: the ATen op a trace records and MACs per output element. The builder's
+# activations run in place (relu_), its gates do not.
+ELEMENTWISE = {"batch_norm": ("native_batch_norm", 2),
+               "relu": ("relu_", 0), "relu6": ("hardtanh_", 0), "hswish": ("hardswish_", 1),
+               "silu": ("silu_", 1), "sigmoid": ("sigmoid", 1), "hardsigmoid": ("hardsigmoid", 1),
+               "mul": ("mul", 1), "add": ("add", 1)}
+UPSAMPLE = {"nearest": ("upsample_nearest2d", 1), "bilinear": ("upsample_bilinear2d", 4)}
+_POOL = {"max": ("max_pool2d_with_indices", "max_pool"), "avg": ("avg_pool2d", "avg_pool")}
+_CONV, _LINEAR, _GLOBAL_POOL, _CONCAT = "convolution", "addmm", "mean", "cat"
+
+
+def conv_class(in_channels: int, groups: int, window: int) -> str:
+    """The kernel class of a (not transposed) convolution, traced or walked alike."""
+    if groups == 1:
+        return "pointwise" if window == 1 else "conv"
+    return "depthwise" if groups == in_channels else "grouped"
+
+
+class WalkOp(NamedTuple):  # a tuple: a walk makes hundreds, and tuples are made fastest
+    """One ATen op of the forward pass, with the fields of a traced op (kernels._Op) and the
+    cost figures. Values are numbered tensors, 0 the network input."""
+
+    name: str                    # the ATen op a trace records
+    op_class: str                # the kernel class (kernels.OP_CLASSES)
+    work: int                    # a kernel's work: MACs, one per element for element-wise ops
+    inputs: tuple[int, ...]      # activation values read, in argument order
+    output: int
+    weight_bytes: int            # parameters and buffers read (BN statistics, the blur)
+    module: str                  # its module path, as ``named_modules()`` names it
+    macs: int                    # cost.py's rule
+    params: int
+    elementwise: bool            # may write over an input of its size (peak memory)
+
+
+def walk_spec(spec: Spec) -> SpecWalk:
+    walk = SpecWalk(spec.in_channels * spec.input_size ** 2)
+    walk.output = walk.network(spec.canonical())
+    return walk
+
+
+class SpecWalk:
+    """The ops (:class:`WalkOp`) in forward order and the byte size of every value."""
+
+    def __init__(self, input_elements: int):
+        self.sizes = [input_elements * FLOAT32_BYTES]
+        self.ops: list[WalkOp] = []
+        self.output = 0
+
+    def op(self, aten: str, op_class: str, module: str, inputs: tuple[int, ...], elements: int,
+           macs: int = 0, params: int = 0, weights: int | None = None,
+           elementwise: bool = False) -> int:
+        """Record an op making a new value of ``elements`` float32s; returns that value.
+        ``weights``: the elements of parameters and buffers it reads, where not ``params``."""
+        self.sizes.append(elements * FLOAT32_BYTES)
+        output = len(self.sizes) - 1
+        work = elements if op_class == "elementwise" else macs
+        weight_bytes = (params if weights is None else weights) * FLOAT32_BYTES
+        self.ops.append(WalkOp(aten, op_class, work, inputs, output, weight_bytes, module, macs,
+                               params, elementwise))
+        return output
+
+    def pointwise(self, rule: str, module: str, *inputs: int, elements: int, params: int = 0,
+                  weights: int | None = None) -> int:
+        aten, macs = ELEMENTWISE[rule]
+        return self.op(aten, "elementwise", module, inputs, elements, macs * elements, params,
+                       weights, elementwise=True)
+
+    def conv(self, x: int, module: str, cin: int, cout: int, kernel: int, size: int,
+             groups: int = 1, bias: bool = False) -> int:
+        """``size``: the output side."""
+        weights = cout * cin // groups * kernel ** 2
+        return self.op(_CONV, conv_class(cin, groups, kernel ** 2), module, (x,), cout * size ** 2,
+                       weights * size ** 2, weights + bias * cout)
+
+    def conv_bn_act(self, x: int, module: str, cin: int, cout: int, kernel: int, size: int,
+                    groups: int = 1, act: str | None = "relu") -> int:
+        """blocks.ConvBNAct."""
+        x = self.conv(x, f"{module}.conv", cin, cout, kernel, size, groups)
+        x = self.pointwise("batch_norm", f"{module}.bn", x, elements=cout * size ** 2,
+                           params=2 * cout, weights=4 * cout)
+        return self.pointwise(act, f"{module}.act", x, elements=cout * size ** 2) if act else x
+
+    def strided(self, x: int, module: str, cin: int, cout: int, kernel: int, stride: int,
+                downsample: str, size: int, groups: int = 1, act: str = "relu") -> int:
+        """blocks.strided; ``size``: the output side. The blur's fixed kernel is a buffer."""
+        if stride > 1 and downsample == "aads":
+            x = self.op(_CONV, conv_class(cin, cin, 9), f"{module}.blur", (x,), cin * size ** 2,
+                        macs=9 * cin * size ** 2, weights=9 * cin)
+            module = f"{module}.conv"
+        return self.conv_bn_act(x, module, cin, cout, kernel, size, groups, act)
+
+    def linear(self, x: int, module: str, fin: int, fout: int) -> int:
+        return self.op(_LINEAR, "linear", module, (x,), fout, fin * fout, fin * fout + fout)
+
+    def global_pool(self, x: int, module: str, channels: int, size: int) -> int:
+        return self.op(_GLOBAL_POOL, "global_pool", module, (x,), channels, channels * size ** 2)
+
+    def network(self, spec: Spec) -> int:
+        """builder.Backbone (a canonical spec: ``residual`` says where a residual is used)."""
+        stem = spec.stem
+        x = self.strided(0, "stem", spec.in_channels, stem.out, stem.kernel, stem.stride,
+                         stem.downsample, spec.stem_size, act=stem.act)
+        layouts = spec.blocks()
+        for s, stage in enumerate(spec.stages):
+            module = f"stages.{s}"
+            outs = []
+            for c in range(stage.columns):
+                column = f"{module}.columns.{c}" if stage.columns > 1 else module
+                y = x
+                for b in range(len(stage.blocks)):
+                    layout = next(layouts)
+                    y = self.block(y, f"{column}.{b}", layout)
+                outs.append(y)
+            elements = layout.block.out * layout.out_size ** 2  # of the stage's last block
+            if stage.merge == "concat":
+                x = self.op(_CONCAT, "concat", module, tuple(outs), elements * len(outs))
+            else:
+                x = outs[0]
+                for y in outs[1:]:
+                    x = self.pointwise("add", module, x, y, elements=elements)
+        return self.head(x, spec)
+
+    def head(self, x: int, spec: Spec) -> int:
+        head, size = spec.head, spec.final_size
+        if head.channels:
+            x = self.conv_bn_act(x, "head_conv", spec.stage_out(len(spec.stages) - 1),
+                                 head.channels, 1, size, act=head.act)
+        width = spec.features
+        x = self.global_pool(x, "pool.0", width, size)
+        if head.hidden:
+            x = self.linear(x, "classifier.hidden", width, head.hidden)
+            x = self.pointwise(head.hidden_act, "classifier.act", x, elements=head.hidden)
+            width = head.hidden
+        return self.linear(x, "classifier.fc", width, spec.num_classes)
+
+    def block(self, x: int, module: str, layout: BlockLayout) -> int:
+        """blocks.CondenserBlock, DepthwiseSeparable and InvertedResidual."""
+        b, cin, size, out = layout.block, layout.in_channels, layout.in_size, layout.out_size
+        body = f"{module}.body"
+        y, width = x, cin
+        if b.attention is not None:
+            y = self.attention(y, f"{body}.attention", cin, b.attention, size)
+        if b.type == "inverted_residual":
+            if b.mid != cin:
+                y = self.conv_bn_act(y, f"{body}.expand", cin, b.mid, 1, size, act=b.act)
+            width = b.mid
+        y = self.strided(y, f"{body}.dw", width, width, b.kernel, b.stride, b.downsample, out,
+                         width, b.act)
+        if b.se:
+            y = self.squeeze_excite(y, f"{body}.se", width, b.se, b.se_gate, out)
+        last = f"{body}.project" if b.type == "inverted_residual" else f"{body}.pw"
+        y = self.conv_bn_act(y, last, width, b.out, 1, out,
+                             act=None if b.type == "inverted_residual" else b.act)
+        return self.pointwise("add", module, x, y, elements=b.out * out ** 2) if b.residual else y
+
+    def attention(self, x: int, module: str, channels: int, att: Attention, size: int) -> int:
+        """blocks.AttentionCondenser."""
+        a, cin, side = x, channels, size
+        aten, op_class = _POOL[att.condense]
+        for i in range(1, att.stages + 1):
+            side = conv_out(side, att.factor)  # ceil mode, kernel = stride = factor
+            a = self.op(aten, op_class, f"{module}.condense.condense{i}", (a,), cin * side ** 2,
+                        macs=att.factor ** 2 * cin * side ** 2)
+            embed = f"{module}.condense.embed{i}"
+            a = self.conv_bn_act(a, f"{embed}.spatial", cin, att.embed, att.kernel, side,
+                                 att.groups)
+            a = self.conv_bn_act(a, f"{embed}.point", att.embed, att.embed, 1, side)
+            cin = att.embed
+        a = self.conv(a, f"{module}.expand", att.embed, channels, 1, side, bias=True)
+        n = channels * size ** 2
+        aten, macs = UPSAMPLE[att.expand]
+        a = self.op(aten, "upsample", module, (a,), n, macs * n)  # not element-wise
+        a = self.pointwise("mul", module, x,
+                           self.pointwise(att.gate, f"{module}.gate", a, elements=n), elements=n)
+        a = self.pointwise("mul", module, a, elements=n, params=1)  # the learned scale
+        return self.pointwise("add", module, x, a, elements=n) if att.skip else a
+
+    def squeeze_excite(self, x: int, module: str, channels: int, squeeze: int, gate: str,
+                       size: int) -> int:
+        """blocks.SqueezeExcite."""
+        s = self.global_pool(x, f"{module}.pool", channels, size)
+        s = self.conv(s, f"{module}.fc1", channels, squeeze, 1, 1, bias=True)
+        s = self.pointwise("relu", f"{module}.act", s, elements=squeeze)
+        s = self.conv(s, f"{module}.fc2", squeeze, channels, 1, 1, bias=True)
+        s = self.pointwise(gate, f"{module}.gate", s, elements=channels)
+        return self.pointwise("mul", module, x, s, elements=channels * size ** 2)
