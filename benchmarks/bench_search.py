@@ -23,24 +23,13 @@ from concurrent.futures import ProcessPoolExecutor
 import optuna
 import plotly.graph_objects as go
 
-from attend_search.explorer import open_study, optimize, record_of
+from attend_search.explorer import open_study, optimize
 from attend_search.explorer.samplers import SAMPLERS
 from attend_search.explorer.search import quiet_optuna
 from attend_search.studies import load_study_file
+from attend_search.studies.results import hypervolume_history, is_feasible
 
-REFERENCE = (20.0, 400.0)          # (log synflow, ms): worse than any front point counted
-
-
-def hypervolume(points: list[tuple[float, float]]) -> float:
-    """Area dominated by (maximised synflow, minimised ms) points, bounded by REFERENCE."""
-    ref_s, ref_ms = REFERENCE
-    kept = sorted((s, ms) for s, ms in points if s > ref_s and ms < ref_ms)
-    area, best_ms = 0.0, ref_ms
-    for s, ms in reversed(kept):              # highest synflow first
-        if ms < best_ms:
-            area += (s - ref_s) * (best_ms - ms)
-            best_ms = ms
-    return area
+REFERENCE = (20.0, 400.0)          # (log synflow, ms): only points better in both count
 
 
 def one_run(sampler: str, seed: int, trials: int) -> list[float]:
@@ -54,12 +43,14 @@ def one_run(sampler: str, seed: int, trials: int) -> list[float]:
     with quiet_optuna():
         run = open_study(config, optuna.storages.InMemoryStorage())
         optimize(run, n_trials=trials)
-    points, curve = [], []
-    for t in run.study.get_trials(deepcopy=False):
-        record = record_of(t)
-        if t.state == optuna.trial.TrialState.COMPLETE and record and record.feasible:
-            points.append((t.values[0], t.values[1]))
-        curve.append(hypervolume(points))
+    trials = run.study.get_trials(deepcopy=False)
+    feasible = [t for t in trials if is_feasible(t)]
+    volumes = dict(zip((t.number for t in feasible),
+                       hypervolume_history(feasible, config.objectives, list(REFERENCE))))
+    curve, volume = [], 0.0
+    for t in trials:           # the front's hypervolume after each trial, feasible or not
+        volume = volumes.get(t.number, volume)
+        curve.append(volume)
     return curve
 
 

@@ -58,7 +58,7 @@ def test_duplicate_architectures_are_evaluated_once():
         if record_of(t).duplicate_of is not None:
             twin = study.trials[record_of(t).duplicate_of]
             assert record_of(twin).digest == record_of(t).digest and twin.values == t.values
-    assert counts(study).duplicates == len(digests) - len(set(digests))
+    assert counts(study.trials).duplicates == len(digests) - len(set(digests))
 
 
 def test_infeasible_candidates_cost_nothing_and_are_never_best():
@@ -74,9 +74,9 @@ def test_infeasible_candidates_cost_nothing_and_are_never_best():
         assert any(v > 0 for v in t.constraints.values())          # Optuna knows
         assert record_of(t).imputed == ("synflow",)                # no proxy was paid for
         assert record_of(t).digest not in CountingEvaluation.calls
-    assert all(record_of(t).feasible for t in best(study, search.objectives))
-    assert {t.number for t in candidates(study)} <= {t.number for t in feasible}
-    assert counts(study).infeasible == len(infeasible)
+    assert all(record_of(t).feasible for t in best(study.trials, search.objectives))
+    assert {t.number for t in candidates(study.trials)} <= {t.number for t in feasible}
+    assert counts(study.trials).infeasible == len(infeasible)
 
 
 def test_presets_in_the_space_start_the_study_when_they_meet_the_constraints():
@@ -108,4 +108,4 @@ def test_training_objective_reports_every_epoch_to_the_pruner():
 def test_every_sampler_runs_a_constrained_multi_objective_study(sampler):
     study = run(config(sampler=sampler), 6)
     assert sum(t.state.is_finished() for t in study.trials) == 6
-    assert counts(study).failed == 0
+    assert counts(study.trials).failed == 0

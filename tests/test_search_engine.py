@@ -18,6 +18,7 @@ from attend_search.explorer.search import quiet_optuna
 from attend_search.studies import create, place, read_study
 from attend_search.studies.ledger import SqlLedger
 from attend_search.studies.store import storage
+from attend_search.studies.trial_reader import read_trials
 
 DATA = Path(__file__).parent / "data"
 
@@ -149,3 +150,30 @@ def test_sampler_options_are_checked_with_their_field_path(sampler, message):
     with pytest.raises(AttendSearchError, match=None) as err:
         cheap_study(sampler=sampler)
     assert message in str(err.value)
+
+
+def test_the_fast_trial_reader_gives_optunas_trials(tmp_path):
+    """The SQL reader behind show, export and report must agree with Optuna exactly."""
+    config = cheap_study(sampler="tpe", objectives=[{"metric": "accuracy"}], pruner="median",
+                         space=yaml.safe_load((DATA / "tiny_space.yaml").read_text()),
+                         evaluation={"training": {"epochs": 2, "input_size": 16}})
+    where = place("cheap", root=tmp_path)
+    with quiet_optuna():
+        run = create(config, where)
+        optimize(run, n_trials=6)
+    study = optuna.load_study(study_name="cheap", storage=where.url)
+    trials = read_trials(study)
+    assert trials == study.get_trials() and len(trials) == 6
+    assert any(t.intermediate_values for t in trials) and all(t.params for t in trials)
+    lean = read_trials(study, params=False)
+    assert [t.number for t in lean] == [t.number for t in trials]
+    assert all(not t.params and t.user_attrs == f.user_attrs for t, f in zip(lean, trials))
+
+
+def test_hypervolume_history_by_hand():
+    from attend_search.explorer import Objective
+    from attend_search.studies.results import hypervolume_history
+    objectives = (Objective("synflow", "maximize"), Objective("params", "minimize"))
+    trials = [optuna.trial.create_trial(values=v) for v in
+              ([-2, 8], [-5, 5], [-8, 2], [-6, 6], [-11, 1])]   # last: beyond the reference
+    assert hypervolume_history(trials, objectives, [-10, 10]) == [16, 31, 37, 37, 37]

@@ -12,6 +12,7 @@ from ..studies.export import TABLE_FORMATS, export_trial, parse_formats
 from ..studies.report import write_report
 from ..studies.results import best, candidates, trials_frame
 from ..studies.store import write_atomic
+from ..studies.trial_reader import read_trials
 from .study_commands import _study_arguments
 
 
@@ -20,8 +21,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     with quiet_optuna():
         config, study = load(place(args.study, args.storage, args.root))
     out = Path(args.out)
+    trials = read_trials(study, params=any(f in TABLE_FORMATS for f in formats))
     for fmt in (f for f in formats if f in TABLE_FORMATS):
-        frame = trials_frame(study)
+        frame = trials_frame(trials)
         path = out / f"{config.name}-trials.{fmt}"
         out.mkdir(parents=True, exist_ok=True)
         if fmt == "csv":
@@ -33,20 +35,20 @@ def cmd_export(args: argparse.Namespace) -> None:
     model_formats = [f for f in formats if f not in TABLE_FORMATS]
     if not model_formats:
         return
-    for trial in _chosen(study, config, args):
+    for trial in _chosen(trials, config, args):
         folder = export_trial(trial, config, model_formats, out)
         print(f"{folder}: trial {trial.number} ({', '.join(sorted(p.name for p in folder.iterdir()))})")
 
 
-def _chosen(study, config, args):
+def _chosen(trials, config, args):
     objectives = config.search.objectives
     if args.trial is not None:
-        match = [t for t in candidates(study) if t.number == args.trial]
+        match = [t for t in candidates(trials) if t.number == args.trial]
         if not match:
             raise AttendSearchError(f"--trial {args.trial}: no feasible, complete trial with that "
                                     f"number in study {config.name} (see attend-search show)")
         return match
-    chosen = best(study, objectives, top=args.top)
+    chosen = best(trials, objectives, top=args.top)
     if not chosen:
         raise AttendSearchError(f"study {config.name} has no feasible trial to export yet")
     return chosen

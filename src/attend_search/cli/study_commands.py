@@ -11,6 +11,7 @@ from ..explorer.feasibility import check_feasibility
 from ..explorer.search import quiet_optuna
 from ..studies import StudyError, create, join, load, load_study_file, parse_budget, place
 from ..studies.results import best, counts
+from ..studies.trial_reader import read_trials
 from ..studies.workers import run_workers
 from .common import table
 
@@ -85,12 +86,13 @@ def _show(where, top: int | None) -> None:
     with quiet_optuna():
         config, study = load(where)
     objectives = config.search.objectives
-    c = counts(study)
+    trials = read_trials(study, params=False)
+    c = counts(trials)
     print(f"study {config.name}: {c.total} trials: {c.complete} complete, {c.infeasible} "
           f"infeasible, {c.pruned} pruned, {c.failed} failed"
           + (f", {c.running} running" if c.running else "")
           + f" ({c.duplicates} duplicates not re-evaluated)")
-    trials = best(study, objectives, top)
+    trials = best(trials, objectives, top)
     if not trials:
         print("no feasible trial yet")
         return

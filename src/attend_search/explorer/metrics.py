@@ -66,7 +66,7 @@ def latency_device(metric: str) -> str | None:
 
 
 def check_metric(metric: str) -> str:
-    """``metric`` if an evaluator computes it (a latency metric's device must load), else an error."""
+    """``metric`` if an evaluator computes it (a latency device must load), else an error."""
     device = latency_device(metric)
     if device is not None:
         load_device(device)

@@ -1,5 +1,7 @@
 """Reading a finished (or running) study: the trials table, counts, the best trials.
 
+Each function takes the study's trials (:func:`.trial_reader.read_trials`), read once.
+
 Only feasible, really evaluated trials can be "best": infeasible trials (rules or budgets
 violated, objectives imputed) and duplicates of an earlier trial are never ranked.
 """
@@ -10,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-import optuna
 import pandas as pd
+from optuna._hypervolume import compute_hypervolume
 from optuna.trial import FrozenTrial, TrialState
 
 from ..explorer import Objective, TrialRecord, record_of
@@ -36,9 +38,9 @@ def is_feasible(trial: FrozenTrial, record: TrialRecord | None = None) -> bool:
     return trial.state == TrialState.COMPLETE and record is not None and record.feasible
 
 
-def counts(study: optuna.Study) -> Counts:
+def counts(trials: list[FrozenTrial]) -> Counts:
     c = Counter()
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         record = record_of(t)
         if t.state == TrialState.COMPLETE:
             c["complete" if is_feasible(t, record) else "infeasible"] += 1
@@ -48,11 +50,11 @@ def counts(study: optuna.Study) -> Counts:
     return Counts(**{k: c[k] for k in Counts.__dataclass_fields__})
 
 
-def candidates(study: optuna.Study) -> list[FrozenTrial]:
+def candidates(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """Feasible trials, one per architecture (the first trial of each digest)."""
     seen: set[str] = set()
     out = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    for t in trials:
         record = record_of(t)
         if is_feasible(t, record) and record.digest not in seen:
             seen.add(record.digest)
@@ -62,8 +64,12 @@ def candidates(study: optuna.Study) -> list[FrozenTrial]:
 
 def _signed(trials: list[FrozenTrial], objectives: tuple[Objective, ...]) -> np.ndarray:
     """Objective values with maximised ones negated: lower is better in every column."""
-    signs = np.array([1.0 if o.direction == "minimize" else -1.0 for o in objectives])
-    return np.array([t.values for t in trials], dtype=float).reshape(len(trials), -1) * signs
+    return (np.array([t.values for t in trials], dtype=float).reshape(len(trials), -1)
+            * _signs(objectives))
+
+
+def _signs(objectives: tuple[Objective, ...]) -> np.ndarray:
+    return np.array([1.0 if o.direction == "minimize" else -1.0 for o in objectives])
 
 
 def pareto(trials: list[FrozenTrial], objectives: tuple[Objective, ...]) -> list[FrozenTrial]:
@@ -76,20 +82,38 @@ def pareto(trials: list[FrozenTrial], objectives: tuple[Objective, ...]) -> list
     return sorted((trials[i] for i in keep), key=lambda t: _signed([t], objectives)[0, 0])
 
 
-def best(study: optuna.Study, objectives: tuple[Objective, ...], top: int | None = None
+def hypervolume_history(trials: list[FrozenTrial], objectives: tuple[Objective, ...],
+                        reference: list[float]) -> list[float]:
+    """Hypervolume of the front of ``trials[:k + 1]``, for each k (in the order given), against
+    ``reference`` (in the objectives' own directions). Recomputed only when a trial joins the
+    front, so a long study costs little more than a scan."""
+    if not trials:
+        return []
+    ref = np.array(reference, dtype=float) * _signs(objectives)
+    front = np.empty((0, len(objectives)))
+    history, volume = [], 0.0
+    for point in _signed(trials, objectives):
+        if np.all(point < ref) and not np.any(np.all(front <= point, axis=1)):
+            front = np.vstack([front[~np.all(point <= front, axis=1)], point])
+            volume = float(compute_hypervolume(front, ref, assume_pareto=True))
+        history.append(volume)
+    return history
+
+
+def best(trials: list[FrozenTrial], objectives: tuple[Objective, ...], top: int | None = None
          ) -> list[FrozenTrial]:
     """Pareto set (several objectives) or the ``top`` best (one objective, default 10)."""
-    trials = candidates(study)
+    trials = candidates(trials)
     if len(objectives) > 1 and top is None:
         return pareto(trials, objectives)
     order = np.lexsort(_signed(trials, objectives).T[::-1]) if trials else []
     return [trials[i] for i in order][: top or 10]
 
 
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
+def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
     """One row per trial: state, feasibility, metrics, violations, digest, parameters, spec."""
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         r = record_of(t) or TrialRecord(spec={}, digest=None, version=None, stream=None)
         row = {"number": t.number, "state": t.state.name, "feasible": is_feasible(t, r),
                "digest": r.digest, "preset": r.preset, "duplicate_of": r.duplicate_of,
