@@ -20,7 +20,8 @@ from torch import nn
 from attend_search import get_preset, input_shape, list_presets, load_space
 from attend_search.evaluators.calibrate import calibrate_latency
 from attend_search.evaluators.devices import DeviceError, builtin_devices, load_device
-from attend_search.evaluators.kernels import OP_CLASSES, UnknownOpsWarning, extract_kernels
+from attend_search.evaluators import UnknownOpsWarning
+from attend_search.evaluators.kernels import OP_CLASSES, extract_kernels
 from attend_search.evaluators.latency import predict_latency, total_ms
 from attend_search.evaluators.measure import export_onnx, measure_latency
 from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
