@@ -20,6 +20,7 @@ from torch import nn
 from attend_search import get_preset, input_shape, list_presets, load_space
 from attend_search.evaluators.calibrate import calibrate_latency
 from attend_search.evaluators.devices import DeviceError, builtin_devices, load_device
+from attend_search.evaluators import UnknownOpsWarning
 from attend_search.evaluators.kernels import OP_CLASSES, extract_kernels
 from attend_search.evaluators.latency import predict_latency, total_ms
 from attend_search.evaluators.measure import export_onnx, measure_latency
@@ -104,6 +105,54 @@ class ResidualAddRelu(nn.Module):
 def test_add_relu_fuses_but_a_shared_output_does_not():
     ops = [k.ops for k in extract_kernels(ResidualAddRelu(), (1, 8, 8, 8))]
     assert ops == [("convolution",), ("relu",), ("add", "relu")]
+
+
+def test_transformer_encoder_layer_kernels():
+    """Attention's matmuls, softmax, layer norm and GELU get their own classes, as exported."""
+    d, heads, tokens, hidden = 32, 4, 10, 64
+    layer = nn.TransformerEncoderLayer(d, heads, hidden, batch_first=True, activation="gelu")
+    kernels = extract_kernels(layer, (1, tokens, d))
+    by_class = {c: [k for k in kernels if k.op_class == c] for c in OP_CLASSES}
+    # q @ k^T and attn @ v: heads x tokens x tokens x head width each
+    assert [k.macs for k in by_class["matmul"]] == [heads * tokens * tokens * (d // heads)] * 2
+    # in-projection (q, k, v), out-projection, feed-forward in and out
+    assert [k.macs for k in by_class["linear"]] == [tokens * d * 3 * d, tokens * d * d,
+                                                    tokens * d * hidden, tokens * hidden * d]
+    assert [k.macs for k in by_class["softmax"]] == [heads * tokens * tokens]
+    assert [k.macs for k in by_class["layer_norm"]] == [tokens * d] * 2
+    assert [k.ops for k in by_class["gelu"]] == [("gelu",)]
+    assert not by_class["unknown"]
+    assert all(k.ops[0] not in {"_softmax", "_safe_softmax", "native_layer_norm", "gelu"}
+               for k in by_class["elementwise"])
+    # each kernel pays its own class's dispatch
+    fixed = load_device("cortex-a72").fixed_cost_us
+    assert predict_latency(layer, only_fixed_costs(), (1, tokens, d)) == pytest.approx(
+        sum(fixed[k.op_class] for k in kernels) / 1e3, rel=1e-6)
+    assert torch.backends.mha.get_fastpath_enabled()  # the trace restores PyTorch's setting
+
+
+class DotProductAttention(nn.Module):
+    def forward(self, x):
+        return F.scaled_dot_product_attention(x, x, x)
+
+
+def test_scaled_dot_product_attention_is_two_matmuls_and_a_softmax():
+    classes = [k.op_class for k in extract_kernels(DotProductAttention(), (1, 2, 16, 8))]
+    assert [c for c in classes if c != "elementwise"] == ["matmul", "softmax", "matmul"]
+
+
+class CumulativeSum(nn.Module):
+    def forward(self, x):
+        return torch.relu(torch.cumsum(x, 1))
+
+
+def test_an_unknown_op_is_reported_by_name_and_costed():
+    with pytest.warns(UnknownOpsWarning, match="cumsum"):
+        total, times = predict_latency(CumulativeSum(), "cortex-a72", (1, 1000), breakdown=True)
+    unknown = [t for t in times if t.op_class == "unknown"]
+    assert [t.ops for t in unknown] == [("cumsum",)]
+    assert unknown[0].ms > 0 and unknown[0].bytes == 2 * 4 * 1000
+    assert total == pytest.approx(sum(t.ms for t in times))
 
 
 def test_conv_bn_relu_costs_exactly_one_fixed_cost():
@@ -240,13 +289,34 @@ class Concat(nn.Module):
         return torch.cat([self.conv(x), x], 1)
 
 
+class TokenAttention(nn.Module):
+    """Softmax attention between the positions of a map pooled to at most 16 x 16: two
+    batched matmuls of activations and a softmax large enough to be compute bound."""
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(x, min(16, x.shape[-1]))
+        t = x.flatten(2)
+        return (t @ torch.softmax(t.transpose(1, 2) @ t, -1)).view_as(x)
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    def forward(self, x):
+        return super().forward(x.transpose(1, 3)).transpose(1, 3)
+
+
+class Transpose(nn.Module):
+    def forward(self, x):
+        return x.transpose(2, 3).contiguous()
+
+
 def random_net(rng: random.Random) -> tuple[nn.Module, tuple[int, ...]]:
     """Networks whose numbers of kernels per class vary independently, so that every
     coefficient of the model can be told apart."""
     w = rng.choice([8, 16, 32, 64])
     layers = [nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
     for _ in range(rng.randint(2, 7)):
-        kind = rng.choice(["conv", "dw", "pw", "grouped", "max", "avg", "up", "hswish", "se", "cat"])
+        kind = rng.choice(["conv", "dw", "pw", "grouped", "max", "avg", "up", "hswish", "se", "cat",
+                           "attn", "ln", "gelu", "transpose"])
         if kind == "conv":
             layers += [nn.Conv2d(w, w, 3, 1, 1), nn.ReLU()]
         elif kind == "dw":
@@ -267,6 +337,14 @@ def random_net(rng: random.Random) -> tuple[nn.Module, tuple[int, ...]]:
             layers += [nn.Hardswish()]
         elif kind == "se":
             layers += [SqueezeExcite(w)]
+        elif kind == "attn":
+            layers += [TokenAttention()]
+        elif kind == "ln":
+            layers += [ChannelLayerNorm(w)]
+        elif kind == "gelu":
+            layers += [nn.GELU()]
+        elif kind == "transpose":
+            layers += [Transpose()]
         else:
             layers += [Concat(w)]
             w *= 2
@@ -289,9 +367,11 @@ def test_calibration_recovers_a_profile_from_its_own_predictions():
     samples = [(net, shape, predict_latency(net, true, shape)) for net, shape in nets]
     fitted = calibrate_latency(samples, base, name="fitted")
     unconstrained = set(fitted.provenance["unconstrained"])
+    # classes without work, or memory bound in these networks (element-wise alike)
     assert unconstrained <= {"efficiency.linear", "efficiency.elementwise", "efficiency.concat",
                              "efficiency.global_pool", "efficiency.upsample", "efficiency.max_pool",
-                             "efficiency.avg_pool"}
+                             "efficiency.avg_pool", "efficiency.copy", "efficiency.unknown",
+                             "efficiency.gelu", "efficiency.layer_norm"}
     for group in ("efficiency", "fixed_cost_us"):
         for c in OP_CLASSES:
             if f"{group}.{c}" not in unconstrained:

@@ -6,7 +6,8 @@ Data flows one way: space -> spec -> model -> evaluators -> constraints -> explo
 from importlib.metadata import PackageNotFoundError, version
 
 from .errors import AttendSearchError, SpaceError, SpecError
-from .search_space import Spec, build_model, get_preset, input_shape, list_presets
+from .search_space import (Spec, build_model, get_preset, get_reference_model, input_shape,
+                           list_presets, list_reference_models)
 from .search_space.space import Space, builtin_spaces, load_space
 
 try:
@@ -15,5 +16,5 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
 __all__ = ["AttendSearchError", "Space", "SpaceError", "Spec", "SpecError", "__version__",
-           "build_model", "builtin_spaces", "get_preset", "input_shape", "list_presets",
-           "load_space"]
+           "build_model", "builtin_spaces", "get_preset", "get_reference_model", "input_shape",
+           "list_presets", "list_reference_models", "load_space"]

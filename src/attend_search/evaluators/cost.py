@@ -64,7 +64,7 @@ with warnings.catch_warnings():  # fvcore scripts its losses on import; torch de
     from fvcore.nn.jit_handles import elementwise_flop_counter, get_shape
 
 from ..search_space import Spec
-from .forward_trace import inference, record_forward
+from .forward_trace import inference, is_elementwise, record_forward
 from .model_input import Shape, as_model
 from .spec_walk import ELEMENTWISE, UPSAMPLE, walk_spec
 
@@ -124,10 +124,6 @@ def _storage(t: torch.Tensor) -> int:
 # element-wise. Values are numbered tensors (0 is the network input) with sizes in bytes.
 _Op = tuple[tuple[int, ...], tuple[int, ...], bool]
 
-# Element-wise by definition, but not tagged pointwise in aten.
-_ELEMENTWISE = {torch.ops.aten.hardswish.default, torch.ops.aten.native_batch_norm.default,
-                torch.ops.aten._native_batch_norm_legit_no_training.default}
-
 
 class _StorageLog:
     """Logs a forward pass as ops (:data:`_Op`). A value is the tensor in one storage: an op's
@@ -159,8 +155,7 @@ class _StorageLog:
                 made.append(len(self.sizes))
                 self.sizes.append(t.untyped_storage().nbytes())
         if ins or made:
-            elementwise = torch.Tag.pointwise in func.tags or func in _ELEMENTWISE
-            self.ops.append((ins, tuple(made), elementwise))
+            self.ops.append((ins, tuple(made), is_elementwise(func)))
 
     def output(self, y) -> None:
         self.outputs = [self.values[_storage(t)] for t in tree_leaves(y)

@@ -7,6 +7,14 @@ they share this recorder and its inference context; each brings an :class:`OpLog
 A ``TorchDispatchMode`` sees every ATen op with real shapes, for any ``nn.Module`` built from
 standard layers, including code that reads shapes at run time (``F.interpolate(size=...)``),
 which ``torch.fx`` symbolic tracing cannot follow.
+
+Attention runs in the form an exported model has. ``torch.export`` (behind the ONNX export)
+traces ``nn.MultiheadAttention`` on its Python path and ``scaled_dot_product_attention`` as
+its math decomposition, so the pass does too: the MHA fast path is off and SDPA uses the
+math backend, and the log sees the projections, batched matmuls and softmax that a runtime
+runs rather than one fused ``_native_multi_head_attention`` op. ``TransformerEncoderLayer``'s
+own fast path (``_transformer_encoder_layer_fwd``) never runs here: it refuses modules with
+hooks, and the pass hooks every module to name it.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .model_input import Shape
@@ -46,13 +55,37 @@ def record_forward(model: nn.Module, shape: Shape, log: OpLog) -> None:
         log.output(y)
 
 
+# Element-wise by definition, but not tagged pointwise in aten.
+_UNTAGGED_ELEMENTWISE = {"hardswish", "hardswish_", "native_batch_norm",
+                         "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
+
+
+def is_elementwise(func: Any) -> bool:
+    """Does the ATen op ``func`` compute each output element from the same element of its
+    inputs (activations, gates, eval batch norm, arithmetic, copies)?"""
+    return torch.Tag.pointwise in func.tags or func.overloadpacket.__name__ in _UNTAGGED_ELEMENTWISE
+
+
 @contextmanager
 def inference(model: nn.Module) -> Iterator[None]:
-    """Eval mode, no autograd, one thread, for a pass that only reads shapes and dataflow:
-    a batch-1 pass gains nothing from more threads, and threads contending with other work
-    on a small shared machine make it many times slower."""
-    with eval_mode(model), torch.no_grad(), torch_threads(1):
+    """Eval mode, no autograd, one thread, attention as exported (module docstring), for a
+    pass that only reads shapes and dataflow: a batch-1 pass gains nothing from more threads,
+    and threads contending with other work on a small shared machine make it many times
+    slower."""
+    with eval_mode(model), torch.no_grad(), torch_threads(1), _exported_attention():
         yield
+
+
+@contextmanager
+def _exported_attention() -> Iterator[None]:
+    """The MHA fast path off and SDPA's math backend on, for a block; then as before."""
+    fast_path = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast_path)
 
 
 @contextmanager

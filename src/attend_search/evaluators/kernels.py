@@ -17,11 +17,25 @@ element, bilinear four; element-wise ops and global pooling one per element read
 none (it only moves memory). A fused kernel's work is its first op's: folded batch norm
 and fused activations ride along in the same loop. Bytes are float32: the activations a
 kernel reads from other kernels, the one it writes, and the weights it reads.
+
+Transformers: a matrix product of two activations (attention's ``q @ k^T`` and ``attn @ v``,
+traced as ``bmm``) is class ``matmul``, apart from ``linear`` (activation times weights):
+small batched GEMMs without packed weights run further from peak. Softmax and layer norm
+are reductions with passes of their own (max, exp and sum; mean, variance and scale), and
+GELU evaluates erf, so each is its own class, one unit of work per element. GELU is not
+fused into the matrix product before it: onnxruntime's CPU fusions fold a bias into it
+(BiasGelu), never the Gelu into the Gemm. Copies (``clone`` of a transposed tensor, what
+an ONNX Transpose does, dtype casts, padding) are class ``copy``: memory only, no work.
+
+An ATen op none of these rules knows is its own kernel of class ``unknown``, named by its
+op, costed as memory traffic and a dispatch with no compute, and warned about
+(:class:`UnknownOpsWarning`): never silently counted as element-wise or as zero.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -31,12 +45,13 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from ..search_space import Spec
-from .forward_trace import record_forward
+from .forward_trace import is_elementwise, record_forward
 from .model_input import Shape, as_model, spec_at
 from .spec_walk import FLOAT32_BYTES, WalkOp, conv_class, walk_spec
 
-OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "max_pool", "avg_pool",
-              "upsample", "elementwise", "global_pool", "concat")
+OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "matmul", "max_pool",
+              "avg_pool", "upsample", "elementwise", "softmax", "layer_norm", "gelu",
+              "global_pool", "concat", "copy", "unknown")
 
 _VIEWS = {"view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose", "permute",
           "expand", "squeeze", "unsqueeze", "flatten", "unflatten", "alias", "detach",
@@ -54,6 +69,10 @@ _ADAPTIVE_POOL = {"adaptive_avg_pool2d": "avg_pool", "_adaptive_avg_pool2d": "av
 _UPSAMPLE = {"upsample_nearest2d": 1, "_upsample_nearest_exact2d": 1, "upsample_bilinear2d": 4,
              "upsample_bicubic2d": 16}
 _CONCAT = {"cat", "stack"}
+_SOFTMAX = {"_softmax", "_safe_softmax", "softmax", "_log_softmax", "log_softmax"}
+_LAYER_NORM = {"native_layer_norm", "layer_norm"}
+_GELU = {"gelu", "gelu_"}
+_COPY = {"clone", "_to_copy", "copy", "copy_", "constant_pad_nd"}
 # Activations onnxruntime folds into the preceding Conv / Gemm (FusedConv: Relu, Clip,
 # Sigmoid, HardSigmoid, Tanh, LeakyRelu, Silu); XNNPACK and TFLite fuse the ReLU family.
 _FUSIBLE_ACTIVATIONS = {"relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh",
@@ -74,16 +93,28 @@ class Kernel:
     bytes: int                   # activations in + out, plus weights, float32
 
 
+class UnknownOpsWarning(UserWarning):
+    """A traced network has ops the latency model has no class for (see the module docstring)."""
+
+
 def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None) -> list[Kernel]:
     """The fused kernels of one batch-1 inference, in execution order.
 
     A spec's come from its walk (:mod:`.spec_walk`), nothing built, the same kernels as its
-    built model's trace hundreds of times faster; any other module is traced.
+    built model's trace hundreds of times faster; any other module is traced, and ops of no
+    known class are warned about by name.
     """
     if isinstance(model_or_spec, Spec) and (spec := spec_at(model_or_spec, input_shape)):
         return _fuse(_walked(spec))
     model, shape = as_model(model_or_spec, input_shape)
-    return _fuse(_trace(model, shape))
+    kernels = _fuse(_trace(model, shape))
+    unknown = Counter(f"{k.ops[0]} in {k.name}" for k in kernels if k.op_class == "unknown")
+    if unknown:
+        warnings.warn(UnknownOpsWarning(
+            "ops the latency model does not know, costed as memory traffic and a dispatch "
+            "only (class 'unknown'): " + ", ".join(f"{op} (x{n})" if n > 1 else op
+                                                   for op, n in unknown.items())), stacklevel=2)
+    return kernels
 
 
 # --------------------------------------------------------------------------- tracing
@@ -134,7 +165,7 @@ class _KernelLog:
             for view in outs:
                 self.values[view] = inputs[0]
             return
-        op_class, macs = _classify(name, args, tensors, outs[0])
+        op_class, macs = _classify(func, args, tensors, outs[0], self.values)
         weights = sum(t.numel() for t in tensors if t not in self.values) * FLOAT32_BYTES
         self.trace.ops.append(_Op(name, op_class, macs, inputs, self.input(outs[0]),
                                   weights, module))
@@ -144,16 +175,20 @@ class _KernelLog:
                               if isinstance(t, torch.Tensor) and t in self.values}
 
 
-def _classify(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Tensor) -> tuple[str, int]:
-    """``(op class, MACs)`` of one ATen op (see the module docstring for the counting rules)."""
+def _classify(func, args: tuple, tensors: list[torch.Tensor], out: torch.Tensor,
+              activations: WeakTensorKeyDictionary) -> tuple[str, int]:
+    """``(op class, MACs)`` of one ATen op (see the module docstring for the counting rules);
+    ``activations`` holds the tensors that are activations (the others are weights)."""
+    name = func.overloadpacket.__name__
     if name in _CONV:
         x, weight = tensors[0], tensors[1]
         transposed, groups = args[6], args[8]
         window = math.prod(weight.shape[2:])
         macs = (x if transposed else out).numel() * weight.shape[1] * window
         return ("conv" if transposed and groups == 1 else conv_class(x.shape[1], groups, window)), macs
-    if name in _MATMUL:
-        return "linear", out.numel() * tensors[-1].shape[-2]
+    if name in _MATMUL:  # the last two tensors are the matrices
+        both = all(t in activations for t in tensors[-2:])
+        return ("matmul" if both else "linear"), out.numel() * tensors[-1].shape[-2]
     if name in _POOL:
         return _POOL[name], out.numel() * math.prod(args[1])
     if name in _ADAPTIVE_POOL:
@@ -163,7 +198,17 @@ def _classify(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Te
         return "upsample", out.numel() * _UPSAMPLE[name]
     if name in _CONCAT:
         return "concat", 0
-    return "elementwise", out.numel()
+    if name in _SOFTMAX:
+        return "softmax", out.numel()
+    if name in _LAYER_NORM:
+        return "layer_norm", out.numel()
+    if name in _GELU:       # tagged pointwise: before the element-wise rule
+        return "gelu", out.numel()
+    if name in _COPY:       # clone is tagged pointwise too
+        return "copy", 0
+    if is_elementwise(func):
+        return "elementwise", out.numel()
+    return "unknown", 0
 
 
 def _trace(model: nn.Module, shape: Shape) -> _Trace:

@@ -37,6 +37,7 @@ class KernelTime:
 
     name: str
     op_class: str
+    ops: tuple[str, ...]    # the ATen ops fused into the kernel; the op itself where "unknown"
     ms: float
     macs: int
     bytes: int
@@ -83,7 +84,8 @@ class _Roofline:
 
     def time(self, kernel: Kernel) -> KernelTime:
         seconds, compute, memory, level = self._seconds(kernel)
-        return KernelTime(kernel.name, kernel.op_class, seconds * 1e3, kernel.macs, kernel.bytes,
+        return KernelTime(kernel.name, kernel.op_class, kernel.ops, seconds * 1e3, kernel.macs,
+                          kernel.bytes,
                           "compute" if compute >= memory else self.profile.memory[level].name)
 
     def _seconds(self, kernel: Kernel) -> tuple[float, float, float, int]:
