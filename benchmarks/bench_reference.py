@@ -55,7 +55,7 @@ def evaluate(net: nn.Module | Spec, shape: tuple[int, ...] | None, repeats: int)
 
 def print_table(rows: dict[str, dict[str, float]]) -> None:
     devices = builtin_devices()
-    print(f"| network | params (M) | MACs (M) | peak act. (MB) | "
+    print("| network | params (M) | MACs (M) | peak act. (MB) | "
           + " | ".join(f"{d} (ms)" for d in devices) + " | measured here (ms) |")
     print("|---|" + "---:|" * (4 + len(devices)))
     for name, r in rows.items():
