@@ -59,10 +59,10 @@ def test_synflow_beyond_float32_range_stays_finite_and_exact():
 
 def synflow_fast_and_reference(model):
     """Synflow of the same weights by the float32 rescaled path and by the float64 reference."""
-    x = torch.zeros(input_shape(model.spec))
+    shape = input_shape(model.spec)
     fast = copy.deepcopy(model).eval()
-    return (proxies._synflow_scaled(fast, list(fast.modules()), x),
-            proxies._synflow_float64(copy.deepcopy(model).eval(), x))
+    return (proxies._synflow_scaled(fast, list(fast.modules()), shape),
+            proxies._synflow_float64(copy.deepcopy(model).eval(), shape))
 
 
 @pytest.mark.parametrize("name", list_presets())
@@ -127,11 +127,11 @@ def test_synflow_takes_the_fast_path_only_for_modules_it_knows(monkeypatch):
     model = build_model(spec).eval()
     foreign = copy.deepcopy(model)
     foreign.stem.act = torch.nn.GELU()          # not homogeneous: rescaling would change it
-    x = torch.zeros(input_shape(spec))
-    assert proxies.synflow(copy.deepcopy(foreign), x, None) == \
-        proxies._synflow_float64(copy.deepcopy(foreign), x)
+    shape = input_shape(spec)
+    assert proxies.synflow(copy.deepcopy(foreign), shape) == \
+        proxies._synflow_float64(copy.deepcopy(foreign), shape)
     monkeypatch.setattr(proxies, "_synflow_float64", None)      # a call would fail
-    assert math.isfinite(proxies.synflow(model, x, None))
+    assert math.isfinite(proxies.synflow(model, shape))
 
 
 def test_same_seed_same_score_other_seed_other_score():
@@ -188,3 +188,24 @@ def test_naswot_needs_activation_modules():
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
     with pytest.raises(AttendSearchError, match="naswot needs ReLU"):
         zero_cost(net, (1, 12), proxy="naswot", batch_size=4)
+
+
+def test_proxies_share_one_copy_and_one_pass_each_with_the_values_of_separate_runs(monkeypatch):
+    spec = get_preset("attendnets", num_classes=10, input_size=32)
+    model = build_model(spec)
+    batches = []
+    model.register_forward_pre_hook(lambda m, args: batches.append(len(args[0])))
+    copies = []
+    monkeypatch.setattr(proxies, "deepcopy", lambda m: copies.append(m) or copy.deepcopy(m))
+    together = zero_cost_all(model, input_shape(spec), batch_size=8, num_classes=10)
+    assert len(copies) == 1
+    assert sorted(batches) == [4, 4, 8]     # zico's halves; naswot, grad_norm and snip share one
+    for proxy, score in together.items():    # (synflow runs its units, not forward)
+        assert zero_cost(model, input_shape(spec), proxy=proxy, batch_size=8) == score, proxy
+
+
+def test_a_spec_is_scored_on_the_network_built_from_it_without_a_copy(monkeypatch):
+    spec = get_preset("attendnets", num_classes=10, input_size=32)
+    expected = zero_cost_all(spec, batch_size=8)
+    monkeypatch.setattr(proxies, "deepcopy", None)
+    assert zero_cost_all(spec, batch_size=8) == expected

@@ -30,17 +30,20 @@ Each proxy follows its paper, and the reference code where the paper leaves a ch
   halves divided by the standard deviation of ``g``; per layer the log of the sum of those
   ratios (weights of zero deviation left out); summed over layers. As the reference code.
 
-Scores are taken on a deep copy (the model passed in is left unchanged) with batch norm in
-training mode (batch statistics, as at the start of training) and dropout off (it would only
-add noise). Without a ``batch`` of real data the inputs are standard normal and the labels
-uniform, both drawn from the seed, so a seed always gives the same score.
+Scores are taken with batch norm in training mode (batch statistics, as at the start of
+training) and dropout off (it would only add noise), on the network built from a spec, or on
+one copy of a module passed in (left unchanged). Batch norm's running statistics, which the
+passes update, do not enter a training-mode forward, so the proxies can share that network
+and their passes: each score is the one it would have on a fresh copy. Without a ``batch`` of
+real data the inputs are standard normal and the labels uniform, both drawn from the seed, so
+a seed always gives the same score.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 
 import torch
 import torch.nn.functional as F
@@ -64,31 +67,33 @@ _SCALABLE = {Backbone, nn.Sequential, nn.ModuleList, ConvBNAct, BlurPool, Column
 Batch = tuple[Tensor, Tensor]
 
 
-def synflow(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+def synflow(model: nn.Module, shape: Shape) -> float:
     """Natural log of the synaptic flow of the linearised network (see the module docstring).
 
     A :class:`Backbone` made of the builder's own modules is scored in float32 with exact
     rescaling (:func:`_synflow_scaled`, several times faster); any other module in float64
     (:func:`_synflow_float64`, the reference): the rescaling is exact only for modules whose
-    forward it knows.
+    forward it knows. ``shape`` is the input's ``(N, C, H, W)``; one all-ones example is used.
+    The model is rewritten in place.
     """
     modules = list(model.modules())
     if isinstance(model, Backbone) and all(type(m) in _SCALABLE for m in modules):
-        return _synflow_scaled(model, modules, inputs)
-    return _synflow_float64(model, inputs)
+        return _synflow_scaled(model, modules, shape)
+    return _synflow_float64(model, shape)
 
 
-def _synflow_float64(model: nn.Module, inputs: Tensor) -> float:
+def _synflow_float64(model: nn.Module, shape: Shape) -> float:
     """The reference: the linearised network in float64, weight gradients by a full backward."""
     _linearise(list(model.modules()))
     model.double()
-    ones = torch.ones((1, *inputs.shape[1:]), dtype=torch.float64, device=inputs.device)
+    ones = torch.ones((1, *shape[1:]), dtype=torch.float64,
+                      device=next(model.parameters()).device)
     model(ones).sum().backward()
     total = sum((w.detach() * w.grad).abs().sum() for w in _weights(model) if w.grad is not None)
     return float(torch.log(total))
 
 
-def _synflow_scaled(model: Backbone, modules: list[nn.Module], inputs: Tensor) -> float:
+def _synflow_scaled(model: Backbone, modules: list[nn.Module], shape: Shape) -> float:
     """The float64 value from one float32 forward and backward, rescaled between units.
 
     Rescaling. ``model.units()`` are applied in turn; before one, an activation whose maximum
@@ -119,7 +124,7 @@ def _synflow_scaled(model: Backbone, modules: list[nn.Module], inputs: Tensor) -
             m.register_forward_hook(scale.record_hook(outputs, m.bias))
             m.bias = None
     # channels-last activations: convolutions up to 1.3x faster on CPU, the same value
-    ones = torch.ones((1, *inputs.shape[1:]), device=inputs.device).contiguous(
+    ones = torch.ones((1, *shape[1:]), device=next(model.parameters()).device).contiguous(
         memory_format=torch.channels_last).requires_grad_(True)
     out = _run_scaled(model.units(), ones, scale)
     flows = torch.autograd.grad(out.sum(), outputs, allow_unused=True)
@@ -210,41 +215,28 @@ def _linearise(modules: list[nn.Module]) -> None:
                 p.abs_()
 
 
-def naswot(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+def naswot(probe: _Probe) -> float:
     """log |K_H| of the activation codes' agreement kernel (Mellor et al. 2021, eq. 2)."""
-    n = len(inputs)
-    kernel = torch.zeros(n, n, dtype=torch.float64, device=inputs.device)
-
-    def add_codes(module: nn.Module, args: tuple, output: Tensor) -> None:
-        codes = (output > 0).flatten(1).float()      # exact: counts stay below 2**24
-        kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
-
-    hooks = [m.register_forward_hook(add_codes) for m in model.modules()
-             if isinstance(m, ACTIVATIONS)]
-    if not hooks:
-        raise AttendSearchError("naswot needs ReLU, ReLU6, Hardswish or SiLU modules; the model "
-                                "has none")
-    with torch.no_grad():
-        model(inputs)
-    return float(torch.linalg.slogdet(kernel).logabsdet)
+    return float(torch.linalg.slogdet(probe.full_batch()[0]).logabsdet)
 
 
-def grad_norm(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+def grad_norm(probe: _Probe) -> float:
     """Sum over layers of ``||dL/dW||_2`` (Abdelfattah et al. 2021)."""
-    return sum(float(g.norm()) for _, g in _weight_grads(model, inputs, targets))
+    return sum(float(g.norm()) for _, g in probe.full_batch()[1])
 
 
-def snip(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+def snip(probe: _Probe) -> float:
     """``sum |W * dL/dW|`` over layers (Lee et al. 2019, as a proxy in Abdelfattah et al. 2021)."""
-    return sum(float((w * g).abs().sum()) for w, g in _weight_grads(model, inputs, targets))
+    return sum(float((w * g).abs().sum()) for w, g in probe.full_batch()[1])
 
 
-def zico(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+def zico(probe: _Probe) -> float:
     """ZiCo (Li et al. 2023): sum over layers of log sum(mean |g| / std g) over two half-batches."""
+    inputs, targets = probe.batch
     if len(inputs) < 4:
         raise AttendSearchError(f"zico needs a batch of at least 4 examples (two halves with batch "
                                 f"statistics), got {len(inputs)}")
-    halves = [[g.flatten().double() for _, g in _weight_grads(model, x, y)]
+    halves = [[g.flatten().double() for _, g in _weight_grads(probe.model, probe.model(x), y)]
               for x, y in zip(inputs.chunk(2), targets.chunk(2))]
     score = 0.0
     for layer in zip(*halves):
@@ -257,9 +249,51 @@ def zico(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     return score
 
 
-ProxyFn = Callable[[nn.Module, Tensor, Tensor], float]
-PROXIES: dict[str, ProxyFn] = {"synflow": synflow, "naswot": naswot, "grad_norm": grad_norm,
-                               "snip": snip, "zico": zico}
+class _Probe:
+    """The network to score (a scratch copy, see :func:`_scratch`), the input shape and batch,
+    and the proxies asked for: a pass that several of them share runs once."""
+
+    def __init__(self, model: nn.Module, shape: Shape, batch: Batch | None, names: list[str]):
+        self.model, self.shape, self.batch, self.names = model, shape, batch, names
+        self._full: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
+
+    def full_batch(self) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """naswot's kernel and the weight gradients on the whole batch, from one forward: the
+        kernel if naswot is asked for, the gradients if grad_norm or snip is."""
+        if self._full is None:
+            inputs, targets = self.batch
+            kernel, hooks = _code_kernel(self.model, len(inputs)) if "naswot" in self.names \
+                else (torch.zeros(0, 0), [])
+            grads = bool({"grad_norm", "snip"} & set(self.names))
+            with torch.set_grad_enabled(grads):
+                logits = self.model(inputs)
+            for hook in hooks:
+                hook.remove()
+            self._full = kernel, _weight_grads(self.model, logits, targets) if grads else []
+        return self._full
+
+
+def _code_kernel(model: nn.Module, n: int) -> tuple[Tensor, list]:
+    """naswot's kernel, filled by the forward hooks returned with it as a batch of ``n`` runs."""
+    device = next(model.parameters()).device
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=device)
+
+    def add_codes(module: nn.Module, args: tuple, output: Tensor) -> None:
+        codes = (output > 0).flatten(1).float()      # exact: counts stay below 2**24
+        kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
+
+    hooks = [m.register_forward_hook(add_codes) for m in model.modules()
+             if isinstance(m, ACTIVATIONS)]
+    if not hooks:
+        raise AttendSearchError("naswot needs ReLU, ReLU6, Hardswish or SiLU modules; the model "
+                                "has none")
+    return kernel, hooks
+
+
+ProxyFn = Callable[[_Probe], float]
+PROXIES: dict[str, ProxyFn] = {"synflow": lambda probe: synflow(probe.model, probe.shape),
+                               "naswot": naswot, "grad_norm": grad_norm, "snip": snip,
+                               "zico": zico}
 
 
 def check_proxy(name: str) -> str:
@@ -286,7 +320,12 @@ def zero_cost(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
 def zero_cost_all(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
                   proxies: Iterable[str] | None = None, batch: Batch | None = None, seed: int = 0,
                   num_classes: int | None = None, batch_size: int = 64) -> dict[str, float]:
-    """Several proxies (all by default) of one network, on the same weights and batch."""
+    """Several proxies (all by default) of one network, on the same weights and batch.
+
+    They share one scratch network: the model built here from a spec, else one copy of the
+    module given (left untouched). Synflow, which rewrites the network, runs last and needs
+    no batch; naswot, grad_norm and snip share one forward of the batch.
+    """
     names = [check_proxy(name) for name in (PROXIES if proxies is None else proxies)]
     if batch is not None:
         _check_batch(batch)
@@ -295,19 +334,27 @@ def zero_cost_all(model_or_spec: nn.Module | Spec, input_shape: Shape | None = N
         raise AttendSearchError(f"batch_size must be 2 or more (batch statistics), got {batch_size}")
     with seeded(seed):
         model, shape = as_model(model_or_spec, input_shape)
-    if batch is None:
+    model = _scratch(model, copy=model is model_or_spec)
+    if batch is None and names != ["synflow"]:
         if num_classes is None:
             num_classes = (model_or_spec.num_classes if isinstance(model_or_spec, Spec)
                            else _output_width(model, shape))
         batch = _synthetic(shape, batch_size, num_classes, seed)
-    device = next(model.parameters()).device
-    inputs, targets = (t.to(device) for t in batch)
-    return {name: PROXIES[name](_scratch(model), inputs, targets) for name in names}
+    if batch is not None:
+        device = next(model.parameters()).device
+        batch = tuple(t.to(device) for t in batch)
+    probe = _Probe(model, shape, batch, names)
+    scores = {name: PROXIES[name](probe) for name in names if name != "synflow"}
+    if "synflow" in names:
+        scores["synflow"] = PROXIES["synflow"](probe)
+    return {name: scores[name] for name in names}
 
 
-def _scratch(model: nn.Module) -> nn.Module:
-    """A copy to score: every weight trainable, batch norm on batch statistics, dropout off."""
-    scratch = copy.deepcopy(model).requires_grad_(True).eval()
+def _scratch(model: nn.Module, copy: bool) -> nn.Module:
+    """The network to score (``model`` itself, or a copy): every weight trainable, batch norm on
+    batch statistics, dropout off."""
+    scratch = deepcopy(model) if copy else model
+    scratch.requires_grad_(True).eval()
     for m in scratch.modules():
         if isinstance(m, NORMS):
             m.train()
@@ -319,10 +366,10 @@ def _weights(model: nn.Module) -> list[Tensor]:
     return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
-def _weight_grads(model: nn.Module, inputs: Tensor, targets: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """``(weight, dL/dweight)`` of the cross-entropy loss on one batch, for scored weights."""
+def _weight_grads(model: nn.Module, logits: Tensor, targets: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """``(weight, dL/dweight)`` of the cross-entropy loss of ``logits``, for scored weights."""
     model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(inputs), targets).backward()
+    F.cross_entropy(logits, targets).backward()
     return [(w.detach(), w.grad) for w in _weights(model) if w.grad is not None]
 
 
@@ -345,11 +392,11 @@ def _check_batch(batch: Batch) -> None:
                                 f"inputs {tuple(inputs.shape)}, targets {tuple(targets.shape)}")
 
 
-def _output_width(model: nn.Module, shape: Shape) -> int:
-    probe = copy.deepcopy(model).eval()
-    device = next(probe.parameters()).device
+def _output_width(scratch: nn.Module, shape: Shape) -> int:
+    """The width of a scratch network's output, from two examples (batch statistics)."""
+    device = next(scratch.parameters()).device
     with torch.no_grad():
-        return probe(torch.zeros((1, *shape[1:]), device=device)).shape[-1]
+        return scratch(torch.zeros((2, *shape[1:]), device=device)).shape[-1]
 
 
 def _synthetic(shape: Shape, n: int, num_classes: int, seed: int) -> Batch:
