@@ -94,26 +94,36 @@ def test_fast_synflow_exact_with_columns_at_other_scales(monkeypatch, space, see
 
 
 @pytest.mark.parametrize("rescale", [0, proxies.RESCALE])
-@pytest.mark.parametrize("name", ["attendnets", "mobilenet_v3_large"])
-def test_fast_synflow_exact_with_biases_and_gates_off_saturation(monkeypatch, name, rescale):
-    """Small weights at 32 pixels keep the gates (condenser sigmoids, SE hard-sigmoids) in their
-    curved range; random biases make the bias scaling count. ``rescale`` 0 rescales before
-    every unit, so each gate and bias sees a scale other than 1."""
+@pytest.mark.parametrize("name, weight_scale, bias_std, curved", [
+    ("attendnets", 0.2, 1.0, True), ("mobilenet_v3_large", 0.2, 1.0, True),
+    ("mobilenet_v3_large", 1.0, 1e18, False)])
+def test_fast_synflow_exact_with_biases_and_gates_curved_or_saturated(monkeypatch, name,
+                                                                      weight_scale, bias_std,
+                                                                      curved, rescale):
+    """At 32 pixels, weights scaled by 0.2 keep the gates (condenser sigmoids, SE hard-sigmoids)
+    in their curved range, which reverse mode must take; unscaled, they saturate and forward
+    mode runs, with activations so large that only huge biases count. The random biases must
+    count; ``rescale`` 0 rescales before every unit, so each gate and bias sees a scale other
+    than 1."""
     monkeypatch.setattr(proxies, "RESCALE", rescale)
     torch.manual_seed(0)
     model = build_model(get_preset(name, num_classes=10, input_size=32))
     with torch.no_grad():
         for layer in model.modules():
             if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
-                layer.weight.mul_(0.2)
+                layer.weight.mul_(weight_scale)
                 if layer.bias is not None:
-                    layer.bias.normal_()
+                    layer.bias.normal_(std=bias_std)
     gated = []
     for gate in model.modules():
         if isinstance(gate, proxies.GATES):
             gate.register_forward_hook(lambda m, args, y: gated.append(((y > 0.05) & (y < 0.95)).any()))
+    backward = []
+    grad = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: backward.append(1) or grad(*a, **k))
     fast, reference = synflow_fast_and_reference(model)
-    assert gated and all(gated)
+    assert gated and all(gated) == curved and any(gated) == curved
+    assert bool(backward) == curved
     assert fast == pytest.approx(reference, abs=1e-6)      # 1e-6 relative on the raw flow
     unbiased = copy.deepcopy(model)
     for layer in unbiased.modules():

@@ -94,7 +94,7 @@ def _synflow_float64(model: nn.Module, shape: Shape) -> float:
 
 
 def _synflow_scaled(model: Backbone, modules: list[nn.Module], shape: Shape) -> float:
-    """The float64 value from one float32 forward and backward, rescaled between units.
+    """The float64 value from float32 passes, rescaled between units.
 
     Rescaling. ``model.units()`` are applied in turn; before one, an activation whose maximum
     has left ``2**+-RESCALE`` is divided by a power of two (exact) that brings it near 1, and
@@ -108,71 +108,91 @@ def _synflow_scaled(model: Backbone, modules: list[nn.Module], shape: Shape) -> 
     Rescaling only past ``2**+-RESCALE`` spares most units the multiplication; the value does
     not depend on where it happens.
 
-    Flow without weight gradients. All weights are >= 0 and every derivative too, so for a
-    layer ``y = W * x + b`` the sum of ``|W * dR/dW|`` is ``<dR/dy, W * x>``: gradients with
-    respect to the layer outputs (taken before the bias is added) give it, and the backward
-    skips the weight-gradient kernels.
+    Flow as a directional derivative. All weights are >= 0 and every derivative too, so the
+    sum of ``|W * dR/dW|`` is ``dR/dt`` with every weight scaled by ``1 + t``. Forward mode
+    carries it as a second example beside the input: the batch ``[a, da/dt]``, starting at
+    ``[1, 0]``; a layer ``y = W * x + b`` maps it to ``[W x + b, W dx/dt + W x]``, and every
+    other module is linear (pooling, resampling, sums) or is a gate multiplying its input, so
+    the second example is the derivative as long as every gate is saturated (constant 1, as
+    at initialisation: derivative 0). One batch-of-two forward, with no autograd. Where a gate
+    is not saturated, reverse mode instead: ``sum |W * dR/dW|`` over a layer is
+    ``<dR/dy, W x>``, from a backward with respect to the layer outputs, which skips the
+    weight-gradient kernels.
     """
-    scale = _Scale()
-    _linearise(modules)
-    _swap(modules, GATES, lambda gate: _TrueInputGate(gate, scale))
-    outputs: list[Tensor] = []
+    run = _Run()
+    _linearise(modules, gates=lambda gate: _TrueInputGate(gate, run))
     for m in modules:
-        for p in m.parameters(recurse=False):
-            p.requires_grad_(False)
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            m.register_forward_hook(scale.record_hook(outputs, m.bias))
+            m.register_forward_hook(run.layer_hook(m.bias))
             m.bias = None
+    device = next(model.parameters()).device
     # channels-last activations: convolutions up to 1.3x faster on CPU, the same value
-    ones = torch.ones((1, *shape[1:]), device=next(model.parameters()).device).contiguous(
-        memory_format=torch.channels_last).requires_grad_(True)
-    out = _run_scaled(model.units(), ones, scale)
-    flows = torch.autograd.grad(out.sum(), outputs, allow_unused=True)
-    with torch.no_grad():
-        total = sum(torch.sum(g * y, dtype=torch.float64)
-                    for y, g in zip(outputs, flows) if g is not None)
-    return scale.exponent * math.log(2) + float(torch.log(total))
+    ones = torch.ones((1, *shape[1:]), device=device).contiguous(memory_format=torch.channels_last)
+    try:
+        with torch.no_grad():
+            out = _run_scaled(model.units(), torch.cat([ones, torch.zeros_like(ones)]), run)
+        total = out[1].sum(dtype=torch.float64)
+    except _Unsaturated:
+        run.exponent, run.outputs = 0, []
+        out = _run_scaled(model.units(), ones.requires_grad_(True), run)
+        flows = torch.autograd.grad(out.sum(), run.outputs, allow_unused=True)
+        with torch.no_grad():
+            total = sum(torch.sum(g * y, dtype=torch.float64)
+                        for y, g in zip(run.outputs, flows) if g is not None)
+    return run.exponent * math.log(2) + float(torch.log(total))
 
 
-RESCALE = 32     # far inside float32's 2**+-126, with room for a unit's gain and the gradients
+RESCALE = 32     # far inside float32's 2**+-126, with room for a unit's gain and the derivatives
 
 
-class _Scale:
-    """The exponent ``e`` of the unit running now: its activations are the true ones / 2**e."""
+class _Unsaturated(Exception):
+    """A gate off saturation: forward mode cannot carry its product, reverse mode takes over."""
+
+
+class _Run:
+    """The state of a scaled pass: the exponent ``e`` of the unit running now (its activations
+    are the true ones / ``2**e``), and in reverse mode the layer outputs recorded so far."""
 
     def __init__(self) -> None:
         self.exponent = 0
+        self.outputs: list[Tensor] | None = None      # None: forward mode
 
-    def record_hook(self, outputs: list[Tensor], bias: Tensor | None) -> Callable:
-        """A forward hook for a layer whose bias was taken out: it records the output ``W * x``
-        (the bias added after would cost precision when subtracted), then adds ``bias / 2**e``."""
+    def layer_hook(self, bias: Tensor | None) -> Callable:
+        """A forward hook for a layer whose bias was taken out (to be added back here: taken
+        from an output, it would cost precision). Forward mode: ``[W x, W dx]`` becomes
+        ``[W x + b, W dx + W x]``. Reverse mode: ``W x`` is recorded, then ``b`` added."""
         true = None if bias is None else bias.detach().double()
 
         def hook(layer: nn.Module, args: tuple, y: Tensor) -> Tensor | None:
-            outputs.append(y)
-            if true is None:
+            b = None if true is None else \
+                (true / _pow2(self.exponent)).to(y.dtype).reshape(-1, *[1] * (y.ndim - 2))
+            if self.outputs is None:
+                y[1:] += y[:1]
+                if b is not None:
+                    y[:1] += b
                 return None
-            return y + (true / _pow2(self.exponent)).to(y.dtype).reshape(-1, *[1] * (y.ndim - 2))
+            self.outputs.append(y)
+            return y if b is None else y + b
         return hook
 
 
-def _run_scaled(units: Iterable[nn.Module], x: Tensor, scale: _Scale) -> Tensor:
-    """``units`` applied in turn; ``x`` and the result are true activations / ``2**scale.exponent``
+def _run_scaled(units: Iterable[nn.Module], x: Tensor, run: _Run) -> Tensor:
+    """``units`` applied in turn; ``x`` and the result are true activations / ``2**run.exponent``
     (the exponent as it is on entry, and on return)."""
     for unit in units:
         if isinstance(unit, Columns):
-            start, outs = scale.exponent, []
+            start, outs = run.exponent, []
             for column in unit.columns:
-                scale.exponent = start
-                outs.append((_run_scaled(column, x, scale), scale.exponent))
-            scale.exponent = max(e for _, e in outs)
-            x = unit.join([y * 2.0 ** (e - scale.exponent) if e < scale.exponent else y
+                run.exponent = start
+                outs.append((_run_scaled(column, x, run), run.exponent))
+            run.exponent = max(e for _, e in outs)
+            x = unit.join([y * 2.0 ** (e - run.exponent) if e < run.exponent else y
                            for y, e in outs])
             continue
         shift = math.frexp(float(x.detach().amax()))[1]
         if abs(shift) > RESCALE:
             x = x * 2.0 ** -shift
-            scale.exponent += shift
+            run.exponent += shift
         x = unit(x)
     return x
 
@@ -181,22 +201,26 @@ class _TrueInputGate(nn.Module):
     """A gate inside a unit scaled by ``2**e``, fed its true input.
 
     Where it is saturated everywhere (exactly 1 at its least input: gates are monotone), its
-    output is a constant 1, derivative 0 as in float64: the backward skips the attention
-    branch. At initialisation, with 224-pixel inputs, every gate is saturated.
+    output is a constant 1, derivative 0 as in float64 (the backward skips the attention
+    branch). At initialisation, with 224-pixel inputs, every gate is saturated.
     """
 
-    def __init__(self, gate: nn.Module, scale: _Scale):
+    def __init__(self, gate: nn.Module, run: _Run):
         super().__init__()
         self.gate = gate
-        self.scale = scale
+        self.run = run
 
     def forward(self, x: Tensor) -> Tensor:
-        if float(self.gate(self._true(x.detach().amin()))) == 1:
+        forward_mode = self.run.outputs is None
+        least = (x[:1] if forward_mode else x).detach().amin()
+        if float(self.gate(self._true(least))) == 1:
             return x.new_ones(()).expand_as(x)
+        if forward_mode:
+            raise _Unsaturated
         return self.gate(self._true(x)).to(x.dtype)
 
     def _true(self, x: Tensor) -> Tensor:
-        return x.double() * _pow2(self.scale.exponent)
+        return x.double() * _pow2(self.run.exponent)
 
 
 def _pow2(exponent: int) -> Tensor:
@@ -204,11 +228,14 @@ def _pow2(exponent: int) -> Tensor:
     return torch.ldexp(torch.tensor(1.0, dtype=torch.float64), torch.tensor(exponent))
 
 
-def _linearise(modules: list[nn.Module]) -> None:
+def _linearise(modules: list[nn.Module],
+               gates: Callable[[nn.Module], nn.Module] | None = None) -> None:
     """Batch norm and activations removed, every parameter made non-negative, in place
-    (``modules``: all of a network's, from ``model.modules()``)."""
+    (``modules``: all of a network's, from ``model.modules()``); gates kept, or replaced by
+    ``gates(gate)``."""
     identity = nn.Identity()
-    _swap(modules, NORMS + ACTIVATIONS, lambda _: identity)
+    _swap(modules, NORMS + ACTIVATIONS + (GATES if gates else ()),
+          lambda m: gates(m) if isinstance(m, GATES) else identity)
     with torch.no_grad():
         for m in modules:
             for p in m.parameters(recurse=False):
