@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import replace
+from functools import partial
 from typing import TypeVar
 
 import torch
@@ -63,18 +64,18 @@ def main() -> None:
             spec = replace(spec, input_size=args.input_size)
         net = proxies._scratch(build_model(spec), copy=False)
         shape, copies = input_shape(spec), [deepcopy(net) for _ in range(3)]
-        fast, t_cold = timed(lambda: proxies.synflow(copies[0], shape))
-        t_warm = timed(lambda: proxies.synflow(copies[1], shape))[1]
-        reference, t_reference = timed(lambda: proxies._synflow_float64(copies[2], shape))
+        fast, t_cold = timed(partial(proxies.synflow, copies[0], shape))
+        t_warm = timed(partial(proxies.synflow, copies[1], shape))[1]
+        reference, t_reference = timed(partial(proxies._synflow_float64, copies[2], shape))
         cold_ms.append(t_cold)
         warm_ms.append(t_warm)
         reference_ms.append(t_reference)
         deviation = max(deviation, abs(fast - reference) / abs(reference))
         for name in PROXIES:
-            ms[name].append(timed(lambda: zero_cost(spec, proxy=name, seed=seed,
-                                                    batch_size=args.batch_size))[1])
-        ms["all together"].append(timed(lambda: zero_cost_all(spec, seed=seed,
-                                                              batch_size=args.batch_size))[1])
+            ms[name].append(timed(partial(zero_cost, spec, proxy=name, seed=seed,
+                                          batch_size=args.batch_size))[1])
+        ms["all together"].append(timed(partial(zero_cost_all, spec, seed=seed,
+                                                batch_size=args.batch_size))[1])
         print(f"spec {seed:3d} at {spec.input_size}px: " + "  ".join(
             f"{name} {ms[name][-1]:.0f}" for name in ms) + f" ms; synflow alone: float64 "
             f"{t_reference:.0f} ms, fast {t_cold:.0f} ms cold, {t_warm:.0f} ms warm", flush=True)

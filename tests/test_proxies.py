@@ -5,8 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from attend_search import (AttendSearchError, build_model, get_preset, input_shape, list_presets,
-                           load_space)
+from attend_search import AttendSearchError, build_model, get_preset, input_shape, list_presets
 from attend_search.evaluators import proxies
 from attend_search.search_space.blocks import Columns
 from attend_search.evaluators.proxies import PROXIES, check_proxy, zero_cost, zero_cost_all
