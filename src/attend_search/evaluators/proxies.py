@@ -116,7 +116,7 @@ def _synflow_scaled(model: Backbone, modules: list[nn.Module], shape: Shape) -> 
     other module is linear (average pooling, blur, resampling, sums) or is a gate multiplying
     its input (max pooling only feeds gates), so the second example is the derivative as long
     as every gate is saturated (constant 1, as at initialisation: derivative 0). One
-    batch-of-two forward, with no autograd, 1.3-1.6x faster than the reverse mode. Where a gate
+    batch-of-two forward, with no autograd, 1.1-1.5x faster than the reverse mode. Where a gate
     is not saturated, reverse mode instead: ``sum |W * dR/dW|`` over a layer is
     ``<dR/dy, W x>``, from a backward with respect to the layer outputs, which skips the
     weight-gradient kernels.
@@ -204,7 +204,7 @@ class _TrueInputGate(nn.Module):
 
     Where it is saturated everywhere (exactly 1 at its least input: gates are monotone), its
     output is a constant 1, derivative 0 as in float64 (the backward skips the attention
-    branch). At initialisation and the space's input sizes (160-224 pixels), every gate is.
+    branch). At initialisation and the space's input sizes (160-224 pixels) all gates are.
     """
 
     def __init__(self, gate: nn.Module, run: _Run):
