@@ -1,3 +1,4 @@
+import copy
 import math
 from dataclasses import replace
 
@@ -5,6 +6,8 @@ import pytest
 import torch
 
 from attend_search import AttendSearchError, build_model, get_preset, input_shape, list_presets
+from attend_search.evaluators import proxies
+from attend_search.search_space.blocks import Columns
 from attend_search.evaluators.proxies import PROXIES, check_proxy, zero_cost, zero_cost_all
 
 
@@ -44,11 +47,100 @@ def test_synflow_is_a_finite_log_at_full_size_on_the_deepest_preset():
     assert math.isfinite(zero_cost(get_preset(deepest), proxy="synflow"))
 
 
-def test_synflow_beyond_float32_range_stays_finite():
+def test_synflow_beyond_float32_range_stays_finite_and_exact():
     mobilenet = get_preset("mobilenet_v2")
     deeper = replace(mobilenet, stages=mobilenet.stages + mobilenet.stages[5:6] * 2)
     score = zero_cost(deeper, proxy="synflow")
     assert math.log(torch.finfo(torch.float32).max) < score < math.inf
+    fast, reference = synflow_fast_and_reference(build_model(deeper))
+    assert fast == pytest.approx(reference, rel=1e-6)
+
+
+def synflow_fast_and_reference(model):
+    """Synflow of the same weights by the float32 rescaled path and by the float64 reference."""
+    shape = input_shape(model.spec)
+    fast = copy.deepcopy(model).eval()
+    return (proxies._synflow_scaled(fast, list(fast.modules()), shape),
+            proxies._synflow_float64(copy.deepcopy(model).eval(), shape))
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_fast_synflow_equals_the_float64_reference_on_every_preset(name):
+    fast, reference = synflow_fast_and_reference(build_model(get_preset(name)))
+    assert fast == pytest.approx(reference, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_fast_synflow_equals_the_float64_reference_on_sampled_specs(space, seed):
+    torch.manual_seed(seed)
+    fast, reference = synflow_fast_and_reference(build_model(space.sample(seed)))
+    assert fast == pytest.approx(reference, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 6])      # spec 5 has no parallel columns
+def test_fast_synflow_exact_with_columns_at_other_scales(monkeypatch, space, seed):
+    """The first column of each stage made 1000x weaker, and rescaling before every unit:
+    columns reach their merge at different scales, which must be aligned."""
+    monkeypatch.setattr(proxies, "RESCALE", 0)
+    torch.manual_seed(seed)
+    model = build_model(space.sample(seed))
+    stages = [stage for stage in model.stages if isinstance(stage, Columns)]
+    with torch.no_grad():
+        for stage in stages:
+            next(stage.columns[0].parameters()).mul_(1e-3)
+    fast, reference = synflow_fast_and_reference(model)
+    assert stages and fast == pytest.approx(reference, rel=1e-6)
+
+
+@pytest.mark.parametrize("rescale", [0, proxies.RESCALE])
+@pytest.mark.parametrize("name, weight_scale, bias_std, curved", [
+    ("attendnets", 0.2, 1.0, True), ("mobilenet_v3_large", 0.2, 1.0, True),
+    ("mobilenet_v3_large", 1.0, 1e18, False)])
+def test_fast_synflow_exact_with_biases_and_gates_curved_or_saturated(monkeypatch, name,
+                                                                      weight_scale, bias_std,
+                                                                      curved, rescale):
+    """At 32 pixels, weights scaled by 0.2 keep the gates (condenser sigmoids, SE hard-sigmoids)
+    in their curved range, which reverse mode must take; unscaled, they saturate and forward
+    mode runs, with activations so large that only huge biases count. The random biases must
+    count; ``rescale`` 0 rescales before every unit, so each gate and bias sees a scale other
+    than 1."""
+    monkeypatch.setattr(proxies, "RESCALE", rescale)
+    torch.manual_seed(0)
+    model = build_model(get_preset(name, num_classes=10, input_size=32))
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+                layer.weight.mul_(weight_scale)
+                if layer.bias is not None:
+                    layer.bias.normal_(std=bias_std)
+    gated = []
+    for gate in model.modules():
+        if isinstance(gate, proxies.GATES):
+            gate.register_forward_hook(lambda m, args, y: gated.append(((y > 0.05) & (y < 0.95)).any()))
+    backward = []
+    grad = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: backward.append(1) or grad(*a, **k))
+    fast, reference = synflow_fast_and_reference(model)
+    assert gated and all(gated) == curved and any(gated) == curved
+    assert bool(backward) == curved
+    assert fast == pytest.approx(reference, abs=1e-6)      # 1e-6 relative on the raw flow
+    unbiased = copy.deepcopy(model)
+    for layer in unbiased.modules():
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)) and layer.bias is not None:
+            torch.nn.init.zeros_(layer.bias)
+    assert abs(synflow_fast_and_reference(unbiased)[1] - reference) > 1e-3
+
+
+def test_synflow_takes_the_fast_path_only_for_modules_it_knows(monkeypatch):
+    spec = get_preset("attendnets", num_classes=10, input_size=32)
+    model = build_model(spec).eval()
+    foreign = copy.deepcopy(model)
+    foreign.stem.act = torch.nn.GELU()          # not homogeneous: rescaling would change it
+    shape = input_shape(spec)
+    assert proxies.synflow(copy.deepcopy(foreign), shape) == \
+        proxies._synflow_float64(copy.deepcopy(foreign), shape)
+    monkeypatch.setattr(proxies, "_synflow_float64", None)      # a call would fail
+    assert math.isfinite(proxies.synflow(model, shape))
 
 
 def test_same_seed_same_score_other_seed_other_score():
@@ -105,3 +197,24 @@ def test_naswot_needs_activation_modules():
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
     with pytest.raises(AttendSearchError, match="naswot needs ReLU"):
         zero_cost(net, (1, 12), proxy="naswot", batch_size=4)
+
+
+def test_proxies_share_one_copy_and_one_pass_each_with_the_values_of_separate_runs(monkeypatch):
+    spec = get_preset("attendnets", num_classes=10, input_size=32)
+    model = build_model(spec)
+    batches = []
+    model.register_forward_pre_hook(lambda m, args: batches.append(len(args[0])))
+    copies = []
+    monkeypatch.setattr(proxies, "deepcopy", lambda m: copies.append(m) or copy.deepcopy(m))
+    together = zero_cost_all(model, input_shape(spec), batch_size=8, num_classes=10)
+    assert len(copies) == 1
+    assert sorted(batches) == [4, 4, 8]     # zico's halves; naswot, grad_norm and snip share one
+    for proxy, score in together.items():    # (synflow runs its units, not forward)
+        assert zero_cost(model, input_shape(spec), proxy=proxy, batch_size=8) == score, proxy
+
+
+def test_a_spec_is_scored_on_the_network_built_from_it_without_a_copy(monkeypatch):
+    spec = get_preset("attendnets", num_classes=10, input_size=32)
+    expected = zero_cost_all(spec, batch_size=8)
+    monkeypatch.setattr(proxies, "deepcopy", None)
+    assert zero_cost_all(spec, batch_size=8) == expected

@@ -34,6 +34,18 @@ def test_train_mode_forward_and_backward(space):
         assert all(p.grad is not None for p in model.parameters())
 
 
+def test_units_applied_in_turn_compute_forward(space):
+    for seed in range(0, 300, 30):
+        spec = space.sample(seed)
+        model = build_model(spec).eval()
+        x = torch.randn(input_shape(spec))
+        with torch.no_grad():
+            y = x
+            for unit in model.units():
+                y = unit(y)
+            assert torch.equal(y, model(x)), seed
+
+
 def test_sampling_is_deterministic_and_varied(space):
     digests = [space.sample(seed).digest for seed in range(50)]
     assert digests == [space.sample(seed).digest for seed in range(50)]

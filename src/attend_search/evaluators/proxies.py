@@ -9,9 +9,10 @@ Each proxy follows its paper, and the reference code where the paper leaves a ch
   Abdelfattah et al.'s code, and the activations are too: the paper's ``R = 1'(prod |W|)1`` is
   the linearised network, which ReLU reaches by itself on positive inputs but ReLU6 (it
   saturates, zeroing the gradient), hard-swish and SiLU do not. Gates (sigmoid, hard-sigmoid
-  of attention condensers and squeeze-excitation) are kept. Computed in float64; returned as
-  a natural **log**, because the score grows geometrically with depth (about 1e50 on
-  MobileNetV3 at 224) and overflows float32.
+  of attention condensers and squeeze-excitation) are kept. Returned as a natural **log**,
+  because the score grows geometrically with depth (about 1e50 on MobileNetV3 at 224) and
+  overflows float32; computed in float64, or for the builder's networks in float32 with exact
+  rescaling, to the same value (see :func:`synflow`).
 - ``naswot`` (Mellor et al. 2021, "Neural architecture search without training"): the log
   determinant of ``K[i, j]`` = the number of activation units on which inputs ``i`` and ``j``
   have the same binary code (``N_A`` minus the Hamming distance), summed over every ReLU,
@@ -29,48 +30,282 @@ Each proxy follows its paper, and the reference code where the paper leaves a ch
   halves divided by the standard deviation of ``g``; per layer the log of the sum of those
   ratios (weights of zero deviation left out); summed over layers. As the reference code.
 
-Scores are taken on a deep copy (the model passed in is left unchanged) with batch norm in
-training mode (batch statistics, as at the start of training) and dropout off (it would only
-add noise). Without a ``batch`` of real data the inputs are standard normal and the labels
-uniform, both drawn from the seed, so a seed always gives the same score.
+Scores are taken with batch norm in training mode (batch statistics, as at the start of
+training) and dropout off (it would only add noise), on the network built from a spec, or on
+one copy of a module passed in (left unchanged). Batch norm's running statistics, which the
+passes update, do not enter a training-mode forward, so the proxies can share that network
+and their passes: each score is the one it would have on a fresh copy. Without a ``batch`` of
+real data the inputs are standard normal and the labels uniform, both drawn from the seed, so
+a seed always gives the same score.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import AttendSearchError
-from ..search_space import Spec
+from ..search_space import Backbone, Spec
+from ..search_space.blocks import (AttentionCondenser, BlurPool, Columns, CondenserBlock,
+                                   ConvBNAct, DepthwiseSeparable, InvertedResidual, SqueezeExcite)
 from .model_input import Shape, as_model, seeded
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+GATES = (nn.Sigmoid, nn.Hardsigmoid)
+# The builder's modules: once linearised, positively homogeneous of degree 1 but for biases
+# and GATES (max pooling only condenses an attention condenser's input for its gate). What
+# synflow's float32 rescaling is exact for.
+_SCALABLE = {Backbone, nn.Sequential, nn.ModuleList, ConvBNAct, BlurPool, Columns, CondenserBlock,
+             DepthwiseSeparable, InvertedResidual, AttentionCondenser, SqueezeExcite, nn.Conv2d,
+             nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout,
+             nn.Identity, *NORMS, *ACTIVATIONS, *GATES}
 Batch = tuple[Tensor, Tensor]
 
 
-def synflow(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
-    """Natural log of the synaptic flow of the linearised network (see the module docstring)."""
-    _swap(model, NORMS + ACTIVATIONS, nn.Identity)
+def synflow(model: nn.Module, shape: Shape) -> float:
+    """Natural log of the synaptic flow of the linearised network (see the module docstring).
+
+    A :class:`Backbone` made of the builder's own modules is scored in float32 with exact
+    rescaling (:func:`_synflow_scaled`, several times faster); any other module in float64
+    (:func:`_synflow_float64`, the reference): the rescaling is exact only for modules whose
+    forward it knows. ``shape`` is the input's ``(N, C, H, W)``; one all-ones example is used.
+    The model is rewritten in place.
+    """
+    modules = list(model.modules())
+    if isinstance(model, Backbone) and all(type(m) in _SCALABLE for m in modules):
+        return _synflow_scaled(model, modules, shape)
+    return _synflow_float64(model, shape)
+
+
+def _synflow_float64(model: nn.Module, shape: Shape) -> float:
+    """The reference: the linearised network in float64, weight gradients by a full backward."""
+    _linearise(list(model.modules()))
     model.double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.abs_()
-    ones = torch.ones((1, *inputs.shape[1:]), dtype=torch.float64, device=inputs.device)
+    ones = torch.ones((1, *shape[1:]), dtype=torch.float64,
+                      device=next(model.parameters()).device)
     model(ones).sum().backward()
     total = sum((w.detach() * w.grad).abs().sum() for w in _weights(model) if w.grad is not None)
     return float(torch.log(total))
 
 
-def naswot(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
+def _synflow_scaled(model: Backbone, modules: list[nn.Module], shape: Shape) -> float:
+    """The float64 value from float32 passes, rescaled between units.
+
+    Rescaling. ``model.units()`` are applied in turn; before one, an activation whose maximum
+    has left ``2**+-RESCALE`` is divided by a power of two (exact) that brings it near 1, and
+    the exponent ``e`` of the true scale is kept as an integer. A unit is positively
+    homogeneous of degree 1 in its input but for its biases, divided here by ``2**e``, and its
+    gates (sigmoid, hard-sigmoid), given their true input ``2**e * a`` in float64. So each unit
+    computes exactly ``f(2**e * x) / 2**e``, and with the scales held constant the output is
+    ``R / 2**e_out`` as a function of the weights: the flow is ``2**e_out`` times that of the
+    scaled network, whose activations stay in float32's range. Parallel columns rescale
+    on their own and meet at the larger exponent (the other is scaled down: at worst to 0).
+    Rescaling only past ``2**+-RESCALE`` spares most units the multiplication; the value does
+    not depend on where it happens.
+
+    Flow as a directional derivative. All weights are >= 0 and every derivative too, so the
+    sum of ``|W * dR/dW|`` is ``dR/dt`` with every weight scaled by ``1 + t``. Forward mode
+    carries it as a second example beside the input: the batch ``[a, da/dt]``, starting at
+    ``[1, 0]``; a layer ``y = W * x + b`` maps it to ``[W x + b, W dx/dt + W x]``, and every
+    other module is linear (average pooling, blur, resampling, sums) or is a gate multiplying
+    its input (max pooling only feeds gates), so the second example is the derivative as long
+    as every gate is saturated (constant 1, as at initialisation: derivative 0). One
+    batch-of-two forward, with no autograd, 1.1-1.5x faster than the reverse mode. Where a gate
+    is not saturated, reverse mode instead: ``sum |W * dR/dW|`` over a layer is
+    ``<dR/dy, W x>``, from a backward with respect to the layer outputs, which skips the
+    weight-gradient kernels.
+    """
+    run = _Run()
+    _linearise(modules, gates=lambda gate: _TrueInputGate(gate, run))
+    for m in modules:
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.register_forward_hook(run.layer_hook(m.bias))
+            m.bias = None
+    device = next(model.parameters()).device
+    # channels-last activations: convolutions up to 1.3x faster on CPU, the same value
+    ones = torch.ones((1, *shape[1:]), device=device).contiguous(memory_format=torch.channels_last)
+    try:
+        with torch.no_grad():
+            out = _run_scaled(model.units(), torch.cat([ones, torch.zeros_like(ones)]), run)
+        total = out[1].sum(dtype=torch.float64)
+    except _Unsaturated:
+        run.exponent, run.outputs = 0, []
+        out = _run_scaled(model.units(), ones.requires_grad_(True), run)
+        flows = torch.autograd.grad(out.sum(), run.outputs, allow_unused=True)
+        with torch.no_grad():
+            total = sum(torch.sum(g * y, dtype=torch.float64)
+                        for y, g in zip(run.outputs, flows) if g is not None)
+    return run.exponent * math.log(2) + float(torch.log(total))
+
+
+RESCALE = 32     # far inside float32's 2**+-126, with room for a unit's gain and the derivatives
+
+
+class _Unsaturated(Exception):
+    """A gate off saturation: forward mode cannot carry its product, reverse mode takes over."""
+
+
+class _Run:
+    """The state of a scaled pass: the exponent ``e`` of the unit running now (its activations
+    are the true ones / ``2**e``), and in reverse mode the layer outputs recorded so far."""
+
+    def __init__(self) -> None:
+        self.exponent = 0
+        self.outputs: list[Tensor] | None = None      # None: forward mode
+
+    def layer_hook(self, bias: Tensor | None) -> Callable:
+        """A forward hook for a layer whose bias was taken out (to be added back here: taken
+        from an output, it would cost precision). Forward mode: ``[W x, W dx]`` becomes
+        ``[W x + b, W dx + W x]``. Reverse mode: ``W x`` is recorded, then ``b`` added."""
+        true = None if bias is None else bias.detach().double()
+
+        def hook(layer: nn.Module, args: tuple, y: Tensor) -> Tensor | None:
+            b = None if true is None else \
+                (true / _pow2(self.exponent)).to(y.dtype).reshape(-1, *[1] * (y.ndim - 2))
+            if self.outputs is None:
+                y[1:] += y[:1]
+                if b is not None:
+                    y[:1] += b
+                return None
+            self.outputs.append(y)
+            return y if b is None else y + b
+        return hook
+
+
+def _run_scaled(units: Iterable[nn.Module], x: Tensor, run: _Run) -> Tensor:
+    """``units`` applied in turn; ``x`` and the result are true activations / ``2**run.exponent``
+    (the exponent as it is on entry, and on return)."""
+    for unit in units:
+        if isinstance(unit, Columns):
+            start, outs = run.exponent, []
+            for column in unit.columns:
+                run.exponent = start
+                outs.append((_run_scaled(column, x, run), run.exponent))
+            run.exponent = max(e for _, e in outs)
+            x = unit.join([y * 2.0 ** (e - run.exponent) if e < run.exponent else y
+                           for y, e in outs])
+            continue
+        shift = math.frexp(float(x.detach().amax()))[1]
+        if abs(shift) > RESCALE:
+            x = x * 2.0 ** -shift
+            run.exponent += shift
+        x = unit(x)
+    return x
+
+
+class _TrueInputGate(nn.Module):
+    """A gate inside a unit scaled by ``2**e``, fed its true input.
+
+    Where it is saturated everywhere (exactly 1 at its least input: gates are monotone), its
+    output is a constant 1, derivative 0 as in float64 (the backward skips the attention
+    branch). At initialisation and the space's input sizes (160-224 pixels) all gates are.
+    """
+
+    def __init__(self, gate: nn.Module, run: _Run):
+        super().__init__()
+        self.gate = gate
+        self.run = run
+
+    def forward(self, x: Tensor) -> Tensor:
+        forward_mode = self.run.outputs is None
+        least = (x[:1] if forward_mode else x).detach().amin()
+        if float(self.gate(self._true(least))) == 1:
+            return x.new_ones(()).expand_as(x)
+        if forward_mode:
+            raise _Unsaturated
+        return self.gate(self._true(x)).to(x.dtype)
+
+    def _true(self, x: Tensor) -> Tensor:
+        return x.double() * _pow2(self.run.exponent)
+
+
+def _pow2(exponent: int) -> Tensor:
+    """``2**exponent`` in float64, inf past its range rather than an OverflowError."""
+    return torch.ldexp(torch.tensor(1.0, dtype=torch.float64), torch.tensor(exponent))
+
+
+def _linearise(modules: list[nn.Module],
+               gates: Callable[[nn.Module], nn.Module] | None = None) -> None:
+    """Batch norm and activations removed, every parameter made non-negative, in place
+    (``modules``: all of a network's, from ``model.modules()``); gates kept, or replaced by
+    ``gates(gate)``."""
+    identity = nn.Identity()
+    _swap(modules, NORMS + ACTIVATIONS + (GATES if gates else ()),
+          lambda m: gates(m) if isinstance(m, GATES) else identity)
+    with torch.no_grad():
+        for m in modules:
+            for p in m.parameters(recurse=False):
+                p.abs_()
+
+
+def naswot(probe: _Probe) -> float:
     """log |K_H| of the activation codes' agreement kernel (Mellor et al. 2021, eq. 2)."""
-    n = len(inputs)
-    kernel = torch.zeros(n, n, dtype=torch.float64, device=inputs.device)
+    return float(torch.linalg.slogdet(probe.full_batch()[0]).logabsdet)
+
+
+def grad_norm(probe: _Probe) -> float:
+    """Sum over layers of ``||dL/dW||_2`` (Abdelfattah et al. 2021)."""
+    return sum(float(g.norm()) for _, g in probe.full_batch()[1])
+
+
+def snip(probe: _Probe) -> float:
+    """``sum |W * dL/dW|`` over layers (Lee et al. 2019, as a proxy in Abdelfattah et al. 2021)."""
+    return sum(float((w * g).abs().sum()) for w, g in probe.full_batch()[1])
+
+
+def zico(probe: _Probe) -> float:
+    """ZiCo (Li et al. 2023): sum over layers of log sum(mean |g| / std g) over two half-batches."""
+    inputs, targets = probe.batch
+    if len(inputs) < 4:
+        raise AttendSearchError(f"zico needs a batch of at least 4 examples (two halves with batch "
+                                f"statistics), got {len(inputs)}")
+    halves = [[g.double() for _, g in _weight_grads(probe.model, probe.model(x), y)]
+              for x, y in zip(inputs.chunk(2), targets.chunk(2))]
+    score = 0.0
+    for g1, g2 in zip(*halves):
+        # of two values, mean |g| = (|g1| + |g2|) / 2 and std g = |g1 - g2| / 2 (far faster
+        # than a std over a stacked pair, a strided reduction)
+        spread = (g1 - g2).abs()
+        ratio = float(torch.where(spread > 0, (g1.abs() + g2.abs()) / spread, 0).sum())
+        if ratio > 0:
+            score += math.log(ratio)
+    return score
+
+
+class _Probe:
+    """The network to score (a scratch copy, see :func:`_scratch`), the input shape and batch,
+    and the proxies asked for: a pass that several of them share runs once."""
+
+    def __init__(self, model: nn.Module, shape: Shape, batch: Batch | None, names: list[str]):
+        self.model, self.shape, self.batch, self.names = model, shape, batch, names
+        self._full: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
+
+    def full_batch(self) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """naswot's kernel and the weight gradients on the whole batch, from one forward: the
+        kernel if naswot is asked for, the gradients if grad_norm or snip is."""
+        if self._full is None:
+            inputs, targets = self.batch
+            kernel, hooks = _code_kernel(self.model, len(inputs)) if "naswot" in self.names \
+                else (torch.zeros(0, 0), [])
+            grads = bool({"grad_norm", "snip"} & set(self.names))
+            with torch.set_grad_enabled(grads):
+                logits = self.model(inputs)
+            for hook in hooks:
+                hook.remove()
+            self._full = kernel, _weight_grads(self.model, logits, targets) if grads else []
+        return self._full
+
+
+def _code_kernel(model: nn.Module, n: int) -> tuple[Tensor, list]:
+    """naswot's kernel, filled by the forward hooks returned with it as a batch of ``n`` runs."""
+    device = next(model.parameters()).device
+    kernel = torch.zeros(n, n, dtype=torch.float64, device=device)
 
     def add_codes(module: nn.Module, args: tuple, output: Tensor) -> None:
         codes = (output > 0).flatten(1).float()      # exact: counts stay below 2**24
@@ -81,42 +316,13 @@ def naswot(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     if not hooks:
         raise AttendSearchError("naswot needs ReLU, ReLU6, Hardswish or SiLU modules; the model "
                                 "has none")
-    with torch.no_grad():
-        model(inputs)
-    return float(torch.linalg.slogdet(kernel).logabsdet)
+    return kernel, hooks
 
 
-def grad_norm(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
-    """Sum over layers of ``||dL/dW||_2`` (Abdelfattah et al. 2021)."""
-    return sum(float(g.norm()) for _, g in _weight_grads(model, inputs, targets))
-
-
-def snip(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
-    """``sum |W * dL/dW|`` over layers (Lee et al. 2019, as a proxy in Abdelfattah et al. 2021)."""
-    return sum(float((w * g).abs().sum()) for w, g in _weight_grads(model, inputs, targets))
-
-
-def zico(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
-    """ZiCo (Li et al. 2023): sum over layers of log sum(mean |g| / std g) over two half-batches."""
-    if len(inputs) < 4:
-        raise AttendSearchError(f"zico needs a batch of at least 4 examples (two halves with batch "
-                                f"statistics), got {len(inputs)}")
-    halves = [[g.flatten().double() for _, g in _weight_grads(model, x, y)]
-              for x, y in zip(inputs.chunk(2), targets.chunk(2))]
-    score = 0.0
-    for layer in zip(*halves):
-        grads = torch.stack(layer)
-        std = grads.std(0, correction=0)
-        kept = std > 0
-        ratio = float((grads.abs().mean(0)[kept] / std[kept]).sum())
-        if ratio > 0:
-            score += math.log(ratio)
-    return score
-
-
-ProxyFn = Callable[[nn.Module, Tensor, Tensor], float]
-PROXIES: dict[str, ProxyFn] = {"synflow": synflow, "naswot": naswot, "grad_norm": grad_norm,
-                               "snip": snip, "zico": zico}
+ProxyFn = Callable[[_Probe], float]
+PROXIES: dict[str, ProxyFn] = {"synflow": lambda probe: synflow(probe.model, probe.shape),
+                               "naswot": naswot, "grad_norm": grad_norm, "snip": snip,
+                               "zico": zico}
 
 
 def check_proxy(name: str) -> str:
@@ -143,7 +349,12 @@ def zero_cost(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
 def zero_cost_all(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
                   proxies: Iterable[str] | None = None, batch: Batch | None = None, seed: int = 0,
                   num_classes: int | None = None, batch_size: int = 64) -> dict[str, float]:
-    """Several proxies (all by default) of one network, on the same weights and batch."""
+    """Several proxies (all by default) of one network, on the same weights and batch.
+
+    They share one scratch network: the model built here from a spec, else one copy of the
+    module given (left untouched). Synflow, which rewrites the network, runs last and needs
+    no batch; naswot, grad_norm and snip share one forward of the batch.
+    """
     names = [check_proxy(name) for name in (PROXIES if proxies is None else proxies)]
     if batch is not None:
         _check_batch(batch)
@@ -152,19 +363,27 @@ def zero_cost_all(model_or_spec: nn.Module | Spec, input_shape: Shape | None = N
         raise AttendSearchError(f"batch_size must be 2 or more (batch statistics), got {batch_size}")
     with seeded(seed):
         model, shape = as_model(model_or_spec, input_shape)
-    if batch is None:
+    model = _scratch(model, copy=model is model_or_spec)
+    if batch is None and names != ["synflow"]:
         if num_classes is None:
             num_classes = (model_or_spec.num_classes if isinstance(model_or_spec, Spec)
                            else _output_width(model, shape))
         batch = _synthetic(shape, batch_size, num_classes, seed)
-    device = next(model.parameters()).device
-    inputs, targets = (t.to(device) for t in batch)
-    return {name: PROXIES[name](_scratch(model), inputs, targets) for name in names}
+    if batch is not None:
+        device = next(model.parameters()).device
+        batch = tuple(t.to(device) for t in batch)
+    probe = _Probe(model, shape, batch, names)
+    scores = {name: PROXIES[name](probe) for name in names if name != "synflow"}
+    if "synflow" in names:
+        scores["synflow"] = PROXIES["synflow"](probe)
+    return {name: scores[name] for name in names}
 
 
-def _scratch(model: nn.Module) -> nn.Module:
-    """A copy to score: every weight trainable, batch norm on batch statistics, dropout off."""
-    scratch = copy.deepcopy(model).requires_grad_(True).eval()
+def _scratch(model: nn.Module, copy: bool) -> nn.Module:
+    """The network to score (``model`` itself, or a copy): every weight trainable, batch norm on
+    batch statistics, dropout off."""
+    scratch = deepcopy(model) if copy else model
+    scratch.requires_grad_(True).eval()
     for m in scratch.modules():
         if isinstance(m, NORMS):
             m.train()
@@ -176,19 +395,20 @@ def _weights(model: nn.Module) -> list[Tensor]:
     return [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
-def _weight_grads(model: nn.Module, inputs: Tensor, targets: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """``(weight, dL/dweight)`` of the cross-entropy loss on one batch, for scored weights."""
+def _weight_grads(model: nn.Module, logits: Tensor, targets: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """``(weight, dL/dweight)`` of the cross-entropy loss of ``logits``, for scored weights."""
     model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(inputs), targets).backward()
+    F.cross_entropy(logits, targets).backward()
     return [(w.detach(), w.grad) for w in _weights(model) if w.grad is not None]
 
 
-def _swap(model: nn.Module, types: tuple[type, ...], make: Callable[[], nn.Module]) -> None:
-    """Replace every sub-module of one of ``types`` by ``make()``, in place."""
-    for parent in list(model.modules()):
+def _swap(modules: list[nn.Module], types: tuple[type, ...],
+          make: Callable[[nn.Module], nn.Module]) -> None:
+    """Replace every child of ``modules`` of one of ``types`` by ``make(it)``, in place."""
+    for parent in modules:
         for name, child in parent.named_children():
             if isinstance(child, types):
-                setattr(parent, name, make())
+                setattr(parent, name, make(child))
 
 
 def _check_batch(batch: Batch) -> None:
@@ -201,11 +421,11 @@ def _check_batch(batch: Batch) -> None:
                                 f"inputs {tuple(inputs.shape)}, targets {tuple(targets.shape)}")
 
 
-def _output_width(model: nn.Module, shape: Shape) -> int:
-    probe = copy.deepcopy(model).eval()
-    device = next(probe.parameters()).device
+def _output_width(scratch: nn.Module, shape: Shape) -> int:
+    """The width of a scratch network's output, from two examples (batch statistics)."""
+    device = next(scratch.parameters()).device
     with torch.no_grad():
-        return probe(torch.zeros((1, *shape[1:]), device=device)).shape[-1]
+        return scratch(torch.zeros((2, *shape[1:]), device=device)).shape[-1]
 
 
 def _synthetic(shape: Shape, n: int, num_classes: int, seed: int) -> Batch:

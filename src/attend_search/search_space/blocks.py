@@ -188,7 +188,10 @@ class Columns(nn.Module):
         self.merge = merge
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = [column(x) for column in self.columns]
+        return self.join([column(x) for column in self.columns])
+
+    def join(self, outs: list[torch.Tensor]) -> torch.Tensor:
+        """The merge alone, for callers that run the columns themselves (synflow's rescaling)."""
         if self.merge == "concat":
             return torch.cat(outs, dim=1)
         total = outs[0]

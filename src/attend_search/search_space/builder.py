@@ -63,6 +63,15 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.forward_features(x)))
 
+    def units(self) -> list[nn.Module]:
+        """``forward`` as a chain of modules, each taking the whole activation: the stem, every
+        block (a stage of parallel columns as one :class:`Columns`), the head, the pool, the
+        classifier. Applied in order they compute ``forward``; synflow rescales between them.
+        """
+        blocks = [block for stage in self.stages
+                  for block in ([stage] if isinstance(stage, Columns) else stage)]
+        return [self.stem, *blocks, self.head_conv, self.pool, self.classifier]
+
 
 def _init_weights(model: nn.Module) -> None:
     """torchvision's MobileNet initialisation: trains well from scratch with these blocks."""
