@@ -21,3 +21,35 @@ def test_proxy_speed_quick_mode_times_every_proxy_and_holds_synflow_to_its_refer
     assert set(rows) == {*PROXIES, "all together"}
     deviation = re.search(r"largest relative deviation of the fast path (\S+)$", done.stdout, re.M)
     assert float(deviation.group(1)) < 1e-6
+
+
+def _quick(script: str, *args: str, timeout: int = 600) -> str:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", *args],
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_throughput_quick_mode_prints_rates_and_where_the_time_goes():
+    out = _quick("bench_throughput.py")
+    rates = [float(r) for r in re.findall(r"--jobs \d: +(\d+) trials/min", out)]
+    assert len(rates) == 2 and all(r > 0 for r in rates)
+    for phase in ("storage", "sampling", "proxy", "latency", "cost", "spec resolution"):
+        assert re.search(rf"^  {phase} +\d+\.\d$", out, re.M), phase
+
+
+@pytest.mark.slow
+def test_scale_quick_mode_compares_first_and_last_trials():
+    out = _quick("bench_scale.py")
+    assert re.search(r"^600 trials", out, re.M)
+    assert re.search(r"last 100 trials: +[\d.]+ ms per trial +\([\d.]+x the first\)", out)
+    assert re.search(r"show: +[\d.]+ s", out) and re.search(r"report: +[\d.]+ s", out)
+
+
+@pytest.mark.slow
+def test_search_quick_mode_gives_every_sampler_a_hypervolume(tmp_path):
+    out = _quick("bench_search.py", "--out", str(tmp_path / "figure.html"))
+    for sampler in ("random", "tpe", "nsga2", "gp"):
+        assert re.search(rf"^{sampler} +\d+ \[", out, re.M), sampler
+    assert "plotly" in (tmp_path / "figure.html").read_text()[:5000].lower()
