@@ -11,6 +11,7 @@ import sys
 
 from .. import __version__
 from ..errors import AttendSearchError
+from ..studies.store import storage_error
 from . import evaluate, latency, output_commands, spec_commands, study_commands
 
 COMMAND_MODULES = [spec_commands, evaluate, latency, study_commands, output_commands]
@@ -32,11 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except AttendSearchError as exc:
-        if args.debug:
+    except Exception as exc:
+        error = exc if isinstance(exc, AttendSearchError) else storage_error(exc)
+        if error is None or args.debug:
             raise
-        print(f"attend-search: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"attend-search: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -13,6 +13,7 @@ from ..studies.report import write_report
 from ..studies.results import best, candidates, trials_frame
 from ..studies.store import write_atomic
 from ..studies.trial_reader import read_trials
+from .common import positive
 from .study_commands import _study_arguments
 
 
@@ -67,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     choice = s.add_mutually_exclusive_group()
     choice.add_argument("--pareto", action="store_true", help="the Pareto set (default)")
     choice.add_argument("--trial", type=int, help="one trial by number")
-    choice.add_argument("--top", type=int, help="the top K by the objectives")
+    choice.add_argument("--top", type=positive(int), help="the top K by the objectives")
     s.add_argument("--format", default="json,onnx,pt2",
                    help="comma-separated: json, onnx, pt2 (per architecture); csv, parquet "
                         "(the trials table) (default json,onnx,pt2)")

@@ -6,14 +6,15 @@ import argparse
 import os
 import sys
 
+from ..errors import AttendSearchError
 from ..explorer import optimize, record_of
-from ..explorer.feasibility import check_feasibility
+from ..explorer.feasibility import require_feasible
 from ..explorer.search import quiet_optuna
-from ..studies import StudyError, create, join, load, load_study_file, parse_budget, place
+from ..studies import create, join, load, load_study_file, parse_budget, place
 from ..studies.results import best, counts
 from ..studies.trial_reader import read_trials
 from ..studies.workers import run_workers
-from .common import table
+from .common import positive, table
 
 
 def _interactive() -> bool:
@@ -27,12 +28,10 @@ def cmd_validate(args: argparse.Namespace) -> None:
           f"architectures), {len(search.constraints.rules)} rules, "
           f"{len(search.constraints.budgets)} budgets, objectives "
           + ", ".join(f"{o.direction} {o.metric}" for o in search.objectives))
-    result = check_feasibility(search, trials=args.tries)
-    if result.feasible is None:
-        worst = ", ".join(f"{n} ({result.closest[n]:+.3g})" for n in result.blockers)
-        raise StudyError(f"no spec of the space met every constraint in {result.tried} tries; "
-                         f"the closest still violates: {worst}", source=args.study or
-                         "<built-in default study>", path="constraints")
+    try:
+        result = require_feasible(search, trials=args.tries)
+    except AttendSearchError as exc:
+        raise exc.located(_source(args.study))
     print(f"ok: a feasible spec was found in {result.tried} tries (digest "
           f"{result.feasible.digest})")
 
@@ -42,10 +41,11 @@ def cmd_run(args: argparse.Namespace) -> None:
     budget = parse_budget(args.budget)
     where = place(config.name, args.storage, args.root)
     with quiet_optuna():
-        run = create(config, where)
+        try:
+            run = create(config, where)
+        except AttendSearchError as exc:
+            raise exc.located(_source(args.study)) if exc.path else exc
         study = run.study
-        if not study.trials:
-            _refuse_infeasible(config, args.study)
         before = _finished(study)
         if args.jobs == 1:
             optimize(run, budget.trials, budget.seconds, progress=_interactive())
@@ -60,13 +60,8 @@ def _finished(study) -> int:
     return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
 
 
-def _refuse_infeasible(config, source: str | None) -> None:
-    """Refuse to start a study whose constraints no spec can meet."""
-    result = check_feasibility(config.search)
-    if result.feasible is None:
-        raise StudyError("no spec of the space meets the constraints; the closest still "
-                         f"violates {', '.join(result.blockers)} (see attend-search validate)",
-                         source=source or "<built-in default study>", path="constraints")
+def _source(study_file: str | None) -> str:
+    return study_file or "<built-in default study>"
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -123,14 +118,14 @@ def _study_arguments(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("validate", help="check a study file and that its constraints can be met")
     s.add_argument("study", nargs="?", help="study YAML (default: the built-in default study)")
-    s.add_argument("--tries", type=int, default=300, help="candidates tried for feasibility")
+    s.add_argument("--tries", type=positive(int), default=300, help="candidates tried for feasibility")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("run", help="run (or resume) a study")
     s.add_argument("study", nargs="?", help="study YAML (default: the built-in default study)")
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
-    s.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
-    s.add_argument("--top", type=int, help="show the top K instead of the Pareto set")
+    s.add_argument("--jobs", type=positive(int), default=1, help="worker processes on this machine")
+    s.add_argument("--top", type=positive(int), help="show the top K instead of the Pareto set")
     _study_arguments(s)
     s.set_defaults(func=cmd_run)
 
@@ -143,6 +138,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("show", help="best trials (Pareto set) and trial counts of a study")
     s.add_argument("study", help="study name or directory")
-    s.add_argument("--top", type=int, help="the top K by the objectives, in order")
+    s.add_argument("--top", type=positive(int), help="the top K by the objectives, in order")
     _study_arguments(s)
     s.set_defaults(func=cmd_show)

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpaceError
-from .fields import MISSING, Fields, check_choice, check_int, describe, join, parse_yaml
+from .fields import (MISSING, Fields, check_choice, check_int, describe, join, parse_yaml,
+                     read_user_file)
 from .spec import (ACTIVATIONS, ATTENTION_KERNELS, BLOCK_TYPES, CONDENSE, DOWNSAMPLE, EXPAND,
                    GATES, KERNELS, MERGE, Attention, Block, Head, Spec, Stage, Stem,
                    make_divisible)
@@ -385,10 +386,10 @@ def _space_text(name_or_path: str) -> tuple[str, str]:
         path = resources.files(__package__) / "spaces" / f"{name_or_path}.yaml"
         return path.read_text(), f"<built-in space {name_or_path}>"
     path = Path(name_or_path)
-    if not path.is_file():
+    if not path.exists():
         raise SpaceError(f"no such space: {name_or_path!r} is neither a built-in space "
                          f"({', '.join(builtin_spaces())}) nor a file")
-    return path.read_text(), str(path)
+    return read_user_file(path, SpaceError, "space file"), str(path)
 
 
 def read_space(data: Any, source: str = "") -> Space:

@@ -115,6 +115,8 @@ class Spec:
         except json.JSONDecodeError as exc:
             raise SpecError(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                             source=source) from None
+        except RecursionError:
+            raise SpecError("JSON nested too deeply", source=source) from None
         return cls.from_dict(data, source=source)
 
     @classmethod
