@@ -40,7 +40,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     config = load_study_file(args.study)
     budget = parse_budget(args.budget)
     where = place(config.name, args.storage, args.root)
-    with quiet_optuna():
+    args.resume = f"attend-search run {args.study or ''} --budget N".replace("  ", " ")
+    with quiet_optuna(tracebacks=args.debug):
         try:
             run = create(config, where)
         except AttendSearchError as exc:
@@ -48,9 +49,11 @@ def cmd_run(args: argparse.Namespace) -> None:
         study = run.study
         before = _finished(study)
         if args.jobs == 1:
-            optimize(run, budget.trials, budget.seconds, progress=_interactive())
+            optimize(run, budget.trials, budget.seconds, progress=_interactive(),
+                     max_failures=args.max_failures, trial_timeout=args.trial_timeout)
         else:
-            run_workers(config.name, where.url, args.root, budget, args.jobs)
+            run_workers(config.name, where.url, args.root, budget, args.jobs,
+                        _worker_options(args))
     print(f"ran {_finished(study) - before} trials ({budget}) in study {config.name} "
           f"[{where.url}]")
     _show(where, top=args.top)
@@ -67,10 +70,18 @@ def _source(study_file: str | None) -> str:
 def cmd_worker(args: argparse.Namespace) -> None:
     budget = parse_budget(args.budget)
     where = place(args.study, args.storage, args.root)
-    with quiet_optuna():
+    args.resume = f"attend-search worker {args.study} --budget N"
+    with quiet_optuna(tracebacks=args.debug):
         _, run = join(where)
         optimize(run, budget.trials, budget.seconds,
-                 progress=_interactive() and not args.no_progress)
+                 progress=_interactive() and not args.no_progress,
+                 max_failures=args.max_failures, trial_timeout=args.trial_timeout)
+
+
+def _worker_options(args: argparse.Namespace) -> list[str]:
+    """What ``run --jobs`` passes on to each worker process."""
+    options = ["--debug"] * args.debug + ["--max-failures", str(args.max_failures)]
+    return options + (["--trial-timeout", f"{args.trial_timeout:g}"] if args.trial_timeout else [])
 
 
 def cmd_show(args: argparse.Namespace) -> None:
@@ -109,6 +120,13 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _trial_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-failures", type=positive(int), default=5, metavar="K",
+                   help="stop (exit code 1) after K trials fail in a row (default 5)")
+    p.add_argument("--trial-timeout", type=positive(float), metavar="SECONDS",
+                   help="fail an evaluation that runs longer, and go on")
+
+
 def _study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite in the study "
                    "directory; also $ATTEND_SEARCH_STORAGE), e.g. postgresql://user@host/db")
@@ -126,6 +144,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
     s.add_argument("--jobs", type=positive(int), default=1, help="worker processes on this machine")
     s.add_argument("--top", type=positive(int), help="show the top K instead of the Pareto set")
+    _trial_arguments(s)
     _study_arguments(s)
     s.set_defaults(func=cmd_run)
 
@@ -133,6 +152,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("study", help="study name or directory")
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _trial_arguments(s)
     _study_arguments(s)
     s.set_defaults(func=cmd_worker)
 

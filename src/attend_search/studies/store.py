@@ -146,7 +146,9 @@ def _redact(url: str) -> str:
 def storage_error(exc: BaseException, url: str | None = None) -> AttendSearchError | None:
     """What a database error means for the user, or None when it is not one: a lock held
     by another process (exit 2) or a lost server (exit 1: stop, and resume later)."""
-    if not isinstance(exc, sqlalchemy.exc.OperationalError):
+    while exc is not None and not isinstance(exc, sqlalchemy.exc.OperationalError):
+        exc = exc.__cause__   # Optuna wraps it in StorageInternalError
+    if exc is None:
         return None
     text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
     where = f" {_redact(url)}" if url else ""
