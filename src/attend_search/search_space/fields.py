@@ -125,7 +125,7 @@ class Fields:
     def _unknown_or_missing(self, key: str) -> AttendSearchError:
         """A required key is absent: name the unread key that looks like a typo of it."""
         unread = [str(k) for k in self.data if k not in self._read]
-        typo = difflib.get_close_matches(key, unread, n=1)
+        typo = difflib.get_close_matches(key, unread, n=1, cutoff=0.75)
         if typo:
             return self.fail(typo[0], f"unknown field (did you mean {key!r}?)")
         return self.error("missing required field", path=join(self.path, key))

@@ -117,13 +117,14 @@ def _read_objective(f: Fields) -> Objective:
 def _read_evaluation(f: Fields, seed: int) -> Evaluation:
     t = f.sub("training", {})
     d = Training()
-    training = Training(dataset=t.str("dataset", d.dataset), epochs=t.int("epochs", d.epochs, lo=1),
-                        batch_size=t.int("batch_size", d.batch_size, lo=2),
-                        input_size=t.int("input_size", d.input_size, lo=8)
+    training = Training(dataset=t.str("dataset", d.dataset),
+                        epochs=t.int("epochs", d.epochs, lo=1, hi=10_000),
+                        batch_size=t.int("batch_size", d.batch_size, lo=2, hi=65_536),
+                        input_size=t.int("input_size", d.input_size, lo=8, hi=2048)
                         if t.raw("input_size", d.input_size) is not None else None,
                         device=t.choice("device", ("cpu", "cuda"), d.device))
     t.done()
-    evaluation = Evaluation(proxy_batch_size=f.int("proxy_batch_size", 16, lo=2), seed=seed,
+    evaluation = Evaluation(proxy_batch_size=f.int("proxy_batch_size", 16, lo=2, hi=4096), seed=seed,
                             training=training, threads=f.int("threads", 1, lo=1, hi=256))
     f.done()
     return evaluation
