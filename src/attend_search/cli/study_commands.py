@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                      max_failures=args.max_failures, trial_timeout=args.trial_timeout)
         else:
             run_workers(config.name, where.url, args.root, budget, args.jobs,
-                        _worker_options(args))
+                        _worker_options(args), debug=args.debug)
     print(f"ran {_finished(study) - before} trials ({budget}) in study {config.name} "
           f"[{where.url}]")
     _show(where, top=args.top)
@@ -80,7 +80,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 def _worker_options(args: argparse.Namespace) -> list[str]:
     """What ``run --jobs`` passes on to each worker process."""
-    options = ["--debug"] * args.debug + ["--max-failures", str(args.max_failures)]
+    options = ["--max-failures", str(args.max_failures)]
     return options + (["--trial-timeout", f"{args.trial_timeout:g}"] if args.trial_timeout else [])
 
 

@@ -17,12 +17,12 @@ from ..errors import RunStopped
 
 
 def run_workers(name: str, url: str, root: str, budget: Budget, jobs: int,
-                options: list[str] = ()) -> None:
+                options: list[str] = (), debug: bool = False) -> None:
     """Split ``budget`` among ``jobs`` workers (each given ``options``) and wait for all."""
     procs = []
     for share in budget.split(jobs):
-        cmd = [sys.executable, "-m", "attend_search.cli", *options, "worker", name,
-               "--storage", url, "--root", root, "--no-progress", "--budget",
+        cmd = [sys.executable, "-m", "attend_search.cli", *["--debug"] * debug, "worker", name,
+               *options, "--storage", url, "--root", root, "--no-progress", "--budget",
                str(share.trials) if share.trials is not None else f"{share.seconds:g}s"]
         procs.append(subprocess.Popen(cmd))
     try:
