@@ -2,7 +2,7 @@
 #   make demo   - the main job: a short default study, its Pareto set exported, a report
 #   make test   - the whole test suite
 # The virtual environment gets the CPU build of PyTorch first, so that installing the
-# package (torch>=2.4,<3) finds torch satisfied and never pulls a CUDA build.
+# package (torch>=2.13,<3) finds torch satisfied and never pulls a CUDA build.
 
 PYTHON ?= python3
 VENV ?= .venv

@@ -76,8 +76,8 @@ def test_bad_specs_are_refused_with_the_field_path(mutate, message):
 
 def test_se_wider_than_expansion_is_refused():
     data = json.loads(get_preset("mobilenet_v2").to_json())
-    data["stages"][1]["blocks"][0]["se"] = 10_000
-    with pytest.raises(SpecError, match=r"stages\[1\].blocks\[0\].se: 10000 squeeze channels"):
+    data["stages"][1]["blocks"][0]["se"] = 1_000
+    with pytest.raises(SpecError, match=r"stages\[1\].blocks\[0\].se: 1000 squeeze channels"):
         Spec.from_dict(data)
 
 

@@ -20,17 +20,17 @@ from attend_search.explorer import record_of
 DATA = Path(__file__).parent / "data"
 
 
-def cli(*args, cwd, check=True):
+def cli(*args, cwd, check=True, env=None):
     out = subprocess.run([sys.executable, "-m", "attend_search.cli", *map(str, args)],
-                         capture_output=True, text=True, cwd=cwd, env=_env())
+                         capture_output=True, text=True, cwd=cwd, env=_env(**(env or {})))
     if check:
         assert out.returncode == 0, out.stderr
     return out
 
 
-def _env():
+def _env(**extra):
     import os
-    return {**os.environ, "CI": "true"}
+    return {**os.environ, "CI": "true", **extra}
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 class AttendSearchError(Exception):
-    """A mistake in the user's input. The CLI prints it and exits with code 2."""
+    """A mistake in the user's input. The CLI prints it and exits with :attr:`exit_code`."""
+
+    exit_code = 2
 
     def __init__(self, message: str, *, path: str = "", source: str | None = None):
         self.message = message
@@ -29,3 +31,10 @@ class SpecError(AttendSearchError):
 
 class SpaceError(AttendSearchError):
     """A search-space file is malformed."""
+
+
+class RunStopped(AttendSearchError):
+    """A run stopped by something other than the user's input (trials failing one after
+    another, the storage gone): exit code 1, and what to do next."""
+
+    exit_code = 1

@@ -7,10 +7,12 @@ one line naming the file and field; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .. import __version__
 from ..errors import AttendSearchError
+from ..studies.store import storage_error
 from . import evaluate, latency, output_commands, spec_commands, study_commands
 
 COMMAND_MODULES = [spec_commands, evaluate, latency, study_commands, output_commands]
@@ -28,17 +30,29 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler, ``kill``, ``docker stop``) stops a command as Ctrl-C does: the
+    running trial is closed as failed. A second SIGTERM is ignored while that happens."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args)
-    except AttendSearchError as exc:
-        if args.debug:
+    except Exception as exc:
+        error = exc if isinstance(exc, AttendSearchError) else storage_error(exc)
+        if error is None or args.debug:
             raise
-        print(f"attend-search: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"attend-search: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        resume = getattr(args, "resume", None)
+        print("interrupted" + (f": the running trial was closed as failed and completed trials "
+                               f"are kept; to resume: {resume}" if resume else ""),
+              file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()

@@ -1,6 +1,25 @@
-"""Helpers shared by the command modules: printing tables."""
+"""Helpers shared by the command modules: printing tables, checking numbers."""
 
 from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def positive(kind: type) -> Callable[[str], int | float]:
+    """An argparse type: a number of ``kind`` above 0 (a count, a number of seconds)."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive "
+                                             f"{'integer' if kind is int else 'number'}")
+        return value
+    parse.__name__ = kind.__name__   # argparse names the type in its messages
+    return parse
 
 
 def table(rows: list[list[str]], right: set[int] = frozenset()) -> str:

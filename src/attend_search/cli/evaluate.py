@@ -10,7 +10,7 @@ from ..evaluators.forward_trace import torch_threads
 from ..evaluators.latency import predict_latency
 from ..evaluators.proxies import PROXIES, check_proxy, zero_cost_all
 from ..search_space import load_spec
-from .common import table
+from .common import positive, table
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -53,6 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--proxy", action="append", default=[], metavar="NAME",
                    help=f"zero-cost proxy to compute, repeatable: {', '.join(PROXIES)}")
     s.add_argument("--seed", type=int, default=0, help="seed of weights and synthetic batch")
-    s.add_argument("--top", type=int, default=10, help="slowest kernels to list (default 10)")
+    s.add_argument("--top", type=positive(int), default=10, help="slowest kernels to list (default 10)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_evaluate)

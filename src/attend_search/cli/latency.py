@@ -20,7 +20,7 @@ from ..evaluators.latency import predict_latency, time_by_class
 from ..evaluators.measure import RUNTIMES, MeasurementError, measure_latency
 from ..errors import AttendSearchError
 from ..search_space import load_spec
-from .common import table
+from .common import positive, table
 
 def cmd_predict(args: argparse.Namespace) -> None:
     spec = load_spec(args.spec)
@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("spec", help="spec JSON file, or a preset name")
     s.add_argument("--device", default="cortex-a72",
                    help=f"built-in device ({', '.join(builtin_devices())}) or profile YAML")
-    s.add_argument("--top", type=int, default=10, help="kernels to list (default 10)")
+    s.add_argument("--top", type=positive(int), default=10, help="kernels to list (default 10)")
     s.set_defaults(func=cmd_predict)
 
     s = lsub.add_parser("measure", help="measure a spec's latency on this machine")
@@ -137,7 +137,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("measurements", help="CSV with columns spec (a spec JSON path relative to "
                                         "the CSV, or a preset name), latency_ms, optional input_size")
     _fit_options(s)
-    s.add_argument("--threads", type=int, help="threads the measurements used (default: the base's)")
+    s.add_argument("--threads", type=positive(int), help="threads the measurements used (default: the base's)")
     s.add_argument("--machine", help="where the measurements were made, for the provenance")
     s.set_defaults(func=cmd_calibrate)
 
@@ -151,6 +151,6 @@ def _fit_options(s: argparse.ArgumentParser) -> None:
 
 def _measure_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--runtime", choices=RUNTIMES, default="onnxruntime")
-    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--threads", type=positive(int), default=1)
     s.add_argument("--warmup", type=int, default=10)
-    s.add_argument("--repeats", type=int, default=50)
+    s.add_argument("--repeats", type=positive(int), default=50)

@@ -8,11 +8,13 @@ from pathlib import Path
 from ..errors import AttendSearchError
 from ..explorer.search import quiet_optuna
 from ..studies import load, place
-from ..studies.export import TABLE_FORMATS, export_trial, parse_formats
+from ..studies.export import (TABLE_FORMATS, export_folder, export_trial, parse_formats,
+                              refuse_overwrite)
 from ..studies.report import write_report
 from ..studies.results import best, candidates, trials_frame
 from ..studies.store import write_atomic
 from ..studies.trial_reader import read_trials
+from .common import positive
 from .study_commands import _study_arguments
 
 
@@ -22,9 +24,13 @@ def cmd_export(args: argparse.Namespace) -> None:
         config, study = load(place(args.study, args.storage, args.root))
     out = Path(args.out)
     trials = read_trials(study, params=any(f in TABLE_FORMATS for f in formats))
-    for fmt in (f for f in formats if f in TABLE_FORMATS):
+    model_formats = [f for f in formats if f not in TABLE_FORMATS]
+    chosen = _chosen(trials, config, args) if model_formats else []
+    tables = {fmt: out / f"{config.name}-trials.{fmt}" for fmt in formats if fmt in TABLE_FORMATS}
+    refuse_overwrite([*tables.values(), *(export_folder(t, config, out) for t in chosen)],
+                     args.force)
+    for fmt, path in tables.items():
         frame = trials_frame(trials)
-        path = out / f"{config.name}-trials.{fmt}"
         out.mkdir(parents=True, exist_ok=True)
         if fmt == "csv":
             write_atomic(path, frame.to_csv(index=False))
@@ -32,11 +38,8 @@ def cmd_export(args: argparse.Namespace) -> None:
             frame.to_parquet(path.with_suffix(".tmp"), index=False)
             path.with_suffix(".tmp").replace(path)
         print(f"{path}: {len(frame)} trials")
-    model_formats = [f for f in formats if f not in TABLE_FORMATS]
-    if not model_formats:
-        return
-    for trial in _chosen(trials, config, args):
-        folder = export_trial(trial, config, model_formats, out)
+    for trial in chosen:
+        folder = export_trial(trial, config, model_formats, out, force=args.force)
         print(f"{folder}: trial {trial.number} ({', '.join(sorted(p.name for p in folder.iterdir()))})")
 
 
@@ -67,11 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     choice = s.add_mutually_exclusive_group()
     choice.add_argument("--pareto", action="store_true", help="the Pareto set (default)")
     choice.add_argument("--trial", type=int, help="one trial by number")
-    choice.add_argument("--top", type=int, help="the top K by the objectives")
+    choice.add_argument("--top", type=positive(int), help="the top K by the objectives")
     s.add_argument("--format", default="json,onnx,pt2",
                    help="comma-separated: json, onnx, pt2 (per architecture); csv, parquet "
                         "(the trials table) (default json,onnx,pt2)")
     s.add_argument("--out", default="exports", help="output folder (default exports)")
+    s.add_argument("--force", action="store_true", help="replace files an earlier export wrote")
     _study_arguments(s)
     s.set_defaults(func=cmd_export)
 

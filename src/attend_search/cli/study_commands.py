@@ -6,14 +6,15 @@ import argparse
 import os
 import sys
 
+from ..errors import AttendSearchError
 from ..explorer import optimize, record_of
-from ..explorer.feasibility import check_feasibility
+from ..explorer.feasibility import require_feasible
 from ..explorer.search import quiet_optuna
-from ..studies import StudyError, create, join, load, load_study_file, parse_budget, place
+from ..studies import create, join, load, load_study_file, parse_budget, place
 from ..studies.results import best, counts
 from ..studies.trial_reader import read_trials
 from ..studies.workers import run_workers
-from .common import table
+from .common import positive, table
 
 
 def _interactive() -> bool:
@@ -27,12 +28,10 @@ def cmd_validate(args: argparse.Namespace) -> None:
           f"architectures), {len(search.constraints.rules)} rules, "
           f"{len(search.constraints.budgets)} budgets, objectives "
           + ", ".join(f"{o.direction} {o.metric}" for o in search.objectives))
-    result = check_feasibility(search, trials=args.tries)
-    if result.feasible is None:
-        worst = ", ".join(f"{n} ({result.closest[n]:+.3g})" for n in result.blockers)
-        raise StudyError(f"no spec of the space met every constraint in {result.tried} tries; "
-                         f"the closest still violates: {worst}", source=args.study or
-                         "<built-in default study>", path="constraints")
+    try:
+        result = require_feasible(search, trials=args.tries)
+    except AttendSearchError as exc:
+        raise exc.located(_source(args.study))
     print(f"ok: a feasible spec was found in {result.tried} tries (digest "
           f"{result.feasible.digest})")
 
@@ -41,16 +40,20 @@ def cmd_run(args: argparse.Namespace) -> None:
     config = load_study_file(args.study)
     budget = parse_budget(args.budget)
     where = place(config.name, args.storage, args.root)
-    with quiet_optuna():
-        run = create(config, where)
+    args.resume = f"attend-search run {args.study or ''} --budget N".replace("  ", " ")
+    with quiet_optuna(tracebacks=args.debug):
+        try:
+            run = create(config, where)
+        except AttendSearchError as exc:
+            raise exc.located(_source(args.study)) if exc.path else exc
         study = run.study
-        if not study.trials:
-            _refuse_infeasible(config, args.study)
         before = _finished(study)
         if args.jobs == 1:
-            optimize(run, budget.trials, budget.seconds, progress=_interactive())
+            optimize(run, budget.trials, budget.seconds, progress=_interactive(),
+                     max_failures=args.max_failures, trial_timeout=args.trial_timeout)
         else:
-            run_workers(config.name, where.url, args.root, budget, args.jobs)
+            run_workers(config.name, where.url, args.root, budget, args.jobs,
+                        _worker_options(args), debug=args.debug)
     print(f"ran {_finished(study) - before} trials ({budget}) in study {config.name} "
           f"[{where.url}]")
     _show(where, top=args.top)
@@ -60,22 +63,25 @@ def _finished(study) -> int:
     return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
 
 
-def _refuse_infeasible(config, source: str | None) -> None:
-    """Refuse to start a study whose constraints no spec can meet."""
-    result = check_feasibility(config.search)
-    if result.feasible is None:
-        raise StudyError("no spec of the space meets the constraints; the closest still "
-                         f"violates {', '.join(result.blockers)} (see attend-search validate)",
-                         source=source or "<built-in default study>", path="constraints")
+def _source(study_file: str | None) -> str:
+    return study_file or "<built-in default study>"
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
     budget = parse_budget(args.budget)
     where = place(args.study, args.storage, args.root)
-    with quiet_optuna():
+    args.resume = f"attend-search worker {args.study} --budget N"
+    with quiet_optuna(tracebacks=args.debug):
         _, run = join(where)
         optimize(run, budget.trials, budget.seconds,
-                 progress=_interactive() and not args.no_progress)
+                 progress=_interactive() and not args.no_progress,
+                 max_failures=args.max_failures, trial_timeout=args.trial_timeout)
+
+
+def _worker_options(args: argparse.Namespace) -> list[str]:
+    """What ``run --jobs`` passes on to each worker process."""
+    options = ["--max-failures", str(args.max_failures)]
+    return options + (["--trial-timeout", f"{args.trial_timeout:g}"] if args.trial_timeout else [])
 
 
 def cmd_show(args: argparse.Namespace) -> None:
@@ -114,6 +120,13 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _trial_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-failures", type=positive(int), default=5, metavar="K",
+                   help="stop (exit code 1) after K trials fail in a row (default 5)")
+    p.add_argument("--trial-timeout", type=positive(float), metavar="SECONDS",
+                   help="fail an evaluation that runs longer, and go on")
+
+
 def _study_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite in the study "
                    "directory; also $ATTEND_SEARCH_STORAGE), e.g. postgresql://user@host/db")
@@ -123,14 +136,15 @@ def _study_arguments(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("validate", help="check a study file and that its constraints can be met")
     s.add_argument("study", nargs="?", help="study YAML (default: the built-in default study)")
-    s.add_argument("--tries", type=int, default=300, help="candidates tried for feasibility")
+    s.add_argument("--tries", type=positive(int), default=300, help="candidates tried for feasibility")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("run", help="run (or resume) a study")
     s.add_argument("study", nargs="?", help="study YAML (default: the built-in default study)")
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
-    s.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
-    s.add_argument("--top", type=int, help="show the top K instead of the Pareto set")
+    s.add_argument("--jobs", type=positive(int), default=1, help="worker processes on this machine")
+    s.add_argument("--top", type=positive(int), help="show the top K instead of the Pareto set")
+    _trial_arguments(s)
     _study_arguments(s)
     s.set_defaults(func=cmd_run)
 
@@ -138,11 +152,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("study", help="study name or directory")
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _trial_arguments(s)
     _study_arguments(s)
     s.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("show", help="best trials (Pareto set) and trial counts of a study")
     s.add_argument("study", help="study name or directory")
-    s.add_argument("--top", type=int, help="the top K by the objectives, in order")
+    s.add_argument("--top", type=positive(int), help="the top K by the objectives, in order")
     _study_arguments(s)
     s.set_defaults(func=cmd_show)

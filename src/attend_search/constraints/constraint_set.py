@@ -30,6 +30,8 @@ class Budget:
     metric: str
     max: float | None = None
     min: float | None = None
+    #: where the metric is named in the study file (``constraints.latency.device``), for errors
+    where: str = field(default="", compare=False)
 
     @property
     def name(self) -> str:
@@ -69,8 +71,8 @@ class ConstraintSet:
 
     def to_dict(self) -> dict[str, Any]:
         return {"rules": self.rules,
-                "budgets": [{k: v for k, v in vars(b).items() if v is not None}
-                            for b in self.budgets]}
+                "budgets": [{k: v for k, v in (("metric", b.metric), ("max", b.max), ("min", b.min))
+                             if v is not None} for b in self.budgets]}
 
 
 def builtin_rulesets() -> list[str]:
@@ -110,20 +112,40 @@ def read_constraints(data: Any, path: str = "constraints") -> ConstraintSet:
     for key, (metric, bound) in _SHORTHANDS.items():
         if f.has(key):
             b = f.sub(key)
-            budgets.append(Budget(metric, max=b.float(bound, lo=0)))
+            budgets.append(Budget(metric, max=_positive(b, bound), where=b.path))
             b.done()
     if f.has("latency"):
         b = f.sub("latency")
-        budgets.append(Budget(f"latency.{b.str('device')}", max=b.float("max_ms", lo=0)))
+        budgets.append(Budget(f"latency.{b.str('device')}", max=_positive(b, "max_ms"),
+                              where=join(b.path, "device")))
         b.done()
     for m in f.items("metrics", []):
         lo, hi = m.float("min", None), m.float("max", None)
         if (lo is None) == (hi is None):
             raise m.fail("max", "give exactly one of min or max")
-        budgets.append(Budget(m.str("metric"), max=hi, min=lo))
+        budgets.append(Budget(m.str("metric"), max=hi, min=lo, where=join(m.path, "metric")))
         m.done()
     f.done()
+    _check_consistent(budgets)
     return ConstraintSet(rules=rules, budgets=tuple(budgets))
+
+
+def _positive(f: Fields, key: str) -> float:
+    """A budget on a size or a time: zero or less could never be met."""
+    value = f.float(key)
+    if value <= 0:
+        raise f.fail(key, f"{value:g} is not a positive budget")
+    return value
+
+
+def _check_consistent(budgets: list[Budget]) -> None:
+    """A lower and an upper bound on one metric that no value meets together."""
+    for low in (b for b in budgets if b.min is not None):
+        for high in (b for b in budgets if b.max is not None and b.metric == low.metric):
+            if low.min > high.max:
+                later = max(low, high, key=budgets.index)
+                raise ConstraintError(f"{low.name} contradicts {high.name}: no value meets both",
+                                      path=later.where)
 
 
 def _rule_params(name: str, value: Any, path: str) -> dict[str, Any]:
@@ -133,6 +155,6 @@ def _rule_params(name: str, value: Any, path: str) -> dict[str, Any]:
     params = {}
     for key, kind in RULES[name].params.items():
         if f.has(key):
-            params[key] = f.bool(key) if kind is bool else f.int(key, lo=0)
+            params[key] = f.bool(key) if kind is bool else f.int(key, lo=kind)
     f.done()
     return params

@@ -21,16 +21,17 @@ class Rule:
     name: str
     doc: str
     check: Callable[..., float]
-    params: dict[str, type]
+    params: dict[str, type | int]   # bool, or the least value of an integer parameter
     narrow: Callable[..., Space] | None = None
 
 
 RULES: dict[str, Rule] = {}
 
 
-def rule(narrow: Callable[..., Space] | None = None, **params: type
+def rule(narrow: Callable[..., Space] | None = None, **params: type | int
          ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Register ``fn(spec, **params) -> violation`` under its name; its docstring says why.
+    Each parameter is ``bool`` or an integer given by its least allowed value.
 
     ``narrow(space, **params)``, when given, removes from the space the choices that could
     only break the rule, so sampling does not waste trials on them (the rule is still
@@ -82,7 +83,7 @@ def _channel_counts(spec: Spec) -> list[int]:
     return counts
 
 
-@rule(multiple=int)
+@rule(multiple=1)
 def simd_channels(spec: Spec, multiple: int = 8) -> float:
     """Channel counts are multiples of the SIMD width, so no vector lane is wasted."""
     return float(sum(1 for c in _channel_counts(spec) if c % multiple))
@@ -97,14 +98,14 @@ def aads_downsampling(spec: Spec, stem: bool = False) -> float:
     return float(bad)
 
 
-@rule(narrow=_condensers_only, min=int)
+@rule(narrow=_condensers_only, min=0)
 def condensers_per_stage(spec: Spec, min: int = 1) -> float:
     """Each stage holds at least ``min`` attention condenser blocks (per column)."""
     return float(sum(max(0, min - sum(b.type == "condenser" for b in stage.blocks))
                      for stage in spec.stages))
 
 
-@rule(max=int)
+@rule(max=1)
 def max_depth(spec: Spec, max: int = 24) -> float:
     """At most ``max`` blocks in sequence: deep, narrow nets are latency-bound on small CPUs."""
     depth = sum(len(stage.blocks) for stage in spec.stages)

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from ..errors import AttendSearchError
-from ..search_space.fields import Fields, parse_yaml
+from ..search_space.fields import Fields, parse_yaml, read_user_file
 from .kernels import OP_CLASSES
 
 SCHEMA = "attend-search/device/v1"
@@ -143,10 +143,10 @@ def load_device(device: str | Path | DeviceProfile) -> DeviceProfile:
     name = str(device)
     if name in builtin_devices() and not Path(name).exists():
         return _builtin_device(name)
-    if not Path(name).is_file():
+    if not Path(name).exists():
         raise DeviceError(f"no such device: {name!r} is neither a built-in device "
                           f"({', '.join(builtin_devices())}) nor a file")
-    return _read_device_file(Path(name).read_text(), name)
+    return _read_device_file(read_user_file(name, DeviceError, "device profile"), name)
 
 
 @functools.cache

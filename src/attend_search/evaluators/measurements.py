@@ -7,10 +7,12 @@ CSV, or a preset name. Every error names the file, the line and the column.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from ..errors import AttendSearchError
 from ..search_space import load_spec
+from ..search_space.fields import read_user_file
 from .calibrate import Sample
 from .measure import MeasurementError
 
@@ -20,17 +22,15 @@ _COLUMNS = ("spec", "latency_ms", "input_size")
 def read_measurements(path: Path) -> list[Sample]:
     """Rows of ``spec,latency_ms[,input_size]`` with a header; ``spec`` is a spec JSON path
     relative to the CSV, or a preset name. Errors name the file, line and column."""
-    if not path.is_file():
-        raise MeasurementError("no such measurements file", source=str(path))
+    text = read_user_file(path, MeasurementError, "measurements file")
     samples: list[Sample] = []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        try:
-            _check_header(reader.fieldnames or [], f"{path}:1")
-            for row in reader:
-                samples.append(_read_row(row, path, reader.line_num))
-        except csv.Error as exc:
-            raise MeasurementError(f"malformed CSV: {exc}", source=f"{path}:{reader.line_num}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        _check_header(reader.fieldnames or [], f"{path}:1")
+        for row in reader:
+            samples.append(_read_row(row, path, reader.line_num))
+    except csv.Error as exc:
+        raise MeasurementError(f"malformed CSV: {exc}", source=f"{path}:{reader.line_num}") from None
     if len(samples) < 2:
         raise MeasurementError(f"needs at least 2 measurements, got {len(samples)}", source=str(path))
     return samples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -67,6 +68,10 @@ class Evaluation:
                     spec, _dataset(t.dataset), t.epochs, batch_size=t.batch_size,
                     input_size=t.input_size, device=t.device, seed=self.seed, callback=report,
                     progress=False)
+        broken = {name: value for name, value in values.items() if not math.isfinite(value)}
+        if broken:  # a singular naswot kernel, synflow of a dead network: not a ranking
+            raise ValueError("not a finite value: " + ", ".join(
+                f"{name} = {value}" for name, value in broken.items()))
         return values
 
 

@@ -1,10 +1,11 @@
 """Is any spec of the space feasible? Ask before the search, not after an hour of it.
 
 A short Optuna search (TPE, on the same space walk) minimises the total violation of the
-rules and of the budgets on cheap metrics, and stops at the first feasible spec. Rules and
-analytic costs take microseconds; predicted latency is only computed for candidates that
-already meet everything else. If none is found, the closest candidate's violations say
-which constraints are in the way.
+rules and of the budgets on cheap metrics, and stops at the first feasible spec. Rules,
+analytic costs and predicted latency (one walk of the spec, under a millisecond) are
+computed for every candidate, so a latency budget that cannot be met is named as the
+blocker, not hidden behind the constraints a fast candidate happens to break. If none is
+found, the closest candidate's violations say which constraints are in the way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 
 import optuna
 
+from ..errors import AttendSearchError
 from ..search_space import Spec
+from .metrics import is_cheap
 from .search import SearchConfig, presets_in_space, quiet_optuna
 from .trial_chooser import TrialChooser
 
@@ -37,15 +40,9 @@ def check_feasibility(config: SearchConfig, trials: int = 300, seed: int = 0) ->
 
     def objective(trial: optuna.Trial) -> float:
         spec = config.space.resolve(TrialChooser(trial))
-        violations = cs.structural(spec)
-        costs = evaluation.cheap(spec, [])
-        violations.update({b.name: b.violation(costs[b.metric])
-                           for b in cs.budgets if b.metric in costs})
-        if all(v <= 0 for v in violations.values()):
-            latency = [m for m in cs.metrics if m.startswith("latency.")]
-            values = evaluation.cheap(spec, latency)
-            violations.update({b.name: b.violation(values[b.metric])
-                               for b in cs.budgets if b.metric in latency})
+        values = evaluation.cheap(spec, [m for m in cs.metrics if is_cheap(m)])
+        violations = {**cs.structural(spec), **{b.name: b.violation(values[b.metric])
+                                                for b in cs.budgets if b.metric in values}}
         violations_of[trial.number] = violations
         if all(v <= 0 for v in violations.values()):
             found.append(spec)
@@ -63,4 +60,14 @@ def check_feasibility(config: SearchConfig, trials: int = 300, seed: int = 0) ->
         study.optimize(objective, n_trials=trials)
     closest = min(violations_of.values(), key=lambda v: sum(max(0.0, x) for x in v.values()))
     return Feasibility(found[0] if found else None, closest, len(study.trials))
+
+
+def require_feasible(config: SearchConfig, trials: int = 300) -> Feasibility:
+    """The feasibility check, refusing (``constraints``) a study no spec of the space meets."""
+    result = check_feasibility(config, trials=trials)
+    if result.feasible is None:
+        worst = ", ".join(f"{n} ({result.closest[n]:+.3g})" for n in result.blockers)
+        raise AttendSearchError(f"no spec of the space met every constraint in {result.tried} "
+                                f"tries; the closest still violates: {worst}", path="constraints")
+    return result
 

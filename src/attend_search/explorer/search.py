@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -34,9 +35,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .. import __version__
 from ..constraints import ConstraintSet
+from ..errors import RunStopped
 from ..evaluators.forward_trace import torch_threads
 from ..search_space import Spec, get_preset, list_presets
 from ..search_space.space import Space
+from .deadline import deadline
 from .evaluation import Evaluation
 from .ledger import Ledger, MemoryLedger, stream_seed
 from .metrics import Objective, is_cheap
@@ -83,22 +86,29 @@ class Run:
 
 class _TrialFailureFilter(logging.Filter):
     """Optuna logs a failed trial with its traceback. Ctrl-C is not a failure worth a
-    traceback; other errors keep their one-line message (the trial records it too)."""
+    traceback; other errors keep their one-line message (the trial records it too), and
+    their traceback when ``tracebacks`` (``--debug``)."""
+
+    def __init__(self, tracebacks: bool):
+        super().__init__()
+        self.tracebacks = tracebacks
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info:
             if isinstance(record.exc_info[1], KeyboardInterrupt):
                 return False
-            record.exc_info, record.exc_text = None, None
+            if not self.tracebacks:
+                record.exc_info, record.exc_text = None, None
         return True
 
 
 @contextmanager
-def quiet_optuna() -> Iterator[None]:
+def quiet_optuna(tracebacks: bool = False) -> Iterator[None]:
     """Optuna logs every trial at INFO; our CLI reports progress its own way."""
     before = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    handlers, failure_filter = logging.getLogger("optuna").handlers, _TrialFailureFilter()
+    handlers = logging.getLogger("optuna").handlers
+    failure_filter = _TrialFailureFilter(tracebacks)
     for handler in handlers:  # records of optuna's child loggers reach these handlers
         handler.addFilter(failure_filter)
     try:
@@ -156,18 +166,39 @@ def _meets_cheap_constraints(config: SearchConfig, spec: Spec) -> bool:
 
 
 class TrialObjective:
-    """The callable handed to ``study.optimize``."""
+    """The callable handed to ``study.optimize``. It counts the trials that fail in a row
+    and stops the study at ``max_failures``: one failure is a bad candidate, a streak is a
+    bug (a broken evaluator, a missing dependency) that would fail every trial left."""
 
     #: how long a trial waits for another worker evaluating the same architecture
     WAIT_SECONDS = 120.0
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, max_failures: int = 5, trial_timeout: float | None = None):
         self.config, self.ledger, self.stream = run.config, run.ledger, run.stream
         self.evaluation = run.config.evaluation
         self.full_space = SAMPLERS[run.config.sampler].full_space
         self.worst = _worst_measured(run.study, run.config.objectives)
+        self.max_failures, self.trial_timeout = max_failures, trial_timeout
+        self.failures_in_a_row, self.last_traceback = 0, ""
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        try:
+            values = self._trial(trial)
+        except KeyboardInterrupt:
+            raise
+        except optuna.TrialPruned:
+            self.failures_in_a_row = 0
+            raise
+        except Exception:
+            self.failures_in_a_row += 1
+            self.last_traceback = traceback.format_exc()
+            if self.failures_in_a_row >= self.max_failures:
+                trial.study.stop()
+            raise
+        self.failures_in_a_row = 0
+        return values
+
+    def _trial(self, trial: optuna.Trial) -> float | list[float]:
         config, clock = self.config, Stopwatch()
         with clock("resolve"):   # the sampler answers each parameter; Optuna stores it
             chooser = (FullSpaceChooser(trial, config.space) if self.full_space
@@ -180,7 +211,8 @@ class TrialObjective:
         if twin is not None:
             return self._reuse(trial, replace(base, seconds=dict(clock.seconds)), twin)
         try:
-            return self._evaluate(trial, spec, base, clock)
+            with deadline(self.trial_timeout):
+                return self._evaluate(trial, spec, base, clock)
         except (optuna.TrialPruned, KeyboardInterrupt):
             raise
         except Exception as exc:  # recorded, then Optuna marks the trial FAIL and goes on
@@ -302,12 +334,20 @@ def _worst_measured(study: optuna.Study, objectives: tuple[Objective, ...]) -> d
 
 
 def optimize(run: Run, n_trials: int | None = None, timeout: float | None = None,
-             progress: bool = False) -> None:
+             progress: bool = False, max_failures: int = 5,
+             trial_timeout: float | None = None) -> None:
     """Run trials until ``n_trials`` more have finished or ``timeout`` seconds have passed.
 
-    A failing evaluation marks its trial FAIL (error recorded) and the search goes on.
-    Ctrl-C marks the running trial FAIL and stops; running again resumes the study.
+    A failing evaluation (or one past ``trial_timeout`` seconds) marks its trial FAIL, the
+    error recorded, and the search goes on; ``max_failures`` failures in a row stop it with
+    :class:`RunStopped` carrying the last traceback. Ctrl-C marks the running trial FAIL and
+    stops; running again resumes the study.
     """
+    objective = TrialObjective(run, max_failures, trial_timeout)
     with torch_threads(run.config.evaluation.threads):
-        run.study.optimize(TrialObjective(run), n_trials=n_trials, timeout=timeout,
+        run.study.optimize(objective, n_trials=n_trials, timeout=timeout,
                            catch=(Exception,), show_progress_bar=progress and n_trials is not None)
+    if objective.failures_in_a_row >= max_failures:
+        raise RunStopped(f"stopped after {objective.failures_in_a_row} trials failed in a row "
+                         f"(a bug, not a bad candidate?); completed trials are kept. The last "
+                         f"error:\n{objective.last_traceback.rstrip()}")

@@ -6,7 +6,10 @@ Every reader knows where it is (``stages[2].blocks[0]``), so a bad value is repo
 
 from __future__ import annotations
 
+import difflib
+import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -15,16 +18,65 @@ from ..errors import AttendSearchError
 
 MISSING: Any = object()
 
+#: the largest input file read: a study, space, spec or profile is a few KiB
+MAX_FILE_BYTES = 8 * 2**20
+#: the most values a document may hold once YAML aliases are expanded (a "billion laughs"
+#: file is a few hundred bytes that expand to 10^9 values when walked)
+MAX_VALUES = 100_000
+
+
+def read_user_file(path: str | Path, error: type[AttendSearchError], what: str = "file") -> str:
+    """The text of a file the user named, or ``error`` naming it: missing, a directory, too
+    large, unreadable or not UTF-8 are a user's mistakes, not tracebacks."""
+    p, source = Path(path), str(path)
+    if p.is_dir():
+        raise error(f"is a directory, expected a {what}", source=source)
+    if not p.is_file():
+        raise error(f"no such {what}", source=source)
+    try:
+        data = p.read_bytes() if p.stat().st_size <= MAX_FILE_BYTES else None
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror}", source=source) from None
+    if data is None:
+        raise error(f"too large for a {what} (over {MAX_FILE_BYTES // 2**20} MiB)", source=source)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise error(f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line}",
+                    source=source) from None
+
 
 def parse_yaml(text: str, source: str, error: type[AttendSearchError]) -> Any:
-    """Parsed YAML, or ``error`` naming the file, line and column of the syntax mistake."""
+    """Parsed YAML (safe loader: plain data, never objects), or ``error`` naming the file,
+    line and column of the syntax mistake, or saying the document is too deep or too big."""
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise error(f"malformed YAML{where}: {getattr(exc, 'problem', None) or exc}",
                     source=source) from None
+    except RecursionError:
+        raise error("YAML nested too deeply", source=source) from None
+    check_size(data, source, error)
+    return data
+
+
+def check_size(data: Any, source: str, error: type[AttendSearchError]) -> None:
+    """Refuse a document of more than :data:`MAX_VALUES` values, aliases expanded, before
+    anything walks it (readers, digests, ``json.dumps`` of the stored configuration)."""
+    pending, seen = [data], 0
+    while pending:
+        value = pending.pop()
+        seen += 1
+        if seen > MAX_VALUES:
+            raise error(f"document too large: more than {MAX_VALUES:,} values once YAML "
+                        f"aliases are expanded", source=source)
+        if isinstance(value, Mapping):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
 
 
 def join(path: str, key: str | int) -> str:
@@ -66,9 +118,17 @@ class Fields:
         self._read.add(key)
         if key not in self.data or self.data[key] is None and default is not MISSING:
             if default is MISSING:
-                raise self.error("missing required field", path=join(self.path, key))
+                raise self._unknown_or_missing(key)
             return default
         return self.data[key]
+
+    def _unknown_or_missing(self, key: str) -> AttendSearchError:
+        """A required key is absent: name the unread key that looks like a typo of it."""
+        unread = [str(k) for k in self.data if k not in self._read]
+        typo = difflib.get_close_matches(key, unread, n=1, cutoff=0.75)
+        if typo:
+            return self.fail(typo[0], f"unknown field (did you mean {key!r}?)")
+        return self.error("missing required field", path=join(self.path, key))
 
     def sub(self, key: str, default: Any = MISSING) -> "Fields":
         return Fields(self.raw(key, default), join(self.path, key), self.error)
@@ -99,6 +159,8 @@ class Fields:
         value = _yaml_number(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(key, f"expected a number, got {_show(value)}")
+        if not math.isfinite(float(value) if abs(value) < 1e308 else math.inf):
+            raise self.fail(key, f"expected a finite number, got {_show(value)}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise self.fail(key, f"{_show(value)} is outside [{lo}, {hi}]")
         return float(value)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import AttendSearchError, SpecError
+from .fields import read_user_file
 from .spec import Attention, Block, Head, Spec, Stage, Stem, make_divisible
 
 _PRESETS: dict[str, Callable[[], Spec]] = {}
@@ -40,9 +41,9 @@ def load_spec(arg: str) -> Spec:
     if arg in list_presets() and not Path(arg).exists():
         return get_preset(arg)
     path = Path(arg)
-    if not path.is_file():
+    if not path.exists():
         raise SpecError(f"no such spec file (presets: {', '.join(list_presets())})", source=arg)
-    return Spec.from_json(path.read_text(), source=str(path))
+    return Spec.from_json(read_user_file(path, SpecError, "spec file"), source=str(path))
 
 
 @_preset

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpaceError
-from .fields import MISSING, Fields, check_choice, check_int, describe, join, parse_yaml
+from .fields import (MISSING, Fields, check_choice, check_int, describe, join, parse_yaml,
+                     read_user_file)
 from .spec import (ACTIVATIONS, ATTENTION_KERNELS, BLOCK_TYPES, CONDENSE, DOWNSAMPLE, EXPAND,
+                   MAX_CHANNELS, MAX_CLASSES,
                    GATES, KERNELS, MERGE, Attention, Block, Head, Spec, Stage, Stem,
                    make_divisible)
 
@@ -385,10 +387,10 @@ def _space_text(name_or_path: str) -> tuple[str, str]:
         path = resources.files(__package__) / "spaces" / f"{name_or_path}.yaml"
         return path.read_text(), f"<built-in space {name_or_path}>"
     path = Path(name_or_path)
-    if not path.is_file():
+    if not path.exists():
         raise SpaceError(f"no such space: {name_or_path!r} is neither a built-in space "
                          f"({', '.join(builtin_spaces())}) nor a file")
-    return path.read_text(), str(path)
+    return read_user_file(path, SpaceError, "space file"), str(path)
 
 
 def read_space(data: Any, source: str = "") -> Space:
@@ -397,7 +399,7 @@ def read_space(data: Any, source: str = "") -> Space:
     if schema != SCHEMA:
         raise f.fail("schema", f"unsupported schema {schema!r}, expected {SCHEMA!r}")
     stem_f = f.sub("stem")
-    stem = {"out": _dim(stem_f, "out", None, lo=1),
+    stem = {"out": _dim(stem_f, "out", None, lo=1, hi=MAX_CHANNELS),
             "kernel": _dim(stem_f, "kernel", KERNELS, 3),
             "stride": _dim(stem_f, "stride", (1, 2), 2),
             "act": _dim(stem_f, "act", ACTIVATIONS, "relu"),
@@ -414,22 +416,22 @@ def read_space(data: Any, source: str = "") -> Space:
         override.done()
         slots.append(Slot(stride=_dim(slot_f, "stride", (1, 2), 2),
                           depth=_dim(slot_f, "depth", None, lo=1, hi=32),
-                          width=_dim(slot_f, "width", None, lo=1), micro=slot_micro,
+                          width=_dim(slot_f, "width", None, lo=1, hi=MAX_CHANNELS), micro=slot_micro,
                           attention=slot_att))
         slot_f.done()
     count = _dim(stages_f, "count", None, len(slots), lo=1, hi=len(slots))
     stages_f.done()
     head_f = f.sub("head", {})
-    head = {"channels": _dim(head_f, "channels", None, 0, lo=0),
+    head = {"channels": _dim(head_f, "channels", None, 0, lo=0, hi=MAX_CHANNELS),
             "act": _dim(head_f, "act", ACTIVATIONS, "relu"),
-            "hidden": _dim(head_f, "hidden", None, 0, lo=0),
+            "hidden": _dim(head_f, "hidden", None, 0, lo=0, hi=MAX_CHANNELS),
             "hidden_act": _dim(head_f, "hidden_act", ACTIVATIONS, "hswish"),
             "dropout": _dim(head_f, "dropout", None, 0.0, number=True, lo=0.0, hi=0.9)}
     head_f.done()
     space = Space(name=f.str("name"), description=f.str("description", ""),
                   input_size=_dim(f, "input_size", None, lo=32, hi=2048),
                   in_channels=f.int("in_channels", 3, lo=1, hi=64),
-                  num_classes=f.int("num_classes", lo=1), stem=stem, count=count,
+                  num_classes=f.int("num_classes", lo=1, hi=MAX_CLASSES), stem=stem, count=count,
                   slots=tuple(slots), head=head, source=source, raw=data)
     f.done()
     _check_groups_fit(space)

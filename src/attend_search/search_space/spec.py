@@ -29,6 +29,9 @@ DOWNSAMPLE = ("conv", "aads")
 CONDENSE = ("max", "avg")
 EXPAND = ("nearest", "bilinear")
 MERGE = ("add", "concat")
+#: bounds against absurd sizes: a hostile or mistyped 10**12 must not reach the allocator
+MAX_CHANNELS = 8192
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class Spec:
         except json.JSONDecodeError as exc:
             raise SpecError(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                             source=source) from None
+        except RecursionError:
+            raise SpecError("JSON nested too deeply", source=source) from None
         return cls.from_dict(data, source=source)
 
     @classmethod
@@ -271,7 +276,7 @@ def _read_spec(f: Fields) -> Spec:
         name=f.str("name", ""),
         input_size=f.int("input_size", lo=32, hi=2048),
         in_channels=f.int("in_channels", 3, lo=1, hi=64),
-        num_classes=f.int("num_classes", lo=1),
+        num_classes=f.int("num_classes", lo=1, hi=MAX_CLASSES),
         stem=_read_stem(f.sub("stem")),
         stages=tuple(_read_stage(s) for s in f.items("stages", min_len=1)),
         head=_read_head(f.sub("head", {})),
@@ -281,7 +286,7 @@ def _read_spec(f: Fields) -> Spec:
 
 
 def _read_stem(f: Fields) -> Stem:
-    stem = Stem(out=f.int("out", lo=1), kernel=f.int("kernel", 3, choices=KERNELS),
+    stem = Stem(out=f.int("out", lo=1, hi=MAX_CHANNELS), kernel=f.int("kernel", 3, choices=KERNELS),
                 stride=f.int("stride", 2, choices=(1, 2)), act=f.choice("act", ACTIVATIONS, "relu"),
                 downsample=f.choice("downsample", DOWNSAMPLE, "conv"))
     f.done()
@@ -300,15 +305,15 @@ def _read_block(f: Fields) -> Block:
     d = Block("", 0)
     block = Block(
         type=kind,
-        out=f.int("out", lo=1),
+        out=f.int("out", lo=1, hi=MAX_CHANNELS),
         kernel=f.int("kernel", d.kernel, choices=KERNELS),
         stride=f.int("stride", d.stride, choices=(1, 2)),
         act=f.choice("act", ACTIVATIONS, d.act),
         residual=f.bool("residual", d.residual),
         downsample=f.choice("downsample", DOWNSAMPLE, d.downsample),
-        se=f.int("se", d.se, lo=0) if kind != "condenser" else 0,
+        se=f.int("se", d.se, lo=0, hi=MAX_CHANNELS) if kind != "condenser" else 0,
         se_gate=f.choice("se_gate", GATES, d.se_gate) if kind != "condenser" else d.se_gate,
-        mid=f.int("mid", lo=1) if kind == "inverted_residual" else 0,
+        mid=f.int("mid", lo=1, hi=MAX_CHANNELS) if kind == "inverted_residual" else 0,
         attention=_read_attention(f.sub("attention")) if kind == "condenser" else None,
     )
     f.done()
@@ -318,11 +323,11 @@ def _read_block(f: Fields) -> Block:
 def _read_attention(f: Fields) -> Attention:
     d = Attention(embed=0)
     att = Attention(
-        embed=f.int("embed", lo=1),
+        embed=f.int("embed", lo=1, hi=MAX_CHANNELS),
         stages=f.int("stages", d.stages, choices=(1, 2)),
         condense=f.choice("condense", CONDENSE, d.condense),
         factor=f.int("factor", d.factor, choices=(2, 3, 4)),
-        groups=f.int("groups", d.groups, lo=1),
+        groups=f.int("groups", d.groups, lo=1, hi=MAX_CHANNELS),
         kernel=f.int("kernel", d.kernel, choices=ATTENTION_KERNELS),
         expand=f.choice("expand", EXPAND, d.expand),
         gate=f.choice("gate", GATES, d.gate),
@@ -334,8 +339,8 @@ def _read_attention(f: Fields) -> Attention:
 
 def _read_head(f: Fields) -> Head:
     d = Head()
-    head = Head(channels=f.int("channels", d.channels, lo=0), act=f.choice("act", ACTIVATIONS, d.act),
-                hidden=f.int("hidden", d.hidden, lo=0),
+    head = Head(channels=f.int("channels", d.channels, lo=0, hi=MAX_CHANNELS), act=f.choice("act", ACTIVATIONS, d.act),
+                hidden=f.int("hidden", d.hidden, lo=0, hi=MAX_CHANNELS),
                 hidden_act=f.choice("hidden_act", ACTIVATIONS, d.hidden_act),
                 dropout=f.float("dropout", d.dropout, lo=0.0, hi=0.9))
     f.done()

@@ -18,12 +18,12 @@ from ..explorer import PRUNERS, SAMPLERS, Evaluation, Objective, SearchConfig, T
 from ..explorer.metrics import DIRECTIONS, kind_of
 from ..explorer.metrics import check_metric as _check_metric
 from ..explorer.samplers import read_choice
-from ..search_space.fields import Fields, join, parse_yaml
+from ..search_space.fields import Fields, join, parse_yaml, read_user_file
 from ..search_space.space import load_space, read_space
 
 SCHEMA = "attend-search/study/v1"
 DEFAULT_STUDY = "default"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class StudyError(AttendSearchError):
@@ -47,9 +47,7 @@ def load_study_file(path: str | Path | None) -> StudyConfig:
         source, base = "<built-in default study>", Path.cwd()
     else:
         p = Path(path)
-        if not p.is_file():
-            raise StudyError("no such study file", source=str(path))
-        text, source, base = p.read_text(), str(p), p.parent
+        text, source, base = read_user_file(p, StudyError, "study file"), str(p), p.parent
     data = parse_yaml(text, source, StudyError)
     try:
         return read_study(data, base)
@@ -64,7 +62,7 @@ def read_study(data: Any, base: Path | None = None) -> StudyConfig:
     if schema != SCHEMA:
         raise f.fail("schema", f"unsupported schema {schema!r}, expected {SCHEMA!r}")
     name = f.str("name")
-    if not _NAME.match(name):
+    if not NAME.match(name):
         raise f.fail("name", f"{name!r} is not a valid study name (letters, digits, _ . -)")
     space_ref = f.raw("space", "attendnext")
     space = _read_space(space_ref, base)
@@ -79,8 +77,8 @@ def read_study(data: Any, base: Path | None = None) -> StudyConfig:
                           objectives=objectives, sampler=sampler, sampler_options=options,
                           pruner=pruner, pruner_options=pruner_options, seed=evaluation.seed,
                           evaluation=evaluation,                          enqueue_presets=f.bool("presets", True))
-    for i, budget in enumerate(constraints.budgets):
-        _metric(budget.metric, f"constraints.budgets[{i}]")
+    for budget in constraints.budgets:
+        _metric(budget.metric, budget.where)
     f.done()
     document = {**data, "schema": SCHEMA, "space": space.raw}
     return StudyConfig(search, document)
@@ -119,13 +117,14 @@ def _read_objective(f: Fields) -> Objective:
 def _read_evaluation(f: Fields, seed: int) -> Evaluation:
     t = f.sub("training", {})
     d = Training()
-    training = Training(dataset=t.str("dataset", d.dataset), epochs=t.int("epochs", d.epochs, lo=1),
-                        batch_size=t.int("batch_size", d.batch_size, lo=2),
-                        input_size=t.int("input_size", d.input_size, lo=8)
+    training = Training(dataset=t.str("dataset", d.dataset),
+                        epochs=t.int("epochs", d.epochs, lo=1, hi=10_000),
+                        batch_size=t.int("batch_size", d.batch_size, lo=2, hi=65_536),
+                        input_size=t.int("input_size", d.input_size, lo=8, hi=2048)
                         if t.raw("input_size", d.input_size) is not None else None,
                         device=t.choice("device", ("cpu", "cuda"), d.device))
     t.done()
-    evaluation = Evaluation(proxy_batch_size=f.int("proxy_batch_size", 16, lo=2), seed=seed,
+    evaluation = Evaluation(proxy_batch_size=f.int("proxy_batch_size", 16, lo=2, hi=4096), seed=seed,
                             training=training, threads=f.int("threads", 1, lo=1, hi=256))
     f.done()
     return evaluation

@@ -1,7 +1,8 @@
 """Export chosen architectures: spec JSON, ONNX, a ``torch.export`` program, a model card.
 
 Each architecture goes to its own folder, written under a temporary name and renamed when
-complete, so an interrupted export never leaves a half-written model behind. Weights are
+complete, so an interrupted export never leaves a half-written model behind; an existing
+folder is replaced only when asked (``force``). Weights are
 the builder's seeded initialisation: the search ranks *architectures*; train the exported
 spec (``build_model(Spec.from_json(...))``) before deploying it.
 """
@@ -37,12 +38,29 @@ def parse_formats(text: str) -> list[str]:
     return formats
 
 
+def _spec(trial: FrozenTrial, config: StudyConfig) -> Spec:
+    return Spec.from_dict(record_of(trial).spec).renamed(f"{config.name}-trial{trial.number}")
+
+
+def export_folder(trial: FrozenTrial, config: StudyConfig, out: Path) -> Path:
+    """Where :func:`export_trial` puts a trial: ``<out>/<study>-trial<N>-<digest>``."""
+    spec = _spec(trial, config)
+    return out / f"{spec.name}-{spec.digest}"
+
+
+def refuse_overwrite(paths: list[Path], force: bool) -> None:
+    """Before anything is written: an export replaces earlier files only with ``force``."""
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        raise AttendSearchError(f"{existing[0]} already exists; --force replaces it"
+                                + (f" and {len(existing) - 1} more" if len(existing) > 1 else ""))
+
+
 def export_trial(trial: FrozenTrial, config: StudyConfig, formats: list[str], out: Path,
-                 seed: int = 0) -> Path:
-    """One trial's folder ``<out>/<study>-trial<N>-<digest>``; returns its path."""
-    spec = Spec.from_dict(record_of(trial).spec).renamed(
-        f"{config.name}-trial{trial.number}")
-    final = out / f"{spec.name}-{spec.digest}"
+                 seed: int = 0, force: bool = False) -> Path:
+    """One trial's folder (:func:`export_folder`); returns its path."""
+    spec, final = _spec(trial, config), export_folder(trial, config, out)
+    refuse_overwrite([final], force)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=out, prefix=f".{final.name}."))
     try:

@@ -46,7 +46,7 @@ def _page(study: optuna.Study, config: StudyConfig) -> str:
     feasible = candidates(trials)
     sections = [("Summary", _summary(trials, config))]
     if len(objectives) >= 2:
-        sections.append(("Pareto front", _pareto_figure(study, feasible, config)))
+        sections.append(("Pareto front", _pareto_figure(feasible, config)))
     sections.append(("Optimisation history", _history(feasible, config)))
     if len(objectives) >= 2 and len(feasible) >= 2:
         sections.append(("Hypervolume history", _hypervolume(feasible, config)))
@@ -82,14 +82,10 @@ def _summary(trials: list[FrozenTrial], config: StudyConfig) -> str:
                                f"</td></tr>" for k, v in rows) + "</table>"
 
 
-def _preset_points(study: optuna.Study, config: StudyConfig, metrics: list[str]
-                   ) -> dict[str, dict[str, float]]:
-    """The presets scored like trials, at the space's input size and class count; kept in
-    the study, so the next report does not pay for the proxies again."""
+def _preset_points(config: StudyConfig, metrics: list[str]) -> dict[str, dict[str, float]]:
+    """The presets scored like trials, at the space's input size and class count. Computed
+    for each report, never stored: a report only reads its study."""
     s = config.search
-    cached = study.user_attrs.get("preset_points", {})
-    if all(set(metrics) <= set(values) for values in cached.values()) and cached:
-        return cached
     size = 224 if 224 in s.space.input_size.values else s.space.input_size.values[-1]
     points = {}
     with torch_threads(s.evaluation.threads):
@@ -98,11 +94,10 @@ def _preset_points(study: optuna.Study, config: StudyConfig, metrics: list[str]
             values = s.evaluation.cheap(spec, metrics)
             values.update(s.evaluation.expensive(spec, [m for m in metrics if m not in values]))
             points[name] = values
-    study.set_user_attr("preset_points", points)
     return points
 
 
-def _pareto_figure(study: optuna.Study, feasible: list[FrozenTrial], config: StudyConfig
+def _pareto_figure(feasible: list[FrozenTrial], config: StudyConfig
                    ) -> go.Figure:
     x, y = (o.metric for o in config.search.objectives[:2])
     front = pareto(feasible, config.search.objectives)
@@ -113,7 +108,7 @@ def _pareto_figure(study: optuna.Study, feasible: list[FrozenTrial], config: Stu
     fig.add_scatter(x=[t.values[0] for t in front], y=[t.values[1] for t in front],
                     mode="lines+markers", name="Pareto front", marker=dict(color="#08519c"),
                     text=[f"trial {t.number}" for t in front])
-    for name, values in _preset_points(study, config, [x, y]).items():
+    for name, values in _preset_points(config, [x, y]).items():
         fig.add_scatter(x=[values[x]], y=[values[y]], mode="markers+text", name=name, text=[name],
                         textposition="top center", marker=dict(symbol="star", size=14))
     fig.update_layout(xaxis_title=x, yaxis_title=y)

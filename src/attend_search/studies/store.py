@@ -5,16 +5,19 @@ storage, so ``optuna-dashboard sqlite:///studies/<name>/study.db`` opens it. Any
 storage URL works instead (``--storage`` or ``$ATTEND_SEARCH_STORAGE``), PostgreSQL
 included, so workers on many machines share one study.
 
-Worker death: trials send a heartbeat; a trial whose worker stopped beating for
-``GRACE_SECONDS`` is marked FAIL by the next worker that starts a trial, and its
-parameters are queued again once (Optuna's ``RetryHeartbeatStaleTrialCallback``), so a killed
-worker loses no architecture and counts nothing twice.
+Worker death: trials send a heartbeat; a trial whose worker stopped beating for the grace
+period (60 s, or ``$ATTEND_SEARCH_HEARTBEAT_GRACE`` seconds) is marked FAIL by the next
+worker that starts a trial, and its parameters are queued again once (Optuna's
+``RetryHeartbeatStaleTrialCallback``), so a killed worker loses no architecture and counts
+nothing twice.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 import time
 import warnings
@@ -27,13 +30,22 @@ import sqlalchemy.exc
 import yaml
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
+from ..errors import AttendSearchError, RunStopped
 from ..explorer import Run, open_study
-from .config import StudyConfig, StudyError, read_study
+from ..explorer.feasibility import require_feasible
+from .config import NAME, StudyConfig, StudyError, read_study
 from .ledger import SqlLedger
 
-HEARTBEAT_SECONDS = 20
-GRACE_SECONDS = 60
 STORAGE_ENV = "ATTEND_SEARCH_STORAGE"
+GRACE_ENV = "ATTEND_SEARCH_HEARTBEAT_GRACE"     # seconds before a silent worker's trial fails
+LOCK_TIMEOUT_ENV = "ATTEND_SEARCH_LOCK_TIMEOUT"  # seconds an SQLite write waits for a lock
+
+
+def _seconds(env: str, default: int) -> int:
+    text = os.environ.get(env, str(default))
+    if not text.isdigit() or int(text) < 1:
+        raise StudyError(f"${env}: {text!r} is not a whole number of seconds (1 or more)")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -49,32 +61,50 @@ def place(name_or_dir: str, storage: str | None = None, root: str | Path = "stud
     path = Path(name_or_dir)
     if (path / "study.yaml").is_file() or (path / "study.db").is_file():
         directory, name = path, _stored_name(path)
-    else:
+    elif NAME.match(name_or_dir):
         directory, name = Path(root) / name_or_dir, name_or_dir
-    url = storage or f"sqlite:///{(directory / 'study.db').as_posix()}"
-    return StudyPlace(name, directory, url)
+    elif path.is_dir():
+        raise StudyError("is a directory but not a study (no study.yaml or study.db in it)",
+                         source=name_or_dir)
+    else:
+        raise StudyError("is neither a study name (letters, digits, _ . -) nor a study "
+                         "directory", source=name_or_dir)
+    return StudyPlace(name, directory, storage or _default_url(directory))
+
+
+def _default_url(directory: Path) -> str:
+    return f"sqlite:///{(directory / 'study.db').as_posix()}"
 
 
 def _stored_name(directory: Path) -> str:
     config = directory / "study.yaml"
-    if config.is_file():
-        return yaml.safe_load(config.read_text())["name"]
-    return directory.name
+    if not config.is_file():
+        return directory.name
+    try:
+        name = yaml.safe_load(config.read_text(encoding="utf-8"))["name"]
+    except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
+        name = None
+    if not isinstance(name, str) or not NAME.match(name):
+        raise StudyError("is not a study directory this version wrote (no valid name)",
+                         source=str(config))
+    return name
 
 
 def storage(url: str, attempts: int = 3) -> RDBStorage:
     """Optuna's RDB storage with heartbeats. Processes that open a fresh database at the same
     moment race to create its tables; the loser retries and finds them made."""
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    sqlite = url.startswith("sqlite")
+    kwargs = {"connect_args": {"timeout": _seconds(LOCK_TIMEOUT_ENV, 60)}} if sqlite else {}
+    grace = _seconds(GRACE_ENV, 60)
     for attempt in range(1, attempts + 1):
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                store = RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
-                                   grace_period=GRACE_SECONDS,
+                store = RDBStorage(url, engine_kwargs=kwargs,
+                                   heartbeat_interval=max(1, grace // 3), grace_period=grace,
                                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
                                        max_retry=1))
-            if url.startswith("sqlite"):
+            if sqlite:
                 sqlalchemy.event.listen(store.engine, "connect", _write_ahead_log)
                 store.engine.dispose()   # pooled connections made before the listener go
             return store
@@ -82,8 +112,8 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
             if attempt == attempts:
                 raise _cannot_open(url, exc) from None
             time.sleep(0.5 * attempt)
-        except Exception as exc:  # bad URL, server down, missing driver
-            raise _cannot_open(url, exc) from None
+        except Exception as exc:  # bad URL, server down, missing driver, locked
+            raise storage_error(exc, url) or _cannot_open(url, exc) from None
     raise AssertionError("unreachable")
 
 
@@ -113,11 +143,45 @@ def _redact(url: str) -> str:
     return scheme + sep + rest
 
 
+def storage_error(exc: BaseException, url: str | None = None) -> AttendSearchError | None:
+    """What a database error means for the user, or None when it is not one: a lock held
+    by another process (exit 2) or a lost server (exit 1: stop, and resume later)."""
+    while exc is not None and not isinstance(exc, sqlalchemy.exc.OperationalError):
+        exc = exc.__cause__   # Optuna wraps it in StorageInternalError
+    if exc is None:
+        return None
+    text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+    where = f" {_redact(url)}" if url else ""
+    if re.search(r"database is locked|database table is locked", text):
+        return StudyError(f"the storage{where} is locked by another process ({text}); wait "
+                          f"for it, or set ${LOCK_TIMEOUT_ENV} to wait longer")
+    return RunStopped(f"lost the connection to the storage{where} ({text}); completed trials "
+                      f"are kept, an unfinished one is failed on the next start: run the same "
+                      f"command again when the server is back")
+
+
 def create(config: StudyConfig, where: StudyPlace) -> Run:
     """Create the study, or reopen it to resume when its configuration is the same; the
-    returned run samples from a stream no earlier run of the study used."""
+    returned run samples from a stream no earlier run of the study used. A new study whose
+    constraints no spec meets is refused before anything is written, and a study directory
+    this call made is removed again if it fails."""
+    made = where.directory   # the outermost folder this call creates, if any
+    while not made.parent.exists():
+        made = made.parent
+    made = None if where.directory.exists() else made
+    try:
+        return _create(config, where)
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+
+
+def _create(config: StudyConfig, where: StudyPlace) -> Run:
     where.directory.mkdir(parents=True, exist_ok=True)
     store = storage(where.url)
+    if config.name not in {s.study_name for s in store.get_all_studies()}:
+        require_feasible(config.search)
     optuna.create_study(study_name=config.name, storage=store, load_if_exists=True,
                         directions=[o.direction for o in config.search.objectives])
     run = open_study(config.search, store, _ledger(store, config.name))
@@ -133,6 +197,9 @@ def create(config: StudyConfig, where: StudyPlace) -> Run:
 
 def load(where: StudyPlace) -> tuple[StudyConfig, optuna.Study]:
     """An existing study and its configuration, as stored with it, for reading."""
+    if where.url == _default_url(where.directory) and not (where.directory / "study.db").is_file():
+        raise StudyError(f"no study named {where.name!r} (no {where.directory / 'study.db'}; "
+                         f"see attend-search run)")
     store = storage(where.url)
     try:
         study = optuna.load_study(study_name=where.name, storage=store)

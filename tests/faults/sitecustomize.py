@@ -1,0 +1,39 @@
+"""Fault injection for tests that run the command line in a subprocess.
+
+Python imports ``sitecustomize`` at start-up; the tests put this folder first on
+``PYTHONPATH`` and set ``$ATTEND_SEARCH_FAULT`` to make the evaluation of expensive metrics
+misbehave as a broken evaluator, a full GPU or a deadlock would:
+
+- ``raise:all`` every evaluation raises; ``raise:N`` only the N-th of this process;
+- ``hang:N`` the N-th evaluation sleeps for an hour.
+
+The N-th evaluation writes its spec digest to ``$ATTEND_SEARCH_FAULT_MARK`` first, so a test
+knows when a trial is in the middle of its evaluation.
+"""
+
+import os
+
+_FAULT = os.environ.get("ATTEND_SEARCH_FAULT")
+
+if _FAULT:
+    import time
+    from pathlib import Path
+
+    from attend_search.explorer.evaluation import Evaluation
+
+    _kind, _, _which = _FAULT.partition(":")
+    _original = Evaluation.expensive
+    _calls = []
+
+    def _faulty(self, spec, metrics, report=None, clock=None):
+        _calls.append(spec.digest)
+        if _which == "all" or int(_which) == len(_calls):
+            mark = os.environ.get("ATTEND_SEARCH_FAULT_MARK")
+            if mark:
+                Path(mark).write_text(spec.digest)
+            if _kind == "hang":
+                time.sleep(3600)
+            raise RuntimeError("CUDA out of memory (injected fault)")
+        return _original(self, spec, metrics, report, clock)
+
+    Evaluation.expensive = _faulty

@@ -1,0 +1,171 @@
+"""Faults injected into real runs: failing, hanging and killed evaluations, signals, locks.
+
+Evaluations misbehave through ``tests/faults/sitecustomize.py`` (see there), in a
+subprocess started exactly as a user starts the command line.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from attend_search.explorer import record_of
+from test_study_cli import DATA, POSTGRES, cli, storage_trials, workdir  # noqa: F401
+
+FAULTS = Path(__file__).parent / "faults"
+GRACE = 2   # heartbeat grace period (s) for these tests; 60 by default
+
+
+def fault_env(fault=None, mark=None):
+    path = os.pathsep.join(filter(None, [str(FAULTS), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": path, "ATTEND_SEARCH_HEARTBEAT_GRACE": str(GRACE)}
+    if fault:
+        env.update(ATTEND_SEARCH_FAULT=fault, ATTEND_SEARCH_FAULT_MARK=str(mark or ""))
+    return env
+
+
+def start(*args, cwd, fault, mark):
+    """The command line in the background, with a fault; returns once the fault is reached."""
+    proc = subprocess.Popen([sys.executable, "-m", "attend_search.cli", *map(str, args)],
+                            cwd=cwd, env={**os.environ, "CI": "true", **fault_env(fault, mark)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not mark.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
+        time.sleep(0.2)
+    return proc
+
+
+def study_file(workdir, storage):
+    """The tiny study, under a fresh name when it lives on the shared PostgreSQL server."""
+    if storage is None:
+        return "tiny_study.yaml", "tiny", []
+    name = f"tiny-{uuid.uuid4().hex[:8]}"
+    study = yaml.safe_load((workdir / "tiny_study.yaml").read_text())
+    (workdir / "named.yaml").write_text(yaml.safe_dump({**study, "name": name}))
+    return "named.yaml", name, ["--storage", storage]
+
+
+def trials_of(workdir, name, storage):
+    url = storage or f"sqlite:///{workdir}/studies/{name}/study.db"
+    return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+
+
+STORAGES = [None, pytest.param(POSTGRES, marks=pytest.mark.skipif(
+    not POSTGRES, reason="set ATTEND_SEARCH_TEST_POSTGRES (.ci/run starts a server)"))]
+
+
+@pytest.mark.parametrize("storage", STORAGES, ids=["sqlite", "postgresql"])
+def test_a_worker_killed_mid_trial_loses_nothing_and_its_trial_is_retried_once(workdir, storage):
+    file, name, extra = study_file(workdir, storage)
+    mark = workdir / "evaluating"
+    proc = start("run", file, "--budget", 50, *extra, cwd=workdir, fault="hang:4", mark=mark)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {t.number: t for t in trials_of(workdir, name, storage)}
+    (killed,) = [t for t in before.values() if t.state == TrialState.RUNNING]
+    done = {n: t.values for n, t in before.items() if t.state == TrialState.COMPLETE}
+    assert len(done) >= 3
+    time.sleep(GRACE + 1)   # the dead worker's heartbeat goes stale
+
+    cli("run", file, "--budget", 4, *extra, cwd=workdir, env=fault_env())
+    after = trials_of(workdir, name, storage)
+    by_number = {t.number: t for t in after}
+    assert by_number[killed.number].state == TrialState.FAIL
+    retries = [t for t in after if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].params == killed.params
+    assert retries[0].state == TrialState.COMPLETE and not record_of(retries[0]).duplicate_of
+    assert {n: by_number[n].values for n in done} == done             # nothing lost or changed
+    complete = [t for t in after if t.state == TrialState.COMPLETE]
+    assert len(complete) == len(done) + 4                              # nothing counted twice
+    assert len({t.number for t in after}) == len(after)
+    assert not [t for t in after if t.state == TrialState.RUNNING]
+
+
+def test_a_failing_evaluation_fails_its_trial_with_the_message_and_the_study_goes_on(workdir):
+    cli("run", "tiny_study.yaml", "--budget", 6, cwd=workdir, env=fault_env("raise:2"))
+    trials = storage_trials(workdir)
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert "RuntimeError: CUDA out of memory" in record_of(failed).error
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 5
+
+
+def test_failures_in_a_row_stop_the_run_with_exit_1_and_the_last_traceback(workdir):
+    out = cli("run", "tiny_study.yaml", "--budget", 50, "--max-failures", 3, cwd=workdir,
+              check=False, env=fault_env("raise:all"))
+    assert out.returncode == 1, out.stderr
+    assert "stopped after 3 trials failed in a row" in out.stderr
+    assert "Traceback" in out.stderr and "sitecustomize.py" in out.stderr
+    assert [t.state for t in storage_trials(workdir)] == [TrialState.FAIL] * 3
+
+
+def test_debug_shows_each_failed_trials_traceback(workdir):
+    out = cli("--debug", "run", "tiny_study.yaml", "--budget", 2, cwd=workdir, check=False,
+              env=fault_env("raise:1"))
+    assert out.returncode == 0, out.stderr
+    assert "Trial 0 failed" in out.stderr and 'raise RuntimeError("CUDA out of memory' in out.stderr
+
+
+def test_a_hanging_evaluation_ends_at_the_trial_timeout_and_the_worker_goes_on(workdir):
+    started = time.time()
+    cli("run", "tiny_study.yaml", "--budget", 3, "--trial-timeout", 2, cwd=workdir,
+        env=fault_env("hang:1"))
+    assert time.time() - started < 120
+    trials = storage_trials(workdir)
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert "took longer than 2 s" in record_of(failed).error
+
+
+@pytest.mark.parametrize("command, sig", [("run", signal.SIGTERM), ("worker", signal.SIGTERM),
+                                          ("worker", signal.SIGINT)])
+def test_a_signal_closes_the_running_trial_and_says_how_to_resume(workdir, command, sig):
+    cli("run", "tiny_study.yaml", "--budget", 1, cwd=workdir)
+    target = "tiny_study.yaml" if command == "run" else "tiny"
+    mark = workdir / "evaluating"
+    proc = start(command, target, "--budget", 50, cwd=workdir, fault="hang:2", mark=mark)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert f"to resume: attend-search {command} {target} --budget N" in err
+    assert "Traceback" not in err
+    trials = storage_trials(workdir)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert [t.state for t in trials].count(TrialState.FAIL) == 1
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    cli(command, target, "--budget", 2, cwd=workdir)
+    assert sum(t.state == TrialState.COMPLETE for t in storage_trials(workdir)) == complete + 2
+
+
+def test_a_storage_locked_by_another_process_is_exit_2_with_a_message(workdir):
+    cli("run", "tiny_study.yaml", "--budget", 1, cwd=workdir)
+    lock = sqlite3.connect(workdir / "studies" / "tiny" / "study.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        out = cli("run", "tiny_study.yaml", "--budget", 1, cwd=workdir, check=False,
+                  env={"ATTEND_SEARCH_LOCK_TIMEOUT": "1"})
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert out.returncode == 2, out.stderr
+    assert "is locked by another process" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_folder_that_is_not_a_study_and_a_changed_configuration_are_exit_2(workdir):
+    (workdir / "notes").mkdir()
+    for command in ("show", "report", "export", "worker"):
+        args = ["--budget", 1] if command == "worker" else []
+        out = cli(command, "notes", *args, cwd=workdir, check=False)
+        assert out.returncode == 2 and "no study named 'notes'" in out.stderr, out.stderr
+        out = cli(command, str(workdir), *args, cwd=workdir, check=False)
+        assert out.returncode == 2 and "is a directory but not a study" in out.stderr
+    assert not (workdir / "studies").exists() and not (workdir / "study.db").exists()
