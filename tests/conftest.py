@@ -1,5 +1,8 @@
+import shutil
+
 import pytest
 import torch
+from helpers import DATA
 
 torch.set_num_threads(1)
 
@@ -33,3 +36,11 @@ def unsampled_spec(request):
     return Spec(input_size=request.param, num_classes=5, in_channels=1, stages=stages,
                 stem=Stem(out=8, kernel=5, stride=1, act="silu"),
                 head=Head(channels=48, act="hswish", hidden=24, hidden_act="silu"))
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A folder with the tiny space and study, as a user's project folder."""
+    for name in ("tiny_space.yaml", "tiny_study.yaml"):
+        shutil.copy(DATA / name, tmp_path / name)
+    return tmp_path

@@ -19,7 +19,7 @@ import yaml
 from optuna.trial import TrialState
 
 from attend_search.explorer import record_of
-from test_study_cli import DATA, POSTGRES, cli, storage_trials, workdir  # noqa: F401
+from helpers import POSTGRES, cli, environment, storage_trials
 
 FAULTS = Path(__file__).parent / "faults"
 GRACE = 2   # heartbeat grace period (s) for these tests; 60 by default
@@ -36,7 +36,7 @@ def fault_env(fault=None, mark=None):
 def start(*args, cwd, fault, mark):
     """The command line in the background, with a fault; returns once the fault is reached."""
     proc = subprocess.Popen([sys.executable, "-m", "attend_search.cli", *map(str, args)],
-                            cwd=cwd, env={**os.environ, "CI": "true", **fault_env(fault, mark)},
+                            cwd=cwd, env=environment(**fault_env(fault, mark)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
     while not mark.exists():

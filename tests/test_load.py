@@ -7,7 +7,7 @@ from optuna.trial import TrialState
 
 from attend_search.explorer import record_of
 from test_faults import STORAGES, study_file, trials_of
-from test_study_cli import cli, workdir  # noqa: F401
+from helpers import cli
 
 
 @pytest.mark.slow

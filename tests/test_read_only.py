@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from test_study_cli import cli, workdir  # noqa: F401
+from helpers import cli
 
 
 def dump(workdir):

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -16,34 +15,7 @@ import yaml
 
 from attend_search import Spec
 from attend_search.explorer import record_of
-
-DATA = Path(__file__).parent / "data"
-
-
-def cli(*args, cwd, check=True, env=None):
-    out = subprocess.run([sys.executable, "-m", "attend_search.cli", *map(str, args)],
-                         capture_output=True, text=True, cwd=cwd, env=_env(**(env or {})))
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
-
-
-def _env(**extra):
-    import os
-    return {**os.environ, "CI": "true", **extra}
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    for name in ("tiny_space.yaml", "tiny_study.yaml"):
-        shutil.copy(DATA / name, tmp_path / name)
-    return tmp_path
-
-
-def storage_trials(workdir, name="tiny"):
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{workdir}/studies/{name}/study.db")
-    return study.get_trials(deepcopy=False)
-
+from helpers import DATA, POSTGRES, cli, environment, storage_trials
 
 def test_run_show_export_report_end_to_end(workdir):
     run = cli("run", "tiny_study.yaml", "--budget", "20", cwd=workdir)
@@ -129,7 +101,7 @@ def test_same_seed_same_trials(tmp_path):
 
 def test_ctrl_c_loses_nothing_and_resume_counts_exactly(workdir):
     proc = subprocess.Popen([sys.executable, "-m", "attend_search.cli", "run", "tiny_study.yaml",
-                             "--budget", "1000"], cwd=workdir, env=_env(),
+                             "--budget", "1000"], cwd=workdir, env=environment(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ready = workdir / "studies" / "tiny" / "study.yaml"   # written once the study exists
     deadline = time.time() + 120
@@ -180,9 +152,6 @@ def test_bad_study_files_exit_2_naming_file_and_field(workdir, edit, message):
     out = cli("run", "tiny_study.yaml", "--budget", "1", cwd=workdir, check=False)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert not (workdir / "studies" / "tiny").exists()   # nothing half-made
-
-
-POSTGRES = __import__("os").environ.get("ATTEND_SEARCH_TEST_POSTGRES")
 
 
 @pytest.mark.skipif(not POSTGRES, reason="set ATTEND_SEARCH_TEST_POSTGRES (.ci/run starts a server)")

@@ -1,0 +1,29 @@
+"""Running the command line as a user does, for the end-to-end tests."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+
+DATA = Path(__file__).parent / "data"
+POSTGRES = os.environ.get("ATTEND_SEARCH_TEST_POSTGRES")
+
+
+def cli(*args, cwd, check=True, env=None):
+    out = subprocess.run([sys.executable, "-m", "attend_search.cli", *map(str, args)],
+                         capture_output=True, text=True, cwd=cwd, env=environment(**(env or {})))
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def environment(**extra):
+    return {**os.environ, "CI": "true", **extra}
+
+
+def storage_trials(workdir, name="tiny"):
+    study = optuna.load_study(study_name=name,
+                              storage=f"sqlite:///{workdir}/studies/{name}/study.db")
+    return study.get_trials(deepcopy=False)
