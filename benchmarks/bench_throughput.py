@@ -41,9 +41,11 @@ STUDY = "default"
 def timed_run(trials: int, jobs: int, folder: Path) -> tuple[float, float, list]:
     """(trials per minute from time stamps, wall seconds of the command, trials)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "attend_search.cli", "run", "--budget", str(trials),
-                    "--jobs", str(jobs)], cwd=folder, check=True, capture_output=True,
-                   env={**os.environ, "CI": "true"})
+    done = subprocess.run([sys.executable, "-m", "attend_search.cli", "run", "--budget",
+                           str(trials), "--jobs", str(jobs)], cwd=folder, capture_output=True,
+                          text=True, env={**os.environ, "CI": "true"})
+    if done.returncode != 0:
+        raise SystemExit(f"--jobs {jobs} failed (exit {done.returncode}):\n{done.stderr}")
     wall = time.perf_counter() - start
     study = optuna.load_study(study_name=STUDY,
                               storage=f"sqlite:///{folder}/studies/{STUDY}/study.db")

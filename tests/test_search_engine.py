@@ -177,3 +177,23 @@ def test_hypervolume_history_by_hand():
     trials = [optuna.trial.create_trial(values=v) for v in
               ([-2, 8], [-5, 5], [-8, 2], [-6, 6], [-11, 1])]   # last: beyond the reference
     assert hypervolume_history(trials, objectives, [-10, 10]) == [16, 31, 37, 37, 37]
+
+
+def test_queued_trials_are_run_once_by_concurrent_workers(tmp_path):
+    """Workers racing for queued trials (presets, heartbeat retries) on SQLite: each queued
+    trial is started by one worker only. Without a write lock at BEGIN, two workers read the
+    same WAITING trial and one dies on 'Cannot tell a COMPLETE trial'."""
+    config = cheap_study(sampler="random")
+    where = place("cheap", root=tmp_path)
+    with quiet_optuna():
+        study = create(config, where).study
+    for seed in range(30):
+        study.enqueue_trial(config.search.space.params_for(config.search.space.sample(seed)))
+    workers = [subprocess.Popen([sys.executable, "-m", "attend_search.cli", "worker", "cheap",
+                                 "--root", str(tmp_path), "--budget", "10"],
+                                stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "CI": "true"}) for _ in range(3)]
+    errors = [w.communicate(timeout=300)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], errors
+    trials = optuna.load_study(study_name="cheap", storage=where.url).get_trials()
+    assert len(trials) == 30 and all(t.state.name == "COMPLETE" for t in trials)

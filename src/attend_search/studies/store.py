@@ -106,7 +106,8 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
                                        max_retry=1))
             if sqlite:
                 sqlalchemy.event.listen(store.engine, "connect", _write_ahead_log)
-                store.engine.dispose()   # pooled connections made before the listener go
+                sqlalchemy.event.listen(store.engine, "begin", _begin_immediate)
+                store.engine.dispose()   # pooled connections made before the listeners go
             return store
         except sqlalchemy.exc.IntegrityError as exc:
             if attempt == attempts:
@@ -123,10 +124,20 @@ def _write_ahead_log(connection, _record) -> None:
     milliseconds. Readers never block writers. A crash of the machine (not of a worker) may
     lose the last trials, never corrupt the file. WAL needs a local disk, not NFS: studies
     across machines belong on PostgreSQL."""
+    connection.isolation_level = None     # transactions begin where SQLAlchemy says
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _begin_immediate(connection) -> None:
+    """Every transaction takes SQLite's write lock when it begins. Python's sqlite3 otherwise
+    begins one only at the first write, so Optuna's ``SELECT ... FOR UPDATE`` of a queued
+    trial (a no-op on SQLite) reads outside any lock, and two workers both start the same
+    queued trial; the second fails on ``Cannot tell a COMPLETE trial``. SQLAlchemy's recipe
+    for pysqlite."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _cannot_open(url: str, exc: Exception) -> StudyError:
