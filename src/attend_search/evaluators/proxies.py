@@ -51,18 +51,21 @@ from torch import Tensor, nn
 
 from ..errors import AttendSearchError
 from ..search_space import Backbone, Spec
-from ..search_space.blocks import (AttentionCondenser, BlurPool, Columns, CondenserBlock,
-                                   ConvBNAct, DepthwiseSeparable, InvertedResidual, SqueezeExcite)
+from ..search_space.blocks import (AttentionCondenser, BlurPool, Cell, Columns, CondenserBlock,
+                                   ConvBNAct, DepthwiseSeparable, InvertedResidual, ReLUConvBN,
+                                   ResNetBasic, SqueezeExcite, Zero)
 from .model_input import Shape, as_model, seeded
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 GATES = (nn.Sigmoid, nn.Hardsigmoid)
 # The builder's modules: once linearised, positively homogeneous of degree 1 but for biases
-# and GATES (max pooling only condenses an attention condenser's input for its gate). What
+# and GATES (max pooling only condenses an attention condenser's input for its gate;
+# NAS-Bench-201's cells are sums of linear edges, its ``none`` a multiplication by 0). What
 # synflow's float32 rescaling is exact for.
 _SCALABLE = {Backbone, nn.Sequential, nn.ModuleList, ConvBNAct, BlurPool, Columns, CondenserBlock,
-             DepthwiseSeparable, InvertedResidual, AttentionCondenser, SqueezeExcite, nn.Conv2d,
+             DepthwiseSeparable, InvertedResidual, AttentionCondenser, SqueezeExcite, Cell,
+             ResNetBasic, ReLUConvBN, Zero, nn.Conv2d,
              nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout,
              nn.Identity, *NORMS, *ACTIVATIONS, *GATES}
 Batch = tuple[Tensor, Tensor]
