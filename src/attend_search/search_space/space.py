@@ -28,25 +28,9 @@ from typing import Any, Protocol
 from ..errors import SpaceError
 from .fields import MISSING, Fields, check_choice, check_int, describe, join, parse_yaml
 from .nb201 import EDGES, OPS
-from .spec import (
-    ACTIVATIONS,
-    ATTENTION_KERNELS,
-    BLOCK_TYPES,
-    CONDENSE,
-    DOWNSAMPLE,
-    EXPAND,
-    GATES,
-    KERNELS,
-    MERGE,
-    STEM_ACTIVATIONS,
-    Attention,
-    Block,
-    Head,
-    Spec,
-    Stage,
-    Stem,
-    make_divisible,
-)
+from .spec import (ACTIVATIONS, ATTENTION_KERNELS, BLOCK_TYPES, CONDENSE, DOWNSAMPLE, EXPAND,
+                   GATES, KERNELS, MERGE, STEM_ACTIVATIONS, Attention, Block, Head, Spec, Stage,
+                   Stem, make_divisible)
 
 SCHEMA = "attend-search/space/v1"
 
