@@ -140,3 +140,14 @@ def test_every_proxy_is_finite_on_cell_networks(arch):
     scores = zero_cost_all(Spec.from_nb201(arch), batch_size=8)
     assert set(scores) == set(PROXIES)
     assert all(torch.isfinite(torch.tensor(v)) for v in scores.values()), scores
+
+
+def test_layer_table_of_a_cell_network():
+    from attend_search.search_space.summary import layer_table
+
+    rows = {row.name: row for row in layer_table(Spec.from_nb201(ALL_CONV3))}
+    assert rows["stages[1].blocks[0]"].kind == "resnet_basic"
+    assert rows["stages[1].blocks[0]"].output_shape == (1, 32, 16, 16)
+    assert rows["stages[2].blocks[5]"].kind == "cell"
+    assert rows["head.conv"].kind == "bn+act" and rows["head.conv"].params == 128
+    assert sum(row.params for row in rows.values()) == 1_531_546
