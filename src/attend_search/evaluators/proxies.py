@@ -299,7 +299,7 @@ def ensemble(probe: _Probe) -> float:
     2024; :func:`expressivity_signals`) ask whether the features at initialisation use many
     directions, and whether no block collapses them; ``synflow`` (trainability and
     complexity) how much signal the weights carry end to end. On NAS-Bench-201 CIFAR-10 alone
-    they rank accuracy at Spearman about 0.87, 0.76 and 0.76; combined about 0.90
+    they rank accuracy at Spearman about 0.87, 0.74 and 0.76; combined 0.89
     (``benchmarks/bench_proxies.py``). AZ-NAS sums the signals' log ranks within the
     population being searched, so a score depends on the other networks and shifts as the
     search goes. Here a fixed monotone transform replaces the ranks: each signal divided by a
