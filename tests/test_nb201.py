@@ -36,7 +36,8 @@ def test_arch_strings_parse_and_print_back():
     assert Spec.from_nb201(MIXED).name == MIXED
 
 
-@pytest.mark.parametrize("arch", ["|nor_conv_3x3~0|+|none~0|", MIXED.replace("none", "conv_5x5")])
+@pytest.mark.parametrize("arch", ["|nor_conv_3x3~0|+|none~0|", MIXED.replace("none", "conv_5x5"),
+                                  ("none",) * 5, ("none",) * 5 + ("sep_conv_3x3",)])
 def test_bad_arch_strings_are_refused(arch):
     with pytest.raises(SpecError):
         Spec.from_nb201(arch)

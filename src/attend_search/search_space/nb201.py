@@ -77,6 +77,8 @@ def nb201_spec(arch: str | tuple[str, ...], num_classes: int = 10, input_size: i
     cells at 10 classes, 73,306 with all-``none``, as published.
     """
     edges = parse_arch(arch) if isinstance(arch, str) else tuple(arch)
+    if len(edges) != len(EDGES) or not set(edges) <= set(OPS):
+        raise SpecError(f"a cell is six of {', '.join(OPS)}; got {edges}")
     stages = []
     for s, width in enumerate(WIDTHS):
         cells = tuple(Block("cell", out=width, edges=edges) for _ in range(CELLS_PER_STAGE))
