@@ -53,3 +53,28 @@ def test_search_quick_mode_gives_every_sampler_a_hypervolume(tmp_path):
     for sampler in ("random", "tpe", "nsga2", "gp"):
         assert re.search(rf"^{sampler} +\d+ \[", out, re.M), sampler
     assert "plotly" in (tmp_path / "figure.html").read_text()[:5000].lower()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/work/shared/data/nb201/nb201_dev.csv").is_file(),
+                    reason="the NAS-Bench-201 dev data is not on this machine")
+def test_proxies_quick_mode_ranks_every_proxy_against_nb201_accuracy():
+    out = _quick("bench_proxies.py")
+    for name in ("params", "macs", *PROXIES, "ensemble, 5-fold CV scales"):
+        row = re.search(rf"^{re.escape(name)} +(-?[\d.]+) ± [\d.]+ +(-?[\d.]+) ± [\d.]+ +([\d.]+) ±",
+                        out, re.M)
+        assert row, name
+        assert -1 <= float(row.group(1)) <= 1 and 0 <= float(row.group(3)) <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/work/shared/data/nb201/nb201_dev.csv").is_file(),
+                    reason="the NAS-Bench-201 dev data is not on this machine")
+def test_nb201_search_quick_mode_scores_each_run_on_ground_truth():
+    out = _quick("bench_nb201_search.py", "--jobs", "1")
+    for estimate in ("ensemble", "synflow", "params"):
+        for sampler in ("tpe", "random"):
+            row = re.search(rf"^{estimate} +{sampler} +([\d.]+) +([\d.]+) +(\d+) +[01] of 1$",
+                            out, re.M)
+            assert row, (estimate, sampler)
+            assert 10 < float(row.group(1)) < 100 and 1 <= int(row.group(3)) <= 3182

@@ -1,6 +1,7 @@
 """The command line, run as a user runs it: a subprocess, exit codes, stdout and stderr."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -74,6 +75,13 @@ def test_evaluate_prints_costs_latency_top_layers_and_proxies():
     assert "params" in out.stdout and "3,243,028" in out.stdout
     assert "latency on cortex-a72" in out.stdout and "proxy synflow" in out.stdout
     assert "slowest 3 kernels on cortex-a72" in out.stdout
+
+
+def test_evaluate_ensemble_prints_each_of_its_signals():
+    out = run("evaluate", "attendnets", "--proxy", "ensemble", "--top", "1")
+    assert out.returncode == 0, out.stderr
+    for row in ("ensemble", "ensemble.expressivity", "ensemble.progressivity", "ensemble.synflow"):
+        assert re.search(rf"^proxy {re.escape(row)} +-?[\d.]+$", out.stdout, re.M), row
 
 
 def test_evaluate_json_matches_the_analytic_cost():

@@ -109,3 +109,13 @@ def test_every_sampler_runs_a_constrained_multi_objective_study(sampler):
     study = run(config(sampler=sampler), 6)
     assert sum(t.state.is_finished() for t in study.trials) == 6
     assert counts(study.trials).failed == 0
+
+
+def test_an_accuracy_estimate_is_labelled_with_its_measured_rank_correlation():
+    from attend_search.explorer.metrics import NB201_SPEARMAN, Objective
+
+    label = Objective("ensemble", "maximize").label
+    assert label.startswith("ensemble (accuracy estimate, not accuracy: Spearman ")
+    assert f"{NB201_SPEARMAN['ensemble']:.2f}" in label
+    assert Objective("params", "minimize").label == "params"     # a cost, not an estimate
+    assert Objective("latency.cortex-a72", "minimize").label == "latency.cortex-a72"

@@ -208,7 +208,8 @@ def test_proxies_share_one_copy_and_one_pass_each_with_the_values_of_separate_ru
     monkeypatch.setattr(proxies, "deepcopy", lambda m: copies.append(m) or copy.deepcopy(m))
     together = zero_cost_all(model, input_shape(spec), batch_size=8, num_classes=10)
     assert len(copies) == 1
-    assert sorted(batches) == [4, 4, 8]     # zico's halves; naswot, grad_norm and snip share one
+    # the ensemble's 2 examples, zico's halves; naswot, grad_norm and snip share one
+    assert sorted(batches) == [2, 4, 4, 8]
     for proxy, score in together.items():    # (synflow runs its units, not forward)
         assert zero_cost(model, input_shape(spec), proxy=proxy, batch_size=8) == score, proxy
 
@@ -218,3 +219,38 @@ def test_a_spec_is_scored_on_the_network_built_from_it_without_a_copy(monkeypatc
     expected = zero_cost_all(spec, batch_size=8)
     monkeypatch.setattr(proxies, "deepcopy", None)
     assert zero_cost_all(spec, batch_size=8) == expected
+
+
+def test_ensemble_is_deterministic_for_a_seed_and_independent_of_what_else_is_asked():
+    spec = get_preset("attendnets", num_classes=10, input_size=64)
+    alone = zero_cost(spec, proxy="ensemble", seed=3)
+    assert zero_cost(spec, proxy="ensemble", seed=3) == alone
+    assert zero_cost(spec, proxy="ensemble", seed=4) != alone
+    # its examples are its own, whatever batch the other proxies draw
+    together = zero_cost_all(spec, seed=3, batch_size=16, signals=True)
+    assert together["ensemble"] == alone
+    signals = {k.partition(".")[2]: v for k, v in together.items() if k.startswith("ensemble.")}
+    assert set(signals) == set(proxies.ENSEMBLE_SCALES)
+    assert alone == pytest.approx(sum(v / proxies.ENSEMBLE_SCALES[k] for k, v in signals.items()))
+    assert signals["synflow"] == together["synflow"]
+
+
+def test_ensemble_is_finite_on_sampled_specs_and_a_network_without_flow(space):
+    from attend_search import Spec, load_space
+
+    specs = [space.sample(seed) for seed in range(3)] + [load_space("nas-bench-201").sample(s)
+                                                        for s in range(3)]
+    dead = Spec.from_nb201("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    assert zero_cost(dead, proxy="synflow") == -math.inf
+    for spec in [*specs, dead]:
+        assert math.isfinite(zero_cost(spec, proxy="ensemble")), spec.digest
+    assert zero_cost(dead, proxy="ensemble") < min(zero_cost(s, proxy="ensemble") for s in specs)
+
+
+def test_feature_entropies_are_high_for_isotropic_features_and_zero_for_one_direction():
+    iso = torch.nn.Sequential(torch.nn.Identity())
+    x = torch.randn(64, 8, 4, 4, generator=torch.Generator().manual_seed(0))
+    (spread,), = proxies.feature_entropies(iso, x)
+    assert math.log(8) - 0.1 < spread <= math.log(8)
+    flat = x[:, :1].expand(-1, 8, -1, -1)            # every channel the same: one direction
+    assert proxies.feature_entropies(iso, flat) == [[pytest.approx(0.0, abs=1e-9)]]

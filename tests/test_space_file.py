@@ -91,7 +91,8 @@ def write(tmp_path, text):
      "stages.slots[0].micro.attention.groups: groups=8 does not divide the 12 channels that "
      "can enter a condenser of stage 0"),
     (("block: [condenser,", "block: [transformer,"),
-     "micro.block[0]: transformer is not one of condenser, depthwise_separable, inverted_residual"),
+     "micro.block[0]: transformer is not one of condenser, depthwise_separable, inverted_residual, cell, "
+     "resnet_basic"),
     (("schema: attend-search/space/v1", "schema: v9"),
      "schema: unsupported schema 'v9', expected 'attend-search/space/v1'"),
     (("depth: {low: 1, high: 2}", "depth: {low: 3, high: 2}"),
@@ -116,7 +117,7 @@ def test_malformed_yaml_names_the_line(tmp_path):
 
 
 def test_unknown_space_lists_the_builtin_ones():
-    with pytest.raises(SpaceError, match="neither a built-in space \\(attendnext\\) nor a file"):
+    with pytest.raises(SpaceError, match="neither a built-in space \\(attendnext, nas-bench-201\\) nor a file"):
         load_space("no-such-space")
 
 

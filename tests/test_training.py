@@ -94,6 +94,19 @@ def test_split_is_reproducible_for_a_seed():
     assert torch.equal(a.y_val, b.y_val) and not torch.equal(a.y_val, c.y_val)
 
 
+def test_hard_digits_distort_the_split_digits_and_noise_only_training_labels():
+    from attend_search.evaluators.datasets import HARD_LABEL_NOISE
+
+    plain, hard = load_dataset("digits"), load_dataset("digits-hard")
+    again, other = load_dataset("digits-hard"), load_dataset("digits-hard", seed=1)
+    assert torch.equal(hard.x_train, again.x_train) and not torch.equal(hard.x_val, other.x_val)
+    assert hard.x_train.shape == plain.x_train.shape and hard.x_val.shape == plain.x_val.shape
+    assert torch.equal(hard.y_val, plain.y_val)          # validation labels are true
+    changed = float((hard.y_train != plain.y_train).float().mean())
+    assert 0.5 * HARD_LABEL_NOISE < changed < HARD_LABEL_NOISE   # a random class may be the same
+    assert float((hard.x_val - plain.x_val).abs().mean()) > 0.1      # every image distorted
+
+
 def test_npz_with_splits_channels_last_uint8(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "set.npz"

@@ -19,7 +19,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     costs = analytic_cost(spec)
     with torch_threads(1):
         total, kernels = predict_latency(spec, args.device, breakdown=True)
-        scores = zero_cost_all(spec, proxies=proxies, seed=args.seed) if proxies else {}
+        # the ensemble's signals too (ensemble.expressivity, ...): what its number is made of
+        scores = zero_cost_all(spec, proxies=proxies, seed=args.seed, signals=True) \
+            if proxies else {}
     slowest = sorted(kernels, key=lambda k: k.ms, reverse=True)[: args.top]
     if args.json:
         print(json.dumps({

@@ -1,10 +1,15 @@
 """Small image-classification datasets for short proxy training, held in memory as tensors.
 
-Three sources, all offline:
+Four sources, all offline:
 
 - ``"digits"``: scikit-learn's bundled handwritten digits (1,797 8x8 grayscale images of
   10 classes, shipped inside the package), upsampled to 32x32 by default, since the search
   space's networks expect at least 32 pixels;
+- ``"digits-hard"``: the same digits made hard enough that a few epochs do not saturate
+  and networks are told apart: split first, then each image drawn :data:`HARD_COPIES` times
+  under a random affine map (rotation, scale, shift) with pixel noise, and a share
+  :data:`HARD_LABEL_NOISE` of the training labels replaced at random (validation labels
+  stay true); reproducible for a seed;
 - a ``.npz`` file with arrays ``x_train, y_train, x_val, y_val``, or ``x, y`` that are split
   here. Images are ``(N, H, W)`` (grayscale), ``(N, C, H, W)`` or ``(N, H, W, C)`` with
   1 or 3 channels: the layout is channels-last when the last axis has 1 or 3 entries and the
@@ -66,9 +71,11 @@ def load_dataset(source: str | Path, *, channels: int | None = None, image_size:
         raise DatasetError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
     if channels not in (None, 1, 3):
         raise DatasetError(f"channels must be 1 or 3, got {channels}")
-    if str(source) == "digits":
+    if str(source) in ("digits", "digits-hard"):
         x, y = _digits()
-        return _split("digits", adapt_images(x, channels, image_size or 32), y, val_fraction, seed)
+        data = _split(str(source), adapt_images(x, channels, image_size or 32), y, val_fraction,
+                      seed)
+        return _distorted(data, seed) if source == "digits-hard" else data
     path = Path(source)
     if path.is_dir():
         x, y = _folder(path, channels, image_size)
@@ -76,8 +83,8 @@ def load_dataset(source: str | Path, *, channels: int | None = None, image_size:
     if path.suffix == ".npz":
         return _npz(path, channels, image_size, val_fraction, seed)
     if not path.exists():
-        raise DatasetError("no such file or folder (expected 'digits', a .npz file or a folder "
-                           "of class sub-folders)", source=str(source))
+        raise DatasetError("no such file or folder (expected 'digits', 'digits-hard', a .npz "
+                           "file or a folder of class sub-folders)", source=str(source))
     raise DatasetError("not a dataset: expected a .npz file or a folder of class sub-folders",
                        source=str(source))
 
@@ -106,6 +113,35 @@ def _digits() -> tuple[Tensor, Tensor]:
     digits = load_digits()
     x = torch.from_numpy(digits.images).float().unsqueeze(1) / 16.0   # pixel values are 0..16
     return x, torch.from_numpy(digits.target).long()
+
+
+HARD_COPIES = 1            # distorted draws of each digit
+HARD_LABEL_NOISE = 0.1     # share of training labels replaced by a random class
+_MAX_ANGLE, _SCALES, _MAX_SHIFT, _NOISE = 0.35, (0.8, 1.2), 0.15, 0.15   # radians, -, of the side
+
+
+def _distorted(data: Dataset, seed: int) -> Dataset:
+    """``digits-hard`` from split digits (see the module docstring)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(x: Tensor, y: Tensor, label_noise: float) -> tuple[Tensor, Tensor]:
+        x, y = x.repeat(HARD_COPIES, 1, 1, 1), y.repeat(HARD_COPIES)
+        n = len(y)
+        angle = (2 * torch.rand(n, generator=generator) - 1) * _MAX_ANGLE
+        scale = _SCALES[0] + (_SCALES[1] - _SCALES[0]) * torch.rand(n, generator=generator)
+        shift = (2 * torch.rand(n, 2, generator=generator) - 1) * 2 * _MAX_SHIFT
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                             torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, align_corners=False)
+        x = x + _NOISE * torch.randn(x.shape, generator=generator)
+        noisy = torch.rand(n, generator=generator) < label_noise
+        return x, torch.where(noisy, torch.randint(data.num_classes, (n,), generator=generator), y)
+
+    x_train, y_train = draw(data.x_train, data.y_train, HARD_LABEL_NOISE)
+    x_val, y_val = draw(data.x_val, data.y_val, 0.0)
+    return Dataset(data.name, x_train, y_train, x_val, y_val, data.num_classes)
 
 
 def _split(name: str, x: Tensor, y: Tensor, val_fraction: float, seed: int) -> Dataset:

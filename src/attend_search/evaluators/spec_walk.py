@@ -14,14 +14,16 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..search_space import Spec
+from ..search_space.nb201 import EDGES
 from ..search_space.spec import Attention, BlockLayout, conv_out
 
 FLOAT32_BYTES = 4
 
 # Element-wise ops: the ATen op a trace records and MACs per output element. The builder's
-# activations run in place (relu_), its gates do not.
+# activations run in place (relu_), its gates do not, nor NAS-Bench-201's ReLUs (relu_copy),
+# whose input feeds other edges.
 ELEMENTWISE = {"batch_norm": ("native_batch_norm", 2),
-               "relu": ("relu_", 0), "relu6": ("hardtanh_", 0), "hswish": ("hardswish_", 1),
+               "relu": ("relu_", 0), "relu_copy": ("relu", 0), "relu6": ("hardtanh_", 0), "hswish": ("hardswish_", 1),
                "silu": ("silu_", 1), "sigmoid": ("sigmoid", 1), "hardsigmoid": ("hardsigmoid", 1),
                "mul": ("mul", 1), "add": ("add", 1)}
 UPSAMPLE = {"nearest": ("upsample_nearest2d", 1), "bilinear": ("upsample_bilinear2d", 4)}
@@ -70,7 +72,9 @@ class SpecWalk:
            macs: int = 0, params: int = 0, weights: int | None = None,
            elementwise: bool = False) -> int:
         """Record an op making a new value of ``elements`` float32s; returns that value.
-        ``weights``: the elements of parameters and buffers it reads, where not ``params``."""
+        ``weights``: the elements of parameters and buffers it reads, where not ``params``.
+        A value read twice (a cell's sum of two skips of one node) is one input, as traced."""
+        inputs = tuple(dict.fromkeys(inputs))
         self.sizes.append(elements * FLOAT32_BYTES)
         output = len(self.sizes) - 1
         work = elements if op_class == "elementwise" else macs
@@ -98,7 +102,9 @@ class SpecWalk:
         x = self.conv(x, f"{module}.conv", cin, cout, kernel, size, groups)
         x = self.pointwise("batch_norm", f"{module}.bn", x, elements=cout * size ** 2,
                            params=2 * cout, weights=4 * cout)
-        return self.pointwise(act, f"{module}.act", x, elements=cout * size ** 2) if act else x
+        if act in (None, "none"):
+            return x
+        return self.pointwise(act, f"{module}.act", x, elements=cout * size ** 2)
 
     def strided(self, x: int, module: str, cin: int, cout: int, kernel: int, stride: int,
                 downsample: str, size: int, groups: int = 1, act: str = "relu") -> int:
@@ -114,6 +120,12 @@ class SpecWalk:
 
     def global_pool(self, x: int, module: str, channels: int, size: int) -> int:
         return self.op(_GLOBAL_POOL, "global_pool", module, (x,), channels, channels * size ** 2)
+
+    def pool(self, x: int, module: str, kind: str, channels: int, window: int, size: int) -> int:
+        """Max or average pooling of a ``window`` x ``window`` window; ``size``: the output side."""
+        aten, op_class = _POOL[kind]
+        return self.op(aten, op_class, module, (x,), channels * size ** 2,
+                       macs=window ** 2 * channels * size ** 2)
 
     def network(self, spec: Spec) -> int:
         """builder.Backbone (a canonical spec: ``residual`` says where a residual is used)."""
@@ -142,10 +154,14 @@ class SpecWalk:
 
     def head(self, x: int, spec: Spec) -> int:
         head, size = spec.head, spec.final_size
+        width = spec.features
         if head.channels:
             x = self.conv_bn_act(x, "head_conv", spec.stage_out(len(spec.stages) - 1),
                                  head.channels, 1, size, act=head.act)
-        width = spec.features
+        elif head.norm:
+            x = self.pointwise("batch_norm", "head_conv.bn", x, elements=width * size ** 2,
+                               params=2 * width, weights=4 * width)
+            x = self.pointwise(head.act, "head_conv.act", x, elements=width * size ** 2)
         x = self.global_pool(x, "pool.0", width, size)
         if head.hidden:
             x = self.linear(x, "classifier.hidden", width, head.hidden)
@@ -154,8 +170,13 @@ class SpecWalk:
         return self.linear(x, "classifier.fc", width, spec.num_classes)
 
     def block(self, x: int, module: str, layout: BlockLayout) -> int:
-        """blocks.CondenserBlock, DepthwiseSeparable and InvertedResidual."""
+        """blocks.CondenserBlock, DepthwiseSeparable and InvertedResidual (NAS-Bench-201's
+        blocks: :meth:`cell`, :meth:`resnet_basic`)."""
         b, cin, size, out = layout.block, layout.in_channels, layout.in_size, layout.out_size
+        if b.type == "cell":
+            return self.cell(x, module, cin, b.edges, size)
+        if b.type == "resnet_basic":
+            return self.resnet_basic(x, module, cin, b.out, b.stride, out)
         body = f"{module}.body"
         y, width = x, cin
         if b.attention is not None:
@@ -173,14 +194,52 @@ class SpecWalk:
                              act=None if b.type == "inverted_residual" else b.act)
         return self.pointwise("add", module, x, y, elements=b.out * out ** 2) if b.residual else y
 
+    def relu_conv_bn(self, x: int, module: str, cin: int, cout: int, kernel: int,
+                     size: int) -> int:
+        """blocks.ReLUConvBN; ``size``: the output side (the ReLU runs on the input's)."""
+        x = self.pointwise("relu_copy", f"{module}.act", x, elements=self.sizes[x] // FLOAT32_BYTES)
+        return self.conv_bn_act(x, module, cin, cout, kernel, size, act=None)
+
+    def cell(self, x: int, module: str, channels: int, edges: tuple[str, ...], size: int) -> int:
+        """blocks.Cell: node i sums its edges' outputs, in edge order."""
+        nodes, n = [x], channels * size ** 2
+        for node in (1, 2, 3):
+            total = None
+            for k, (op, (i, j)) in enumerate(zip(edges, EDGES)):
+                if i != node:
+                    continue
+                edge = f"{module}.edges.{k}"
+                if op == "none":
+                    y = self.pointwise("mul", edge, nodes[j], elements=n)
+                elif op == "skip_connect":
+                    y = nodes[j]
+                elif op == "avg_pool_3x3":
+                    y = self.pool(nodes[j], edge, "avg", channels, 3, size)
+                else:
+                    y = self.relu_conv_bn(nodes[j], edge, channels, channels,
+                                          1 if op == "nor_conv_1x1" else 3, size)
+                total = y if total is None else self.pointwise("add", module, total, y, elements=n)
+            nodes.append(total)
+        return nodes[3]
+
+    def resnet_basic(self, x: int, module: str, cin: int, cout: int, stride: int,
+                     size: int) -> int:
+        """blocks.ResNetBasic; ``size``: the output side."""
+        shortcut = x
+        if stride > 1:
+            shortcut = self.pool(x, f"{module}.shortcut.pool", "avg", cin, stride, size)
+        if cin != cout:
+            shortcut = self.conv(shortcut, f"{module}.shortcut.conv", cin, cout, 1, size)
+        y = self.relu_conv_bn(x, f"{module}.conv_a", cin, cout, 3, size)
+        y = self.relu_conv_bn(y, f"{module}.conv_b", cout, cout, 3, size)
+        return self.pointwise("add", module, shortcut, y, elements=cout * size ** 2)
+
     def attention(self, x: int, module: str, channels: int, att: Attention, size: int) -> int:
         """blocks.AttentionCondenser."""
         a, cin, side = x, channels, size
-        aten, op_class = _POOL[att.condense]
         for i in range(1, att.stages + 1):
             side = conv_out(side, att.factor)  # ceil mode, kernel = stride = factor
-            a = self.op(aten, op_class, f"{module}.condense.condense{i}", (a,), cin * side ** 2,
-                        macs=att.factor ** 2 * cin * side ** 2)
+            a = self.pool(a, f"{module}.condense.condense{i}", att.condense, cin, att.factor, side)
             embed = f"{module}.condense.embed{i}"
             a = self.conv_bn_act(a, f"{embed}.spatial", cin, att.embed, att.kernel, side,
                                  att.groups)

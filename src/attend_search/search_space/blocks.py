@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .nb201 import EDGES
 from .spec import Attention, Block
 
 _ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hswish": nn.Hardswish, "silu": nn.SiLU}
@@ -27,14 +28,15 @@ def gate(name: str) -> nn.Module:
 
 
 class ConvBNAct(nn.Sequential):
-    """Bias-free convolution, batch norm, optional activation: one fused kernel at inference."""
+    """Bias-free convolution, batch norm, optional activation (None or ``"none"``: without):
+    one fused kernel at inference."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
                  act: str | None = "relu"):
         layers: OrderedDict[str, nn.Module] = OrderedDict(
             conv=nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
             bn=nn.BatchNorm2d(cout))
-        if act:
+        if act not in (None, "none"):
             layers["act"] = activation(act)
         super().__init__(layers)
 
@@ -172,10 +174,80 @@ class InvertedResidual(_Residual):
         self.body = nn.Sequential(layers)
 
 
+class ReLUConvBN(nn.Sequential):
+    """NAS-Bench-201's convolution: ReLU (not in place: the input feeds other edges), bias-free
+    convolution, batch norm."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
+        super().__init__(OrderedDict(
+            act=nn.ReLU(), conv=nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+            bn=nn.BatchNorm2d(cout)))
+
+
+class Zero(nn.Module):
+    """NAS-Bench-201's ``none`` edge: its input times zero, as the benchmark computes it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def nb201_op(name: str, channels: int) -> nn.Module:
+    """One NAS-Bench-201 cell edge (stride 1, channels kept)."""
+    if name == "none":
+        return Zero()
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    return ReLUConvBN(channels, channels, 1 if name == "nor_conv_1x1" else 3)
+
+
+class Cell(nn.Module):
+    """A NAS-Bench-201 cell: node ``i`` is the sum of ``edge(node j)`` over ``j < i``, every
+    edge computed (unreachable ones too, as in the benchmark); node 3 is the output."""
+
+    def __init__(self, cin: int, block: Block):
+        super().__init__()
+        self.wiring = EDGES
+        self.edges = nn.ModuleList(nb201_op(op, cin) for op in block.edges)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for node in (1, 2, 3):
+            total = None
+            for edge, (i, j) in zip(self.edges, self.wiring):
+                if i == node:
+                    y = edge(nodes[j])
+                    total = y if total is None else total + y
+            nodes.append(total)
+        return nodes[3]
+
+
+class ResNetBasic(nn.Module):
+    """NAS-Bench-201's reduction: ReLU-conv3x3-BN (strided), ReLU-conv3x3-BN, plus a shortcut
+    (2x2 average pooling where strided, then a 1x1 convolution where the channels change)."""
+
+    def __init__(self, cin: int, block: Block):
+        super().__init__()
+        self.conv_a = ReLUConvBN(cin, block.out, 3, block.stride)
+        self.conv_b = ReLUConvBN(block.out, block.out, 3)
+        shortcut: OrderedDict[str, nn.Module] = OrderedDict()
+        if block.stride > 1:   # ceil mode: the strided convolution's size at any input size
+            shortcut["pool"] = nn.AvgPool2d(block.stride, block.stride, ceil_mode=True)
+        if cin != block.out:
+            shortcut["conv"] = nn.Conv2d(cin, block.out, 1, bias=False)
+        self.shortcut = nn.Sequential(shortcut)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
 BLOCKS: dict[str, type[nn.Module]] = {
     "condenser": CondenserBlock,
     "depthwise_separable": DepthwiseSeparable,
     "inverted_residual": InvertedResidual,
+    "cell": Cell,
+    "resnet_basic": ResNetBasic,
 }
 
 

@@ -44,7 +44,7 @@ class Backbone(nn.Module):
 
         head = spec.head
         self.head_conv = ConvBNAct(channels, head.channels, 1, act=head.act) if head.channels \
-            else nn.Identity()
+            else _norm_act(channels, head.act) if head.norm else nn.Identity()
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
         classifier: OrderedDict[str, nn.Module] = OrderedDict()
         width = spec.features
@@ -71,6 +71,11 @@ class Backbone(nn.Module):
         blocks = [block for stage in self.stages
                   for block in ([stage] if isinstance(stage, Columns) else stage)]
         return [self.stem, *blocks, self.head_conv, self.pool, self.classifier]
+
+
+def _norm_act(channels: int, act: str) -> nn.Sequential:
+    """The head's batch norm and activation of a pre-activation network (``head.norm``)."""
+    return nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(channels), act=activation(act)))
 
 
 def _init_weights(model: nn.Module) -> None:

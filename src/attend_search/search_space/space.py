@@ -8,13 +8,18 @@ is not a condenser, the merge mode of a single column) are never asked for.
 Micro-parameters are chosen per stage and shared by the stage's blocks, the factorised
 hierarchical scheme of MnasNet: a far smaller space than per-block choices, with the
 macro-level freedom (depth, width, block type per stage) where it matters most.
+
+Cell spaces (NAS-Bench-201): a stage whose block is ``cell`` is ``depth`` cells, opened by a
+``resnet_basic`` reduction where it strides or changes the width; the six edge ops of the
+cell (domain ``cell.edges``) are chosen once and shared by every cell stage, as the
+benchmark shares one cell across its network.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,10 +28,10 @@ from typing import Any, Protocol
 from ..errors import SpaceError
 from .fields import (MISSING, Fields, check_choice, check_int, describe, join, parse_yaml,
                      read_user_file)
+from .nb201 import EDGES, OPS
 from .spec import (ACTIVATIONS, ATTENTION_KERNELS, BLOCK_TYPES, CONDENSE, DOWNSAMPLE, EXPAND,
-                   MAX_CHANNELS, MAX_CLASSES,
-                   GATES, KERNELS, MERGE, Attention, Block, Head, Spec, Stage, Stem,
-                   make_divisible)
+                   GATES, KERNELS, MAX_CHANNELS, MAX_CLASSES, MERGE, STEM_ACTIVATIONS, Attention,
+                   Block, Head, Spec, Stage, Stem, make_divisible)
 
 SCHEMA = "attend-search/space/v1"
 
@@ -146,6 +151,7 @@ class Space:
     count: Dim
     slots: tuple[Slot, ...]
     head: dict[str, Dim]
+    cell: Dim = Dim(OPS)          # the ops each cell edge may take
     description: str = ""
     source: str = ""
     raw: dict = field(default_factory=dict, compare=False, repr=False)
@@ -164,16 +170,24 @@ class Space:
                     if stride > 1 else "conv")
         input_size = self.input_size.pick(chooser, "input_size")
         stages, channels = [], stem.out
+        cell: list[tuple[str, ...]] = []     # chosen when a stage first needs it
+
+        def cell_edges() -> tuple[str, ...]:
+            if not cell:
+                cell.append(tuple(self.cell.pick(chooser, _edge_param(e)) for e in EDGES))
+            return cell[0]
+
         for i in range(self.count.pick(chooser, "stages.count")):
-            stage = _resolve_stage(self.slots[i], f"s{i}", channels, chooser)
+            stage = _resolve_stage(self.slots[i], f"s{i}", channels, chooser, cell_edges)
             stages.append(stage)
             last = stage.blocks[-1].out
             channels = last * stage.columns if stage.merge == "concat" else last
         h = self.head
         channels_out = h["channels"].pick(chooser, "head.channels")
+        norm = h["norm"].pick(chooser, "head.norm") if not channels_out else False
         hidden = h["hidden"].pick(chooser, "head.hidden")
-        head = Head(channels=channels_out,
-                    act=h["act"].pick(chooser, "head.act") if channels_out else "relu",
+        head = Head(channels=channels_out, norm=norm,
+                    act=h["act"].pick(chooser, "head.act") if channels_out or norm else "relu",
                     hidden=hidden,
                     hidden_act=h["hidden_act"].pick(chooser, "head.hidden_act") if hidden
                     else "hswish",
@@ -226,8 +240,11 @@ class Space:
             if "condenser" in blocks:
                 for key, dim in slot.attention.items():
                     add(f"attention.{key}", dim, f"{p}.block = condenser")
+        if any("cell" in slot.micro["block"].values for slot in self.slots):
+            out.extend(Param(_edge_param(e), self.cell, "a stage's block = cell") for e in EDGES)
         out.append(Param("head.channels", self.head["channels"]))
-        out.append(Param("head.act", self.head["act"], "head.channels > 0"))
+        out.append(Param("head.norm", self.head["norm"], "head.channels = 0"))
+        out.append(Param("head.act", self.head["act"], "head.channels > 0 or head.norm"))
         out.append(Param("head.hidden", self.head["hidden"]))
         out.append(Param("head.hidden_act", self.head["hidden_act"], "head.hidden > 0"))
         out.append(Param("head.dropout", self.head["dropout"]))
@@ -240,31 +257,50 @@ class Space:
         n = self.input_size.size * stem["out"].size * stem["kernel"].size * stem["act"].size
         n *= sum(stem["downsample"].size if s > 1 else 1 for s in stem["stride"].values)
         h = self.head
-        n *= sum(h["act"].size if c else 1 for c in h["channels"].values)
+        n *= sum(h["act"].size if c else sum(h["act"].size if norm else 1
+                                               for norm in h["norm"].values)
+                 for c in h["channels"].values)
         n *= sum(h["hidden_act"].size if c else 1 for c in h["hidden"].values)
         n *= h["dropout"].size
+        # the cell's edges multiply every assignment with at least one cell stage
+        cells = self.cell.size ** len(EDGES)
         per_slot = [_slot_size(slot) for slot in self.slots]
-        return n * sum(math.prod(per_slot[:count]) for count in self.count.values)
+        return n * sum(cells * (math.prod(c + o for c, o in per_slot[:count])
+                                - math.prod(o for _, o in per_slot[:count]))
+                       + math.prod(o for _, o in per_slot[:count]) for count in self.count.values)
 
 
-def _slot_size(slot: Slot) -> int:
+def _slot_size(slot: Slot) -> tuple[int, int]:
+    """The slot's assignments as cell stages (edges apart) and as other stages."""
     m, a = slot.micro, slot.attention
-    n = slot.depth.size * slot.width.size
-    n *= sum(m["downsample"].size if s > 1 else 1 for s in slot.stride.values)
+    kinds = m["block"].values
+    shape = slot.depth.size * slot.width.size
+    cells = shape * slot.stride.size if "cell" in kinds else 0
+    n = shape * sum(m["downsample"].size if s > 1 else 1 for s in slot.stride.values)
     n *= m["kernel"].size * m["act"].size * m["residual"].size
     n *= sum(m["merge"].size if c > 1 else 1 for c in m["columns"].values)
     se = sum(m["se_gate"].size if r else 1 for r in m["se_ratio"].values)
     per_block = {"inverted_residual": m["expand_ratio"].size * se, "depthwise_separable": se,
-                 "condenser": math.prod(d.size for d in a.values())}
-    return n * sum(per_block[b] for b in m["block"].values)
+                 "condenser": math.prod(d.size for d in a.values()), "resnet_basic": 1, "cell": 0}
+    return cells, n * sum(per_block[b] for b in kinds)
 
 
-def _resolve_stage(slot: Slot, p: str, cin: int, chooser: Chooser) -> Stage:
+def _edge_param(edge: tuple[int, int]) -> str:
+    return f"cell.{edge[0]}<-{edge[1]}"
+
+
+def _resolve_stage(slot: Slot, p: str, cin: int, chooser: Chooser,
+                   cell_edges: Callable[[], tuple[str, ...]]) -> Stage:
     m, a = slot.micro, slot.attention
     stride = slot.stride.pick(chooser, f"{p}.stride")
     depth = slot.depth.pick(chooser, f"{p}.depth")
     width = slot.width.pick(chooser, f"{p}.width")
     kind = m["block"].pick(chooser, f"{p}.block")
+    if kind == "cell":   # no micro-parameter applies
+        edges = cell_edges()
+        reduction = (Block("resnet_basic", out=width, stride=stride),) \
+            if stride > 1 or cin != width else ()
+        return Stage(reduction + tuple(Block("cell", out=width, edges=edges) for _ in range(depth)))
     kernel = m["kernel"].pick(chooser, f"{p}.kernel")
     act = m["act"].pick(chooser, f"{p}.act")
     residual = m["residual"].pick(chooser, f"{p}.residual")
@@ -330,6 +366,10 @@ class _SpecReplay:
             return spec.input_size
         if name == "stages.count":
             return len(spec.stages)
+        if head == "cell":
+            cells = [b for stage in spec.stages for b in stage.blocks if b.type == "cell"]
+            return cells[0].edges[[_edge_param(e) for e in EDGES].index(name)] if cells \
+                else _NotInSpace
         if head in ("stem", "head"):
             return getattr(getattr(spec, head), key)
         index = int(head[1:])
@@ -343,12 +383,13 @@ class _SpecReplay:
             return next((o for o in options if all(derived(o, b, c) for b, c in inputs)),
                         _NotInSpace)
 
+        cells = sum(b.type == "cell" for b in stage.blocks)
         if key == "depth":
-            return len(stage.blocks)
+            return cells or len(stage.blocks)
         if key in ("columns", "merge"):
             return getattr(stage, key)
         if key == "block":
-            return first.type
+            return "cell" if cells else first.type
         if key == "residual":  # only observable on blocks where it can apply
             return stage.blocks[-1].residual if len(stage.blocks) > 1 else options[0]
         if key == "width":
@@ -402,7 +443,7 @@ def read_space(data: Any, source: str = "") -> Space:
     stem = {"out": _dim(stem_f, "out", None, lo=1, hi=MAX_CHANNELS),
             "kernel": _dim(stem_f, "kernel", KERNELS, 3),
             "stride": _dim(stem_f, "stride", (1, 2), 2),
-            "act": _dim(stem_f, "act", ACTIVATIONS, "relu"),
+            "act": _dim(stem_f, "act", STEM_ACTIVATIONS, "relu"),
             "downsample": _dim(stem_f, "downsample", DOWNSAMPLE, "conv")}
     stem_f.done()
     micro_f = f.sub("micro", {})
@@ -426,9 +467,13 @@ def read_space(data: Any, source: str = "") -> Space:
             "act": _dim(head_f, "act", ACTIVATIONS, "relu"),
             "hidden": _dim(head_f, "hidden", None, 0, lo=0, hi=MAX_CHANNELS),
             "hidden_act": _dim(head_f, "hidden_act", ACTIVATIONS, "hswish"),
-            "dropout": _dim(head_f, "dropout", None, 0.0, number=True, lo=0.0, hi=0.9)}
+            "dropout": _dim(head_f, "dropout", None, 0.0, number=True, lo=0.0, hi=0.9),
+            "norm": _dim(head_f, "norm", (False, True), False)}
     head_f.done()
-    space = Space(name=f.str("name"), description=f.str("description", ""),
+    cell_f = f.sub("cell", {})
+    cell = _dim(cell_f, "edges", OPS, Dim(OPS))
+    cell_f.done()
+    space = Space(name=f.str("name"), description=f.str("description", ""), cell=cell,
                   input_size=_dim(f, "input_size", None, lo=32, hi=2048),
                   in_channels=f.int("in_channels", 3, lo=1, hi=64),
                   num_classes=f.int("num_classes", lo=1, hi=MAX_CLASSES), stem=stem, count=count,

@@ -4,7 +4,8 @@ A spec names every layer's shape explicitly (channels, kernels, strides, condens
 parameters), so it can be built, costed and compared without the search space it came from.
 Its :attr:`Spec.digest` hashes a canonical form: defaults filled in and settings that cannot
 change the network (a residual flag on a strided block, a merge mode of a single column)
-normalised, so two specs that build the same network share a digest.
+normalised, so two specs that build the same network share a digest. NAS-Bench-201 cells are
+hashed by their isomorphism class (:func:`.nb201.cell_form`), as the benchmark counts them.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import SpecError
-from .fields import Fields
+from .fields import Fields, check_choice, join
 
 SCHEMA = "attend-search/spec/v1"
 
-BLOCK_TYPES = ("condenser", "depthwise_separable", "inverted_residual")
+BLOCK_TYPES = ("condenser", "depthwise_separable", "inverted_residual", "cell", "resnet_basic")
 ACTIVATIONS = ("relu", "relu6", "hswish", "silu")
+STEM_ACTIVATIONS = (*ACTIVATIONS, "none")   # none: pre-activation networks (NAS-Bench-201)
 GATES = ("sigmoid", "hardsigmoid")
 KERNELS = (3, 5, 7)
 ATTENTION_KERNELS = (1, 3, 5, 7)
@@ -62,6 +64,7 @@ class Block:
     se: int = 0                  # squeeze-excitation channels, 0 = none
     se_gate: str = "hardsigmoid"
     attention: Attention | None = None   # condenser blocks only
+    edges: tuple[str, ...] = ()  # cell blocks only: the six NAS-Bench-201 edge ops (nb201.py)
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ class Head:
     hidden: int = 0              # hidden linear layer after pooling, 0 = none
     hidden_act: str = "hswish"
     dropout: float = 0.0
+    norm: bool = False           # batch norm and ``act`` before pooling, without ``channels``
+                                 # (pre-activation networks, whose blocks end on batch norm)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,12 @@ class Spec:
         return cls.from_dict(data, source=source)
 
     @classmethod
+    def from_nb201(cls, arch: str, num_classes: int = 10, input_size: int = 32) -> "Spec":
+        """The NAS-Bench-201 network of an arch string ``|op~0|+|op~0|op~1|+|...|``."""
+        from .nb201 import nb201_spec
+        return nb201_spec(arch, num_classes, input_size)
+
+    @classmethod
     def from_dict(cls, data: Any, source: str | None = None) -> "Spec":
         try:
             spec = _read_spec(Fields(data, "", SpecError))
@@ -142,8 +153,11 @@ class Spec:
 
     @property
     def digest(self) -> str:
-        """Stable 16-hex-digit hash of the canonical network (metadata excluded)."""
-        text = json.dumps(self.to_dict(metadata=False), sort_keys=True, separators=(",", ":"))
+        """Stable 16-hex-digit hash of the canonical network (metadata excluded); a cell is
+        hashed by its isomorphism class, so isomorphic cells share a digest (even where one
+        carries convolutions that cannot reach its output, and so more parameters)."""
+        text = json.dumps(_cell_classes(self.to_dict(metadata=False)), sort_keys=True,
+                          separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def renamed(self, name: str) -> "Spec":
@@ -206,7 +220,9 @@ class Spec:
             stages.append(Stage(tuple(blocks), stage.columns, merge))
             channels = self.stage_out(s)
         head = self.head
-        if not head.channels:
+        if head.channels:
+            head = replace(head, norm=False)
+        elif not head.norm:
             head = replace(head, act="relu")
         if not head.hidden:
             head = replace(head, hidden_act="hswish")
@@ -220,6 +236,8 @@ def conv_out(size: int, stride: int) -> int:
 
 
 def _canonical_block(block: Block, in_channels: int) -> Block:
+    if block.type in _FIXED:
+        return replace(block, **_FIXED[block.type])
     changes: dict[str, Any] = {}
     if block.residual and not (block.stride == 1 and block.out == in_channels):
         changes["residual"] = False
@@ -232,6 +250,9 @@ def _canonical_block(block: Block, in_channels: int) -> Block:
 
 def _check_block_fit(layout: BlockLayout) -> None:
     block, cin, path = layout.block, layout.in_channels, layout.path
+    if block.type == "cell" and (block.out != cin or block.stride != 1):
+        raise SpecError(f"a cell keeps its {cin} input channels and size (a resnet_basic block "
+                        f"changes them)", path=f"{path}.out")
     if block.type == "inverted_residual" and block.se > block.mid:
         raise SpecError(f"{block.se} squeeze channels exceed the {block.mid} expanded channels",
                         path=f"{path}.se")
@@ -250,21 +271,46 @@ def _check_block_fit(layout: BlockLayout) -> None:
 
 
 def _prune(data: Any) -> Any:
-    """Drop fields that do not apply to a block's type, so stored JSON stays readable."""
+    """Drop fields that do not apply to a block's type, and the head's ``norm`` when off, so
+    stored JSON stays readable (and the JSON and digests of specs without them unchanged)."""
     if isinstance(data, dict):
         if data.get("type") in BLOCK_TYPES:
             data = {k: v for k, v in data.items() if k not in _NOT_FOR[data["type"]]}
+        elif data.get("norm") is False:
+            data = {k: v for k, v in data.items() if k != "norm"}
         return {k: _prune(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         return [_prune(v) for v in data]
     return data
 
 
+_CELL_ONLY = {"edges"}
 _NOT_FOR = {
-    "condenser": {"mid", "se", "se_gate"},     # the attention condenser is the gating
-    "depthwise_separable": {"mid", "attention"},
-    "inverted_residual": {"attention"},
+    "condenser": {"mid", "se", "se_gate", *_CELL_ONLY},   # the attention condenser gates
+    "depthwise_separable": {"mid", "attention", *_CELL_ONLY},
+    "inverted_residual": {"attention", *_CELL_ONLY},
+    # NAS-Bench-201's blocks: ReLU-conv-BN edges, 3x3 reductions, no micro-parameters
+    "cell": {"kernel", "stride", "act", "residual", "downsample", "mid", "se", "se_gate",
+             "attention"},
+    "resnet_basic": {"kernel", "act", "residual", "downsample", "mid", "se", "se_gate",
+                     "attention", *_CELL_ONLY},
 }
+# The fields NAS-Bench-201's blocks do not read, at the values their builders assume.
+_FIXED = {kind: {"kernel": 3, "act": "relu", "residual": True, "downsample": "conv", "mid": 0,
+                 "se": 0, "se_gate": "hardsigmoid", "attention": None}
+          for kind in ("cell", "resnet_basic")}
+
+
+def _cell_classes(data: Any) -> Any:
+    """A spec's pruned dict with every cell's edges replaced by its isomorphism class."""
+    from .nb201 import cell_form
+    if isinstance(data, dict):
+        if data.get("type") == "cell":
+            return {**data, "edges": cell_form(tuple(data["edges"]))}
+        return {k: _cell_classes(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_cell_classes(v) for v in data]
+    return data
 
 
 # --------------------------------------------------------------------------- reading
@@ -287,7 +333,8 @@ def _read_spec(f: Fields) -> Spec:
 
 def _read_stem(f: Fields) -> Stem:
     stem = Stem(out=f.int("out", lo=1, hi=MAX_CHANNELS), kernel=f.int("kernel", 3, choices=KERNELS),
-                stride=f.int("stride", 2, choices=(1, 2)), act=f.choice("act", ACTIVATIONS, "relu"),
+                stride=f.int("stride", 2, choices=(1, 2)),
+                act=f.choice("act", STEM_ACTIVATIONS, "relu"),
                 downsample=f.choice("downsample", DOWNSAMPLE, "conv"))
     f.done()
     return stem
@@ -302,6 +349,8 @@ def _read_stage(f: Fields) -> Stage:
 
 def _read_block(f: Fields) -> Block:
     kind = f.choice("type", BLOCK_TYPES)
+    if kind in _FIXED:
+        return _read_nb201_block(f, kind)
     d = Block("", 0)
     block = Block(
         type=kind,
@@ -316,6 +365,22 @@ def _read_block(f: Fields) -> Block:
         mid=f.int("mid", lo=1, hi=MAX_CHANNELS) if kind == "inverted_residual" else 0,
         attention=_read_attention(f.sub("attention")) if kind == "condenser" else None,
     )
+    f.done()
+    return block
+
+
+def _read_nb201_block(f: Fields, kind: str) -> Block:
+    """A ``cell`` (its six ``edges``) or a ``resnet_basic`` block (its ``stride``)."""
+    from .nb201 import OPS
+    if kind == "cell":
+        ops = f.list("edges")
+        if len(ops) != 6:
+            raise f.fail("edges", f"a cell has 6 edges, got {len(ops)}")
+        for i, op in enumerate(ops):
+            check_choice(op, OPS, f"{join(f.path, 'edges')}[{i}]", SpecError)
+        block = Block(kind, out=f.int("out", lo=1), edges=tuple(ops))
+    else:
+        block = Block(kind, out=f.int("out", lo=1), stride=f.int("stride", 1, choices=(1, 2)))
     f.done()
     return block
 
@@ -342,7 +407,8 @@ def _read_head(f: Fields) -> Head:
     head = Head(channels=f.int("channels", d.channels, lo=0, hi=MAX_CHANNELS), act=f.choice("act", ACTIVATIONS, d.act),
                 hidden=f.int("hidden", d.hidden, lo=0, hi=MAX_CHANNELS),
                 hidden_act=f.choice("hidden_act", ACTIVATIONS, d.hidden_act),
-                dropout=f.float("dropout", d.dropout, lo=0.0, hi=0.9))
+                dropout=f.float("dropout", d.dropout, lo=0.0, hi=0.9),
+                norm=f.bool("norm", d.norm))
     f.done()
     return head
 

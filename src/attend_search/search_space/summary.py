@@ -25,7 +25,8 @@ def _parts(model: nn.Module, spec: Spec) -> list[tuple[str, str, nn.Module]]:
     for layout in spec.blocks():
         module = model.get_submodule(_module_path(layout.path))
         parts.append((layout.path, layout.block.type, module))
-    parts += [("head.conv", "conv1x1", model.head_conv), ("head.pool", "avgpool", model.pool),
+    head = "conv1x1" if spec.head.channels else "bn+act"    # head.norm: batch norm, activation
+    parts += [("head.conv", head, model.head_conv), ("head.pool", "avgpool", model.pool),
               ("head.classifier", "linear", model.classifier)]
     return [p for p in parts if not isinstance(p[2], nn.Identity)]
 

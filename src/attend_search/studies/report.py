@@ -72,7 +72,7 @@ def _page(study: optuna.Study, config: StudyConfig) -> str:
 
 def _summary(trials: list[FrozenTrial], config: StudyConfig) -> str:
     c, s = counts(trials), config.search
-    objectives = ", ".join(f"{o.direction} {o.metric}" for o in s.objectives)
+    objectives = ", ".join(f"{o.direction} {o.label}" for o in s.objectives)
     rows = [("trials", c.total), ("complete (feasible)", c.complete), ("infeasible", c.infeasible),
             ("pruned", c.pruned), ("failed", c.failed), ("duplicates reused", c.duplicates),
             ("space", f"{s.space.name} ({s.space.size:.2e} architectures)"),
@@ -99,7 +99,8 @@ def _preset_points(config: StudyConfig, metrics: list[str]) -> dict[str, dict[st
 
 def _pareto_figure(feasible: list[FrozenTrial], config: StudyConfig
                    ) -> go.Figure:
-    x, y = (o.metric for o in config.search.objectives[:2])
+    objectives = config.search.objectives[:2]
+    x, y = (o.metric for o in objectives)
     front = pareto(feasible, config.search.objectives)
     fig = go.Figure()
     fig.add_scatter(x=[t.values[0] for t in feasible], y=[t.values[1] for t in feasible],
@@ -111,7 +112,7 @@ def _pareto_figure(feasible: list[FrozenTrial], config: StudyConfig
     for name, values in _preset_points(config, [x, y]).items():
         fig.add_scatter(x=[values[x]], y=[values[y]], mode="markers+text", name=name, text=[name],
                         textposition="top center", marker=dict(symbol="star", size=14))
-    fig.update_layout(xaxis_title=x, yaxis_title=y)
+    fig.update_layout(xaxis_title=objectives[0].label, yaxis_title=objectives[1].label)
     return fig
 
 
@@ -131,7 +132,7 @@ def _history(feasible: list[FrozenTrial], config: StudyConfig) -> go.Figure | st
     layout = {"xaxis_title": "trial"}
     for i, o in enumerate(config.search.objectives):
         key = "yaxis" if i == 0 else f"yaxis{i + 1}"
-        layout[key] = dict(title=o.metric, **({"overlaying": "y", "side": "right"} if i else {}))
+        layout[key] = dict(title=o.label, **({"overlaying": "y", "side": "right"} if i else {}))
     fig.update_layout(**layout)
     return fig
 
