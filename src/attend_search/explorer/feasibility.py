@@ -10,15 +10,14 @@ found, the closest candidate's violations say which constraints are in the way.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import optuna
 
 from ..errors import AttendSearchError
 from ..search_space import Spec
-from .metrics import is_cheap
-from .search import SearchConfig, presets_in_space, quiet_optuna
+from .samplers import make_sampler
+from .search import SearchConfig, cheap_violations, presets_in_space, quiet_optuna
 from .trial_chooser import TrialChooser
 
 
@@ -34,25 +33,19 @@ class Feasibility:
 
 
 def check_feasibility(config: SearchConfig, trials: int = 300, seed: int = 0) -> Feasibility:
-    cs, evaluation = config.constraints, config.evaluation
     found: list[Spec] = []
     violations_of: dict[int, dict[str, float]] = {}
 
     def objective(trial: optuna.Trial) -> float:
         spec = config.space.resolve(TrialChooser(trial))
-        values = evaluation.cheap(spec, [m for m in cs.metrics if is_cheap(m)])
-        violations = {**cs.structural(spec), **{b.name: b.violation(values[b.metric])
-                                                for b in cs.budgets if b.metric in values}}
+        violations = cheap_violations(config, spec)[1]
         violations_of[trial.number] = violations
         if all(v <= 0 for v in violations.values()):
             found.append(spec)
             trial.study.stop()
         return sum(max(0.0, v) for v in violations.values())
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                             n_startup_trials=20)
+    sampler = make_sampler("tpe", {"n_startup_trials": 20}, seed)
     with quiet_optuna():
         study = optuna.create_study(sampler=sampler)
         for _, _, params in presets_in_space(config.space):

@@ -157,12 +157,17 @@ def presets_in_space(space: Space) -> list[tuple[str, Spec, dict[str, Any]]]:
     return out
 
 
-def _meets_cheap_constraints(config: SearchConfig, spec: Spec) -> bool:
-    """Rules and the budgets on cost and predicted latency (what is known before training)."""
+def cheap_violations(config: SearchConfig, spec: Spec, clock: Stopwatch | None = None
+                     ) -> tuple[dict[str, float], dict[str, float]]:
+    """``(cheap metrics, violations)``: the rules and the budgets on cost and predicted
+    latency, what is known before any proxy or training."""
     cs = config.constraints
-    metrics = config.evaluation.cheap(spec, [m for m in cs.metrics if is_cheap(m)])
-    violations = {**cs.structural(spec), **_budgets(cs, metrics)}
-    return all(v <= 0 for v in violations.values())
+    metrics = config.evaluation.cheap(spec, [m for m in config.metrics if is_cheap(m)], clock)
+    return metrics, {**cs.structural(spec), **_budgets(cs, metrics)}
+
+
+def _meets_cheap_constraints(config: SearchConfig, spec: Spec) -> bool:
+    return all(v <= 0 for v in cheap_violations(config, spec)[1].values())
 
 
 class TrialObjective:
@@ -242,8 +247,7 @@ class TrialObjective:
     def _evaluate(self, trial: optuna.Trial, spec: Spec, base: TrialRecord, clock: Stopwatch
                   ) -> list[float]:
         config, cs = self.config, self.config.constraints
-        metrics = self.evaluation.cheap(spec, [m for m in config.metrics if is_cheap(m)], clock)
-        violations = {**cs.structural(spec), **_budgets(cs, metrics)}
+        metrics, violations = cheap_violations(config, spec, clock)
         feasible = all(v <= 0 for v in violations.values())
         imputed: list[str] = []
         if feasible:
