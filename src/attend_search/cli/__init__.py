@@ -7,10 +7,9 @@ one line naming the file and field; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
-from .. import __version__
+from .. import __version__, interrupts
 from ..errors import AttendSearchError
 from ..studies.store import storage_error
 from . import evaluate, latency, output_commands, spec_commands, study_commands
@@ -30,16 +29,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM (a scheduler, ``kill``, ``docker stop``) stops a command as Ctrl-C does: the
-    running trial is closed as failed. A second SIGTERM is ignored while that happens."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupts.install()   # Ctrl-C and SIGTERM: the running trial is closed as failed
     try:
         args.func(args)
     except Exception as exc:
