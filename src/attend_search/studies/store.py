@@ -94,13 +94,15 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
     """Optuna's RDB storage with heartbeats. Processes that open a fresh database at the same
     moment race to create its tables; the loser retries and finds them made."""
     sqlite = url.startswith("sqlite")
-    kwargs = {"connect_args": {"timeout": _seconds(LOCK_TIMEOUT_ENV, 60)}} if sqlite else {}
+    # a server restarted since a pooled connection was made: checked out, it is replaced
+    kwargs = ({"connect_args": {"timeout": _seconds(LOCK_TIMEOUT_ENV, 60)}} if sqlite
+              else {"pool_pre_ping": True})
     grace = _seconds(GRACE_ENV, 60)
     for attempt in range(1, attempts + 1):
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                store = RDBStorage(url, engine_kwargs=kwargs,
+                store = _Storage(url, engine_kwargs=kwargs,
                                    heartbeat_interval=max(1, grace // 3), grace_period=grace,
                                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
                                        max_retry=1))
@@ -116,6 +118,19 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
         except Exception as exc:  # bad URL, server down, missing driver, locked
             raise storage_error(exc, url) or _cannot_open(url, exc) from None
     raise AssertionError("unreachable")
+
+
+class _Storage(RDBStorage):
+    """Optuna's RDB storage, with a heartbeat that survives a missed beat. Optuna's heartbeat
+    thread dies on its first storage error (a server restarting, a moment's lock) with a
+    traceback, and the trial, still running, then looks dead to other workers once the grace
+    period has passed. A missed beat is harmless; the next one tries again."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except optuna.exceptions.StorageInternalError:
+            pass
 
 
 def _write_ahead_log(connection, _record) -> None:
@@ -158,7 +173,9 @@ def storage_error(exc: BaseException, url: str | None = None) -> AttendSearchErr
     """What a database error means for the user, or None when it is not one: a lock held
     by another process (exit 2) or a lost server (exit 1: stop, and resume later)."""
     while exc is not None and not isinstance(exc, sqlalchemy.exc.OperationalError):
-        exc = exc.__cause__   # Optuna wraps it in StorageInternalError
+        # Optuna wraps it in StorageInternalError; a lost server in the middle of Optuna's
+        # _run_trial surfaces as an UnboundLocalError raised while handling it
+        exc = exc.__cause__ or exc.__context__
     if exc is None:
         return None
     text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
