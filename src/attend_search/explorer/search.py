@@ -43,6 +43,7 @@ from .deadline import deadline
 from .evaluation import Evaluation
 from .ledger import Ledger, MemoryLedger, stream_seed
 from .metrics import Objective, is_cheap
+from .param_batch import params_written_together
 from .record import KEY, TrialRecord, record_of
 from .samplers import SAMPLERS, make_pruner, make_sampler
 from .stopwatch import Stopwatch
@@ -206,7 +207,7 @@ class TrialObjective:
 
     def _trial(self, trial: optuna.Trial) -> float | list[float]:
         config, clock = self.config, Stopwatch()
-        with clock("resolve"):   # the sampler answers each parameter; Optuna stores it
+        with clock("resolve"), params_written_together(trial):   # the sampler answers each
             chooser = (FullSpaceChooser(trial, config.space) if self.full_space
                        else TrialChooser(trial))
             spec = config.space.resolve(chooser)

@@ -28,7 +28,11 @@ import optuna
 import sqlalchemy
 import sqlalchemy.exc
 import yaml
+from optuna import distributions
+from optuna.distributions import BaseDistribution
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 
 from ..errors import AttendSearchError, RunStopped
 from ..explorer import Run, open_study
@@ -103,9 +107,9 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
             with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 store = _Storage(url, engine_kwargs=kwargs,
-                                   heartbeat_interval=max(1, grace // 3), grace_period=grace,
-                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                                       max_retry=1))
+                                 heartbeat_interval=max(1, grace // 3), grace_period=grace,
+                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                     max_retry=1))
             if sqlite:
                 sqlalchemy.event.listen(store.engine, "connect", _write_ahead_log)
                 sqlalchemy.event.listen(store.engine, "begin", _begin_immediate)
@@ -121,12 +125,45 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
 
 
 class _Storage(RDBStorage):
-    """Optuna's RDB storage, with a heartbeat that survives a missed beat. Optuna's heartbeat
-    thread dies on its first storage error (a server restarting, a moment's lock) with a
-    traceback, and the trial, still running, then looks dead to other workers once the grace
-    period has passed. A missed beat is harmless; the next one tries again."""
+    """Optuna's RDB storage, with a heartbeat that survives a missed beat, and a trial's
+    parameters written in one transaction (:mod:`attend_search.explorer.param_batch`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._distributions: dict[tuple[int, str], BaseDistribution | None] = {}
+
+    def set_trial_params(self, trial_id: int,
+                         params: list[tuple[str, float, BaseDistribution]]) -> None:
+        """Optuna's checks (the trial still running; each distribution the same as the
+        study's earlier trials had, read once per process), then one insert and one commit."""
+        with _create_scoped_session(self.scoped_session, True) as session:
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            self.check_trial_is_updatable(trial_id, trial.state)
+            rows = []
+            for name, value, distribution in params:
+                known = self._known_distribution(session, trial.study_id, name)
+                if known is not None:
+                    distributions.check_distribution_compatibility(known, distribution)
+                self._distributions[trial.study_id, name] = distribution
+                rows.append({"trial_id": trial_id, "param_name": name, "param_value": value,
+                             "distribution_json": distributions.distribution_to_json(distribution)})
+            if rows:
+                session.execute(sqlalchemy.insert(models.TrialParamModel), rows)
+
+    def _known_distribution(self, session, study_id: int, name: str) -> BaseDistribution | None:
+        if (study_id, name) not in self._distributions:
+            earlier = (session.query(models.TrialParamModel.distribution_json)
+                       .join(models.TrialModel).filter(models.TrialModel.study_id == study_id)
+                       .filter(models.TrialParamModel.param_name == name).first())
+            self._distributions[study_id, name] = (
+                distributions.json_to_distribution(earlier[0]) if earlier else None)
+        return self._distributions[study_id, name]
 
     def record_heartbeat(self, trial_id: int) -> None:
+        """Optuna's heartbeat thread dies on its first storage error (a server restarting, a
+        moment's lock) with a traceback, and the trial, still running, then looks dead to
+        other workers once the grace period has passed. A missed beat is harmless: the next
+        one tries again."""
         try:
             super().record_heartbeat(trial_id)
         except optuna.exceptions.StorageInternalError:
