@@ -252,4 +252,4 @@ def test_tpe_reads_the_trials_once_per_trial_and_samples_as_optunas_tpe():
             study.optimize(objective, n_trials=30)
         params[name] = [t.params for t in study.trials]
     assert params["ours"] == params["optuna's"]
-    assert reads["ours"] <= 3 * 30 < reads["optuna's"]
+    assert reads["ours"] <= 2 * 30 + 1 < reads["optuna's"], reads  # per trial: queue, space

@@ -72,8 +72,9 @@ def _quiet(make: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _OneReadPerTrial:
-    """The study as a sampler sees it while it samples one trial: every trial read from the
-    storage once, then served from that list."""
+    """The study as a sampler sees it while it samples one trial: every trial as Optuna
+    read them when the trial was asked for (to infer the search space), served from that
+    list."""
 
     def __init__(self, study: optuna.Study):
         self._study, self._trials = study, None
@@ -81,7 +82,7 @@ class _OneReadPerTrial:
     def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False
                     ) -> list[optuna.trial.FrozenTrial]:
         if self._trials is None:
-            self._trials = self._study._get_trials(deepcopy=False)
+            self._trials = self._study._get_trials(deepcopy=False, use_cache=True)
         trials = [t for t in self._trials if states is None or t.state in states]
         return copy.deepcopy(trials) if deepcopy else trials
 
@@ -93,8 +94,8 @@ class _TPESampler(optuna.samplers.TPESampler):
     """Optuna's TPE, grouped. Optuna 5's default constant liar (running trials count as
     bad ones, so parallel workers spread out) reads every trial from the storage again for
     each group of parameters: about six reads a trial on our space, a tenth of a cheap
-    trial's time, growing with the study. One read per trial sees the other workers'
-    running trials all the same."""
+    trial's time, growing with the study. The read made when the trial was asked for sees
+    the other workers' running trials all the same."""
 
     def __init__(self, **kwargs: Any):
         super().__init__(multivariate=True, group=True, **kwargs)
