@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from functools import lru_cache
 
 import optuna
@@ -25,11 +26,13 @@ _VALUES = models.TrialValueModel.__table__
 _USER = models.TrialUserAttributeModel.__table__
 _SYSTEM = models.TrialSystemAttributeModel.__table__
 _STEPS = models.TrialIntermediateValueModel.__table__
+_BATCH = 500
 
 
-def read_trials(study: optuna.Study, params: bool = True) -> list[FrozenTrial]:
-    """Every trial of ``study`` in number order, as ``study.get_trials()`` gives them; without
-    ``params`` their parameters are left out (most of the rows: ``show`` needs none)."""
+def read_trials(study: optuna.Study, params: bool | Collection[int] = True) -> list[FrozenTrial]:
+    """Every trial of ``study`` in number order, as ``study.get_trials()`` gives them. Their
+    parameters are most of the rows: ``params=False`` leaves them out (``show`` needs none),
+    a collection of trial numbers reads only those trials' (the report's importance sample)."""
     rdb = getattr(study._storage, "_backend", study._storage)
     if not isinstance(rdb, optuna.storages.RDBStorage):
         return study.get_trials(deepcopy=False)
@@ -37,10 +40,16 @@ def read_trials(study: optuna.Study, params: bool = True) -> list[FrozenTrial]:
     with rdb.engine.connect() as db:
         trials = db.execute(sa.select(_T).where(_T.c.study_id == study._study_id)
                             .order_by(_T.c.number)).all()
-        tables = [("params", _PARAMS)] * params + [
-            ("values", _VALUES), ("user", _USER), ("system", _SYSTEM), ("steps", _STEPS)]
-        rows = {name: _by_trial(db, table, in_study) for name, table in tables}
-        rows.setdefault("params", defaultdict(list))
+        rows = {name: _by_trial(db, table, in_study) for name, table in (
+            ("values", _VALUES), ("user", _USER), ("system", _SYSTEM), ("steps", _STEPS))}
+        rows["params"] = defaultdict(list)
+        if params is True:
+            rows["params"] = _by_trial(db, _PARAMS, in_study)
+        elif params:
+            numbers = sorted(params)
+            for start in range(0, len(numbers), _BATCH):   # bound the SQL's list of numbers
+                chosen = in_study.where(_T.c.number.in_(numbers[start:start + _BATCH]))
+                rows["params"].update(_by_trial(db, _PARAMS, chosen))
     return [_frozen(t, {name: rows[name][t.trial_id] for name in rows}) for t in trials]
 
 
