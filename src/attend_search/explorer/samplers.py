@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,49 @@ class _TPESampler(optuna.samplers.TPESampler):
         return super().sample_relative(_OneReadPerTrial(study), trial, search_space)
 
 
+class _NSGAIISampler(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II, with its per-trial bookkeeping kept from trial to trial instead of
+    recomputed from every trial of the study: a new trial's generation (Optuna scans all
+    complete trials for the latest generation and its size) and a generation's parents
+    (Optuna filters every trial by id). Both grow with the study, a scan each per trial,
+    the larger part of a trial's cost growth over 10,000 trials. Same results: the trials
+    counted are finished ones, which never change, and a generation's parents, once chosen
+    and stored in the study, are fixed."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._settled = 0                       # trials [0, _settled) are finished, counted
+        self._complete_by_generation: Counter[int] = Counter()
+        self._parents: dict[int, list[optuna.trial.FrozenTrial]] = {}
+
+    def get_trial_generation(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> int:
+        key = self._get_generation_key()
+        if key in trial.system_attrs:
+            return trial.system_attrs[key]
+        trials = study._get_trials(deepcopy=False, use_cache=True)   # by number, only grows
+        while self._settled < len(trials) and trials[self._settled].state.is_finished():
+            self._count(self._complete_by_generation, trials[self._settled], key)
+            self._settled += 1
+        counts = self._complete_by_generation.copy()
+        for t in trials[self._settled:]:
+            self._count(counts, t, key)
+        latest = max((g for g, n in counts.items() if g >= 0 and n), default=0)
+        generation = latest if counts[latest] < self._population_size else latest + 1
+        study._storage.set_trial_system_attr(trial._trial_id, key, generation)
+        return generation
+
+    @staticmethod
+    def _count(counts: Counter[int], trial: optuna.trial.FrozenTrial, key: str) -> None:
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            counts[trial.system_attrs.get(key, -1)] += 1
+
+    def get_parent_population(self, study: optuna.Study, generation: int
+                              ) -> list[optuna.trial.FrozenTrial]:
+        if generation not in self._parents:
+            self._parents = {generation: super().get_parent_population(study, generation)}
+        return self._parents[generation]
+
+
 _PROBABILITY = Option(float, 0.0, 1.0)
 
 SAMPLERS: dict[str, Registered] = {s.name: s for s in (
@@ -112,7 +156,7 @@ SAMPLERS: dict[str, Registered] = {s.name: s for s in (
         {"n_startup_trials": Option(int, 0), "n_ei_candidates": Option(int, 1),
          "prior_weight": Option(float, 1e-6), "consider_endpoints": Option(bool),
          "constant_liar": Option(bool)}),
-    Registered("nsga2", _quiet(optuna.samplers.NSGAIISampler),
+    Registered("nsga2", _quiet(_NSGAIISampler),
                {"population_size": Option(int, 2), "mutation_prob": _PROBABILITY,
                 "crossover_prob": _PROBABILITY, "swapping_prob": _PROBABILITY},
                full_space=True),
