@@ -4,7 +4,8 @@
 Raspberry Pi it is real ARM latency. onnxruntime is the default runtime because it is what
 edge deployments of these networks run, with the same graph optimisations (batch norm
 folded, activations fused into convolutions) that :mod:`.kernels` assumes. ``export_onnx``
-is also how studies export their networks.
+is also how studies export their networks. ``runtime="litert"`` converts the network to
+LiteRT (:mod:`.litert`, the optional extra ``litert``) and times its interpreter.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from torch import nn
 from ..errors import AttendSearchError
 from ..search_space import Spec
 from .forward_trace import eval_mode, torch_threads
+from .litert import litert_session
 from .model_input import Shape, as_model
 
-RUNTIMES = ("onnxruntime", "torch")
+RUNTIMES = ("onnxruntime", "torch", "litert")
 
 
 class MeasurementError(AttendSearchError):
@@ -90,17 +92,25 @@ def measure_latency(model_or_spec: nn.Module | Spec, input_shape: Shape | None =
                                f"{threads}, {warmup} and {repeats}")
     model, shape = as_model(model_or_spec, input_shape)
     x = torch.rand(shape)
-    session = _onnxruntime_session if runtime == "onnxruntime" else _torch_session
-    clock = time.thread_time if threads == 1 else time.perf_counter
+    session = {"onnxruntime": _onnxruntime_session, "torch": _torch_session,
+               "litert": litert_session}[runtime]
     with session(model, x, threads) as run:
-        for _ in range(warmup):
-            run()
-        times = []
-        for _ in range(repeats):
-            start = clock()
-            run()
-            times.append(clock() - start)
-    return statistics.median(times) * 1e3
+        return statistics.median(timed_runs(run, threads, warmup, repeats))
+
+
+def timed_runs(run: Callable[[], object], threads: int = 1, warmup: int = 10,
+               repeats: int = 50) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones,
+    on the clock :func:`measure_latency` explains (thread CPU time for one thread)."""
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        run()
+        times.append((clock() - start) * 1e3)
+    return times
 
 
 @contextlib.contextmanager
