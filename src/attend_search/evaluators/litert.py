@@ -111,9 +111,9 @@ def _interpreter(path: str | Path, threads: int):
 
 
 class TFLiteModel:
-    """A ``.tflite`` file in the LiteRT interpreter: call it on a batch of the file's input
-    shape (float32; quantized by the input's scale where the file takes int8), get the
-    float32 output."""
+    """A ``.tflite`` file in the LiteRT interpreter: call it on a batch (float32; quantized
+    by the input's scale where the file takes int8), fed in the file's own batch size, to
+    get the float32 outputs."""
 
     def __init__(self, path: str | Path, threads: int = 1):
         self.path = Path(path)
@@ -121,10 +121,18 @@ class TFLiteModel:
         (self._in,), (self._out,) = (self._interpreter.get_input_details(),
                                      self._interpreter.get_output_details())
         self.input_shape = tuple(int(n) for n in self._in["shape"])
-        self.int8 = self._in["dtype"] == np.int8 or any(
-            d["dtype"] == np.int8 for d in self._interpreter.get_tensor_details())
+        self.int8 = any(d["dtype"] == np.int8 for d in self._interpreter.get_tensor_details())
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        batch = self.input_shape[0]
+        if len(x) % batch:
+            raise LiteRTError(f"{self.path}: a batch of {len(x)} is not a multiple of the "
+                              f"file's {batch}")
+        if len(x) == batch:
+            return self._invoke(x)
+        return np.concatenate([self._invoke(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
         self._interpreter.set_tensor(self._in["index"], _to_dtype(x, self._in))
         self._interpreter.invoke()
         y = self._interpreter.get_tensor(self._out["index"])
@@ -141,12 +149,8 @@ def _to_dtype(x: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Outputs of a ``.tflite`` file for a batch ``x``, fed in the file's own batch size."""
-    model = TFLiteModel(path, threads)
-    batch = model.input_shape[0]
-    if len(x) % batch:
-        raise LiteRTError(f"{path}: a batch of {len(x)} is not a multiple of the file's {batch}")
-    return np.concatenate([model(x[i:i + batch]) for i in range(0, len(x), batch)])
+    """Outputs of a ``.tflite`` file for a batch ``x`` (see :class:`TFLiteModel`)."""
+    return TFLiteModel(path, threads)(x)
 
 
 @contextlib.contextmanager

@@ -38,8 +38,11 @@ class MeasurementError(AttendSearchError):
 
 
 def export_onnx(model: nn.Module, input_shape: Shape, path: str | Path,
-                opset: int | None = None) -> int:
+                opset: int | None = None, dynamic_batch: bool = False) -> int:
     """Write ``model`` (in eval mode, static input shape) to ``path`` as ONNX; the opset used.
+
+    ``dynamic_batch``: the first axis is a named dimension ``batch`` (any size), as exported
+    deployment files want; the rest of the shape stays static.
 
     Uses torch.onnx's ``torch.export``-based exporter (``dynamo=True``), the default and
     maintained one since PyTorch 2.9; the TorchScript exporter is deprecated. It exports every
@@ -47,11 +50,14 @@ def export_onnx(model: nn.Module, input_shape: Shape, path: str | Path,
     shape here) and BlurPool's fixed filter (a constant). Weights are stored in the file
     itself so that it stands alone. ``opset=None`` takes the exporter's default.
     """
-    x = torch.zeros(input_shape)
+    # torch.export specialises a dimension of size 1, so a dynamic batch is traced at 2
+    x = torch.zeros((2, *input_shape[1:]) if dynamic_batch else input_shape)
+    dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
     try:
         with _quiet_exporter(), eval_mode(model), torch.no_grad():
             program = torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset,
-                                        external_data=False, verbose=False)
+                                        dynamic_shapes=dynamic, external_data=False,
+                                        verbose=False)
     except Exception as exc:  # the exporter raises many types; the user needs the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MeasurementError(f"ONNX export failed: {first}") from exc
@@ -122,15 +128,21 @@ def _torch_session(model: nn.Module, x: torch.Tensor, threads: int) -> Iterator[
 @contextlib.contextmanager
 def _onnxruntime_session(model: nn.Module, x: torch.Tensor, threads: int
                          ) -> Iterator[Callable[[], object]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_onnx(model, tuple(x.shape), path)
+        session = onnxruntime_session(path, threads)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    yield lambda: session.run(None, feed)
+
+
+def onnxruntime_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime CPU session as :func:`measure_latency` times it: all graph
+    optimisations, ``threads`` intra-op threads, sequential execution, errors only logged."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3          # errors only
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(model, tuple(x.shape), path)
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    yield lambda: session.run(None, feed)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
