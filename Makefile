@@ -27,7 +27,7 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/attend-search run --budget $(DEMO_TRIALS)
-	$(BIN)/attend-search export default --pareto --format json,onnx,pt2 --out exports
+	$(BIN)/attend-search export default --pareto --format json,onnx,pt2 --out exports --force
 	$(BIN)/attend-search report default --out report.html
 
 test: $(STAMP)

@@ -45,7 +45,8 @@ def quantize_onnx(float_path: str | Path, out: str | Path, calibration: Tensor,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    name = InferenceSession(str(float_path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    session = InferenceSession(str(float_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
     images = calibration.detach().float().numpy()
 
     class Batches(CalibrationDataReader):

@@ -117,7 +117,7 @@ def export_network(spec: Spec, model: nn.Module, folder: Path, provenance: Prove
     work.mkdir()                                 # normal permissions (umask), not mkdtemp's
     try:
         files = _write(spec, model.eval(), work, formats, int8)
-        facts = CardFacts(files=files, weights_sha256=_sha256(work / "weights.safetensors"),
+        facts = CardFacts(files=files, weights_sha256=file_sha256(work / "weights.safetensors"),
                           checks=verify_export(work),
                           int8=check_int8(work, int8.images, int8.labels) if int8 else (),
                           calibration=(f"{len(int8.images)} images of `{int8.source}`"
@@ -170,7 +170,7 @@ def _umask() -> int:
     return mask
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -69,14 +69,11 @@ def model_card(spec: Spec, provenance: Provenance, facts: CardFacts) -> str:
                   f"the spec alone gives other weights, so load `weights.safetensors`."]
     lines += ["", f"`weights.safetensors`: SHA-256 `{facts.weights_sha256}`."]
     if provenance.metrics:
-        lines += ["", "## Metrics", "", "| metric | value | unit |", "|---|---:|---|"]
-        lines += [f"| {k} | {' | '.join(format_metric(k, v))} |"
-                  for k, v in provenance.metrics.items()]
+        lines += ["", "## Metrics", "", *_table(["metric", "value", "unit"], [
+            [k, *format_metric(k, v)] for k, v in provenance.metrics.items()])]
     if provenance.violations:
-        lines += ["", "## Constraints", "", "| constraint | violation (<= 0 met) | met |",
-                  "|---|---:|---|"]
-        lines += [f"| {k} | {v:.4g} | {'yes' if v <= 0 else 'NO'} |"
-                  for k, v in provenance.violations.items()]
+        lines += ["", "## Constraints", "", *_table(["constraint", "violation (<= 0 met)", "met"], [
+            [k, f"{v:.4g}", "yes" if v <= 0 else "NO"] for k, v in provenance.violations.items()])]
     lines += ["", "## Files", ""] + [f"- `{name}`: {what}" for name, what in facts.files.items()]
     lines += _verification(facts) + _int8(facts) + _latency(facts)
     lines += ["", "## Rebuild in Python", "", "```python",
@@ -91,35 +88,41 @@ def model_card(spec: Spec, provenance: Provenance, facts: CardFacts) -> str:
 def _verification(facts: CardFacts) -> list[str]:
     if not facts.checks:
         return []
-    largest = facts.checks[0].largest_logit
-    lines = ["", "## Verification", "",
-             f"Each file run on {CHECK_IMAGES} fixed images (uniform pixels, seed 0) against the PyTorch "
-             f"network rebuilt from `spec.json` and `weights.safetensors`; error = max |file - "
-             f"PyTorch| / max |PyTorch logit| (here {largest:.3e}); an export fails above "
-             f"{TOLERANCE:g}.", "", "| file | relative error |", "|---|---:|"]
-    return lines + [f"| `{c.file}` | {c.relative_error:.2e} |" for c in facts.checks]
+    return ["", "## Verification", "",
+            f"Each file run on {CHECK_IMAGES} fixed images (uniform pixels, seed 0) against the "
+            f"PyTorch network rebuilt from `spec.json` and `weights.safetensors`; error = max "
+            f"|file - PyTorch| / max |PyTorch logit| (here {facts.checks[0].largest_logit:.3e}); "
+            f"an export fails above {TOLERANCE:.0e}.", "",
+            *_table(["file", "relative error"],
+                    [[f"`{c.file}`", f"{c.relative_error:.2e}"] for c in facts.checks])]
 
 
 def _int8(facts: CardFacts) -> list[str]:
     if not facts.int8:
         return []
-    lines = ["", "## int8", "",
-             f"Post-training static quantization (int8 weights per channel, int8 activations), "
-             f"calibrated on {facts.calibration}. Top-1 on those same images (calibration "
-             f"data, not a held-out test):", "",
-             "| file | top-1 int8 | top-1 float | drop (points) | same class as float |",
-             "|---|---:|---:|---:|---:|"]
-    return lines + [f"| `{c.file}` | {c.accuracy:.1%} | {c.float_accuracy:.1%} | "
-                    f"{100 * (c.float_accuracy - c.accuracy):.1f} | {c.agreement:.1%} |"
-                    for c in facts.int8]
+    return ["", "## int8", "",
+            f"Post-training static quantization (int8 weights per channel, int8 activations), "
+            f"calibrated on {facts.calibration}. Top-1 on those same images (calibration data, "
+            f"not a held-out test):", "",
+            *_table(["file", "top-1 int8", "top-1 float", "drop (points)", "same class as float"],
+                    [[f"`{c.file}`", f"{c.accuracy:.1%}", f"{c.float_accuracy:.1%}",
+                      f"{100 * (c.float_accuracy - c.accuracy):.1f}", f"{c.agreement:.1%}"]
+                     for c in facts.int8])]
 
 
 def _latency(facts: CardFacts) -> list[str]:
     if not facts.latency_ms:
         return []
-    lines = ["", "## Measured latency", "",
-             f"Batch 1, one thread, median of {LATENCY_REPEATS} runs after 5 warm-up runs, on {facts.machine} "
-             f"while exporting (not the target device; other load on the machine is not "
-             f"controlled).", "", "| file | runtime | ms |", "|---|---|---:|"]
-    return lines + [f"| `{name}` | {'onnxruntime' if name.endswith('.onnx') else 'LiteRT'} | "
-                    f"{ms:.2f} |" for name, ms in facts.latency_ms.items()]
+    return ["", "## Measured latency", "",
+            f"Batch 1, one thread, median of {LATENCY_REPEATS} runs after 5 warm-up runs, on "
+            f"{facts.machine} while exporting (not the target device; other load on the "
+            f"machine is not controlled).", "",
+            *_table(["file", "runtime", "ms"],
+                    [[f"`{name}`", "onnxruntime" if name.endswith(".onnx") else "LiteRT",
+                      f"{ms:.2f}"] for name, ms in facts.latency_ms.items()])]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Markdown; every column but the first right-aligned (they hold numbers)."""
+    return ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1),
+            *("| " + " | ".join(row) + " |" for row in rows)]

@@ -109,7 +109,7 @@ def file_latency(folder: Path) -> dict[str, float]:
     spec = Spec.from_json((folder / "spec.json").read_text())
     x = check_images(spec)[:1].numpy()
     times = {}
-    for path in sorted(folder.glob("model.*")):
+    for path in sorted(folder.glob("model.*"), key=lambda p: (p.suffix, ".int8." in p.name)):
         if path.suffix in (".onnx", ".tflite"):
             run = RUNNERS[path.suffix](path)
             times[path.name] = statistics.median(timed_runs(lambda: run(x), 1, warmup=5,
