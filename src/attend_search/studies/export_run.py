@@ -67,7 +67,7 @@ def export_study(config: StudyConfig, trials: list[FrozenTrial], chosen: list[Fr
                f"({', '.join(sorted(p.name for p in folder.iterdir()))})")
     remove_stale(stale)
     yield from (f"{path}: removed (from an earlier export, no longer chosen)" for path in stale)
-    manifest = write_manifest(out, config.name, trials, options.selection, exported,
+    manifest = write_manifest(out, config.name, trials, exported,
                               list(tables.values()), asdict(options), stale)
     yield f"{manifest}: {len(exported)} network(s), {len(tables)} table(s)"
 

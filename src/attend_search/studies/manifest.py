@@ -55,7 +55,7 @@ def remove_stale(stale: Sequence[Path]) -> None:
         shutil.rmtree(path)
 
 
-def write_manifest(out: Path, study: str, trials: list[FrozenTrial], selection: str,
+def write_manifest(out: Path, study: str, trials: list[FrozenTrial],
                    exported: Sequence[tuple[FrozenTrial, Path]], tables: Sequence[Path],
                    options: dict, removed: Sequence[Path]) -> Path:
     """Record this export run (see the module docstring); returns the manifest's path."""
@@ -66,8 +66,7 @@ def write_manifest(out: Path, study: str, trials: list[FrozenTrial], selection: 
         "study": study,
         "written_at": _iso(datetime.now(timezone.utc)),
         "attend_search": __version__,
-        "selection": selection,
-        "options": options,
+        "options": options,             # the formats, the selection (pareto, top K, trial N)
         "study_state": {"trials": len(trials), "complete": c.complete,
                         "infeasible": c.infeasible, "running": c.running,
                         "last_trial": max((t.number for t in trials), default=None),

@@ -70,10 +70,11 @@ def model_card(spec: Spec, provenance: Provenance, facts: CardFacts) -> str:
     lines += ["", f"`weights.safetensors`: SHA-256 `{facts.weights_sha256}`."]
     if provenance.metrics:
         lines += ["", "## Metrics", "", *_table(["metric", "value", "unit"], [
-            [k, *format_metric(k, v)] for k, v in provenance.metrics.items()])]
+            [k, *format_metric(k, v)] for k, v in provenance.metrics.items()], numbers={1})]
     if provenance.violations:
         lines += ["", "## Constraints", "", *_table(["constraint", "violation (<= 0 met)", "met"], [
-            [k, f"{v:.4g}", "yes" if v <= 0 else "NO"] for k, v in provenance.violations.items()])]
+            [k, f"{v:.4g}", "yes" if v <= 0 else "NO"] for k, v in provenance.violations.items()],
+            numbers={1})]
     lines += ["", "## Files", ""] + [f"- `{name}`: {what}" for name, what in facts.files.items()]
     lines += _verification(facts) + _int8(facts) + _latency(facts)
     lines += ["", "## Rebuild in Python", "", "```python",
@@ -103,7 +104,9 @@ def _int8(facts: CardFacts) -> list[str]:
     return ["", "## int8", "",
             f"Post-training static quantization (int8 weights per channel, int8 activations), "
             f"calibrated on {facts.calibration}. Top-1 on those same images (calibration data, "
-            f"not a held-out test):", "",
+            f"not a held-out test). With untrained weights the top-1 columns mean nothing; "
+            f"the last column, how often int8 picks the float network's class, is what shows "
+            f"the quantization's damage:", "",
             *_table(["file", "top-1 int8", "top-1 float", "drop (points)", "same class as float"],
                     [[f"`{c.file}`", f"{c.accuracy:.1%}", f"{c.float_accuracy:.1%}",
                       f"{100 * (c.float_accuracy - c.accuracy):.1f}", f"{c.agreement:.1%}"]
@@ -119,10 +122,12 @@ def _latency(facts: CardFacts) -> list[str]:
             f"machine is not controlled).", "",
             *_table(["file", "runtime", "ms"],
                     [[f"`{name}`", "onnxruntime" if name.endswith(".onnx") else "LiteRT",
-                      f"{ms:.2f}"] for name, ms in facts.latency_ms.items()])]
+                      f"{ms:.2f}"] for name, ms in facts.latency_ms.items()], numbers={2})]
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """Markdown; every column but the first right-aligned (they hold numbers)."""
-    return ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1),
+def _table(header: list[str], rows: list[list[str]], numbers: set[int] | None = None) -> list[str]:
+    """Markdown; the ``numbers`` columns right-aligned (default: all but the first)."""
+    numbers = set(range(1, len(header))) if numbers is None else numbers
+    rule = "|" + "".join("---:|" if i in numbers else "---|" for i in range(len(header)))
+    return ["| " + " | ".join(header) + " |", rule,
             *("| " + " | ".join(row) + " |" for row in rows)]
