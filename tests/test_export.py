@@ -110,7 +110,8 @@ def test_stale_folders_are_refused_then_removed_with_force(study, tmp_path):
     cli("export", study, "--top", 3, "--format", "json", "--out", "out", cwd=tmp_path)
     manifest = json.loads((tmp_path / "out" / "tiny.manifest.json").read_text())
     assert manifest["options"]["selection"] == "top 3" and manifest["study_state"]["trials"] == 10
-    assert {e["folder"] for e in manifest["exports"]} == {p.name for p in folders(tmp_path / "out")}
+    exported = {e["folder"] for e in manifest["exports"]}
+    assert exported == {p.name for p in folders(tmp_path / "out")}
     assert manifest["options"]["seed"] == 0 and manifest["written_at"].endswith("+00:00")
     top = manifest["exports"][0]["trial"]
 
@@ -122,7 +123,8 @@ def test_stale_folders_are_refused_then_removed_with_force(study, tmp_path):
         cwd=tmp_path)
     manifest = json.loads((tmp_path / "out" / "tiny.manifest.json").read_text())
     assert [p.name for p in folders(tmp_path / "out")] == [manifest["exports"][0]["folder"]]
-    assert len(manifest["removed_stale"]) == 2 and manifest["options"]["selection"] == f"trial {top}"
+    assert len(manifest["removed_stale"]) == 2
+    assert manifest["options"]["selection"] == f"trial {top}"
 
 
 @pytest.mark.parametrize("args, message", [

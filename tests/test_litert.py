@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from attend_search.evaluators.litert import TFLiteModel, convert_tflite, litert_available, run_tflite
+from attend_search.evaluators.litert import (TFLiteModel, convert_tflite, litert_available,
+                                             quantize_tflite, run_tflite)
 from attend_search.evaluators.measure import measure_latency
 from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
 from helpers import cli
@@ -32,8 +33,7 @@ def converted(tmp_path_factory):
     images = torch.rand(48, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     folder = tmp_path_factory.mktemp("litert")
     float_path = convert_tflite(model, (1, 3, 32, 32), folder / "float.tflite")
-    int8_path = convert_tflite(model, (1, 3, 32, 32), folder / "int8.tflite",
-                               calibration=images[:32])
+    int8_path = quantize_tflite(float_path, folder / "int8.tflite", images[:32])
     return model, images, float_path, int8_path
 
 

@@ -52,52 +52,57 @@ def convert_tflite(model: nn.Module, input_shape: tuple[int, ...], path: str | P
                    calibration: torch.Tensor | None = None) -> Path:
     """Write ``model`` (eval mode, static ``input_shape``) to ``path`` as a LiteRT flatbuffer.
 
-    With ``calibration`` (images ``(N, C, H, W)`` the network will see), the file is int8:
-    weights and activations, activation ranges taken from those images, one at a time at
-    ``input_shape``'s batch.
+    With ``calibration`` (images ``(N, C, H, W)`` the network will see), the file is int8
+    (:func:`quantize_tflite` of the float conversion).
     """
     require_litert()
     path = Path(path)
-    x = torch.zeros(input_shape)
-    try:
-        with _quiet(), eval_mode(model), torch.no_grad():
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = path if calibration is None else Path(tmp) / "float.tflite"
+        with _failing_as("conversion"), eval_mode(model), torch.no_grad():
             import litert_torch  # its import logs too
 
-            converted = litert_torch.convert(model, (x,))
-            if calibration is None:
-                converted.export(str(path))
-                return path
-            with tempfile.TemporaryDirectory() as tmp:
-                converted.export(str(Path(tmp) / "float.tflite"))
-                _quantize_int8(Path(tmp) / "float.tflite", path, calibration, input_shape)
+            litert_torch.convert(model, (torch.zeros(input_shape),)).export(str(float_path))
+        if calibration is not None:
+            quantize_tflite(float_path, path, calibration)
+    return path
+
+
+def quantize_tflite(float_path: str | Path, out: str | Path, calibration: torch.Tensor) -> Path:
+    """Write the int8 version of a float ``.tflite`` file: int8 weights (per channel) and
+    activations, the activations' ranges taken from ``calibration`` images ``(N, C, H, W)``,
+    fed at the file's batch size."""
+    require_litert()
+    out = Path(out)
+    with _failing_as("int8 quantization"):
+        from ai_edge_quantizer import quantizer, recipe
+
+        interpreter = _interpreter(float_path, threads=1)
+        ((signature, detail),) = interpreter.get_signature_list().items()
+        (name,) = detail["inputs"]
+        batch = int(interpreter.get_input_details()[0]["shape"][0])
+        images = calibration.detach().float().numpy()
+        if len(images) < batch:
+            raise LiteRTError(f"int8 calibration needs at least {batch} images, got {len(images)}")
+        samples = [{name: images[i:i + batch]} for i in range(0, len(images) - batch + 1, batch)]
+        q = quantizer.Quantizer(str(float_path), recipe.static_wi8_ai8())
+        result = q.calibrate({signature: samples}, num_threads=1)
+        q.quantize(result, enable_progress_report=False).export_model(str(out), overwrite=True)
+    out.chmod(0o644)            # the quantizer writes it executable
+    return out
+
+
+@contextlib.contextmanager
+def _failing_as(step: str) -> Iterator[None]:
+    """Quiet, and a :class:`LiteRTError` with the first line of whatever the step raised."""
+    try:
+        with _quiet():
+            yield
     except LiteRTError:
         raise
     except Exception as exc:  # the converter raises many types; the user needs the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LiteRTError(f"LiteRT conversion failed: {first}") from exc
-    return path
-
-
-def _quantize_int8(float_path: Path, out: Path, calibration: torch.Tensor,
-                   input_shape: tuple[int, ...]) -> None:
-    from ai_edge_quantizer import quantizer, recipe
-
-    batch = input_shape[0]
-    images = calibration.detach().float().numpy()
-    if len(images) < batch:
-        raise LiteRTError(f"int8 calibration needs at least {batch} images, got {len(images)}")
-    q = quantizer.Quantizer(str(float_path), recipe.static_wi8_ai8())
-    (signature, inputs), = _signature_inputs(float_path).items()
-    (name,) = inputs
-    samples = [{name: images[i:i + batch]} for i in range(0, len(images) - batch + 1, batch)]
-    result = q.calibrate({signature: samples}, num_threads=1)
-    q.quantize(result, enable_progress_report=False).export_model(str(out), overwrite=True)
-    out.chmod(0o644)            # the quantizer writes it executable
-
-
-def _signature_inputs(path: Path) -> dict[str, list[str]]:
-    interpreter = _interpreter(path, threads=1)
-    return {key: value["inputs"] for key, value in interpreter.get_signature_list().items()}
+        raise LiteRTError(f"LiteRT {step} failed: {first}") from exc
 
 
 def _interpreter(path: str | Path, threads: int):

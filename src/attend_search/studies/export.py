@@ -24,7 +24,7 @@ from safetensors.torch import save_model
 from torch import nn
 
 from ..errors import AttendSearchError
-from ..evaluators.litert import convert_tflite, require_litert
+from ..evaluators.litert import convert_tflite, quantize_tflite, require_litert
 from ..evaluators.measure import export_onnx
 from ..evaluators.quantize import quantize_onnx
 from ..explorer import record_of
@@ -157,7 +157,7 @@ def _write(spec: Spec, model: nn.Module, folder: Path, formats: list[str] | tupl
         convert_tflite(model, shape, folder / "model.tflite")
         files["model.tflite"] = "LiteRT (TensorFlow Lite) flatbuffer, float32, batch 1"
         if int8:
-            convert_tflite(model, shape, folder / "model.int8.tflite", calibration=int8.images)
+            quantize_tflite(folder / "model.tflite", folder / "model.int8.tflite", int8.images)
             files["model.int8.tflite"] = "LiteRT int8 (ai-edge-quantizer static, batch 1)"
     for path in folder.iterdir():
         path.chmod(0o644 & ~_umask())
