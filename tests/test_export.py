@@ -158,3 +158,17 @@ def test_litert_and_int8_export_from_the_command_line(study, tmp_path):
     assert set(latency) == {"model.onnx", "model.int8.onnx", "model.tflite", "model.int8.tflite"}
     assert all(float(ms) > 0 for ms in latency.values())
     assert float(re.search(r"\| `model.tflite` \| ([0-9.e+-]+) \|", card).group(1)) < 1e-4
+
+
+def test_without_the_litert_extra_tflite_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from attend_search.evaluators import litert
+    from attend_search.studies.export import parse_formats
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in litert.PACKAGES else real(name, *a))
+    assert not litert.litert_available()
+    with pytest.raises(litert.LiteRTError, match=r"pip install 'attend-search\[litert\]'"):
+        parse_formats("onnx,tflite")
+    assert parse_formats("onnx,pt2") == ["onnx", "pt2"]
