@@ -45,7 +45,8 @@ def test_run_show_export_report_end_to_end(workdir):
 
     chosen = min(pareto_numbers)
     cli("export", "tiny", "--trial", chosen, "--format", "onnx,pt2", "--out", "one", cwd=workdir)
-    (folder,) = (workdir / "one").iterdir()
+    (folder,) = [p for p in (workdir / "one").iterdir() if p.is_dir()]
+    assert (workdir / "one" / "tiny.manifest.json").is_file()
     spec = Spec.from_json((folder / "spec.json").read_text())
     assert "opset" in (folder / "MODEL_CARD.md").read_text()
     session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
