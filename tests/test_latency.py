@@ -19,7 +19,7 @@ from torch import nn
 
 from attend_search import get_preset, input_shape, list_presets, load_space
 from attend_search.evaluators.calibrate import calibrate_latency
-from attend_search.evaluators.devices import DeviceError, builtin_devices, load_device
+from attend_search.evaluators.devices import DeviceError, builtin_devices, load_device, read_device
 from attend_search.evaluators import UnknownOpsWarning
 from attend_search.evaluators.kernels import OP_CLASSES, extract_kernels
 from attend_search.evaluators.latency import predict_latency, total_ms
@@ -252,6 +252,7 @@ def test_profiles_round_trip_through_yaml(tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d["memory"][2].update(bandwidth_gbs=25.0),
      r"bad.yaml: memory\[2\].bandwidth_gbs: 25.0 exceeds the bandwidth of the level before it"),
+    (lambda d: d.update(runtime=" "), "bad.yaml: runtime: empty"),
     (lambda d: d["efficiency"].pop("depthwise"), "efficiency.depthwise: missing required field"),
     (lambda d: d["fixed_cost_us"].update(conv=-1), "fixed_cost_us.conv: -1.0 is not a non-negative"),
     (lambda d: d["compute"].update(clock=2), "compute.clock: unknown field"),
@@ -263,6 +264,42 @@ def test_bad_profiles_name_the_field(tmp_path, edit, message):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(DeviceError, match=message):
         load_device(path)
+
+
+TRANSFORMER_CLASSES = ("matmul", "softmax", "layer_norm", "gelu", "copy", "unknown")
+
+
+def test_a_profile_saved_before_the_transformer_classes_loads_them_from_its_base(tmp_path):
+    fitted = calibrate_latency([(plain_net(w), (1, 3, 32, 32), 2.0 + w / 8) for w in (8, 16, 32)],
+                               "cortex-a53", name="old-board")
+    data = fitted.to_dict()
+    for group in ("efficiency", "fixed_cost_us"):
+        for c in TRANSFORMER_CLASSES:
+            data[group].pop(c)
+    del data["runtime"]                      # nor did it name its runtime
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(data))
+    loaded = load_device(tmp_path / "old.yaml")
+    base = load_device("cortex-a53")
+    assert loaded.runtime == "onnxruntime"
+    for c in OP_CLASSES:
+        source = base if c in TRANSFORMER_CLASSES else fitted
+        assert loaded.efficiency[c] == source.efficiency[c], c
+        assert loaded.fixed_cost_us[c] == source.fixed_cost_us[c], c
+
+
+def test_a_profile_without_a_built_in_base_still_needs_every_class(tmp_path):
+    data = load_device("cortex-a72").to_dict()
+    data["provenance"] = {"base": "my-own-board"}
+    data["efficiency"].pop("softmax")
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(DeviceError, match=r"p.yaml: efficiency.softmax: missing required field"):
+        load_device(tmp_path / "p.yaml")
+
+
+def test_a_profile_names_its_runtime():
+    assert {load_device(name).runtime for name in builtin_devices()} == {"onnxruntime"}
+    litert = replace(load_device("cortex-a76"), runtime="litert")
+    assert read_device(litert.to_dict()) == litert
 
 
 def test_unknown_device_lists_the_built_ins():

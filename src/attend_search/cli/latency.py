@@ -47,12 +47,12 @@ def cmd_measure(args: argparse.Namespace) -> None:
 
 
 def cmd_devices(args: argparse.Namespace) -> None:
-    rows = [["device", "peak GMAC/s", "memory", "description"]]
+    rows = [["device", "runtime", "peak GMAC/s", "memory", "description"]]
     for name in builtin_devices():
         p = load_device(name)
         memory = ", ".join(f"{m.name} {m.bandwidth_gbs:g} GB/s" for m in p.memory)
-        rows.append([name, f"{p.peak_macs_per_s / 1e9:.1f}", memory, p.description])
-    print(table(rows, right={1}))
+        rows.append([name, p.runtime, f"{p.peak_macs_per_s / 1e9:.1f}", memory, p.description])
+    print(table(rows, right={2}))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
