@@ -2,8 +2,11 @@
 calibration, measurement and ONNX export, and the ``latency`` command."""
 
 import csv
+import json
 import math
+import os
 import random
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -23,7 +26,7 @@ from attend_search.evaluators.devices import DeviceError, builtin_devices, load_
 from attend_search.evaluators import UnknownOpsWarning
 from attend_search.evaluators.kernels import OP_CLASSES, extract_kernels
 from attend_search.evaluators.latency import predict_latency, total_ms
-from attend_search.evaluators.measure import export_onnx, measure_latency
+from attend_search.evaluators.measure import export_onnx, measure, measure_latency
 from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
 
 
@@ -426,6 +429,48 @@ def test_measure_latency_of_a_small_model(runtime):
     assert math.isfinite(ms) and ms > 0
 
 
+def test_a_measurement_reports_rounds_pins_threads_and_keeps_the_file_it_ran(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(ort, "InferenceSession", _spy(ort.InferenceSession, seen))
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 1.0, 1.0))
+    net = plain_net(8)
+    m = measure(net, (1, 3, 32, 32), warmup=1, repeats=4, rounds=3, keep=tmp_path, threads=2)
+    assert 0 < m.low_ms <= m.median_ms <= m.high_ms and (m.rounds, m.repeats) == (3, 4)
+    assert m.busy and m.load_average == 3.5 and m.threads == 2
+    assert seen[0].intra_op_num_threads == 2
+    assert m.model_file == tmp_path / "model.onnx" and sorted(os.listdir(tmp_path)) == ["model.onnx"]
+    monkeypatch.undo()
+    session = ort.InferenceSession(str(m.model_file), providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert np.allclose(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0],
+                           net.eval()(x).numpy(), atol=1e-4)
+
+
+class ThreadCount(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def forward(self, x):
+        self.seen.add(torch.get_num_threads())
+        return x + 1
+
+
+def test_torch_runs_on_the_threads_asked_for_and_gets_its_own_back():
+    before, net = torch.get_num_threads(), ThreadCount()
+    asked = 1 if before > 1 else 2
+    measure(net, (1, 3, 8, 8), runtime="torch", threads=asked, warmup=1, repeats=2, rounds=2)
+    assert net.seen == {asked} and torch.get_num_threads() == before
+
+
+def _spy(cls, seen):
+    def make(path, options, **kwargs):
+        seen.append(options)
+        return cls(path, options, **kwargs)
+    return make
+
+
 @pytest.mark.parametrize("spec", [
     pytest.param(tiny_spec(expand="bilinear"), id="condenser-bilinear-aads"),
     pytest.param(get_preset("attendnets"), id="attendnets", marks=pytest.mark.slow)])
@@ -484,6 +529,27 @@ def test_cli_calibrate_bad_rows_exit_2_and_write_nothing(tmp_path, row, message)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["measured.csv"]
+
+
+def test_cli_measure_writes_the_measurement_the_spec_and_the_onnx_it_ran(tmp_path):
+    (tmp_path / "tiny.json").write_text(tiny_spec(8).to_json())
+    out = run("measure", "tiny.json", "--out", "m", "--repeats", "3", "--rounds", "3",
+              "--warmup", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^[\d.]+ ms  \(interval [\d.]+-[\d.]+ ms: lowest and highest median of 3 "
+                     r"rounds of 3 runs; onnxruntime, 1 thread", out.stdout, re.M)
+    record = json.loads((tmp_path / "m" / "measurement.json").read_text())
+    assert record["interval_ms"][0] <= record["median_ms"] <= record["interval_ms"][1]
+    assert record["digest"] == tiny_spec(8).digest and record["model_file"] == "model.onnx"
+    assert record["busy"] == (record["load_average"] >= 1) == ("busy" in out.stderr)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["measurement.json", "model.onnx",
+                                                                   "spec.json"]
+    ort.InferenceSession(str(tmp_path / "m" / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def test_cli_measure_into_a_missing_folder_exits_2_before_measuring(tmp_path):
+    out = run("measure", "attendnets", "--out", str(tmp_path / "no" / "m"))
+    assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_predict_prints_the_total_and_top_kernels():
