@@ -4,7 +4,8 @@
 Raspberry Pi it is real ARM latency. onnxruntime is the default runtime because it is what
 edge deployments of these networks run, with the same graph optimisations (batch norm
 folded, activations fused into convolutions) that :mod:`.kernels` assumes. ``export_onnx``
-is also how studies export their networks.
+is also how studies export their networks. ``runtime="litert"`` converts the network to
+LiteRT (:mod:`.litert`, the optional extra ``litert``) and times its interpreter.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from torch import nn
 from ..errors import AttendSearchError
 from ..search_space import Spec
 from .forward_trace import eval_mode, torch_threads
+from .litert import litert_session
 from .model_input import Shape, as_model
 
-RUNTIMES = ("onnxruntime", "torch")
+RUNTIMES = ("onnxruntime", "torch", "litert")
 
 
 class MeasurementError(AttendSearchError):
@@ -135,23 +137,30 @@ def measure(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None, *
                                f"got {threads}, {warmup}, {repeats} and {rounds}")
     model, shape = as_model(model_or_spec, input_shape)
     x = torch.rand(shape)
-    session = _onnxruntime_session if runtime == "onnxruntime" else _torch_session
-    clock = time.thread_time if threads == 1 else time.perf_counter
+    session = {"onnxruntime": _onnxruntime_session, "torch": _torch_session,
+               "litert": litert_session}[runtime]
     load = os.getloadavg()[0]
     with torch_threads(threads), session(model, x, threads, keep) as (run, model_file):
-        for _ in range(warmup):
-            run()
-        times = [[_timed(run, clock) for _ in range(repeats)] for _ in range(rounds)]
+        times = [timed_runs(run, threads, warmup if r == 0 else 0, repeats) for r in range(rounds)]
     medians = [statistics.median(t) for t in times]
-    return Measurement(statistics.median(t for r in times for t in r) * 1e3,
-                       min(medians) * 1e3, max(medians) * 1e3, rounds, repeats, runtime,
-                       threads, load, os.cpu_count() or 1, model_file)
+    return Measurement(statistics.median(t for r in times for t in r), min(medians),
+                       max(medians), rounds, repeats, runtime, threads, load,
+                       os.cpu_count() or 1, model_file)
 
 
-def _timed(run: Callable[[], object], clock: Callable[[], float]) -> float:
-    start = clock()
-    run()
-    return clock() - start
+def timed_runs(run: Callable[[], object], threads: int = 1, warmup: int = 10,
+               repeats: int = 50) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones,
+    on the clock :func:`measure` explains (thread CPU time for one thread)."""
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        run()
+        times.append((clock() - start) * 1e3)
+    return times
 
 
 Session = Iterator[tuple[Callable[[], object], Path | None]]
