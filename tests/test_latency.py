@@ -422,6 +422,40 @@ def test_calibration_recovers_a_profile_from_its_own_predictions():
     assert fitted.provenance["mape_pct"] < 0.01 and fitted.provenance["samples"] == 60
 
 
+def test_fitting_three_scales_recovers_a_uniformly_faster_device():
+    base = load_device("cortex-a72")
+    true = replace(base, name="truth", efficiency={c: e * 1.7 for c, e in base.efficiency.items()},
+                   fixed_cost_us={c: f * 0.3 for c, f in base.fixed_cost_us.items()},
+                   memory=tuple(replace(m, bandwidth_gbs=m.bandwidth_gbs * 2.5) for m in base.memory))
+    rng = random.Random(1)
+    nets = [random_net(rng) for _ in range(12)]
+    samples = [(net, shape, predict_latency(net, true, shape)) for net, shape in nets]
+    fitted = calibrate_latency(samples, base, fit="scales", runtime="litert")
+    assert fitted.provenance["fit"] == "scales" and fitted.runtime == "litert"
+    for c in OP_CLASSES:
+        assert fitted.efficiency[c] == pytest.approx(true.efficiency[c], rel=1e-3)
+        assert fitted.fixed_cost_us[c] == pytest.approx(true.fixed_cost_us[c], rel=1e-3)
+    for got, want in zip(fitted.memory, true.memory):
+        assert got.bandwidth_gbs == pytest.approx(want.bandwidth_gbs, rel=1e-3)
+
+
+def test_a_prior_fit_stays_nearer_the_base_than_a_full_one():
+    base = load_device("cortex-a72")
+    rng = random.Random(2)
+    nets = [random_net(rng) for _ in range(6)]
+    samples = [(net, shape, 0.6 * predict_latency(net, base, shape) * (1 + 0.3 * rng.random()))
+               for net, shape in nets]
+    moved = {fit: sum(abs(math.log(calibrate_latency(samples, base, fit=fit).efficiency[c]
+                                   / base.efficiency[c])) for c in OP_CLASSES)
+             for fit in ("prior", "full")}
+    assert moved["prior"] < moved["full"]
+
+
+def test_an_unknown_fit_is_refused():
+    with pytest.raises(DeviceError, match="unknown fit 'some'"):
+        calibrate_latency([(plain_net(8), (1, 3, 32, 32), 1.0)] * 2, fit="some")
+
+
 # --------------------------------------------------------------------------- measurement
 @pytest.mark.parametrize("runtime", ["onnxruntime", "torch"])
 def test_measure_latency_of_a_small_model(runtime):

@@ -16,7 +16,7 @@ import platform
 import sys
 from pathlib import Path
 
-from ..evaluators.calibrate import Sample, calibrate_latency, calibration_suite
+from ..evaluators.calibrate import FIT_MODES, Sample, calibrate_latency, calibration_suite
 from ..evaluators.measurements import read_measurements
 from ..evaluators.devices import DeviceProfile, builtin_devices, load_device
 from ..evaluators.latency import predict_latency, time_by_class
@@ -118,7 +118,8 @@ def _check_fit_options(args: argparse.Namespace) -> None:
 def _fit_and_save(samples: list[Sample], args: argparse.Namespace, machine: str,
                   threads: int | None) -> None:
     profile = calibrate_latency(samples, args.base, name=args.name or Path(args.out).stem,
-                                machine=machine, threads=threads)
+                                machine=machine, threads=threads, fit=args.fit,
+                                runtime=args.runtime)
     profile.save(args.out)
     _print_fit(profile, args.out)
 
@@ -169,6 +170,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "the CSV, or a preset name), latency_ms, optional input_size")
     _fit_options(s)
     s.add_argument("--threads", type=positive(int), help="threads the measurements used (default: the base's)")
+    s.add_argument("--runtime", default="onnxruntime",
+                   help="the runtime that made the measurements (default onnxruntime)")
     s.add_argument("--machine", help="where the measurements were made, for the provenance")
     s.set_defaults(func=cmd_calibrate)
 
@@ -178,6 +181,8 @@ def _fit_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--base", default="cortex-a72",
                    help="profile to start from: its datasheet figures are kept (default cortex-a72)")
     s.add_argument("--name", help="name of the fitted profile (default: the output file's stem)")
+    s.add_argument("--fit", choices=FIT_MODES, default="full",
+                   help="which coefficients the measurements move (default full; see the README)")
 
 
 def _measure_options(s: argparse.ArgumentParser) -> None:

@@ -62,16 +62,22 @@ class FitQuality:
 
 def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
                       name: str | None = None, machine: str | None = None,
-                      threads: int | None = None, fit: str = "full") -> DeviceProfile:
+                      threads: int | None = None, fit: str = "full",
+                      runtime: str | None = None) -> DeviceProfile:
     """A profile fitted to ``samples`` of ``(model_or_spec, input_shape, measured ms)``.
 
     ``machine`` says where the measurements were made (recorded in the provenance with the
     base, the number of samples, the fit's errors and the date); ``threads``, how many
-    threads they used (default: the base's).
+    threads they used, and ``runtime``, which runtime (default: the base's). ``fit``, which
+    coefficients move: ``full`` every one the samples constrain (efficiency per op class,
+    bandwidth per memory level, one fixed-cost scale), ``prior`` the same pulled toward the
+    base, ``scales`` three scales (compute, memory, dispatch) that keep the base's ratios.
     """
     base_profile = load_device(base)
     if threads is not None:
         base_profile = replace(base_profile, threads=threads)
+    if runtime is not None:
+        base_profile = replace(base_profile, runtime=runtime)
     if len(samples) < 2:
         raise DeviceError(f"calibration needs at least 2 samples, got {len(samples)}")
     for i, (_, _, ms) in enumerate(samples):
