@@ -544,11 +544,13 @@ def test_cli_calibrate_writes_a_profile_that_loads(tmp_path):
     rows.append(["attendnets", f"{predict_latency(get_preset('attendnets'), truth, (1, 3, 160, 160)):.4f}",
                  "160"])
     out = run("calibrate", str(write_measurements(tmp_path, rows)), "--base", "cortex-a72",
-              "--out", str(tmp_path / "fitted.yaml"), "--machine", "test board")
+              "--out", str(tmp_path / "fitted.yaml"), "--machine", "test board",
+              "--fit", "prior", "--runtime", "litert")
     assert out.returncode == 0, out.stderr
     assert "on 6 networks" in out.stdout and "MAPE" in out.stdout
     profile = load_device(tmp_path / "fitted.yaml")
     assert profile.name == "fitted" and profile.provenance["machine"] == "test board"
+    assert profile.runtime == "litert" and profile.provenance["fit"] == "prior"
     assert profile.provenance["samples"] == 6 and profile.provenance["base"] == "cortex-a72"
 
 

@@ -19,7 +19,13 @@ profile's coefficients from its own predictions.
 - Fixed costs keep the base's ratios between op classes; one scale is fitted. A few dozen
   networks cannot tell a class's dispatch cost from its efficiency (every network has one
   stem convolution and one classifier), and fitting them separately overfits: on held-out
-  networks (``benchmarks/bench_latency.py``) Kendall tau fell from 0.90 to 0.87.
+  networks Kendall tau fell from 0.90 to 0.87.
+- ``fit`` chooses what moves: ``full`` (the above), ``prior`` (the same, pulled toward the
+  base), ``scales`` (compute, memory and dispatch scales keeping the base's ratios). The
+  learning curves (``benchmarks/bench_latency_nb201.py``, ``benchmarks/bench_latency.py``)
+  chose ``full``: from 10 networks it beats FLOPs on the Pi 5 and here, ``scales`` cannot
+  correct a datasheet's wrong ratios between classes, and the pull of ``prior`` only helps
+  where the base is already right.
 - Bandwidths are fitted as non-negative increments ``b_l = d_0 + ... + d_l``, so a level
   further out is never faster and predictions stay monotone in width.
 - A coefficient the samples do not pin down (no grouped convolution among them, or a class
