@@ -97,14 +97,9 @@ class Measurement:
 
     @property
     def busy(self) -> bool:
-        """Was something else running: a load average of a core's worth or more beside
-        the threads measured? Other processes slow measurements and widen the interval."""
+        """Was something else running: a load average of a core's worth or more before
+        measuring began? Other processes slow measurements and widen the interval."""
         return self.load_average >= 1.0
-
-    @property
-    def spread_pct(self) -> float:
-        """The interval's width as a share of the median."""
-        return (self.high_ms - self.low_ms) / self.median_ms * 100
 
 
 def measure_latency(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
@@ -127,7 +122,8 @@ def measure(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None, *
     otherwise doubles some measurements on a loaded two-core machine. With more threads the
     work spreads over a thread pool, so it is timed by the wall clock. PyTorch's and the
     runtime's thread counts are both set to ``threads``. ``keep``: a folder to write the
-    model file the runtime ran (``model.onnx``), so that a board can measure the same file.
+    model file the runtime ran (``model.onnx``, ``model.tflite``), so that a board can
+    measure the same file.
     Time: the ONNX export (a few seconds) and ``rounds x repeats + warmup`` inferences.
     """
     if runtime not in RUNTIMES:
