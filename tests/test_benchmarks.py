@@ -78,3 +78,31 @@ def test_nb201_search_quick_mode_scores_each_run_on_ground_truth():
                             out, re.M)
             assert row, (estimate, sampler)
             assert 10 < float(row.group(1)) < 100 and 1 <= int(row.group(3)) <= 3182
+
+
+def _curve_rows(out: str) -> dict[tuple[int, str], tuple[float, float]]:
+    return {(int(n), fit): (float(tau), float(mape)) for n, fit, tau, mape in
+            re.findall(r"^ +(\d+)  (\w+) +(-?[\d.]+) +([\d.]+)$", out, re.M)}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/work/shared/data/nb201/nb201_dev.csv").is_file(),
+                    reason="the NAS-Bench-201 dev data is not on this machine")
+def test_latency_nb201_quick_mode_cross_validates_the_fit_and_draws_the_learning_curve(tmp_path):
+    out = _quick("bench_latency_nb201.py", "--write", str(tmp_path / "a76.yaml"))
+    cv = dict(re.findall(r"^  (full fit|FLOPs x constant) +tau ([\d.]+)", out, re.M))
+    assert float(cv["full fit"]) >= 0.93 > float(cv["FLOPs x constant"])
+    curve = _curve_rows(out)
+    assert {fit for _, fit in curve} == {"flops", "scales", "prior", "full"}
+    assert curve[20, "full"][0] > curve[20, "flops"][0] and curve[20, "full"][1] < curve[20, "flops"][1]
+    from attend_search.evaluators.devices import load_device
+    assert load_device(tmp_path / "a76.yaml").provenance["samples"] == 300
+
+
+@pytest.mark.slow
+def test_latency_quick_mode_measures_here_and_draws_the_learning_curve(tmp_path):
+    out = _quick("bench_latency.py", "--cache", str(tmp_path / "m.csv"))
+    curve = _curve_rows(out)
+    assert set(curve) == {(n, fit) for n in (5, 8) for fit in ("flops", "scales", "prior", "full")}
+    assert all(-1 <= tau <= 1 and mape >= 0 for tau, mape in curve.values())
+    assert len((tmp_path / "m.csv").read_text().splitlines()) == 13

@@ -2,8 +2,11 @@
 calibration, measurement and ONNX export, and the ``latency`` command."""
 
 import csv
+import json
 import math
+import os
 import random
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -19,11 +22,11 @@ from torch import nn
 
 from attend_search import get_preset, input_shape, list_presets, load_space
 from attend_search.evaluators.calibrate import calibrate_latency
-from attend_search.evaluators.devices import DeviceError, builtin_devices, load_device
+from attend_search.evaluators.devices import DeviceError, builtin_devices, load_device, read_device
 from attend_search.evaluators import UnknownOpsWarning
 from attend_search.evaluators.kernels import OP_CLASSES, extract_kernels
 from attend_search.evaluators.latency import predict_latency, total_ms
-from attend_search.evaluators.measure import export_onnx, measure_latency
+from attend_search.evaluators.measure import export_onnx, measure, measure_latency
 from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
 
 
@@ -252,6 +255,7 @@ def test_profiles_round_trip_through_yaml(tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d["memory"][2].update(bandwidth_gbs=25.0),
      r"bad.yaml: memory\[2\].bandwidth_gbs: 25.0 exceeds the bandwidth of the level before it"),
+    (lambda d: d.update(runtime=" "), "bad.yaml: runtime: empty"),
     (lambda d: d["efficiency"].pop("depthwise"), "efficiency.depthwise: missing required field"),
     (lambda d: d["fixed_cost_us"].update(conv=-1), "fixed_cost_us.conv: -1.0 is not a non-negative"),
     (lambda d: d["compute"].update(clock=2), "compute.clock: unknown field"),
@@ -263,6 +267,42 @@ def test_bad_profiles_name_the_field(tmp_path, edit, message):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(DeviceError, match=message):
         load_device(path)
+
+
+TRANSFORMER_CLASSES = ("matmul", "softmax", "layer_norm", "gelu", "copy", "unknown")
+
+
+def test_a_profile_saved_before_the_transformer_classes_loads_them_from_its_base(tmp_path):
+    fitted = calibrate_latency([(plain_net(w), (1, 3, 32, 32), 2.0 + w / 8) for w in (8, 16, 32)],
+                               "cortex-a53", name="old-board")
+    data = fitted.to_dict()
+    for group in ("efficiency", "fixed_cost_us"):
+        for c in TRANSFORMER_CLASSES:
+            data[group].pop(c)
+    del data["runtime"]                      # nor did it name its runtime
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(data))
+    loaded = load_device(tmp_path / "old.yaml")
+    base = load_device("cortex-a53")
+    assert loaded.runtime == "onnxruntime"
+    for c in OP_CLASSES:
+        source = base if c in TRANSFORMER_CLASSES else fitted
+        assert loaded.efficiency[c] == source.efficiency[c], c
+        assert loaded.fixed_cost_us[c] == source.fixed_cost_us[c], c
+
+
+def test_a_profile_without_a_built_in_base_still_needs_every_class(tmp_path):
+    data = load_device("cortex-a72").to_dict()
+    data["provenance"] = {"base": "my-own-board"}
+    data["efficiency"].pop("softmax")
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(DeviceError, match=r"p.yaml: efficiency.softmax: missing required field"):
+        load_device(tmp_path / "p.yaml")
+
+
+def test_a_profile_names_its_runtime():
+    assert {load_device(name).runtime for name in builtin_devices()} == {"onnxruntime"}
+    litert = replace(load_device("cortex-a76"), runtime="litert")
+    assert read_device(litert.to_dict()) == litert
 
 
 def test_unknown_device_lists_the_built_ins():
@@ -382,11 +422,87 @@ def test_calibration_recovers_a_profile_from_its_own_predictions():
     assert fitted.provenance["mape_pct"] < 0.01 and fitted.provenance["samples"] == 60
 
 
+def test_fitting_three_scales_recovers_a_uniformly_faster_device():
+    base = load_device("cortex-a72")
+    true = replace(base, name="truth", efficiency={c: e * 1.7 for c, e in base.efficiency.items()},
+                   fixed_cost_us={c: f * 0.3 for c, f in base.fixed_cost_us.items()},
+                   memory=tuple(replace(m, bandwidth_gbs=m.bandwidth_gbs * 2.5) for m in base.memory))
+    rng = random.Random(1)
+    nets = [random_net(rng) for _ in range(12)]
+    samples = [(net, shape, predict_latency(net, true, shape)) for net, shape in nets]
+    fitted = calibrate_latency(samples, base, fit="scales", runtime="litert")
+    assert fitted.provenance["fit"] == "scales" and fitted.runtime == "litert"
+    for c in OP_CLASSES:
+        assert fitted.efficiency[c] == pytest.approx(true.efficiency[c], rel=1e-3)
+        assert fitted.fixed_cost_us[c] == pytest.approx(true.fixed_cost_us[c], rel=1e-3)
+    for got, want in zip(fitted.memory, true.memory):
+        assert got.bandwidth_gbs == pytest.approx(want.bandwidth_gbs, rel=1e-3)
+
+
+def test_a_prior_fit_stays_nearer_the_base_than_a_full_one():
+    base = load_device("cortex-a72")
+    rng = random.Random(2)
+    nets = [random_net(rng) for _ in range(6)]
+    samples = [(net, shape, 0.6 * predict_latency(net, base, shape) * (1 + 0.3 * rng.random()))
+               for net, shape in nets]
+    moved = {fit: sum(abs(math.log(calibrate_latency(samples, base, fit=fit).efficiency[c]
+                                   / base.efficiency[c])) for c in OP_CLASSES)
+             for fit in ("prior", "full")}
+    assert moved["prior"] < moved["full"]
+
+
+def test_an_unknown_fit_is_refused():
+    with pytest.raises(DeviceError, match="unknown fit 'some'"):
+        calibrate_latency([(plain_net(8), (1, 3, 32, 32), 1.0)] * 2, fit="some")
+
+
 # --------------------------------------------------------------------------- measurement
 @pytest.mark.parametrize("runtime", ["onnxruntime", "torch"])
 def test_measure_latency_of_a_small_model(runtime):
     ms = measure_latency(plain_net(8), (1, 3, 32, 32), runtime=runtime, warmup=1, repeats=3)
     assert math.isfinite(ms) and ms > 0
+
+
+def test_a_measurement_reports_rounds_pins_threads_and_keeps_the_file_it_ran(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(ort, "InferenceSession", _spy(ort.InferenceSession, seen))
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 1.0, 1.0))
+    net = plain_net(8)
+    m = measure(net, (1, 3, 32, 32), warmup=1, repeats=4, rounds=3, keep=tmp_path, threads=2)
+    assert 0 < m.low_ms <= m.median_ms <= m.high_ms and (m.rounds, m.repeats) == (3, 4)
+    assert m.busy and m.load_average == 3.5 and m.threads == 2
+    assert seen[0].intra_op_num_threads == 2
+    assert m.model_file == tmp_path / "model.onnx" and sorted(os.listdir(tmp_path)) == ["model.onnx"]
+    monkeypatch.undo()
+    session = ort.InferenceSession(str(m.model_file), providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert np.allclose(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0],
+                           net.eval()(x).numpy(), atol=1e-4)
+
+
+class ThreadCount(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def forward(self, x):
+        self.seen.add(torch.get_num_threads())
+        return x + 1
+
+
+def test_torch_runs_on_the_threads_asked_for_and_gets_its_own_back():
+    before, net = torch.get_num_threads(), ThreadCount()
+    asked = 1 if before > 1 else 2
+    measure(net, (1, 3, 8, 8), runtime="torch", threads=asked, warmup=1, repeats=2, rounds=2)
+    assert net.seen == {asked} and torch.get_num_threads() == before
+
+
+def _spy(cls, seen):
+    def make(path, options, **kwargs):
+        seen.append(options)
+        return cls(path, options, **kwargs)
+    return make
 
 
 @pytest.mark.parametrize("spec", [
@@ -428,11 +544,13 @@ def test_cli_calibrate_writes_a_profile_that_loads(tmp_path):
     rows.append(["attendnets", f"{predict_latency(get_preset('attendnets'), truth, (1, 3, 160, 160)):.4f}",
                  "160"])
     out = run("calibrate", str(write_measurements(tmp_path, rows)), "--base", "cortex-a72",
-              "--out", str(tmp_path / "fitted.yaml"), "--machine", "test board")
+              "--out", str(tmp_path / "fitted.yaml"), "--machine", "test board",
+              "--fit", "prior", "--runtime", "litert")
     assert out.returncode == 0, out.stderr
     assert "on 6 networks" in out.stdout and "MAPE" in out.stdout
     profile = load_device(tmp_path / "fitted.yaml")
     assert profile.name == "fitted" and profile.provenance["machine"] == "test board"
+    assert profile.runtime == "litert" and profile.provenance["fit"] == "prior"
     assert profile.provenance["samples"] == 6 and profile.provenance["base"] == "cortex-a72"
 
 
@@ -447,6 +565,27 @@ def test_cli_calibrate_bad_rows_exit_2_and_write_nothing(tmp_path, row, message)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["measured.csv"]
+
+
+def test_cli_measure_writes_the_measurement_the_spec_and_the_onnx_it_ran(tmp_path):
+    (tmp_path / "tiny.json").write_text(tiny_spec(8).to_json())
+    out = run("measure", "tiny.json", "--out", "m", "--repeats", "3", "--rounds", "3",
+              "--warmup", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^[\d.]+ ms  \(interval [\d.]+-[\d.]+ ms: lowest and highest median of 3 "
+                     r"rounds of 3 runs; onnxruntime, 1 thread", out.stdout, re.M)
+    record = json.loads((tmp_path / "m" / "measurement.json").read_text())
+    assert record["interval_ms"][0] <= record["median_ms"] <= record["interval_ms"][1]
+    assert record["digest"] == tiny_spec(8).digest and record["model_file"] == "model.onnx"
+    assert record["busy"] == (record["load_average"] >= 1) == ("busy" in out.stderr)
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["measurement.json", "model.onnx",
+                                                                   "spec.json"]
+    ort.InferenceSession(str(tmp_path / "m" / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def test_cli_measure_into_a_missing_folder_exits_2_before_measuring(tmp_path):
+    out = run("measure", "attendnets", "--out", str(tmp_path / "no" / "m"))
+    assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_predict_prints_the_total_and_top_kernels():

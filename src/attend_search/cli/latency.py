@@ -1,7 +1,7 @@
 """``attend-search latency``: predicted and measured latency, and fitting device profiles.
 
     latency predict SPEC --device cortex-a72      total and where the time goes
-    latency measure SPEC                          this machine, onnxruntime, one thread
+    latency measure SPEC [--out DIR]              this machine, onnxruntime, one thread
     latency devices                               the built-in device profiles
     latency bench --out PROFILE.yaml              measure this machine and fit a profile
     latency calibrate MEASURED.csv --out PROFILE.yaml   fit to measurements made elsewhere
@@ -10,16 +10,20 @@
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import platform
+import sys
 from pathlib import Path
 
-from ..evaluators.calibrate import Sample, calibrate_latency, calibration_suite
+from ..evaluators.calibrate import FIT_MODES, Sample, calibrate_latency, calibration_suite
 from ..evaluators.measurements import read_measurements
 from ..evaluators.devices import DeviceProfile, builtin_devices, load_device
 from ..evaluators.latency import predict_latency, time_by_class
-from ..evaluators.measure import RUNTIMES, MeasurementError, measure_latency
+from ..evaluators.measure import RUNTIMES, Measurement, MeasurementError, measure, measure_latency
 from ..errors import AttendSearchError
 from ..search_space import load_spec
+from ..studies.store import write_atomic
 from .common import positive, table
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -40,19 +44,44 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def cmd_measure(args: argparse.Namespace) -> None:
     spec = load_spec(args.spec)
-    ms = measure_latency(spec, runtime=args.runtime, threads=args.threads,
-                         warmup=args.warmup, repeats=args.repeats)
-    print(f"{ms:.3f} ms  ({args.runtime}, {args.threads} thread(s), median of {args.repeats} "
-          f"runs on {platform.node()})")
+    out = Path(args.out or f"latency-{spec.digest[:12]}-{args.runtime}")
+    if not out.resolve().parent.is_dir():
+        raise AttendSearchError("the folder to write the measurement in does not exist",
+                                source=str(out))
+    out.mkdir(exist_ok=True)
+    m = measure(spec, runtime=args.runtime, threads=args.threads, warmup=args.warmup,
+                repeats=args.repeats, rounds=args.rounds, keep=out)
+    write_atomic(out / "spec.json", spec.to_json())
+    write_atomic(out / "measurement.json", json.dumps(_record(spec, m), indent=2) + "\n")
+    if m.busy:
+        print(f"warning: this machine is busy (1-minute load average {m.load_average:.1f} on "
+              f"{m.cores} cores): other processes slow the measurement and widen its interval",
+              file=sys.stderr)
+    print(f"{m.median_ms:.3f} ms  (interval {m.low_ms:.3f}-{m.high_ms:.3f} ms: lowest and "
+          f"highest median of {m.rounds} rounds of {m.repeats} runs; {m.runtime}, "
+          f"{m.threads} thread(s), {platform.node()})")
+    print(f"wrote {out}/: measurement.json, spec.json" +
+          (f", {m.model_file.name} (the file measured)" if m.model_file else ""))
+
+
+def _record(spec, m: Measurement) -> dict:
+    """What a measurement was, of what, where and how: enough to repeat it on a board."""
+    return {"spec": spec.name or None, "digest": spec.digest, "median_ms": round(m.median_ms, 4),
+            "interval_ms": [round(m.low_ms, 4), round(m.high_ms, 4)], "rounds": m.rounds,
+            "repeats": m.repeats, "runtime": m.runtime, "threads": m.threads,
+            "load_average": round(m.load_average, 2), "cores": m.cores, "busy": m.busy,
+            "machine": f"{platform.node()} ({platform.machine()}, {platform.platform()})",
+            "model_file": m.model_file.name if m.model_file else None,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 def cmd_devices(args: argparse.Namespace) -> None:
-    rows = [["device", "peak GMAC/s", "memory", "description"]]
+    rows = [["device", "runtime", "peak GMAC/s", "memory", "description"]]
     for name in builtin_devices():
         p = load_device(name)
         memory = ", ".join(f"{m.name} {m.bandwidth_gbs:g} GB/s" for m in p.memory)
-        rows.append([name, f"{p.peak_macs_per_s / 1e9:.1f}", memory, p.description])
-    print(table(rows, right={1}))
+        rows.append([name, p.runtime, f"{p.peak_macs_per_s / 1e9:.1f}", memory, p.description])
+    print(table(rows, right={2}))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -63,7 +92,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     samples: list[Sample] = []
     for n, spec in enumerate(specs, 1):
         ms = measure_latency(spec, runtime=args.runtime, threads=args.threads,
-                             warmup=args.warmup, repeats=args.repeats)
+                             warmup=args.warmup, repeats=args.repeats, rounds=args.rounds)
         print(f"[{n}/{len(specs)}] {spec.name or 'attendnext sample'} {spec.digest}: {ms:.2f} ms",
               flush=True)
         samples.append((spec, None, ms))
@@ -89,7 +118,8 @@ def _check_fit_options(args: argparse.Namespace) -> None:
 def _fit_and_save(samples: list[Sample], args: argparse.Namespace, machine: str,
                   threads: int | None) -> None:
     profile = calibrate_latency(samples, args.base, name=args.name or Path(args.out).stem,
-                                machine=machine, threads=threads)
+                                machine=machine, threads=threads, fit=args.fit,
+                                runtime=args.runtime)
     profile.save(args.out)
     _print_fit(profile, args.out)
 
@@ -119,6 +149,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = lsub.add_parser("measure", help="measure a spec's latency on this machine")
     s.add_argument("spec", help="spec JSON file, or a preset name")
+    s.add_argument("--out", help="folder for measurement.json, spec.json and the model file "
+                                 "measured (default latency-DIGEST-RUNTIME)")
     _measure_options(s)
     s.set_defaults(func=cmd_measure)
 
@@ -138,6 +170,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "the CSV, or a preset name), latency_ms, optional input_size")
     _fit_options(s)
     s.add_argument("--threads", type=positive(int), help="threads the measurements used (default: the base's)")
+    s.add_argument("--runtime", default="onnxruntime",
+                   help="the runtime that made the measurements (default onnxruntime)")
     s.add_argument("--machine", help="where the measurements were made, for the provenance")
     s.set_defaults(func=cmd_calibrate)
 
@@ -147,10 +181,16 @@ def _fit_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--base", default="cortex-a72",
                    help="profile to start from: its datasheet figures are kept (default cortex-a72)")
     s.add_argument("--name", help="name of the fitted profile (default: the output file's stem)")
+    s.add_argument("--fit", choices=FIT_MODES, default="full",
+                   help="which coefficients the measurements move (default full; see the README)")
 
 
 def _measure_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--runtime", choices=RUNTIMES, default="onnxruntime")
-    s.add_argument("--threads", type=positive(int), default=1)
-    s.add_argument("--warmup", type=int, default=10)
-    s.add_argument("--repeats", type=positive(int), default=50)
+    s.add_argument("--threads", type=positive(int), default=1,
+                   help="threads of the runtime and of PyTorch (default 1)")
+    s.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    s.add_argument("--repeats", type=positive(int), default=10,
+                   help="timed runs per round (default 10)")
+    s.add_argument("--rounds", type=positive(int), default=5,
+                   help="rounds; their medians give the interval (default 5)")

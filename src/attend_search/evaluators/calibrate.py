@@ -19,7 +19,13 @@ profile's coefficients from its own predictions.
 - Fixed costs keep the base's ratios between op classes; one scale is fitted. A few dozen
   networks cannot tell a class's dispatch cost from its efficiency (every network has one
   stem convolution and one classifier), and fitting them separately overfits: on held-out
-  networks (``benchmarks/bench_latency.py``) Kendall tau fell from 0.90 to 0.87.
+  networks Kendall tau fell from 0.90 to 0.87.
+- ``fit`` chooses what moves: ``full`` (the above), ``prior`` (the same, pulled toward the
+  base), ``scales`` (compute, memory and dispatch scales keeping the base's ratios). The
+  learning curves (``benchmarks/bench_latency_nb201.py``, ``benchmarks/bench_latency.py``)
+  chose ``full``: from 10 networks it beats FLOPs on the Pi 5 and here, ``scales`` cannot
+  correct a datasheet's wrong ratios between classes, and the pull of ``prior`` only helps
+  where the base is already right.
 - Bandwidths are fitted as non-negative increments ``b_l = d_0 + ... + d_l``, so a level
   further out is never faster and predictions stay monotone in width.
 - A coefficient the samples do not pin down (no grouped convolution among them, or a class
@@ -47,6 +53,8 @@ from .model_input import Shape
 Sample = tuple[nn.Module | Spec, Shape | None, float]   # (network, input shape or None, ms)
 
 _PULL = 1e-8          # weight of the pull toward the base, against squared relative errors
+_PRIOR_PULL = 1e-3    # "prior": moving a coefficient to 2x the base's costs a 3% miss on one network
+FIT_MODES = ("scales", "prior", "full")
 _FLOOR = 1e-3         # seconds-per-MAC and the first seconds-per-byte stay >= this x base
 
 
@@ -60,16 +68,22 @@ class FitQuality:
 
 def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
                       name: str | None = None, machine: str | None = None,
-                      threads: int | None = None) -> DeviceProfile:
+                      threads: int | None = None, fit: str = "full",
+                      runtime: str | None = None) -> DeviceProfile:
     """A profile fitted to ``samples`` of ``(model_or_spec, input_shape, measured ms)``.
 
     ``machine`` says where the measurements were made (recorded in the provenance with the
     base, the number of samples, the fit's errors and the date); ``threads``, how many
-    threads they used (default: the base's).
+    threads they used, and ``runtime``, which runtime (default: the base's). ``fit``, which
+    coefficients move: ``full`` every one the samples constrain (efficiency per op class,
+    bandwidth per memory level, one fixed-cost scale), ``prior`` the same pulled toward the
+    base, ``scales`` three scales (compute, memory, dispatch) that keep the base's ratios.
     """
     base_profile = load_device(base)
     if threads is not None:
         base_profile = replace(base_profile, threads=threads)
+    if runtime is not None:
+        base_profile = replace(base_profile, runtime=runtime)
     if len(samples) < 2:
         raise DeviceError(f"calibration needs at least 2 samples, got {len(samples)}")
     for i, (_, _, ms) in enumerate(samples):
@@ -77,18 +91,34 @@ def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
             raise DeviceError(f"sample {i}: measured latency must be a positive number, got {ms}")
     kernels = [extract_kernels(model, shape) for model, shape, _ in samples]
     measured = np.array([ms for _, _, ms in samples], dtype=float)
-    fit = _Fit(kernels, measured * 1e-3, base_profile)
-    theta, unconstrained = fit.solve()
-    profile = fit.profile(theta, name or f"{base_profile.name}-calibrated")
+    profile, unconstrained = _solve(kernels, measured, base_profile, fit)
+    profile = replace(profile, name=name or f"{base_profile.name}-calibrated")
     quality = fit_quality(profile, kernels, measured)
     provenance = {
         "base": base_profile.name, "samples": quality.samples,
         "mape_pct": round(quality.mape_pct, 2), "max_error_pct": round(quality.max_error_pct, 2),
         "kendall_tau": round(quality.kendall_tau, 4), "date": datetime.date.today().isoformat(),
-        "machine": machine or "unspecified", "unconstrained": unconstrained}
+        "machine": machine or "unspecified", "fit": fit, "unconstrained": unconstrained}
     description = f"{base_profile.name} fitted to {len(samples)} measured networks" + (
         f" ({machine})" if machine else "")
     return replace(profile, description=description, provenance=provenance)
+
+
+def fit_kernels(kernels: Sequence[list[Kernel]], measured_ms: Sequence[float], base: DeviceProfile,
+                fit: str = "full") -> DeviceProfile:
+    """``base`` fitted to networks given by their kernels (``fit`` as in
+    :func:`calibrate_latency`); no provenance: what benchmarks re-fit many times."""
+    return _solve(kernels, np.asarray(measured_ms, dtype=float), base, fit)[0]
+
+
+def _solve(kernels: Sequence[list[Kernel]], measured_ms: np.ndarray, base: DeviceProfile,
+           fit: str) -> tuple[DeviceProfile, list[str]]:
+    if fit not in FIT_MODES:
+        raise DeviceError(f"unknown fit {fit!r}, expected one of {', '.join(FIT_MODES)}")
+    problem = _Fit(list(kernels), measured_ms * 1e-3, base, mode="full" if fit == "prior" else fit,
+                   pull=_PRIOR_PULL if fit == "prior" else _PULL)
+    theta, unconstrained = problem.solve()
+    return problem.profile(theta, base.name), unconstrained
 
 
 def fit_quality(profile: DeviceProfile, kernels: list[list[Kernel]],
@@ -118,7 +148,8 @@ class _Fit:
     scale, are relative to the base: ``theta = scale * (tie @ z)``, so ``z = 1`` is the base.
     """
 
-    def __init__(self, kernels: list[list[Kernel]], seconds: np.ndarray, base: DeviceProfile):
+    def __init__(self, kernels: list[list[Kernel]], seconds: np.ndarray, base: DeviceProfile,
+                 mode: str = "full", pull: float = _PULL):
         self.base = base
         self.seconds = seconds
         flat = [(i, k) for i, ks in enumerate(kernels) for k in ks]
@@ -136,13 +167,18 @@ class _Fit:
             [base.seconds_per_mac(c) for c in OP_CLASSES],
             np.where(steps > 0, steps, per_byte[0]),
             fixed if fixed.any() else np.full(self.n_cls, 1e-6)])
-        self.z0 = np.concatenate([np.ones(self.n_cls), steps > 0, [fixed.any()]]).astype(float)
         n_free = self.n_cls + self.n_lvl
         self.tie = np.zeros((len(self.scale), n_free + 1))
         self.tie[:n_free, :n_free] = np.eye(n_free)
         self.tie[n_free:, n_free] = 1.0
+        self.z0 = np.concatenate([np.ones(self.n_cls), steps > 0, [fixed.any()]]).astype(float)
         self.floor = np.zeros(n_free + 1)
         self.floor[:self.n_cls + 1] = _FLOOR
+        if mode == "scales":     # three scales of the base's own coefficients
+            groups = np.repeat([0, 1, 2], [self.n_cls, self.n_lvl, self.n_cls])
+            self.tie = np.eye(3)[groups] * (self.tie @ self.z0)[:, None]
+            self.z0, self.floor = np.ones(3), np.array([_FLOOR, _FLOOR, 0.0])
+        self.mode, self.pull = mode, pull
 
     def _terms(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         per_byte = np.cumsum(theta[self.n_cls:self.n_cls + self.n_lvl])
@@ -169,12 +205,12 @@ class _Fit:
 
     def _residuals(self, z: np.ndarray) -> np.ndarray:
         return np.concatenate([self._predicted(z) / self.seconds - 1,
-                               np.sqrt(_PULL) * (z - self.z0)])
+                               np.sqrt(self.pull) * (z - self.z0)])
 
     def _jacobian(self, z: np.ndarray) -> np.ndarray:
         compute, memory = self._terms(self._theta(z))
         a = (self._design(compute >= memory) * self.scale / self.seconds[:, None]) @ self.tie
-        return np.vstack([a, np.sqrt(_PULL) * np.eye(len(z))])
+        return np.vstack([a, np.sqrt(self.pull) * np.eye(len(z))])
 
     def solve(self) -> tuple[np.ndarray, list[str]]:
         """The fitted coefficients, and the names of those no sample constrains."""
@@ -199,6 +235,8 @@ class _Fit:
 
     def _names(self) -> list[str]:
         """Names of the fitted parameters, as the provenance lists them."""
+        if self.mode == "scales":
+            return ["efficiency (one scale)", "bandwidth (one scale)", "fixed_cost_us"]
         return ([f"efficiency.{c}" for c in OP_CLASSES]
                 + [f"bandwidth.{m.name}" for m in self.base.memory] + ["fixed_cost_us"])
 

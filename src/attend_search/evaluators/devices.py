@@ -7,6 +7,13 @@ one kernel of a class (``fixed_cost_us``), and the bandwidth of each memory leve
 built-in profiles (``devices/*.yaml``) give priors with their sources; ``calibrate_latency``
 fits them to measurements and records where the fitted numbers came from (``provenance``).
 Wherever a device is asked for, a built-in name, a YAML path or a profile is accepted.
+
+A profile is a (CPU, runtime) pair: onnxruntime and LiteRT fuse and schedule the same
+network differently, so coefficients fitted to one runtime's measurements hold for that
+runtime only. ``runtime`` names it (onnxruntime when a file says nothing).
+
+A profile saved before an op class existed lacks that class: its coefficients are taken
+from the built-in profile it was fitted from (``provenance.base``), so old files still load.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from ..search_space.fields import Fields, parse_yaml, read_user_file
 from .kernels import OP_CLASSES
 
 SCHEMA = "attend-search/device/v1"
+DEFAULT_RUNTIME = "onnxruntime"
 _DIGITS = 5      # significant digits kept for fitted numbers: more than measurements support
 
 
@@ -58,6 +66,7 @@ class DeviceProfile:
     efficiency: Mapping[str, float]       # op class -> fraction of peak MAC rate
     fixed_cost_us: Mapping[str, float]    # op class -> dispatch cost of one kernel
     threads: int = 1
+    runtime: str = DEFAULT_RUNTIME        # the inference runtime the coefficients describe
     description: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
@@ -101,7 +110,7 @@ class DeviceProfile:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "schema": SCHEMA, "name": self.name, "description": self.description,
-            "threads": self.threads,
+            "runtime": self.runtime, "threads": self.threads,
             "compute": {"clock_ghz": self.clock_ghz, "simd_lanes": self.simd_lanes,
                         "fma_per_cycle": self.fma_per_cycle},
             "memory": [{"name": m.name, **({"size_kib": m.size_kib} if m.size_kib else {}),
@@ -171,16 +180,20 @@ def read_device(data: Any) -> DeviceProfile:
     if schema != SCHEMA:
         raise f.fail("schema", f"unsupported schema {schema!r}, expected {SCHEMA!r}")
     compute = f.sub("compute")
+    provenance = f.sub("provenance", {})
+    name = f.str("name")
+    fallback = _base_of(provenance, name)
     profile = DeviceProfile(
-        name=f.str("name"), description=f.str("description", ""),
-        threads=f.int("threads", 1, lo=1),
+        name=name, description=f.str("description", ""),
+        runtime=_runtime(f), threads=f.int("threads", 1, lo=1),
         clock_ghz=_positive(compute, "clock_ghz"),
         simd_lanes=compute.int("simd_lanes", lo=1),
         fma_per_cycle=_positive(compute, "fma_per_cycle"),
         memory=_read_memory(f),
-        efficiency=_per_class(f.sub("efficiency"), positive=True),
-        fixed_cost_us=_per_class(f.sub("fixed_cost_us"), positive=False),
-        provenance=f.sub("provenance", {}).data)
+        efficiency=_per_class(f.sub("efficiency"), True, fallback and fallback.efficiency),
+        fixed_cost_us=_per_class(f.sub("fixed_cost_us"), False,
+                                 fallback and fallback.fixed_cost_us),
+        provenance=provenance.data)
     compute.done()
     f.done()
     return profile
@@ -198,8 +211,24 @@ def _number(f: Fields, key: str, positive: bool) -> float:
     return value
 
 
-def _per_class(f: Fields, positive: bool) -> dict[str, float]:
-    values = {c: _number(f, c, positive) for c in OP_CLASSES}
+def _runtime(f: Fields) -> str:
+    runtime = f.str("runtime", DEFAULT_RUNTIME).strip()
+    if not runtime:
+        raise f.fail("runtime", "empty: name the inference runtime (onnxruntime, litert, ...)")
+    return runtime
+
+
+def _base_of(provenance: Fields, name: str) -> DeviceProfile | None:
+    """The built-in profile a fitted one started from, if it names another: it supplies
+    the op classes added since the file was written."""
+    base = provenance.data.get("base")
+    return _builtin_device(base) if base != name and base in builtin_devices() else None
+
+
+def _per_class(f: Fields, positive: bool, fallback: Mapping[str, float] | None
+               ) -> dict[str, float]:
+    values = {c: _number(f, c, positive) if fallback is None or f.has(c) else fallback[c]
+              for c in OP_CLASSES}
     f.done()
     return values
 

@@ -159,14 +159,18 @@ def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def litert_session(model: nn.Module, x: torch.Tensor, threads: int
-                   ) -> Iterator[Callable[[], object]]:
-    """For :func:`~attend_search.evaluators.measure.measure_latency`: ``model`` converted at
-    ``x``'s shape, a function that runs ``x`` through the interpreter."""
-    with tempfile.TemporaryDirectory() as tmp:
+def litert_session(model: nn.Module, x: torch.Tensor, threads: int, keep: str | Path | None = None
+                   ) -> Iterator[tuple[Callable[[], object], Path | None]]:
+    """For :func:`~attend_search.evaluators.measure.measure`: ``model`` converted at ``x``'s
+    shape, a function that runs ``x`` through the interpreter, and where the file was kept
+    (``keep/model.tflite``, moved in place whole; None without ``keep``)."""
+    with tempfile.TemporaryDirectory(dir=keep) as tmp:
         path = convert_tflite(model, tuple(x.shape), Path(tmp) / "model.tflite")
+        if keep is not None:
+            path = Path(keep) / "model.tflite"
+            os.replace(Path(tmp) / "model.tflite", path)
         run, feed = TFLiteModel(path, threads), x.numpy()
-        yield lambda: run(feed)
+        yield (lambda: run(feed)), (path if keep is not None else None)
 
 
 @contextlib.contextmanager

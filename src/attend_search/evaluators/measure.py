@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import statistics
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnxruntime as ort
@@ -79,35 +81,79 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """Repeated rounds of timed inferences: the median and how far it moves between rounds.
+
+    The interval is the lowest and highest of the per-round medians. For ``rounds``
+    independent rounds the chance that the true median lies outside it is ``2 / 2**rounds``
+    (6.25% for the default 5): a 93.75% interval, nothing assumed about the distribution.
+    """
+
+    median_ms: float                 # median of every timed run
+    low_ms: float                    # lowest per-round median
+    high_ms: float                   # highest per-round median
+    rounds: int
+    repeats: int                     # timed runs per round
+    runtime: str
+    threads: int
+    load_average: float              # the 1-minute load average just before measuring
+    cores: int
+    model_file: Path | None = None   # the file the runtime ran, when it was kept
+
+    @property
+    def busy(self) -> bool:
+        """Was something else running: a load average of a core's worth or more before
+        measuring began? Other processes slow measurements and widen the interval."""
+        return self.load_average >= 1.0
+
+
 def measure_latency(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
-                    runtime: str = "onnxruntime", threads: int = 1, warmup: int = 10,
-                    repeats: int = 50) -> float:
-    """Median milliseconds of ``repeats`` batch-1 inferences after ``warmup`` untimed ones.
+                    runtime: str = "onnxruntime", threads: int = 1, warmup: int = 5,
+                    repeats: int = 10, rounds: int = 5) -> float:
+    """Median milliseconds of a batch-1 inference (:func:`measure` without the spread)."""
+    return measure(model_or_spec, input_shape, runtime=runtime, threads=threads, warmup=warmup,
+                   repeats=repeats, rounds=rounds).median_ms
+
+
+def measure(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None, *,
+            runtime: str = "onnxruntime", threads: int = 1, warmup: int = 5, repeats: int = 10,
+            rounds: int = 5, keep: str | Path | None = None) -> Measurement:
+    """``rounds`` rounds of ``repeats`` timed batch-1 inferences after ``warmup`` untimed ones.
 
     The median, not the mean: a few slow runs are the machine's noise, not the network's
     latency. With one thread the inference runs on the calling thread and is timed by that
     thread's CPU time: on an idle machine (a board set aside for measuring) that equals wall
     time, and on a busy one it leaves out the time the OS gives to other processes, which
     otherwise doubles some measurements on a loaded two-core machine. With more threads the
-    work spreads over a thread pool, so it is timed by the wall clock.
+    work spreads over a thread pool, so it is timed by the wall clock. PyTorch's and the
+    runtime's thread counts are both set to ``threads``. ``keep``: a folder to write the
+    model file the runtime ran (``model.onnx``, ``model.tflite``), so that a board can
+    measure the same file.
+    Time: the ONNX export (a few seconds) and ``rounds x repeats + warmup`` inferences.
     """
     if runtime not in RUNTIMES:
         raise MeasurementError(f"unknown runtime {runtime!r}, expected one of {', '.join(RUNTIMES)}")
-    if threads < 1 or warmup < 0 or repeats < 1:
-        raise MeasurementError(f"need threads >= 1, warmup >= 0 and repeats >= 1, got "
-                               f"{threads}, {warmup} and {repeats}")
+    if threads < 1 or warmup < 0 or repeats < 1 or rounds < 1:
+        raise MeasurementError(f"need threads >= 1, warmup >= 0, repeats >= 1 and rounds >= 1, "
+                               f"got {threads}, {warmup}, {repeats} and {rounds}")
     model, shape = as_model(model_or_spec, input_shape)
     x = torch.rand(shape)
     session = {"onnxruntime": _onnxruntime_session, "torch": _torch_session,
                "litert": litert_session}[runtime]
-    with session(model, x, threads) as run:
-        return statistics.median(timed_runs(run, threads, warmup, repeats))
+    load = os.getloadavg()[0]
+    with torch_threads(threads), session(model, x, threads, keep) as (run, model_file):
+        times = [timed_runs(run, threads, warmup if r == 0 else 0, repeats) for r in range(rounds)]
+    medians = [statistics.median(t) for t in times]
+    return Measurement(statistics.median(t for r in times for t in r), min(medians),
+                       max(medians), rounds, repeats, runtime, threads, load,
+                       os.cpu_count() or 1, model_file)
 
 
 def timed_runs(run: Callable[[], object], threads: int = 1, warmup: int = 10,
                repeats: int = 50) -> list[float]:
     """Milliseconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones,
-    on the clock :func:`measure_latency` explains (thread CPU time for one thread)."""
+    on the clock :func:`measure` explains (thread CPU time for one thread)."""
     clock = time.thread_time if threads == 1 else time.perf_counter
     for _ in range(warmup):
         run()
@@ -119,26 +165,34 @@ def timed_runs(run: Callable[[], object], threads: int = 1, warmup: int = 10,
     return times
 
 
-@contextlib.contextmanager
-def _torch_session(model: nn.Module, x: torch.Tensor, threads: int) -> Iterator[Callable[[], object]]:
-    with eval_mode(model), torch.inference_mode(), torch_threads(threads):
-        yield lambda: model(x)
+Session = Iterator[tuple[Callable[[], object], Path | None]]
 
 
 @contextlib.contextmanager
-def _onnxruntime_session(model: nn.Module, x: torch.Tensor, threads: int
-                         ) -> Iterator[Callable[[], object]]:
-    with tempfile.TemporaryDirectory() as tmp:
+def _torch_session(model: nn.Module, x: torch.Tensor, threads: int, keep: Path | None) -> Session:
+    """PyTorch eager: no file to keep (``keep`` is ignored)."""
+    with eval_mode(model), torch.inference_mode():
+        yield (lambda: model(x)), None
+
+
+@contextlib.contextmanager
+def _onnxruntime_session(model: nn.Module, x: torch.Tensor, threads: int,
+                         keep: str | Path | None) -> Session:
+    # exported beside where it is kept, so that moving it in place is atomic
+    with tempfile.TemporaryDirectory(dir=keep) as tmp:
         path = Path(tmp) / "model.onnx"
         export_onnx(model, tuple(x.shape), path)
         session = onnxruntime_session(path, threads)
+        if keep is not None:
+            path = Path(keep) / "model.onnx"
+            os.replace(Path(tmp) / "model.onnx", path)
     feed = {session.get_inputs()[0].name: x.numpy()}
-    yield lambda: session.run(None, feed)
+    yield (lambda: session.run(None, feed)), (path if keep is not None else None)
 
 
 def onnxruntime_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
-    """An onnxruntime CPU session as :func:`measure_latency` times it: all graph
-    optimisations, ``threads`` intra-op threads, sequential execution, errors only logged."""
+    """An onnxruntime CPU session as :func:`measure` times it: all graph optimisations,
+    ``threads`` intra-op threads, sequential execution, errors only logged."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -1,0 +1,69 @@
+"""The learning curve of latency calibration, shared by the latency benchmarks.
+
+For each sample size n and each of several random splits: fit a profile on n measured
+networks, predict the others, and score Kendall tau and MAPE; against FLOPs (MACs times a
+constant fitted on the same n networks, in relative least squares) on the same split.
+Reported: the median over splits, so one lucky or unlucky split does not decide.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from attend_search.evaluators.calibrate import FIT_MODES, fit_kernels
+from attend_search.evaluators.devices import DeviceProfile
+from attend_search.evaluators.kernels import Kernel
+from attend_search.evaluators.latency import total_ms
+
+MAC_CLASSES = {"conv", "depthwise", "pointwise", "grouped", "linear", "matmul"}
+
+
+def macs(kernels: list[Kernel]) -> int:
+    """The network's FLOPs as MACs: the work of its convolutions and matrix products."""
+    return sum(k.macs for k in kernels if k.op_class in MAC_CLASSES)
+
+
+def scores(predicted: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
+    """``(Kendall tau, MAPE %)``."""
+    return (float(kendalltau(predicted, measured).statistic),
+            float(np.mean(np.abs(predicted - measured) / measured) * 100))
+
+
+def flops_fit(work: np.ndarray, measured: np.ndarray) -> float:
+    """The constant c minimising sum((c * work / measured - 1)^2): relative errors, as the
+    latency fit uses."""
+    r = work / measured
+    return float(r.sum() / (r * r).sum())
+
+
+def learning_curve(kernels: Sequence[list[Kernel]], measured: np.ndarray, base: DeviceProfile,
+                   sizes: Sequence[int], splits: int, modes: Sequence[str] = FIT_MODES,
+                   seed: int = 0, test: int | None = None) -> dict[tuple[int, str], tuple[float, float]]:
+    """``(n, mode or "flops") -> (median tau, median MAPE)`` over ``splits`` random splits;
+    ``test`` caps the networks predicted per split (all the others by default)."""
+    rng = np.random.default_rng(seed)
+    work = np.array([macs(ks) for ks in kernels], dtype=float)
+    results: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    for n in sizes:
+        for _ in range(splits):
+            order = rng.permutation(len(measured))
+            fit, held = order[:n], order[n:][:test]
+            c = flops_fit(work[fit], measured[fit])
+            results.setdefault((n, "flops"), []).append(scores(c * work[held], measured[held]))
+            for mode in modes:
+                profile = fit_kernels([kernels[i] for i in fit], measured[fit], base, mode)
+                predicted = np.array([total_ms(kernels[i], profile) for i in held])
+                results.setdefault((n, mode), []).append(scores(predicted, measured[held]))
+    return {key: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v))
+            for key, v in results.items()}
+
+
+def print_curve(curve: dict[tuple[int, str], tuple[float, float]], title: str) -> None:
+    print(title)
+    print(f"{'n':>4}  {'fit':<8} {'tau':>6} {'MAPE %':>7}")
+    for (n, mode), (tau, mape) in curve.items():
+        print(f"{n:>4}  {mode:<8} {tau:6.3f} {mape:7.1f}")
