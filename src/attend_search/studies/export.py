@@ -9,8 +9,6 @@ spec (``build_model(Spec.from_json(...))``) before deploying it.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from ..evaluators.measure import export_onnx
 from ..explorer import record_of
 from ..search_space import Spec, build_model, input_shape
 from .config import StudyConfig
+from .store import atomic_folder
 
 FORMATS = ("json", "onnx", "pt2")
 TABLE_FORMATS = ("csv", "parquet")
@@ -61,24 +60,19 @@ def export_trial(trial: FrozenTrial, config: StudyConfig, formats: list[str], ou
     """One trial's folder (:func:`export_folder`); returns its path."""
     spec, final = _spec(trial, config), export_folder(trial, config, out)
     refuse_overwrite([final], force)
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out, prefix=f".{final.name}."))
-    try:
+    with atomic_folder(final) as work:
         facts = _write(spec, formats, work, seed)
         (work / "MODEL_CARD.md").write_text(model_card(spec, trial, config, facts))
-        if final.exists():
-            shutil.rmtree(final)
-        work.rename(final)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return final
 
 
-def _write(spec: Spec, formats: list[str], folder: Path, seed: int) -> dict[str, str]:
+def _write(spec: Spec, formats: list[str], folder: Path, seed: int,
+           model: torch.nn.Module | None = None) -> dict[str, str]:
+    """Write ``spec`` and ``model`` (default: its seeded initialisation) in ``formats``."""
     facts = {"spec.json": "the architecture (always written: the model card rebuilds from it)"}
     (folder / "spec.json").write_text(spec.to_json() + "\n")
     torch.manual_seed(seed)
-    model = build_model(spec).eval()
+    model = (model or build_model(spec)).eval()
     x = torch.randn(input_shape(spec), generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         expected = model(x).numpy()
