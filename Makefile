@@ -20,14 +20,14 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) $(TORCH_INDEX)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,litert]"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/attend-search run --budget $(DEMO_TRIALS)
-	$(BIN)/attend-search export default --pareto --format json,onnx,pt2 --out exports
+	$(BIN)/attend-search export default --pareto --format json,onnx,pt2 --out exports --force
 	$(BIN)/attend-search report default --out report.html
 
 test: $(STAMP)

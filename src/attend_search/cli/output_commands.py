@@ -8,39 +8,28 @@ from pathlib import Path
 from ..errors import AttendSearchError
 from ..explorer.search import quiet_optuna
 from ..studies import load, place
-from ..studies.export import (TABLE_FORMATS, export_folder, export_trial, parse_formats,
-                              refuse_overwrite)
+from ..studies.export import QUANTIZE, TABLE_FORMATS, parse_formats
+from ..studies.export_run import ExportOptions, export_study
 from ..studies.report import write_report
-from ..studies.results import best, candidates, trials_frame
-from ..studies.store import write_atomic
+from ..studies.results import best, candidates
 from ..studies.trial_reader import read_trials
 from .common import positive
 from .study_commands import _study_arguments
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    formats = parse_formats(args.format)
+    formats = parse_formats(args.format, args.quantize)
     with quiet_optuna():
         config, study = load(place(args.study, args.storage, args.root))
-    out = Path(args.out)
     trials = read_trials(study, params=any(f in TABLE_FORMATS for f in formats))
-    model_formats = [f for f in formats if f not in TABLE_FORMATS]
-    chosen = _chosen(trials, config, args) if model_formats else []
-    tables = {fmt: out / f"{config.name}-trials.{fmt}" for fmt in formats if fmt in TABLE_FORMATS}
-    refuse_overwrite([*tables.values(), *(export_folder(t, config, out) for t in chosen)],
-                     args.force)
-    for fmt, path in tables.items():
-        frame = trials_frame(trials)
-        out.mkdir(parents=True, exist_ok=True)
-        if fmt == "csv":
-            write_atomic(path, frame.to_csv(index=False))
-        else:
-            frame.to_parquet(path.with_suffix(".tmp"), index=False)
-            path.with_suffix(".tmp").replace(path)
-        print(f"{path}: {len(frame)} trials")
-    for trial in chosen:
-        folder = export_trial(trial, config, model_formats, out, force=args.force)
-        print(f"{folder}: trial {trial.number} ({', '.join(sorted(p.name for p in folder.iterdir()))})")
+    chosen = _chosen(trials, config, args) if set(formats) - set(TABLE_FORMATS) else []
+    selection = (f"trial {args.trial}" if args.trial is not None
+                 else f"top {args.top}" if args.top else "pareto")
+    options = ExportOptions(tuple(formats), selection, seed=args.seed, quantize=args.quantize,
+                            calibration=args.calibration,
+                            calibration_images=args.calibration_images)
+    for line in export_study(config, trials, chosen, Path(args.out), options, force=args.force):
+        print(line, flush=True)
 
 
 def _chosen(trials, config, args):
@@ -72,10 +61,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     choice.add_argument("--trial", type=int, help="one trial by number")
     choice.add_argument("--top", type=positive(int), help="the top K by the objectives")
     s.add_argument("--format", default="json,onnx,pt2",
-                   help="comma-separated: json, onnx, pt2 (per architecture); csv, parquet "
-                        "(the trials table) (default json,onnx,pt2)")
+                   help="comma-separated: json, onnx, pt2, tflite (per architecture; tflite "
+                        "needs the extra 'litert'); csv, parquet (the trials table) "
+                        "(default json,onnx,pt2)")
     s.add_argument("--out", default="exports", help="output folder (default exports)")
-    s.add_argument("--force", action="store_true", help="replace files an earlier export wrote")
+    s.add_argument("--force", action="store_true",
+                   help="replace files an earlier export wrote, remove its stale folders")
+    s.add_argument("--seed", type=int, default=0,
+                   help="torch.manual_seed of the exported (untrained) weights (default 0)")
+    s.add_argument("--quantize", choices=QUANTIZE,
+                   help="also write int8 files of the onnx and tflite formats")
+    s.add_argument("--calibration",
+                   help="images for int8 calibration: digits, a .npz file or an image folder")
+    s.add_argument("--calibration-images", type=positive(int), default=64,
+                   help="calibration images drawn from its training part (default 64)")
     _study_arguments(s)
     s.set_defaults(func=cmd_export)
 

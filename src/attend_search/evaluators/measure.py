@@ -4,7 +4,8 @@
 Raspberry Pi it is real ARM latency. onnxruntime is the default runtime because it is what
 edge deployments of these networks run, with the same graph optimisations (batch norm
 folded, activations fused into convolutions) that :mod:`.kernels` assumes. ``export_onnx``
-is also how studies export their networks.
+is also how studies export their networks. ``runtime="litert"`` converts the network to
+LiteRT (:mod:`.litert`, the optional extra ``litert``) and times its interpreter.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from torch import nn
 from ..errors import AttendSearchError
 from ..search_space import Spec
 from .forward_trace import eval_mode, torch_threads
+from .litert import litert_session
 from .model_input import Shape, as_model
 
-RUNTIMES = ("onnxruntime", "torch")
+RUNTIMES = ("onnxruntime", "torch", "litert")
 
 
 class MeasurementError(AttendSearchError):
@@ -36,8 +38,11 @@ class MeasurementError(AttendSearchError):
 
 
 def export_onnx(model: nn.Module, input_shape: Shape, path: str | Path,
-                opset: int | None = None) -> int:
+                opset: int | None = None, dynamic_batch: bool = False) -> int:
     """Write ``model`` (in eval mode, static input shape) to ``path`` as ONNX; the opset used.
+
+    ``dynamic_batch``: the first axis is a named dimension ``batch`` (any size), as exported
+    deployment files want; the rest of the shape stays static.
 
     Uses torch.onnx's ``torch.export``-based exporter (``dynamo=True``), the default and
     maintained one since PyTorch 2.9; the TorchScript exporter is deprecated. It exports every
@@ -45,11 +50,14 @@ def export_onnx(model: nn.Module, input_shape: Shape, path: str | Path,
     shape here) and BlurPool's fixed filter (a constant). Weights are stored in the file
     itself so that it stands alone. ``opset=None`` takes the exporter's default.
     """
-    x = torch.zeros(input_shape)
+    # torch.export specialises a dimension of size 1, so a dynamic batch is traced at 2
+    x = torch.zeros((2, *input_shape[1:]) if dynamic_batch else input_shape)
+    dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
     try:
         with _quiet_exporter(), eval_mode(model), torch.no_grad():
             program = torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset,
-                                        external_data=False, verbose=False)
+                                        dynamic_shapes=dynamic, external_data=False,
+                                        verbose=False)
     except Exception as exc:  # the exporter raises many types; the user needs the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MeasurementError(f"ONNX export failed: {first}") from exc
@@ -90,17 +98,25 @@ def measure_latency(model_or_spec: nn.Module | Spec, input_shape: Shape | None =
                                f"{threads}, {warmup} and {repeats}")
     model, shape = as_model(model_or_spec, input_shape)
     x = torch.rand(shape)
-    session = _onnxruntime_session if runtime == "onnxruntime" else _torch_session
-    clock = time.thread_time if threads == 1 else time.perf_counter
+    session = {"onnxruntime": _onnxruntime_session, "torch": _torch_session,
+               "litert": litert_session}[runtime]
     with session(model, x, threads) as run:
-        for _ in range(warmup):
-            run()
-        times = []
-        for _ in range(repeats):
-            start = clock()
-            run()
-            times.append(clock() - start)
-    return statistics.median(times) * 1e3
+        return statistics.median(timed_runs(run, threads, warmup, repeats))
+
+
+def timed_runs(run: Callable[[], object], threads: int = 1, warmup: int = 10,
+               repeats: int = 50) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones,
+    on the clock :func:`measure_latency` explains (thread CPU time for one thread)."""
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        run()
+        times.append((clock() - start) * 1e3)
+    return times
 
 
 @contextlib.contextmanager
@@ -112,15 +128,21 @@ def _torch_session(model: nn.Module, x: torch.Tensor, threads: int) -> Iterator[
 @contextlib.contextmanager
 def _onnxruntime_session(model: nn.Module, x: torch.Tensor, threads: int
                          ) -> Iterator[Callable[[], object]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_onnx(model, tuple(x.shape), path)
+        session = onnxruntime_session(path, threads)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    yield lambda: session.run(None, feed)
+
+
+def onnxruntime_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime CPU session as :func:`measure_latency` times it: all graph
+    optimisations, ``threads`` intra-op threads, sequential execution, errors only logged."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3          # errors only
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(model, tuple(x.shape), path)
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: x.numpy()}
-    yield lambda: session.run(None, feed)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -21,8 +21,6 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,27 +239,7 @@ def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file and rename: readers never see half a file."""
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
         tmp.write(text)
-    os.chmod(tmp.name, 0o666 & ~_umask())  # as open() would have made it, not tempfile's 0600
-    os.replace(tmp.name, path)
-
-
-@contextmanager
-def atomic_folder(final: Path) -> Iterator[Path]:
-    """A temporary folder beside ``final`` to fill, renamed to ``final`` (replacing a folder
-    there) when the block ends without error, removed when it raises: never half a folder."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
-    try:
-        yield work
-        os.chmod(work, 0o777 & ~_umask())   # as mkdir would have made it, not mkdtemp's 0700
-        if final.exists():
-            shutil.rmtree(final)
-        work.rename(final)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return umask
+    os.chmod(tmp.name, 0o666 & ~umask)  # as open() would have made it, not tempfile's 0600
+    os.replace(tmp.name, path)

@@ -1,0 +1,73 @@
+"""LiteRT: conversion of a search-space network to ``.tflite`` (float and int8), the
+interpreter's outputs against PyTorch's, and ``latency measure --runtime litert``."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from attend_search.evaluators.litert import TFLiteModel, convert_tflite, litert_available, run_tflite
+from attend_search.evaluators.measure import measure_latency
+from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
+from helpers import cli
+
+pytestmark = pytest.mark.skipif(not litert_available(), reason="the optional extra 'litert' "
+                                "(litert-torch, ai-edge-litert) is not installed")
+
+SPEC = Spec(name="small", input_size=32, num_classes=10, stem=Stem(out=8),
+            stages=(Stage((Block("condenser", out=16, stride=2, downsample="aads",
+                                 attention=Attention(embed=8, stages=2)),)),
+                    Stage((Block("inverted_residual", out=24, stride=2, mid=48, se=8),))),
+            head=Head(channels=32))
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """The network, a batch of images, and its float and int8 files (calibrated on 32 images)."""
+    torch.manual_seed(0)
+    model = build_model(SPEC).eval()
+    with torch.no_grad():       # logits of order 1 (not the initialisation's 1e-7)
+        model.classifier.fc.weight.normal_(0, 5.0)
+    images = torch.rand(48, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    folder = tmp_path_factory.mktemp("litert")
+    float_path = convert_tflite(model, (1, 3, 32, 32), folder / "float.tflite")
+    int8_path = convert_tflite(model, (1, 3, 32, 32), folder / "int8.tflite",
+                               calibration=images[:32])
+    return model, images, float_path, int8_path
+
+
+def test_float_file_matches_pytorch(converted):
+    model, images, float_path, _ = converted
+    with torch.no_grad():
+        want = model(images).numpy()
+    got = run_tflite(float_path, images.numpy())
+    assert got.shape == (48, 10) and np.abs(want).max() > 0.1
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+    assert not TFLiteModel(float_path).int8
+
+
+def test_int8_file_is_int8_smaller_and_close(converted):
+    model, images, float_path, int8_path = converted
+    with torch.no_grad():
+        want = model(images).numpy()
+    got = run_tflite(int8_path, images.numpy())
+    assert TFLiteModel(int8_path).int8
+    assert int8_path.stat().st_size < float_path.stat().st_size
+    error = np.abs(got - want).max() / np.abs(want).max()
+    assert 0 < error < 0.2                  # quantized: not exact, but near
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.8
+
+
+@pytest.mark.slow
+def test_measure_latency_on_litert():
+    ms = measure_latency(SPEC, runtime="litert", warmup=1, repeats=3)
+    assert math.isfinite(ms) and ms > 0
+
+
+def test_cli_latency_measure_runtime_litert(tmp_path):
+    (tmp_path / "small.json").write_text(SPEC.to_json())
+    out = cli("latency", "measure", "small.json", "--runtime", "litert", "--repeats", 3,
+              "--warmup", 1, cwd=tmp_path)
+    assert "ms  (litert, 1 thread(s)" in out.stdout
+    assert out.stderr.strip() == ""         # the converter's progress and C++ logs are silenced
