@@ -16,7 +16,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from ..errors import AttendSearchError
     from ..evaluators.datasets import load_dataset
     from ..evaluators.trainer import Recipe
-    from ..studies.export import FORMATS
+    from ..studies.export import FORMATS, QUANTIZE, parse_formats
     from ..studies.training_run import EXPORT, run_training
 
     spec, source = _spec(args)
@@ -25,35 +25,48 @@ def cmd_train(args: argparse.Namespace) -> None:
                     warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
                     augment=args.augment, hflip=args.hflip, input_size=args.input_size,
                     seed=args.seed).resolved()
-    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    known = [f for f in FORMATS if f != "json"]           # the spec is always written
-    unknown = [f for f in formats if f not in known]
-    if unknown:
-        raise AttendSearchError(f"--format: unknown format {unknown[0]!r}; known: "
-                                f"{', '.join(known)} (spec.json and weights are always written)")
+    formats = tuple(parse_formats(args.format, args.quantize)) if args.format else ()
+    if args.quantize not in (None, *QUANTIZE):
+        raise AttendSearchError(f"--quantize: {args.quantize!r} is not one of "
+                                f"{', '.join(QUANTIZE)}")
+    tables = [f for f in formats if f not in FORMATS]
+    if tables:
+        raise AttendSearchError(f"--format: {tables[0]} is a study's trials table; a trained "
+                                f"network exports as {', '.join(FORMATS)}")
     data = load_dataset(args.data, val_fraction=args.val_fraction, seed=args.seed,
                         validation=args.val)
     out = Path(args.out or Path("runs") / (spec.name or spec.digest))
     try:
         trained = run_training(spec, data, recipe, out, source=source, resume=args.continue_run,
                                force=args.force, formats=formats, device=args.device,
+                               calibration_images=args.calibration_images if args.quantize
+                               else None,
                                amp=args.amp, channels_last=args.channels_last,
-                               stop_after=args.stop_after,
+                               stop_after=args.stop_after, report=_printer(recipe.epochs),
                                progress=False if args.no_progress else None)
     except KeyboardInterrupt:
         print(f"{out}: the last complete epoch is kept; to go on, run the same command with "
               f"--resume", file=sys.stderr)
         raise
-    for e in trained.log:
-        print(f"epoch {e['epoch']:>3}/{recipe.epochs}  lr {e['lr']:.3g}  train loss "
-              f"{e['train_loss']:.4f}  val loss {e['val_loss']:.4f}  top-1 {e['val_top1']:.4f}  "
-              f"top-5 {e['val_top5']:.4f}")
     if trained.finished:
         print(f"{out / EXPORT}: trained {spec.name or spec.digest} (digest "
               f"{trained.spec.digest}), top-1 {trained.log[-1]['val_top1']:.4f}")
     else:
         print(f"{out}: stopped after epoch {trained.log[-1]['epoch']} of {recipe.epochs}; "
               f"to go on, run the same command with --resume")
+
+
+def _printer(epochs: int):
+    """Prints an epoch's line as it ends, above the progress bar (as a log file wants it)."""
+    from tqdm.auto import tqdm
+
+    def report(e: dict[str, float]) -> None:
+        tqdm.write(f"epoch {e['epoch']:>3}/{epochs}  lr {e['lr']:.3g}  train loss "
+                   f"{e['train_loss']:.4f}  val loss {e['val_loss']:.4f}  top-1 "
+                   f"{e['val_top1']:.4f}  top-5 {e['val_top5']:.4f}  {e['seconds']:.1f} s",
+                   file=sys.stdout)
+        sys.stdout.flush()
+    return report
 
 
 def _spec(args: argparse.Namespace):
@@ -125,6 +138,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--stop-after", type=positive(int), metavar="N",
                      help="stop after N epochs of this invocation (--resume goes on)")
     run.add_argument("--format", default="onnx,pt2",
-                     help="export formats besides spec and weights: onnx, pt2 (onnx,pt2)")
+                     help="export formats besides spec and weights: onnx, pt2, tflite (tflite "
+                          "needs the extra 'litert') (onnx,pt2)")
+    run.add_argument("--quantize", metavar="int8",
+                     help="also export int8 onnx/tflite, calibrated on training images")
+    run.add_argument("--calibration-images", type=positive(int), default=64,
+                     help="training images that calibrate int8 (64)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)

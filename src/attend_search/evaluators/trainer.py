@@ -4,7 +4,10 @@ Unlike :func:`.training.train_eval` (a few epochs to rank candidates), this trai
 SGD with Nesterov momentum or AdamW, no weight decay on biases and norm parameters, a linear
 warm-up then cosine annealing stepped per batch (Goyal et al. 2017; Loshchilov & Hutter 2017),
 label smoothing, augmentation (:mod:`.augment`), batch-norm statistics re-estimated before each
-validation, top-1 and top-5 on the validation split after every epoch. On CUDA it runs in
+validation, top-1 and top-5 on the validation split after every epoch. Images go in as they
+are, pixels in 0..1, with no mean and deviation to subtract: the stem's batch norm learns that
+shift and scale, and the trained network takes what an export promises (pixels in 0..1),
+with nothing to apply on the device. On CUDA it runs in
 mixed precision (float16 autocast with a gradient scaler) and channels-last memory layout.
 
 Training can stop after any epoch and resume from the state :func:`train` hands to
@@ -98,13 +101,11 @@ class Recipe:
 @dataclass
 class Trained:
     """A finished (or stopped) run: the model on the CPU in eval mode, the spec it was built
-    from, the per-epoch log, the input normalisation it expects and whether all epochs ran."""
+    from, the per-epoch log and whether all epochs ran."""
 
     model: nn.Module
     spec: Spec
     log: list[dict[str, float]]
-    mean: list[float]
-    std: list[float]
     finished: bool
 
 
@@ -143,21 +144,15 @@ def train(spec: Spec, data: Dataset, recipe: Recipe, *, device: str = "cpu",
             _check_state(state, me)
         model.to(target, memory_format=memory)
         channels = spec.in_channels
-        x_train = adapt_images(data.x_train, channels)
-        mean = x_train.mean((0, 2, 3), keepdim=True)
-        std = x_train.std((0, 2, 3), keepdim=True).clamp_min(1e-6)
-        shift, scale = mean.to(target), std.to(target)
         generator = torch.Generator().manual_seed(recipe.seed)
 
-        def normalise(x: Tensor) -> Tensor:
-            return ((x - shift) / scale).contiguous(memory_format=memory)
-
         def prepare_train(x: Tensor) -> Tensor:
-            x = adapt_images(x.to(target), channels)
-            return normalise(augment(x, size, recipe.augment, recipe.hflip, generator))
+            x = augment(adapt_images(x.to(target), channels), size, recipe.augment,
+                        recipe.hflip, generator)
+            return x.contiguous(memory_format=memory)
 
         def prepare_eval(x: Tensor) -> Tensor:
-            return normalise(adapt_images(x.to(target), channels, size))
+            return adapt_images(x.to(target), channels, size).contiguous(memory_format=memory)
 
         steps = max(1, len(data.y_train) // recipe.batch_size)
         optimizer = _optimizer(model, recipe)
@@ -218,8 +213,7 @@ def train(spec: Spec, data: Dataset, recipe: Recipe, *, device: str = "cpu",
                               "cuda_rng": torch.cuda.get_rng_state_all() if cuda else [],
                               "log": log})
     model = model.to("cpu", memory_format=torch.contiguous_format).eval()
-    return Trained(model, spec, log, mean.flatten().tolist(), std.flatten().tolist(),
-                   finished=end == recipe.epochs)
+    return Trained(model, spec, log, finished=end == recipe.epochs)
 
 
 class WarmupCosine:

@@ -3,7 +3,8 @@
 A run folder holds ``checkpoint.pt`` (everything :func:`..evaluators.trainer.train` needs to
 resume, replaced after every epoch), ``metrics.json`` (the spec's digest, the recipe, the data
 and loss, top-1 and top-5 per epoch) and, once the last epoch is done, ``export/``: the
-trained network as an export (spec, weights, ONNX, ``torch.export``) with a model card. Every
+trained network exported as a study's trials are (spec, weights, ONNX, ``torch.export``,
+LiteRT, int8; :mod:`.export`) with a model card that tells the training. Every
 file is written under a temporary name and renamed, so a run stopped at any moment (Ctrl-C, a
 job's time limit, a lost machine) leaves the last complete epoch to resume from.
 """
@@ -13,18 +14,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from .. import __version__
 from ..errors import AttendSearchError
 from ..evaluators.datasets import Dataset
 from ..evaluators.trainer import CheckpointError, Recipe, State, Trained, train
 from ..search_space import Spec
-from .export import _spec, _write
+from ..evaluators.quantize import calibration_batch
+from .export import Int8, _spec, export_network
+from .model_card import Provenance
 from .results import candidates
-from .store import StudyPlace, atomic_folder, load, write_atomic
+from .store import StudyPlace, load, write_atomic
 from .trial_reader import read_trials
 
 CHECKPOINT, METRICS, EXPORT = "checkpoint.pt", "metrics.json", "export"
@@ -32,11 +35,15 @@ CHECKPOINT, METRICS, EXPORT = "checkpoint.pt", "metrics.json", "export"
 
 def run_training(spec: Spec, data: Dataset, recipe: Recipe, out: Path, *, source: str,
                  resume: bool = False, force: bool = False, formats: tuple[str, ...] = ("onnx",),
+                 calibration_images: int | None = None,
+                 report: Callable[[dict[str, float]], None] | None = None,
                  **options) -> Trained:
     """Train in the run folder ``out`` (``options`` go to :func:`train`); export when done.
 
     A folder that holds a run is continued only with ``resume`` and started over only with
-    ``force``; ``source`` (where the spec came from) goes on the model card.
+    ``force``; ``source`` (where the spec came from) goes on the model card. ``formats`` are
+    the export's (:data:`.export.FORMATS`), ``calibration_images`` asks for int8 files too.
+    ``report`` gets each epoch's log entry once it is saved.
     """
     checkpoint = out / CHECKPOINT
     state = _start(out, checkpoint, resume, force)
@@ -46,13 +53,16 @@ def run_training(spec: Spec, data: Dataset, recipe: Recipe, out: Path, *, source
         _save_atomic(state, checkpoint)
         write_atomic(out / METRICS, json.dumps(
             {**state["identity"], "epochs": state["log"]}, indent=2) + "\n")
+        if report is not None:
+            report(state["log"][-1])
 
     try:
         trained = train(spec, data, recipe, state=state, on_epoch=save, **options)
     except CheckpointError as exc:
         raise exc.located(str(checkpoint)) from None
     if trained.finished:
-        _export(trained, recipe.resolved(), data, out / EXPORT, source, formats)
+        _export(trained, recipe.resolved(), data, out / EXPORT, source, formats,
+                calibration_images)
     return trained
 
 
@@ -94,46 +104,33 @@ def _save_atomic(state: State, path: Path) -> None:
 
 
 def _export(trained: Trained, recipe: Recipe, data: Dataset, folder: Path, source: str,
-            formats: tuple[str, ...]) -> Path:
-    """The trained network as an export folder, written whole or not at all.
+            formats: tuple[str, ...], calibration_images: int | None) -> Path:
+    """The trained network as an export folder (:func:`.export.export_network`), its card
+    telling the training; with ``calibration_images``, int8 files calibrated on that many
+    training images."""
+    last = trained.log[-1]
+    int8 = None
+    if calibration_images:
+        images, labels = calibration_batch(data.name, trained.spec, calibration_images,
+                                           recipe.seed)
+        int8 = Int8(f"{data.name} (training images)", images, labels)
+    provenance = Provenance(
+        weights=f"Trained {last['epoch']} epoch{'s' * (last['epoch'] != 1)} on `{data.name}` by `attend-search train`: "
+                f"validation top-1 **{last['val_top1']:.4f}**, top-5 {last['val_top5']:.4f} "
+                f"({len(data.y_train):,} training, {len(data.y_val):,} validation images)",
+        origin=f"`{source}`", details=training_details(trained, recipe))
+    return export_network(trained.spec, trained.model, folder, provenance,
+                          formats=("json", *formats), int8=int8, force=True)
 
-    The one place that calls the export code: the study export's writer with the trained
-    model, then the weights and a model card of the training.
-    """
-    with atomic_folder(folder) as work:
-        facts = _write(trained.spec, list(formats), work, seed=0, model=trained.model)
-        torch.save(trained.model.state_dict(), work / "weights.pt")
-        facts["weights.pt"] = "the trained weights (a state_dict for build_model(spec))"
-        (work / "MODEL_CARD.md").write_text(model_card(trained, recipe, data, source, facts))
-    return folder
 
-
-def model_card(trained: Trained, recipe: Recipe, data: Dataset, source: str,
-               facts: dict[str, str]) -> str:
-    spec, last = trained.spec, trained.log[-1]
-    fmt = lambda values: "[" + ", ".join(f"{v:.4f}" for v in values) + "]"   # noqa: E731
-    lines = [f"# {spec.name or spec.digest} (trained)", "",
-             f"`{source}` trained by attend-search {__version__} on `{data.name}` "
-             f"({len(data.y_train):,} training, {len(data.y_val):,} validation images, "
-             f"{data.num_classes} classes). Spec digest `{spec.digest}`, input "
-             f"1x{spec.in_channels}x{spec.input_size}x{spec.input_size}.", "",
-             f"Validation top-1 **{last['val_top1']:.4f}**, top-5 {last['val_top5']:.4f} "
-             f"after {last['epoch']} epochs.", "",
-             "## Input", "",
-             f"Images scaled to 0..1, resized to {spec.input_size}x{spec.input_size}, then "
-             f"normalised per channel: `(x - mean) / std` with mean {fmt(trained.mean)} and "
-             f"std {fmt(trained.std)} (the training split's).", "",
-             "## Recipe", "", "| setting | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in vars(recipe).items()]
-    lines += ["", "## Epochs", "", "| epoch | lr | train loss | val loss | top-1 | top-5 |",
-              "|---:|---:|---:|---:|---:|---:|"]
+def training_details(trained: Trained, recipe: Recipe) -> list[str]:
+    """The card's account of a training: its recipe and every epoch."""
+    lines = ["", "## Training", "", "| setting | value |", "|---|---:|"]
+    own = "the spec's"                       # the only setting left None: input_size
+    lines += [f"| {k} | {own if v is None else v} |" for k, v in vars(recipe).items()]
+    lines += ["", "| epoch | lr | train loss | val loss | top-1 | top-5 | s |",
+              "|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {e['epoch']} | {e['lr']:.3g} | {e['train_loss']:.4f} | {e['val_loss']:.4f} | "
-              f"{e['val_top1']:.4f} | {e['val_top5']:.4f} |" for e in trained.log]
-    lines += ["", "## Files", ""]
-    lines += [f"- `{name}`: {fact}" for name, fact in facts.items()]
-    lines += ["", "## Load in Python", "", "```python", "import torch",
-              "from attend_search import Spec, build_model",
-              "model = build_model(Spec.from_json(open('spec.json').read()))",
-              "model.load_state_dict(torch.load('weights.pt'))",
-              "model.eval()", "```", ""]
-    return "\n".join(lines)
+              f"{e['val_top1']:.4f} | {e['val_top5']:.4f} | {e['seconds']:.1f} |"
+              for e in trained.log]
+    return lines
