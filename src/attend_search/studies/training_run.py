@@ -113,7 +113,7 @@ def _export(trained: Trained, recipe: Recipe, data: Dataset, folder: Path, sourc
     if calibration_images:
         images, labels = calibration_batch(data.name, trained.spec, calibration_images,
                                            recipe.seed)
-        int8 = Int8(f"{data.name} (training images)", images, labels)
+        int8 = Int8(data.name, images, labels)
     provenance = Provenance(
         weights=f"Trained {last['epoch']} epoch{'s' * (last['epoch'] != 1)} on `{data.name}` by `attend-search train`: "
                 f"validation top-1 **{last['val_top1']:.4f}**, top-5 {last['val_top5']:.4f} "
