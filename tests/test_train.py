@@ -18,6 +18,7 @@ from attend_search.evaluators.augment import augment
 from attend_search.evaluators.datasets import DatasetError, load_dataset
 from attend_search.evaluators.loop import evaluate
 from attend_search.explorer import record_of
+from attend_search.studies.training_run import run_training
 from attend_search.evaluators.trainer import (MIN_LR, CheckpointError, Recipe, WarmupCosine,
                                                _optimizer, train)
 from attend_search.search_space import Attention, Block, Head, Stage, Stem
@@ -79,7 +80,8 @@ def test_weight_decay_on_kernels_and_matrices_not_on_biases_and_norms():
     for name in ("sgd", "adamw"):
         decayed, plain = _optimizer(model, replace(QUICK, optimizer=name).resolved()).param_groups
         assert decayed["weight_decay"] > 0 and plain["weight_decay"] == 0
-        assert {p.ndim for p in decayed["params"]} == {2, 4} and {p.ndim for p in plain["params"]} == {1}
+        assert {p.ndim for p in decayed["params"]} == {2, 4}
+        assert {p.ndim for p in plain["params"]} == {1}
         assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
 
 
@@ -117,6 +119,15 @@ def test_top1_and_top5_counted_on_given_logits():
     assert (scores["top1"], scores["top5"]) == (0.5, 0.75)
     two = evaluate(nn.Identity(), logits[:, :2], torch.tensor([1, 1, 0, 0]), lambda x: x, 4)
     assert two["top5"] == 1.0                          # top-k of two classes: all of them
+
+
+def test_a_broken_checkpoint_is_refused_naming_it(tmp_path, digits):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(AttendSearchError, match="checkpoint.pt: not a readable checkpoint"):
+        run_training(SMALL, digits, QUICK, tmp_path, source="small", resume=True)
+    torch.save({"epoch": 1}, tmp_path / "checkpoint.pt")
+    with pytest.raises(AttendSearchError, match="checkpoint.pt: not an attend-search checkpoint"):
+        run_training(SMALL, digits, QUICK, tmp_path, source="small", resume=True)
 
 
 # ----------------------------------------------------------------------------- augmentation

@@ -133,7 +133,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                      help="channels-last memory layout (default: on for cuda)")
     run.add_argument("--out", help="run folder: checkpoint, metrics, export (runs/<name>)")
-    run.add_argument("--resume", action="store_true", dest="continue_run", help="continue the run in --out")
+    run.add_argument("--resume", action="store_true", dest="continue_run",
+                     help="continue the run in --out")
     run.add_argument("--force", action="store_true", help="start the run in --out over")
     run.add_argument("--stop-after", type=positive(int), metavar="N",
                      help="stop after N epochs of this invocation (--resume goes on)")

@@ -1,8 +1,9 @@
 """Standard training augmentation on batched image tensors (torchvision cannot be used here).
 
 Each policy maps a batch ``(N, C, H, W)`` to ``(N, C, size, size)`` in a few whole-batch
-tensor operations on the device the batch is on (a crop is one ``grid_sample``). Random draws come from the ``torch.Generator`` passed in (on the
-CPU, whatever the device), so a run is reproducible and resumable from the generator's state.
+tensor operations on the device the batch is on (a crop is one ``grid_sample``). Random
+draws come from the ``torch.Generator`` passed in (on the CPU, whatever the device), so a run
+is reproducible and resumable from the generator's state.
 
 - ``crop``: Inception-style random resized crop (Szegedy et al. 2015; torchvision's
   ``RandomResizedCrop``): a box of :data:`CROP_SCALE` of the area and :data:`CROP_RATIO`

@@ -101,7 +101,8 @@ def _with_validation(source: str | Path, validation: str | Path, channels: int |
     side = x.shape[-1] if x.shape[-1] == x.shape[-2] else size
     x_val, y_val = _whole(validation, x.shape[1], side)
     if Path(source).is_dir() and Path(validation).is_dir():
-        names = [sorted(p.name for p in Path(s).iterdir() if p.is_dir()) for s in (source, validation)]
+        names = [sorted(p.name for p in Path(s).iterdir() if p.is_dir())
+                 for s in (source, validation)]
         if names[0] != names[1]:
             raise DatasetError(f"the validation folder's classes ({', '.join(names[1])}) are not "
                                f"the training folder's ({', '.join(names[0])})",

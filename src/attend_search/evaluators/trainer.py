@@ -82,7 +82,9 @@ class Recipe:
                 raise AttendSearchError(f"--{name.replace('_', '-')}: must be 1 or more, "
                                         f"got {value}")
         lr, decay = OPTIMIZERS[self.optimizer]
-        warmup = round(min(3.0, WARMUP * self.epochs), 3) if self.warmup_epochs is None else self.warmup_epochs
+        warmup = self.warmup_epochs
+        if warmup is None:
+            warmup = round(min(3.0, WARMUP * self.epochs), 3)
         out = replace(self, lr=lr if self.lr is None else self.lr, warmup_epochs=warmup,
                       weight_decay=decay if self.weight_decay is None else self.weight_decay)
         checks = [("lr", out.lr > 0, "must be above 0"),
@@ -166,7 +168,8 @@ def train(spec: Spec, data: Dataset, recipe: Recipe, *, device: str = "cpu",
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
+            if state["scaler"] and amp:      # empty from a run without mixed precision
+                scaler.load_state_dict(state["scaler"])
             generator.set_state(state["generator"])
             torch.set_rng_state(state["torch_rng"])
             if cuda and state["cuda_rng"]:

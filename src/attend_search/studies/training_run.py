@@ -22,8 +22,8 @@ import torch
 from ..errors import AttendSearchError
 from ..evaluators.datasets import Dataset
 from ..evaluators.trainer import CheckpointError, Recipe, State, Trained, train
-from ..search_space import Spec
 from ..evaluators.quantize import calibration_batch
+from ..search_space import Spec
 from .export import Int8, _spec, export_network
 from .model_card import Provenance
 from .results import candidates
@@ -49,7 +49,10 @@ def run_training(spec: Spec, data: Dataset, recipe: Recipe, out: Path, *, source
     state = _start(out, checkpoint, resume, force)
 
     def save(state: State) -> None:
-        out.mkdir(parents=True, exist_ok=True)   # here: a run that fails to start leaves nothing
+        # only now: a run that fails to start leaves nothing, nor loses the run it replaces
+        out.mkdir(parents=True, exist_ok=True)
+        if state["epoch"] == 1:
+            shutil.rmtree(out / EXPORT, ignore_errors=True)   # the old run's, with force
         _save_atomic(state, checkpoint)
         write_atomic(out / METRICS, json.dumps(
             {**state["identity"], "epochs": state["log"]}, indent=2) + "\n")
@@ -92,8 +95,6 @@ def _start(out: Path, checkpoint: Path, resume: bool, force: bool) -> State | No
     if held and not force:
         raise AttendSearchError(f"{out} already holds a training run ({held[0].name}); "
                                 f"--resume continues it, --force starts it over")
-    for path in held:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
     return None
 
 
@@ -115,7 +116,8 @@ def _export(trained: Trained, recipe: Recipe, data: Dataset, folder: Path, sourc
                                            recipe.seed)
         int8 = Int8(data.name, images, labels)
     provenance = Provenance(
-        weights=f"Trained {last['epoch']} epoch{'s' * (last['epoch'] != 1)} on `{data.name}` by `attend-search train`: "
+        weights=f"Trained {last['epoch']} epoch{'s' * (last['epoch'] != 1)} on `{data.name}` "
+                f"by `attend-search train`: "
                 f"validation top-1 **{last['val_top1']:.4f}**, top-5 {last['val_top5']:.4f} "
                 f"({len(data.y_train):,} training, {len(data.y_val):,} validation images)",
         origin=f"`{source}`", details=training_details(trained, recipe))
