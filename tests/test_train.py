@@ -2,13 +2,17 @@
 
 import io
 import json
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from helpers import cli, storage_trials
+from helpers import cli, environment, storage_trials
 from PIL import Image
 from safetensors.torch import load_model
 from torch import nn
@@ -17,11 +21,11 @@ from attend_search import AttendSearchError, Spec, build_model
 from attend_search.evaluators.augment import augment
 from attend_search.evaluators.datasets import DatasetError, load_dataset
 from attend_search.evaluators.loop import evaluate
-from attend_search.explorer import record_of
-from attend_search.studies.training_run import run_training
 from attend_search.evaluators.trainer import (MIN_LR, CheckpointError, Recipe, WarmupCosine,
                                                _optimizer, train)
+from attend_search.explorer import record_of
 from attend_search.search_space import Attention, Block, Head, Stage, Stem
+from attend_search.studies.training_run import run_training
 
 # small enough to train two epochs of digits in seconds; head dropout uses torch's global RNG
 SMALL = Spec(name="small", input_size=32, num_classes=1000, stem=Stem(out=16),
@@ -225,6 +229,27 @@ def test_train_stop_resume_export_end_to_end(tmp_path):
     # stopped and resumed from the command line = trained in one go, bit for bit
     straight = train(SMALL, data, Recipe(epochs=2, batch_size=32, hflip=0)).model.state_dict()
     assert all(torch.equal(v, straight[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_the_last_epoch_and_resume_goes_on(tmp_path):
+    (tmp_path / "small.json").write_text(SMALL.to_json())
+    args = [sys.executable, "-m", "attend_search.cli", "train", "small.json", "--data", "digits",
+            "--epochs", "40", "--batch-size", "32", "--out", "run"]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=environment(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while not (tmp_path / "run" / "metrics.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)                  # as a job's time limit does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run: the last complete epoch is kept; to go on, run the same command with --resume" \
+        in err
+    done = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"][-1]["epoch"]
+    assert 1 <= done < 40 and not (tmp_path / "run" / "export").exists()
+    resumed = cli(*args[3:], "--resume", "--stop-after", "1", cwd=tmp_path)
+    assert f"epoch {done + 1:>3}/40" in resumed.stdout and "stopped after epoch" in resumed.stdout
 
 
 @pytest.mark.parametrize("args, message", [
