@@ -42,16 +42,19 @@ def digits():
 
 
 # ----------------------------------------------------------------------------- the trainer
-def test_resumed_run_is_bit_for_bit_the_uninterrupted_one(digits):
-    whole = train(SMALL, digits, QUICK)
-    saved = []
-
-    def keep(state):                 # through bytes, as the checkpoint file does
+def keep_in(saved):
+    """An ``on_epoch`` that keeps each state as bytes, as the checkpoint file does."""
+    def keep(state):
         buffer = io.BytesIO()
         torch.save(state, buffer)
         saved.append(buffer.getvalue())
+    return keep
 
-    first = train(SMALL, digits, QUICK, on_epoch=keep, stop_after=1)
+
+def test_resumed_run_is_bit_for_bit_the_uninterrupted_one(digits):
+    whole = train(SMALL, digits, QUICK)
+    saved = []
+    first = train(SMALL, digits, QUICK, on_epoch=keep_in(saved), stop_after=1)
     assert not first.finished and len(first.log) == 1 and len(saved) == 1
     state = torch.load(io.BytesIO(saved[0]), weights_only=True)
     resumed = train(SMALL, digits, QUICK, state=state)
@@ -69,6 +72,19 @@ def test_resumed_run_is_bit_for_bit_the_uninterrupted_one(digits):
         train(replace(SMALL, stem=Stem(out=8)), digits, QUICK, state=state)
     with pytest.raises(CheckpointError, match="another data: train 1438 there, 1348 here"):
         train(SMALL, load_dataset("digits", val_fraction=0.25), QUICK, state=state)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_mixed_precision_channels_last_learns_and_resumes(digits):
+    recipe, saved = replace(QUICK, hflip=0, batch_size=32), []
+    train(SMALL, digits, recipe, device="cuda", on_epoch=keep_in(saved), stop_after=1)
+    state = torch.load(io.BytesIO(saved[0]), weights_only=True)
+    assert state["scaler"]["scale"] > 0 and state["cuda_rng"]       # AMP's scaler, CUDA RNG
+    resumed = train(SMALL, digits, recipe, device="cuda", state=state)
+    assert resumed.finished and resumed.log[-1]["val_top1"] > 0.6   # chance is 0.1
+    assert next(resumed.model.parameters()).device.type == "cpu"
+    on_cpu = train(SMALL, digits, recipe, state=state)               # CUDA -> CPU goes on too
+    assert on_cpu.finished and on_cpu.log[-1]["val_top1"] > 0.6
 
 
 def test_warmup_then_cosine_to_the_floor():
