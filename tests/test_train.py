@@ -275,6 +275,8 @@ def test_sigterm_keeps_the_last_epoch_and_resume_goes_on(tmp_path):
     (["attendnets", "--format", "csv"], "--format: csv is a study's trials table"),
     (["attendnets", "--format", "onxx"], "--format: unknown format 'onxx'"),
     (["attendnets", "--quantize", "int4"], "--quantize: 'int4' is not one of int8"),
+    (["attendnets", "--format", "", "--quantize", "int8"],
+     "--quantize int8: quantizes the onnx and tflite formats"),
     (["attendnets", "--resume"], "run/checkpoint.pt: no checkpoint to resume in run"),
     (["attendnets", "--amp"], "--amp: mixed precision is for --device cuda"),
     (["attendnets", "--warmup-epochs", "5", "--epochs", "3"], "--warmup-epochs: must lie in"),

@@ -25,7 +25,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                     warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
                     augment=args.augment, hflip=args.hflip, input_size=args.input_size,
                     seed=args.seed).resolved()
-    formats = tuple(parse_formats(args.format, args.quantize)) if args.format else ()
+    formats = tuple(parse_formats(args.format or "json", args.quantize))   # "": spec, weights
     if args.quantize not in (None, *QUANTIZE):
         raise AttendSearchError(f"--quantize: {args.quantize!r} is not one of "
                                 f"{', '.join(QUANTIZE)}")

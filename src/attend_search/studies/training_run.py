@@ -122,7 +122,7 @@ def _export(trained: Trained, recipe: Recipe, data: Dataset, folder: Path, sourc
                 f"({len(data.y_train):,} training, {len(data.y_val):,} validation images)",
         origin=f"`{source}`", details=training_details(trained, recipe))
     return export_network(trained.spec, trained.model, folder, provenance,
-                          formats=("json", *formats), int8=int8, force=True)
+                          formats=formats, int8=int8, force=True)
 
 
 def training_details(trained: Trained, recipe: Recipe) -> list[str]:
