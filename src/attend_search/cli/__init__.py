@@ -12,9 +12,9 @@ import sys
 from .. import __version__, interrupts
 from ..errors import AttendSearchError
 from ..studies.store import storage_error
-from . import evaluate, latency, output_commands, spec_commands, study_commands
+from . import evaluate, latency, output_commands, spec_commands, study_commands, train
 
-COMMAND_MODULES = [spec_commands, evaluate, latency, study_commands, output_commands]
+COMMAND_MODULES = [spec_commands, evaluate, latency, study_commands, output_commands, train]
 
 
 def parser() -> argparse.ArgumentParser:

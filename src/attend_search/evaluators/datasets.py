@@ -61,16 +61,20 @@ class Dataset:
 
 
 def load_dataset(source: str | Path, *, channels: int | None = None, image_size: int | None = None,
-                 val_fraction: float = 0.2, seed: int = 0) -> Dataset:
+                 val_fraction: float = 0.2, seed: int = 0,
+                 validation: str | Path | None = None) -> Dataset:
     """``"digits"``, a ``.npz`` file or a class-folder tree (see the module docstring).
 
     ``channels`` (1 or 3) and ``image_size`` (square) convert the images on load;
     ``val_fraction`` and ``seed`` split sets that come without a validation part.
+    ``validation``, another source, is the validation split: then all of ``source`` trains.
     """
     if not 0 < val_fraction < 1:
         raise DatasetError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
     if channels not in (None, 1, 3):
         raise DatasetError(f"channels must be 1 or 3, got {channels}")
+    if validation is not None:
+        return _with_validation(source, validation, channels, image_size)
     if str(source) in ("digits", "digits-hard"):
         x, y = _digits()
         data = _split(str(source), adapt_images(x, channels, image_size or 32), y, val_fraction,
@@ -87,6 +91,29 @@ def load_dataset(source: str | Path, *, channels: int | None = None, image_size:
                            "file or a folder of class sub-folders)", source=str(source))
     raise DatasetError("not a dataset: expected a .npz file or a folder of class sub-folders",
                        source=str(source))
+
+
+def _with_validation(source: str | Path, validation: str | Path, channels: int | None,
+                     size: int | None) -> Dataset:
+    """All of ``source`` to train on and all of ``validation`` to validate on, the latter's
+    images given the former's channels and (square) size."""
+    x, y = _whole(source, channels, size)
+    side = x.shape[-1] if x.shape[-1] == x.shape[-2] else size
+    x_val, y_val = _whole(validation, x.shape[1], side)
+    if Path(source).is_dir() and Path(validation).is_dir():
+        names = [sorted(p.name for p in Path(s).iterdir() if p.is_dir())
+                 for s in (source, validation)]
+        if names[0] != names[1]:
+            raise DatasetError(f"the validation folder's classes ({', '.join(names[1])}) are not "
+                               f"the training folder's ({', '.join(names[0])})",
+                               source=str(validation))
+    return Dataset(str(source), x, y, x_val, y_val, int(max(y.max(), y_val.max())) + 1)
+
+
+def _whole(source: str | Path, channels: int | None, size: int | None) -> tuple[Tensor, Tensor]:
+    """Every image and label of a source, its splits (if any) put back together."""
+    data = load_dataset(source, channels=channels, image_size=size)
+    return torch.cat([data.x_train, data.x_val]), torch.cat([data.y_train, data.y_val])
 
 
 def adapt_images(x: Tensor, channels: int | None = None, size: int | None = None) -> Tensor:

@@ -23,25 +23,22 @@ on a fresh build or a copy.
 
 from __future__ import annotations
 
-import copy
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
 from ..errors import AttendSearchError
-from ..search_space import Spec, build_model
+from ..search_space import Spec
 from .datasets import Dataset, adapt_images, load_dataset
+from .loop import device_of, epoch_batches, evaluate, fit, precise_bn
 from .model_input import seeded
 
 Callback = Callable[[int, float], None]
-BN_BATCHES = 10   # training batches that re-estimate batch-norm statistics before evaluation
 
 
 def train_eval(model_or_spec: nn.Module | Spec, dataset: Dataset | str | Path, epochs: int, *,
@@ -61,17 +58,18 @@ def train_eval(model_or_spec: nn.Module | Spec, dataset: Dataset | str | Path, e
         raise AttendSearchError(f"epochs and batch_size must be 1 or more, got {epochs} and "
                                 f"{batch_size}")
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-    target = _device(device)
+    target = device_of(device)
     mean = data.x_train.mean((0, 2, 3), keepdim=True).to(target)
     std = data.x_train.std((0, 2, 3), keepdim=True).clamp_min(1e-6).to(target)
     with seeded(seed):
-        model, channels, size = _fit(model_or_spec, data, input_size)
+        model, spec, size = fit(model_or_spec, data, input_size)
+        channels = spec.in_channels if spec else None
         model.to(target)
 
         def prepare(x: Tensor) -> Tensor:
             return adapt_images((x.to(target) - mean) / std, channels, size)
 
-        steps = max(1, len(data.y_train) // batch_size)   # whole batches: batch norm needs > 1
+        steps = max(1, len(data.y_train) // batch_size)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr,
                                                        total_steps=epochs * steps, pct_start=0.25)
@@ -81,8 +79,7 @@ def train_eval(model_or_spec: nn.Module | Spec, dataset: Dataset | str | Path, e
                   desc=f"training {data.name}") as bar:
             for epoch in range(epochs):
                 model.train()
-                order = torch.randperm(len(data.y_train), generator=generator)
-                batches = order[:steps * batch_size].view(steps, -1)
+                batches = epoch_batches(len(data.y_train), batch_size, generator)
                 for index in batches:
                     logits = model(prepare(data.x_train[index]))
                     loss = F.cross_entropy(logits, data.y_train[index].to(target),
@@ -93,45 +90,9 @@ def train_eval(model_or_spec: nn.Module | Spec, dataset: Dataset | str | Path, e
                     schedule.step()
                     bar.update()
                     bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
-                update_bn((prepare(data.x_train[index]) for index in batches[:BN_BATCHES]), model)
-                accuracy = _accuracy(model, data, prepare, batch_size)
+                precise_bn(model, data.x_train, batches, prepare)
+                accuracy = evaluate(model, data.x_val, data.y_val, prepare, batch_size)["top1"]
                 bar.set_postfix(epoch=epoch, val_acc=f"{accuracy:.3f}")
                 if callback is not None:
                     callback(epoch, accuracy)
     return accuracy
-
-
-@torch.no_grad()
-def _accuracy(model: nn.Module, data: Dataset, prepare: Callable[[Tensor], Tensor],
-             batch_size: int) -> float:
-    """Top-1 accuracy on the validation split, in eval mode; ``prepare`` maps raw images."""
-    model.eval()
-    correct = 0
-    for start in range(0, len(data.y_val), batch_size):
-        logits = model(prepare(data.x_val[start:start + batch_size]))
-        labels = data.y_val[start:start + batch_size].to(logits.device)
-        correct += int((logits.argmax(1) == labels).sum())
-    return correct / len(data.y_val)
-
-
-def _fit(model_or_spec: nn.Module | Spec, data: Dataset,
-         input_size: int | None) -> tuple[nn.Module, int | None, int | None]:
-    """The network to train, and the channels and size its images need (None: as they are)."""
-    if isinstance(model_or_spec, Spec):
-        size = input_size or model_or_spec.input_size
-        spec = replace(model_or_spec, num_classes=data.num_classes, input_size=size)
-        return build_model(spec), spec.in_channels, size
-    if not isinstance(model_or_spec, nn.Module):
-        raise AttendSearchError(f"expected a Spec or torch.nn.Module, got "
-                                f"{type(model_or_spec).__name__}")
-    return copy.deepcopy(model_or_spec), None, input_size
-
-
-def _device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise AttendSearchError(f"unknown device {name!r}; use 'cpu' or 'cuda'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AttendSearchError("device 'cuda' was asked for, but CUDA is not available")
-    return device

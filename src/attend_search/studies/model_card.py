@@ -25,7 +25,8 @@ class Provenance:
     ``weights`` says what the weights are ("untrained: the builder's initialisation",
     "trained 30 epochs on digits"); ``seed`` is the ``torch.manual_seed`` the weights were
     initialised under, where that made them; ``origin`` names the source ("trial 17 of study
-    `default`"); ``metrics`` and ``violations`` are tabled as recorded there.
+    `default`"); ``metrics`` and ``violations`` are tabled as recorded there; ``details`` are
+    Markdown lines that follow (how the weights were trained).
     """
 
     weights: str
@@ -33,6 +34,7 @@ class Provenance:
     seed: int | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     violations: Mapping[str, float] = field(default_factory=dict)
+    details: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ def model_card(spec: Spec, provenance: Provenance, facts: CardFacts) -> str:
         lines += ["", "## Constraints", "", *_table(["constraint", "violation (<= 0 met)", "met"], [
             [k, f"{v:.4g}", "yes" if v <= 0 else "NO"] for k, v in provenance.violations.items()],
             numbers={1})]
+    lines += provenance.details
     lines += ["", "## Files", ""] + [f"- `{name}`: {what}" for name, what in facts.files.items()]
     lines += _verification(facts) + _int8(facts) + _latency(facts)
     lines += ["", "## Rebuild in Python", "", "```python",
