@@ -16,6 +16,7 @@ import pandas as pd
 from optuna._hypervolume import compute_hypervolume
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import AttendSearchError
 from ..explorer import Objective, TrialRecord, record_of
 
 
@@ -100,14 +101,30 @@ def hypervolume_history(trials: list[FrozenTrial], objectives: tuple[Objective, 
     return history
 
 
-def best(trials: list[FrozenTrial], objectives: tuple[Objective, ...], top: int | None = None
-         ) -> list[FrozenTrial]:
-    """Pareto set (several objectives) or the ``top`` best (one objective, default 10)."""
+def best(trials: list[FrozenTrial], objectives: tuple[Objective, ...], top: int | None = None,
+         sort: str | None = None) -> list[FrozenTrial]:
+    """Pareto set (several objectives) or the ``top`` best (one objective, default 10). With
+    several objectives the top K need ``sort``, the objective's metric to rank by: there is
+    no "best" of a Pareto front without saying which objective matters."""
     trials = candidates(trials)
     if len(objectives) > 1 and top is None:
         return pareto(trials, objectives)
-    order = np.lexsort(_signed(trials, objectives).T[::-1]) if trials else []
+    keys = _signed(trials, objectives)
+    if len(objectives) > 1 or sort is not None:
+        keys = keys[:, [_sort_column(objectives, sort)]]
+    order = np.lexsort(keys.T[::-1]) if trials else []
     return [trials[i] for i in order][: top or 10]
+
+
+def _sort_column(objectives: tuple[Objective, ...], sort: str | None) -> int:
+    names = [o.metric for o in objectives]
+    if sort is None:
+        raise AttendSearchError(f"--top on a study of {len(names)} objectives ({', '.join(names)}) "
+                                f"needs --sort METRIC, the objective to rank by")
+    if sort not in names:
+        raise AttendSearchError(f"--sort: {sort!r} is not an objective of the study; "
+                                f"one of {', '.join(names)}")
+    return names.index(sort)
 
 
 def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
