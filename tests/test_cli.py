@@ -103,3 +103,23 @@ def test_evaluate_refuses_an_unknown_proxy_or_device():
     assert run("evaluate", "attendnext", "--proxy", "nope").returncode == 2
     out = run("evaluate", "attendnext", "--device", "cortex-m0")
     assert out.returncode == 2 and "cortex-m0" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_build_json_and_the_kernel_breakdown_share_one_layer_naming():
+    from attend_search.evaluators.cost import analytic_cost
+    from attend_search.evaluators.latency import predict_latency
+    from attend_search.search_space.naming import layer_name
+    out = run("build", "attendnext", "--json")   # two-column stages: stages[0].columns[1]...
+    data = json.loads(out.stdout)
+    spec = get_preset("attendnext")
+    layers = [layer["name"] for layer in data["layers"]]
+    assert "stages[0].columns[1].blocks[0]" in layers and "head.classifier" in layers
+    cost = analytic_cost(spec)
+    assert sum(layer["params"] for layer in data["layers"]) == cost["params"]
+    merges = cost["macs"] - sum(layer["macs"] for layer in data["layers"])
+    assert 0 <= merges < 0.01 * cost["macs"]     # only the column merges are in no row
+    _, kernels = predict_latency(spec, "cortex-a72", breakdown=True)
+    for kernel in kernels:   # every kernel named under a row of `build` (or a stage's merge)
+        name = layer_name(kernel.name)
+        assert any(name == row or name.startswith(row + ".") for row in layers) or \
+            re.fullmatch(r"stages\[\d\]", name), name
