@@ -62,8 +62,8 @@ def test_run_show_export_report_end_to_end(workdir):
         assert section in page
     assert "cdn.plot.ly" not in page.split("<script")[1][:200]   # plotly.js inlined: offline
     # the accuracy axis says it is an estimate, and how well it ranked true accuracy
-    assert re.search(r"synflow \(accuracy estimate, not accuracy: Spearman 0\.\d\d with "
-                     r"NAS-Bench-201 CIFAR-10 accuracy\)", page)
+    assert re.search(r"synflow \(log score\): accuracy estimate, not accuracy \(Spearman 0\.\d\d "
+                     r"with NAS-Bench-201 CIFAR-10 accuracy\)", page)
 
 
 def test_resume_adds_to_the_same_study(workdir):

@@ -70,7 +70,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     with quiet_optuna():
         config, study = load(place(args.study, args.storage, args.root))
-    write_report(study, config, Path(args.out))
+    write_report(study, config, Path(args.out), Path(args.exports))
     print(f"{args.out}: report of study {config.name}")
 
 
@@ -95,5 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("report", help="write a self-contained HTML report of a study")
     s.add_argument("study", help="study name or directory")
     s.add_argument("--out", default="report.html", help="HTML file (default report.html)")
+    s.add_argument("--exports", default="exports", help="the folder `export` wrote the Pareto "
+                   "set to, linked from the report's table (default exports)")
     _study_arguments(s)
     s.set_defaults(func=cmd_report)
