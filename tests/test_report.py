@@ -44,6 +44,9 @@ def test_report_lists_the_pareto_set_with_export_folders_units_and_reference_poi
 
 
 def test_top_on_two_objectives_needs_sort(workdir):
+    early = cli("run", "tiny_study.yaml", "--budget", "6", "--top", "3", cwd=workdir, check=False)
+    assert early.returncode == 2 and "needs --sort METRIC" in early.stderr
+    assert not (workdir / "studies" / "tiny").exists()          # refused before any trial
     cli("run", "tiny_study.yaml", "--budget", "6", cwd=workdir)
     refused = cli("show", "tiny", "--top", "3", cwd=workdir, check=False)
     assert refused.returncode == 2

@@ -25,7 +25,8 @@ def cmd_validate(args: argparse.Namespace) -> None:
     config = load_study_file(args.study)
     search = config.search
     print(f"study {search.name}: space {search.space.name} ({search.space.size:.3g} "
-          f"architectures once the rules narrow it; `attend-search space` gives both sizes), {len(search.constraints.rules)} rules, "
+          f"architectures once the rules narrow it; `attend-search space` gives both sizes), "
+          f"{len(search.constraints.rules)} rules, "
           f"{len(search.constraints.budgets)} budgets, objectives "
           + ", ".join(f"{o.direction} {o.metric}" for o in search.objectives))
     try:
@@ -40,11 +41,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     from ..explorer import optimize
     from ..explorer.search import quiet_optuna
     from ..studies import create, load_study_file, parse_budget, place
+    from ..studies.results import rank_columns
     from ..studies.trial_reader import finished_count
     from ..studies.workers import run_workers
 
     _check_top(args)
     config = load_study_file(args.study)
+    rank_columns(config.search.objectives, args.top, args.sort)   # refused now, not after
     budget = parse_budget(args.budget)
     where = place(config.name, args.storage, args.root)
     args.resume = f"attend-search run {args.study or ''} --budget N".replace("  ", " ")
