@@ -5,10 +5,12 @@ subprocess started exactly as a user starts the command line.
 """
 
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -169,3 +171,80 @@ def test_a_folder_that_is_not_a_study_and_a_changed_configuration_are_exit_2(wor
         out = cli(command, str(workdir), *args, cwd=workdir, check=False)
         assert out.returncode == 2 and "is a directory but not a study" in out.stderr
     assert not (workdir / "studies").exists() and not (workdir / "study.db").exists()
+
+
+class PrivateServer:
+    """A throwaway PostgreSQL server of this test's own, so that restarting it disturbs no
+    other test; needs the server binaries (``.ci/start-postgres`` installs them) and root."""
+
+    PORT = 5439
+
+    def __init__(self):
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not bins or os.geteuid() != 0:
+            pytest.skip("needs PostgreSQL's server binaries and root (.ci/start-postgres)")
+        self.bin = bins[-1].parent
+        self.data = Path(tempfile.mkdtemp(prefix="attend-search-postgres-"))  # not under
+        shutil.chown(self.data, "postgres")        # pytest's tmp: root-only, and postgres isn't
+        self._as_postgres(f"{self.bin}/initdb -D {self.data} -A trust -U postgres")
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.PORT}/postgres"
+
+    def _as_postgres(self, command: str) -> None:
+        out = subprocess.run(["su", "postgres", "-c", command], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+
+    def ctl(self, action: str) -> None:
+        options = f"-p {self.PORT} -k {self.data} -c listen_addresses=127.0.0.1"
+        self._as_postgres(f"{self.bin}/pg_ctl -D {self.data} -m fast -w -l {self.data}/log "
+                          f"-o '{options}' {action}")
+
+
+@pytest.fixture(scope="module")
+def private_server():
+    server = PrivateServer()
+    server.ctl("start")
+    yield server
+    server.ctl("stop")
+    shutil.rmtree(server.data)
+
+
+def run_until_paused(workdir, server, budget):
+    """``run`` on the private server, its third evaluation paused until the mark is gone."""
+    mark = workdir / "evaluating"
+    file, name, extra = study_file(workdir, server.url)
+    proc = start("run", file, "--budget", budget, *extra, cwd=workdir, fault="pause:3",
+                 mark=mark)
+    return proc, mark, file, name, extra
+
+
+@pytest.mark.slow
+def test_a_postgresql_restart_mid_trial_costs_nothing(workdir, private_server):
+    proc, mark, _, name, _ = run_until_paused(workdir, private_server, 6)
+    private_server.ctl("restart")        # every pooled connection and the heartbeat's die
+    mark.unlink()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    trials = trials_of(workdir, name, private_server.url)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+
+
+@pytest.mark.slow
+def test_a_postgresql_server_lost_mid_trial_stops_clearly_and_the_study_resumes(
+        workdir, private_server):
+    proc, mark, file, name, extra = run_until_paused(workdir, private_server, 6)
+    private_server.ctl("stop")
+    mark.unlink()                        # the trial ends while the server is away
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "lost the connection to the storage" in err and "run the same command again" in err
+    private_server.ctl("start")
+    before = trials_of(workdir, name, private_server.url)
+    (lost,) = [t for t in before if t.state == TrialState.RUNNING]   # nothing half-written:
+    assert record_of(lost) is None                                   # no record, no values
+    time.sleep(GRACE + 1)
+    cli("run", file, "--budget", 2, *extra, cwd=workdir, env=fault_env())
+    after = {t.number: t for t in trials_of(workdir, name, private_server.url)}
+    assert after[lost.number].state == TrialState.FAIL
+    assert sum(t.state == TrialState.COMPLETE for t in after.values()) == 2 + 2
+    retried = [t for t in after.values() if t.system_attrs.get("failed_trial") == lost.number]
+    assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE

@@ -1,6 +1,7 @@
 """The search engine's contracts: fresh sampler streams, one evaluation per architecture
 across workers, every parameter evolved, samplers' options checked."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import yaml
 
 from attend_search.errors import AttendSearchError
 from attend_search.explorer import open_study, optimize, record_of
+from attend_search.explorer.samplers import make_sampler
 from attend_search.explorer.search import quiet_optuna
 from attend_search.studies import create, place, read_study
 from attend_search.studies.ledger import SqlLedger
@@ -197,3 +199,57 @@ def test_queued_trials_are_run_once_by_concurrent_workers(tmp_path):
     assert [w.returncode for w in workers] == [0, 0, 0], errors
     trials = optuna.load_study(study_name="cheap", storage=where.url).get_trials()
     assert len(trials) == 30 and all(t.state.name == "COMPLETE" for t in trials)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2"])
+def test_a_trials_parameters_are_stored_in_one_write(tmp_path, sampler, monkeypatch):
+    def one_by_one(*args):
+        raise AssertionError("a parameter written on its own")
+    monkeypatch.setattr("attend_search.studies.store._Storage.set_trial_param", one_by_one)
+    with quiet_optuna():
+        run = create(cheap_study(sampler=sampler), place("cheap", root=tmp_path))
+        optimize(run, n_trials=4)
+    trials = run.study.get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    asked = {"tpe": 20, "nsga2": 60}[sampler]   # nsga2 asks every parameter of the space
+    assert all(len(t.params) >= asked for t in trials)
+    assert {t.number: t.params for t in trials} == {
+        t.number: t.params for t in optuna.load_study(
+            study_name="cheap", storage=run.study._storage._backend.url).get_trials()}
+
+
+def test_storage_refuses_a_parameter_whose_distribution_changed(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(storage=storage(url))
+    kinds = optuna.distributions.IntDistribution(0, 9), optuna.distributions.FloatDistribution(0, 9)
+    for kind in kinds:
+        trial = study.ask()
+        with pytest.raises(ValueError, match="Cannot set different distribution kind") \
+                if kind is kinds[1] else contextlib.nullcontext():
+            trial.storage._backend.set_trial_params(trial._trial_id, [("x", 2.0, kind)])
+
+
+def test_tpe_reads_the_trials_once_per_trial_and_samples_as_optunas_tpe():
+    def objective(trial):
+        kind = trial.suggest_categorical("kind", ["a", "b"])
+        x = trial.suggest_float("x", -3, 3)
+        return x * x + (trial.suggest_int("n", 0, 5) if kind == "a" else 1.0)
+
+    reads, params = {}, {}
+    for name, sampler in (("ours", make_sampler("tpe", {"n_startup_trials": 5}, seed=3)),
+                          ("optuna's", optuna.samplers.TPESampler(
+                              multivariate=True, group=True, n_startup_trials=5, seed=3))):
+        with quiet_optuna():
+            study = optuna.create_study(sampler=sampler)
+        storage_reads = study._storage.get_all_trials
+        reads[name] = 0
+
+        def counted(*args, **kwargs):
+            reads[name] += 1
+            return storage_reads(*args, **kwargs)
+        study._storage.get_all_trials = counted
+        with quiet_optuna():
+            study.optimize(objective, n_trials=30)
+        params[name] = [t.params for t in study.trials]
+    assert params["ours"] == params["optuna's"]
+    assert reads["ours"] <= 2 * 30 + 1 < reads["optuna's"], reads  # per trial: queue, space

@@ -5,7 +5,8 @@ Python imports ``sitecustomize`` at start-up; the tests put this folder first on
 misbehave as a broken evaluator, a full GPU or a deadlock would:
 
 - ``raise:all`` every evaluation raises; ``raise:N`` only the N-th of this process;
-- ``hang:N`` the N-th evaluation sleeps for an hour.
+- ``hang:N`` the N-th evaluation sleeps for an hour;
+- ``pause:N`` the N-th evaluation waits until the test deletes the mark file, then goes on.
 
 The N-th evaluation writes its spec digest to ``$ATTEND_SEARCH_FAULT_MARK`` first, so a test
 knows when a trial is in the middle of its evaluation.
@@ -33,6 +34,10 @@ if _FAULT:
                 Path(mark).write_text(spec.digest)
             if _kind == "hang":
                 time.sleep(3600)
+            if _kind == "pause":
+                while Path(mark).exists():
+                    time.sleep(0.1)
+                return _original(self, spec, metrics, report, clock)
             raise RuntimeError("CUDA out of memory (injected fault)")
         return _original(self, spec, metrics, report, clock)
 

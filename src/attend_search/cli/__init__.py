@@ -18,10 +18,9 @@ function imports the rest (PyTorch, Optuna, the evaluators, ``studies``) in its 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
-from .. import __version__
+from .. import __version__, interrupts
 from ..errors import AttendSearchError
 from . import evaluate, latency, output_commands, spec_commands, study_commands
 
@@ -40,13 +39,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM (a scheduler, ``kill``, ``docker stop``) stops a command as Ctrl-C does: the
-    running trial is closed as failed. A second SIGTERM is ignored while that happens."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def _storage_error(exc: Exception) -> AttendSearchError | None:
     """What a database error means for the user; the storage code is loaded only when a
     command got that far."""
@@ -58,7 +50,7 @@ def _storage_error(exc: Exception) -> AttendSearchError | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupts.install()   # Ctrl-C and SIGTERM: the running trial is closed as failed
     try:
         args.func(args)
     except Exception as exc:

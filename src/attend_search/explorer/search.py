@@ -33,7 +33,7 @@ import optuna
 from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 
-from .. import __version__
+from .. import __version__, interrupts
 from ..constraints import ConstraintSet
 from ..errors import RunStopped
 from ..evaluators.forward_trace import torch_threads
@@ -43,6 +43,7 @@ from .deadline import deadline
 from .evaluation import Evaluation
 from .ledger import Ledger, MemoryLedger, stream_seed
 from .metrics import Objective, is_cheap
+from .param_batch import params_written_together
 from .record import KEY, TrialRecord, record_of
 from .samplers import SAMPLERS, make_pruner, make_sampler
 from .stopwatch import Stopwatch
@@ -188,7 +189,8 @@ class TrialObjective:
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         try:
-            values = self._trial(trial)
+            with interrupts.immediate():
+                values = self._trial(trial)
         except KeyboardInterrupt:
             raise
         except optuna.TrialPruned:
@@ -205,7 +207,7 @@ class TrialObjective:
 
     def _trial(self, trial: optuna.Trial) -> float | list[float]:
         config, clock = self.config, Stopwatch()
-        with clock("resolve"):   # the sampler answers each parameter; Optuna stores it
+        with clock("resolve"), params_written_together(trial):   # the sampler answers each
             chooser = (FullSpaceChooser(trial, config.space) if self.full_space
                        else TrialChooser(trial))
             spec = config.space.resolve(chooser)
@@ -337,6 +339,11 @@ def _worst_measured(study: optuna.Study, objectives: tuple[Objective, ...]) -> d
     return worst
 
 
+def _stop_if_interrupted(study: optuna.Study, trial: FrozenTrial) -> None:
+    """After each trial: an interrupt deferred or swallowed during it stops the search here."""
+    interrupts.raise_if_requested()
+
+
 def optimize(run: Run, n_trials: int | None = None, timeout: float | None = None,
              progress: bool = False, max_failures: int = 5,
              trial_timeout: float | None = None) -> None:
@@ -348,9 +355,10 @@ def optimize(run: Run, n_trials: int | None = None, timeout: float | None = None
     stops; running again resumes the study.
     """
     objective = TrialObjective(run, max_failures, trial_timeout)
-    with torch_threads(run.config.evaluation.threads):
-        run.study.optimize(objective, n_trials=n_trials, timeout=timeout,
-                           catch=(Exception,), show_progress_bar=progress and n_trials is not None)
+    with torch_threads(run.config.evaluation.threads), interrupts.deferred():
+        run.study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
+                           callbacks=[_stop_if_interrupted],
+                           show_progress_bar=progress and n_trials is not None)
     if objective.failures_in_a_row >= max_failures:
         raise RunStopped(f"stopped after {objective.failures_in_a_row} trials failed in a row "
                          f"(a bug, not a bad candidate?); completed trials are kept. The last "

@@ -28,7 +28,11 @@ import optuna
 import sqlalchemy
 import sqlalchemy.exc
 import yaml
+from optuna import distributions
+from optuna.distributions import BaseDistribution
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 
 from ..errors import AttendSearchError, RunStopped
 from ..explorer import Run, open_study
@@ -94,16 +98,18 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
     """Optuna's RDB storage with heartbeats. Processes that open a fresh database at the same
     moment race to create its tables; the loser retries and finds them made."""
     sqlite = url.startswith("sqlite")
-    kwargs = {"connect_args": {"timeout": _seconds(LOCK_TIMEOUT_ENV, 60)}} if sqlite else {}
+    # a server restarted since a pooled connection was made: checked out, it is replaced
+    kwargs = ({"connect_args": {"timeout": _seconds(LOCK_TIMEOUT_ENV, 60)}} if sqlite
+              else {"pool_pre_ping": True})
     grace = _seconds(GRACE_ENV, 60)
     for attempt in range(1, attempts + 1):
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                store = RDBStorage(url, engine_kwargs=kwargs,
-                                   heartbeat_interval=max(1, grace // 3), grace_period=grace,
-                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                                       max_retry=1))
+                store = _Storage(url, engine_kwargs=kwargs,
+                                 heartbeat_interval=max(1, grace // 3), grace_period=grace,
+                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                     max_retry=1))
             if sqlite:
                 sqlalchemy.event.listen(store.engine, "connect", _write_ahead_log)
                 sqlalchemy.event.listen(store.engine, "begin", _begin_immediate)
@@ -116,6 +122,52 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
         except Exception as exc:  # bad URL, server down, missing driver, locked
             raise storage_error(exc, url) or _cannot_open(url, exc) from None
     raise AssertionError("unreachable")
+
+
+class _Storage(RDBStorage):
+    """Optuna's RDB storage, with a heartbeat that survives a missed beat, and a trial's
+    parameters written in one transaction (:mod:`attend_search.explorer.param_batch`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._distributions: dict[tuple[int, str], BaseDistribution | None] = {}
+
+    def set_trial_params(self, trial_id: int,
+                         params: list[tuple[str, float, BaseDistribution]]) -> None:
+        """Optuna's checks (the trial still running; each distribution the same as the
+        study's earlier trials had, read once per process), then one insert and one commit."""
+        with _create_scoped_session(self.scoped_session, True) as session:
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            self.check_trial_is_updatable(trial_id, trial.state)
+            rows = []
+            for name, value, distribution in params:
+                known = self._known_distribution(session, trial.study_id, name)
+                if known is not None:
+                    distributions.check_distribution_compatibility(known, distribution)
+                self._distributions[trial.study_id, name] = distribution
+                rows.append({"trial_id": trial_id, "param_name": name, "param_value": value,
+                             "distribution_json": distributions.distribution_to_json(distribution)})
+            if rows:
+                session.execute(sqlalchemy.insert(models.TrialParamModel), rows)
+
+    def _known_distribution(self, session, study_id: int, name: str) -> BaseDistribution | None:
+        if (study_id, name) not in self._distributions:
+            earlier = (session.query(models.TrialParamModel.distribution_json)
+                       .join(models.TrialModel).filter(models.TrialModel.study_id == study_id)
+                       .filter(models.TrialParamModel.param_name == name).first())
+            self._distributions[study_id, name] = (
+                distributions.json_to_distribution(earlier[0]) if earlier else None)
+        return self._distributions[study_id, name]
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Optuna's heartbeat thread dies on its first storage error (a server restarting, a
+        moment's lock) with a traceback, and the trial, still running, then looks dead to
+        other workers once the grace period has passed. A missed beat is harmless: the next
+        one tries again."""
+        try:
+            super().record_heartbeat(trial_id)
+        except optuna.exceptions.StorageInternalError:
+            pass
 
 
 def _write_ahead_log(connection, _record) -> None:
@@ -158,7 +210,9 @@ def storage_error(exc: BaseException, url: str | None = None) -> AttendSearchErr
     """What a database error means for the user, or None when it is not one: a lock held
     by another process (exit 2) or a lost server (exit 1: stop, and resume later)."""
     while exc is not None and not isinstance(exc, sqlalchemy.exc.OperationalError):
-        exc = exc.__cause__   # Optuna wraps it in StorageInternalError
+        # Optuna wraps it in StorageInternalError; a lost server in the middle of Optuna's
+        # _run_trial surfaces as an UnboundLocalError raised while handling it
+        exc = exc.__cause__ or exc.__context__
     if exc is None:
         return None
     text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
