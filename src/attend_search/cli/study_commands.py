@@ -65,10 +65,12 @@ def cmd_run(args: argparse.Namespace) -> None:
             run_workers(config.name, where.url, args.root, budget, args.jobs,
                         _worker_options(args), debug=args.debug,
                         finished=(lambda: finished_count(study)) if _interactive() else None)
-    ran = finished_count(study) - before
-    asked = (f" of {budget.trials}" if ran != budget.trials else "") if budget.trials \
-        else f" in {budget}"
-    print(f"ran {ran}{asked} trials in study {config.name} [{where.url}]")
+    n = finished_count(study) - before
+    if budget.trials is None:
+        ran = f"{n} trials in {budget}"
+    else:
+        ran = f"{n} trials" if n == budget.trials else f"{n} of {budget.trials} trials"
+    print(f"ran {ran} in study {config.name} [{where.url}]")
     _show(where, top=args.top, sort=args.sort)
 
 
