@@ -199,7 +199,7 @@ def _history(feasible: list[FrozenTrial], config: StudyConfig) -> go.Figure | st
                         row=i + 1, col=1)
         fig.update_yaxes(title_text=_axis(o), row=i + 1, col=1)
     fig.update_xaxes(title_text="trial", row=len(objectives), col=1)
-    fig.update_layout(height=260 * len(objectives) + 120)
+    fig.update_layout(height=340 * len(objectives) + 120)   # room for each axis title
     return fig, _estimates(config)
 
 
@@ -244,7 +244,7 @@ def _importances(feasible: list[FrozenTrial], config: StudyConfig) -> go.Figure 
         top = list(scores.items())[:15][::-1]
         fig.add_bar(x=[v for _, v in top], y=[k for k, _ in top], orientation="h", name=o.metric)
     fig.update_layout(xaxis_title="importance (fANOVA: share of the objective's variance)",
-                      barmode="group")
+                      barmode="group", height=640)
     return fig
 
 
