@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     interrupts.install()   # Ctrl-C and SIGTERM: the running trial is closed as failed
     try:
         args.func(args)
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()   # (before `Exception`, which would take it for a failure)
     except Exception as exc:
         error = exc if isinstance(exc, AttendSearchError) else _storage_error(exc)
         if error is None or args.debug:
@@ -65,6 +67,4 @@ def main(argv: list[str] | None = None) -> int:
                                f"are kept; to resume: {resume}" if resume else ""),
               file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and closed early: not an error
-        sys.stderr.close()
     return 0
