@@ -8,10 +8,9 @@ import sys
 import time
 import uuid
 
-import optuna
 import pytest
 import yaml
-from helpers import POSTGRES, cli, environment
+from helpers import POSTGRES, cli, environment, postgres_trials
 
 from attend_search.explorer import record_of
 
@@ -52,7 +51,7 @@ def test_n_workers_on_one_postgresql_study_and_show_follows_them(workdir):
     middle = [finished for finished, _ in seen if 2 < finished < 32]
     assert middle and middle == sorted(middle), seen
     assert max(running for _, running in seen) >= 2, seen
-    trials = optuna.load_study(study_name=name, storage=POSTGRES).get_trials()
+    trials = postgres_trials(name)
     assert sorted(t.number for t in trials) == list(range(32))
     # each worker sampled from its own stream of the study's ledger: the run's and three more
     assert len({record_of(t).stream for t in trials}) == 4
