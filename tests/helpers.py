@@ -27,3 +27,13 @@ def storage_trials(workdir, name="tiny"):
     study = optuna.load_study(study_name=name,
                               storage=f"sqlite:///{workdir}/studies/{name}/study.db")
     return study.get_trials(deepcopy=False)
+
+
+def postgres_trials(name):
+    """The trials of study ``name`` on the test PostgreSQL server, its connections closed
+    after (a pooled connection left to the garbage collector warns in a later test)."""
+    storage = optuna.storages.RDBStorage(POSTGRES)
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()

@@ -27,7 +27,7 @@ def test_build_prints_a_layer_table_with_shapes_and_total(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "stages[6].blocks[0]" in out.stdout
     assert "1x320x7x7" in out.stdout
-    assert "total parameters: 3,504,872" in out.stdout
+    assert "total: 3,504,872 params (3.505 M), 314.4 M MACs" in out.stdout
 
 
 def test_space_prints_parameters_and_size():
@@ -40,7 +40,8 @@ def test_space_prints_parameters_and_size():
 def test_presets_lists_every_preset_with_its_parameters():
     out = run("presets")
     assert out.returncode == 0
-    assert "mobilenet_v3_large" in out.stdout and "5,483,032" in out.stdout
+    # the walk's figures, in millions: the built network has 5,483,032 parameters
+    assert re.search(r"^mobilenet_v3_large +[0-9a-f]{16} +5\.483 +228\.6 +5 +15$", out.stdout, re.M)
 
 
 def test_bad_spec_exits_2_with_file_and_field_and_no_traceback(tmp_path):
@@ -72,16 +73,21 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_evaluate_prints_costs_latency_top_layers_and_proxies():
     out = run("evaluate", "attendnext", "--proxy", "synflow", "--top", "3")
     assert out.returncode == 0, out.stderr
-    assert "params" in out.stdout and "3,243,028" in out.stdout
-    assert "latency on cortex-a72" in out.stdout and "proxy synflow" in out.stdout
+    assert re.search(r"^params \(M\) +3\.243 \(3,243,028\)$", out.stdout, re.M)
+    assert re.search(r"^peak_activation_bytes \(MB\) +3\.\d+$", out.stdout, re.M)
+    assert re.search(r"^latency\.cortex-a72 \(ms\) +[\d.]+$", out.stdout, re.M)
+    assert re.search(r"^synflow \(log score\) +[\d.]+$", out.stdout, re.M)
     assert "slowest 3 kernels on cortex-a72" in out.stdout
+    # the layer naming of `build`, not the module path: stages[3].blocks[1].pw
+    assert re.search(r"^(stem|head\.\w+|stages\[\d\](\.columns\[\d\])?\.blocks\[\d+\]\S*) ",
+                     out.stdout.split("slowest")[1].splitlines()[3], re.M)
 
 
 def test_evaluate_ensemble_prints_each_of_its_signals():
     out = run("evaluate", "attendnets", "--proxy", "ensemble", "--top", "1")
     assert out.returncode == 0, out.stderr
     for row in ("ensemble", "ensemble.expressivity", "ensemble.progressivity", "ensemble.synflow"):
-        assert re.search(rf"^proxy {re.escape(row)} +-?[\d.]+$", out.stdout, re.M), row
+        assert re.search(rf"^{re.escape(row)}( \(score\))? +-?[\d.]+$", out.stdout, re.M), row
 
 
 def test_evaluate_json_matches_the_analytic_cost():
@@ -97,3 +103,23 @@ def test_evaluate_refuses_an_unknown_proxy_or_device():
     assert run("evaluate", "attendnext", "--proxy", "nope").returncode == 2
     out = run("evaluate", "attendnext", "--device", "cortex-m0")
     assert out.returncode == 2 and "cortex-m0" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_build_json_and_the_kernel_breakdown_share_one_layer_naming():
+    from attend_search.evaluators.cost import analytic_cost
+    from attend_search.evaluators.latency import predict_latency
+    from attend_search.search_space.naming import layer_name
+    out = run("build", "attendnext", "--json")   # two-column stages: stages[0].columns[1]...
+    data = json.loads(out.stdout)
+    spec = get_preset("attendnext")
+    layers = [layer["name"] for layer in data["layers"]]
+    assert "stages[0].columns[1].blocks[0]" in layers and "head.classifier" in layers
+    cost = analytic_cost(spec)
+    assert sum(layer["params"] for layer in data["layers"]) == cost["params"]
+    merges = cost["macs"] - sum(layer["macs"] for layer in data["layers"])
+    assert 0 <= merges < 0.01 * cost["macs"]     # only the column merges are in no row
+    _, kernels = predict_latency(spec, "cortex-a72", breakdown=True)
+    for kernel in kernels:   # every kernel named under a row of `build` (or a stage's merge)
+        name = layer_name(kernel.name)
+        assert any(name == row or name.startswith(row + ".") for row in layers) or \
+            re.fullmatch(r"stages\[\d\]", name), name

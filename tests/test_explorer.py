@@ -115,7 +115,7 @@ def test_an_accuracy_estimate_is_labelled_with_its_measured_rank_correlation():
     from attend_search.explorer.metrics import NB201_SPEARMAN, Objective
 
     label = Objective("ensemble", "maximize").label
-    assert label.startswith("ensemble (accuracy estimate, not accuracy: Spearman ")
+    assert label.startswith("ensemble (score): accuracy estimate, not accuracy (Spearman ")
     assert f"{NB201_SPEARMAN['ensemble']:.2f}" in label
-    assert Objective("params", "minimize").label == "params"     # a cost, not an estimate
-    assert Objective("latency.cortex-a72", "minimize").label == "latency.cortex-a72"
+    assert Objective("params", "minimize").label == "params (M)"     # a cost, not an estimate
+    assert Objective("latency.cortex-a72", "minimize").label == "latency.cortex-a72 (ms)"

@@ -16,7 +16,7 @@ import yaml
 
 from attend_search import Spec
 from attend_search.explorer import record_of
-from helpers import DATA, POSTGRES, cli, environment, storage_trials
+from helpers import DATA, POSTGRES, cli, environment, postgres_trials, storage_trials
 
 def test_run_show_export_report_end_to_end(workdir):
     run = cli("run", "tiny_study.yaml", "--budget", "20", cwd=workdir)
@@ -63,8 +63,8 @@ def test_run_show_export_report_end_to_end(workdir):
         assert section in page
     assert "cdn.plot.ly" not in page.split("<script")[1][:200]   # plotly.js inlined: offline
     # the accuracy axis says it is an estimate, and how well it ranked true accuracy
-    assert re.search(r"synflow \(accuracy estimate, not accuracy: Spearman 0\.\d\d with "
-                     r"NAS-Bench-201 CIFAR-10 accuracy\)", page)
+    assert re.search(r"synflow \(log score\): accuracy estimate, not accuracy \(Spearman 0\.\d\d "
+                     r"with NAS-Bench-201 CIFAR-10 accuracy\)", page)
 
 
 def test_resume_adds_to_the_same_study(workdir):
@@ -169,7 +169,7 @@ def test_two_workers_share_a_study_on_a_real_postgresql_server(workdir):
     assert "ran 8 trials" in out.stdout
     # a third worker joins from "another machine": only the storage URL and the study name
     cli("worker", name, "--budget", "2", "--storage", POSTGRES, cwd=workdir / "studies")
-    trials = optuna.load_study(study_name=name, storage=POSTGRES).get_trials()
+    trials = postgres_trials(name)
     assert len(trials) == 10
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert len({t.number for t in trials}) == 10

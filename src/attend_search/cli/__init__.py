@@ -2,6 +2,17 @@
 
 Each command module has a ``register(subparsers)``. User mistakes end with exit code 2 and
 one line naming the file and field; ``--debug`` shows the traceback instead.
+
+The command line must start at once (``--help``, a typo, ``presets``, ``space``: well under
+a second), so a command module imports at its top only what building the parser needs
+(argparse, ``.common``, light modules such as ``search_space.space``), and each command
+function imports the rest (PyTorch, Optuna, the evaluators, ``studies``) in its body::
+
+    def cmd_report(args):
+        from ..studies.report import write_report     # Optuna, plotly, torch: only here
+        ...
+
+``tests/test_cli_startup.py`` holds every command module to this.
 """
 
 from __future__ import annotations
@@ -11,7 +22,6 @@ import sys
 
 from .. import __version__, interrupts
 from ..errors import AttendSearchError
-from ..studies.store import storage_error
 from . import evaluate, latency, output_commands, spec_commands, study_commands, train
 
 COMMAND_MODULES = [spec_commands, evaluate, latency, study_commands, output_commands, train]
@@ -29,13 +39,24 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _storage_error(exc: Exception) -> AttendSearchError | None:
+    """What a database error means for the user; the storage code is loaded only when a
+    command got that far."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from ..studies.store import storage_error
+    return storage_error(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     interrupts.install()   # Ctrl-C and SIGTERM: the running trial is closed as failed
     try:
         args.func(args)
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()   # (before `Exception`, which would take it for a failure)
     except Exception as exc:
-        error = exc if isinstance(exc, AttendSearchError) else storage_error(exc)
+        error = exc if isinstance(exc, AttendSearchError) else _storage_error(exc)
         if error is None or args.debug:
             raise
         print(f"attend-search: error: {error}", file=sys.stderr)
@@ -46,6 +67,4 @@ def main(argv: list[str] | None = None) -> int:
                                f"are kept; to resume: {resume}" if resume else ""),
               file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and closed early: not an error
-        sys.stderr.close()
     return 0

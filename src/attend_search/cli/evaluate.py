@@ -1,60 +1,110 @@
-"""``attend-search evaluate``: every cost, predicted latency and chosen proxies of one spec."""
+"""``attend-search evaluate``: every cost, predicted latency and chosen proxies of one spec.
+
+``evaluate SPEC`` scores with a default study's settings (proxy batch and seed);
+``evaluate STUDY --trial N`` re-scores a study's trial with that study's own settings,
+proxies and device, and shows what the study stored beside, so the two can be compared.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from ..evaluators.cost import analytic_cost
-from ..evaluators.forward_trace import torch_threads
-from ..evaluators.latency import predict_latency
-from ..evaluators.proxies import PROXIES, check_proxy, zero_cost_all
-from ..search_space import load_spec
 from .common import positive, table
+from .study_commands import _study_arguments
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    spec = load_spec(args.spec)
-    proxies = [check_proxy(p) for p in args.proxy]
+    from ..evaluators.cost import analytic_cost
+    from ..evaluators.forward_trace import torch_threads
+    from ..evaluators.latency import predict_latency
+    from ..evaluators.proxies import check_proxy, zero_cost_all
+    from ..explorer.metrics import latency_device, metric_label, shown
+    from ..search_space.naming import layer_name
+
+    spec, evaluation, stored, metrics = _subject(args)
+    device = args.device or next(filter(None, map(latency_device, metrics)), "cortex-a72")
+    proxies = [check_proxy(p) for p in args.proxy or
+               [m for m in metrics if not latency_device(m) and m not in _COSTS + ("accuracy",)]]
     costs = analytic_cost(spec)
-    with torch_threads(1):
-        total, kernels = predict_latency(spec, args.device, breakdown=True)
+    with torch_threads(evaluation.threads):
+        total, kernels = predict_latency(spec, device, breakdown=True)
         # the ensemble's signals too (ensemble.expressivity, ...): what its number is made of
-        scores = zero_cost_all(spec, proxies=proxies, seed=args.seed, signals=True) \
-            if proxies else {}
+        scores = zero_cost_all(spec, proxies=proxies, seed=evaluation.seed, signals=True,
+                               batch_size=evaluation.proxy_batch_size) if proxies else {}
     slowest = sorted(kernels, key=lambda k: k.ms, reverse=True)[: args.top]
+    values = {**costs, f"latency.{device}": total, **scores}
+    name = spec.name or args.spec + (f" trial {args.trial}" if args.trial is not None else "")
+    settings = {"proxy_batch_size": evaluation.proxy_batch_size, "seed": evaluation.seed}
     if args.json:
         print(json.dumps({
-            "spec": spec.name or args.spec, "digest": spec.digest, **costs,
-            "latency": {"device": str(args.device), "ms": total,
-                        "top_layers": [{"name": k.name, "op_class": k.op_class, "ms": k.ms,
-                                        "macs": k.macs, "bytes": k.bytes, "bound": k.bound}
-                                       for k in slowest]},
-            "proxies": scores}, indent=2))
+            "spec": name, "digest": spec.digest, **costs, "settings": settings,
+            "latency": {"device": str(device), "ms": total,
+                        "top_layers": [{"name": layer_name(k.name), "op_class": k.op_class,
+                                        "ms": k.ms, "macs": k.macs, "bytes": k.bytes,
+                                        "bound": k.bound} for k in slowest]},
+            "proxies": scores, **({"stored": stored} if stored is not None else {})}, indent=2))
         return
-    print(f"{spec.name or args.spec}  digest {spec.digest}  input 1x{spec.in_channels}x"
-          f"{spec.input_size}x{spec.input_size}")
-    rows = [["metric", "value"], ["params", f"{costs['params']:,}"],
-            ["MACs", f"{costs['macs']:,}"],
-            ["peak activation", f"{costs['peak_activation_bytes'] / 2**20:,.2f} MiB"],
-            [f"latency on {args.device}", f"{total:.2f} ms (predicted, batch 1)"]]
-    rows += [[f"proxy {name}", f"{value:.4g}"] for name, value in scores.items()]
-    print(table(rows, right={1}))
-    print(f"\nslowest {len(slowest)} kernels on {args.device}:")
-    krows = [["kernel", "class", "ms", "share", "MACs", "bound"]]
-    krows += [[k.name, k.op_class, f"{k.ms:.3f}", f"{k.ms / total:.1%}", f"{k.macs:,}", k.bound]
-              for k in slowest]
+    print(f"{name}  digest {spec.digest}  input 1x{spec.in_channels}x"
+          f"{spec.input_size}x{spec.input_size}  (proxies: batch {evaluation.proxy_batch_size}, "
+          f"seed {evaluation.seed})")
+    header = ["metric", "value"] + (["stored in the study"] if stored is not None else [])
+    rows = [header]
+    for metric, value in values.items():
+        signal = metric.startswith("ensemble.")   # an ensemble's signal: not a metric itself
+        exact = f" ({value:,})" if metric in ("params", "macs") else ""
+        row = [metric if signal else metric_label(metric),
+               f"{value if signal else shown(metric, value):,.4g}{exact}"]
+        if stored is not None:
+            row.append(f"{shown(metric, stored[metric]):,.4g}" if metric in stored else "")
+        rows.append(row)
+    print(table(rows, right={1, 2}))
+    print(f"\nslowest {len(slowest)} kernels on {device} (predicted, batch 1):")
+    krows = [["kernel", "class", "ms", "share", "MMACs", "bound"]]
+    krows += [[layer_name(k.name), k.op_class, f"{k.ms:.3f}", f"{k.ms / total:.1%}",
+               f"{k.macs / 1e6:,.2f}", k.bound] for k in slowest]
     print(table(krows, right={2, 3, 4}))
 
 
+_COSTS = ("params", "macs", "peak_activation_bytes")
+
+
+def _subject(args: argparse.Namespace):
+    """``(spec, evaluation settings, stored metrics or None, metrics the study asks for)``."""
+    from ..explorer import record_of
+    from ..explorer.evaluation import Evaluation
+    from ..explorer.search import quiet_optuna
+    from ..search_space import Spec, load_spec
+
+    if args.trial is None:
+        return load_spec(args.spec), Evaluation(), None, []
+    from ..errors import AttendSearchError
+    from ..studies import load, place
+
+    with quiet_optuna():
+        config, study = load(place(args.spec, args.storage, args.root))
+    trials = [t for t in study.get_trials(deepcopy=False) if t.number == args.trial]
+    record = record_of(trials[0]) if trials else None
+    if record is None:
+        raise AttendSearchError(f"--trial {args.trial}: study {config.name} has no evaluated "
+                                f"trial with that number (see attend-search show)")
+    return (Spec.from_dict(record.spec), config.search.evaluation, record.metrics,
+            config.search.metrics)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("evaluate", help="costs, predicted latency and zero-cost proxies of a spec")
-    s.add_argument("spec", help="spec JSON file, or a preset name")
-    s.add_argument("--device", default="cortex-a72",
-                   help="built-in device or profile YAML (default cortex-a72)")
+    s = sub.add_parser("evaluate", help="costs, predicted latency and zero-cost proxies of a "
+                                        "spec, or of a study's trial with the study's settings")
+    s.add_argument("spec", help="spec JSON file or preset name; with --trial, a study")
+    s.add_argument("--trial", type=int, metavar="N",
+                   help="evaluate trial N of the study named, with its proxies, device, proxy "
+                        "batch and seed, beside the values the study stored")
+    s.add_argument("--device", help="built-in device or profile YAML (default: the study's "
+                                    "latency device, else cortex-a72)")
     s.add_argument("--proxy", action="append", default=[], metavar="NAME",
-                   help=f"zero-cost proxy to compute, repeatable: {', '.join(PROXIES)}")
-    s.add_argument("--seed", type=int, default=0, help="seed of weights and synthetic batch")
+                   help="zero-cost proxy to compute, repeatable (synflow, ensemble, ...; an "
+                        "unknown name is answered with the list; default: the study's)")
     s.add_argument("--top", type=positive(int), default=10, help="slowest kernels to list (default 10)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    _study_arguments(s)
     s.set_defaults(func=cmd_evaluate)

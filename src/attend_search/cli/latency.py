@@ -5,6 +5,8 @@
     latency devices                               the built-in device profiles
     latency bench --out PROFILE.yaml              measure this machine and fit a profile
     latency calibrate MEASURED.csv --out PROFILE.yaml   fit to measurements made elsewhere
+
+The evaluators (PyTorch, onnxruntime) are imported inside the command functions.
 """
 
 from __future__ import annotations
@@ -16,17 +18,21 @@ import platform
 import sys
 from pathlib import Path
 
-from ..evaluators.calibrate import FIT_MODES, Sample, calibrate_latency, calibration_suite
-from ..evaluators.measurements import read_measurements
-from ..evaluators.devices import DeviceProfile, builtin_devices, load_device
-from ..evaluators.latency import predict_latency, time_by_class
-from ..evaluators.measure import RUNTIMES, Measurement, MeasurementError, measure, measure_latency
 from ..errors import AttendSearchError
-from ..search_space import load_spec
-from ..studies.store import write_atomic
 from .common import positive, table
 
+# the choices of evaluators.measure.RUNTIMES and evaluators.calibrate.FIT_MODES, written out
+# so that `--help` needs no PyTorch (tests/test_cli_startup.py holds them equal)
+RUNTIMES = ("onnxruntime", "torch", "litert")
+FIT_MODES = ("full", "prior", "scales")
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
+    from ..evaluators.devices import load_device
+    from ..evaluators.latency import predict_latency, time_by_class
+    from ..search_space import load_spec
+    from ..search_space.naming import layer_name
+
     spec = load_spec(args.spec)
     profile = load_device(args.device)
     total, times = predict_latency(spec, profile, breakdown=True)
@@ -36,13 +42,17 @@ def cmd_predict(args: argparse.Namespace) -> None:
     rows += [[c, f"{ms:.2f}", f"{ms / total:.0%}"] for c, ms in time_by_class(times).items()]
     print(table(rows, right={1, 2}))
     rows = [["kernel", "op class", "ms", "MMACs", "KiB", "bound"]]
-    rows += [[t.name, t.op_class, f"{t.ms:.3f}", f"{t.macs / 1e6:.2f}", f"{t.bytes / 1024:.0f}",
+    rows += [[layer_name(t.name), t.op_class, f"{t.ms:.3f}", f"{t.macs / 1e6:.2f}", f"{t.bytes / 1024:.0f}",
               t.bound] for t in sorted(times, key=lambda t: -t.ms)[:args.top]]
     print(f"\ntop {min(args.top, len(times))} kernels")
     print(table(rows, right={2, 3, 4}))
 
 
 def cmd_measure(args: argparse.Namespace) -> None:
+    from ..evaluators.measure import measure
+    from ..search_space import load_spec
+    from ..studies.store import write_atomic
+
     spec = load_spec(args.spec)
     out = Path(args.out or f"latency-{spec.digest[:12]}-{args.runtime}")
     if not out.resolve().parent.is_dir():
@@ -64,7 +74,7 @@ def cmd_measure(args: argparse.Namespace) -> None:
           (f", {m.model_file.name} (the file measured)" if m.model_file else ""))
 
 
-def _record(spec, m: Measurement) -> dict:
+def _record(spec, m) -> dict:
     """What a measurement was, of what, where and how: enough to repeat it on a board."""
     return {"spec": spec.name or None, "digest": spec.digest, "median_ms": round(m.median_ms, 4),
             "interval_ms": [round(m.low_ms, 4), round(m.high_ms, 4)], "rounds": m.rounds,
@@ -76,6 +86,8 @@ def _record(spec, m: Measurement) -> dict:
 
 
 def cmd_devices(args: argparse.Namespace) -> None:
+    from ..evaluators.devices import builtin_devices, load_device
+
     rows = [["device", "runtime", "peak GMAC/s", "memory", "description"]]
     for name in builtin_devices():
         p = load_device(name)
@@ -85,11 +97,14 @@ def cmd_devices(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    from ..evaluators.calibrate import calibration_suite
+    from ..evaluators.measure import MeasurementError, measure_latency
+
     _check_fit_options(args)
     if args.samples < 2:
         raise MeasurementError(f"--samples: needs at least 2 networks, got {args.samples}")
     specs = calibration_suite(args.samples)
-    samples: list[Sample] = []
+    samples = []
     for n, spec in enumerate(specs, 1):
         ms = measure_latency(spec, runtime=args.runtime, threads=args.threads,
                              warmup=args.warmup, repeats=args.repeats, rounds=args.rounds)
@@ -102,6 +117,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
+    from ..evaluators.measurements import read_measurements
+
     _check_fit_options(args)
     samples = read_measurements(Path(args.measurements))
     _fit_and_save(samples, args, args.machine or f"measurements from {args.measurements}",
@@ -110,13 +127,18 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
 def _check_fit_options(args: argparse.Namespace) -> None:
     """Fail before minutes of measuring, not after: the base must load, the output folder exist."""
+    from ..evaluators.devices import load_device
+
     load_device(args.base)
     if not Path(args.out).resolve().parent.is_dir():
         raise AttendSearchError("the folder to write the profile in does not exist", source=args.out)
 
 
-def _fit_and_save(samples: list[Sample], args: argparse.Namespace, machine: str,
+def _fit_and_save(samples: list, args: argparse.Namespace, machine: str,
                   threads: int | None) -> None:
+    """``samples``: ``calibrate.Sample`` tuples."""
+    from ..evaluators.calibrate import calibrate_latency
+
     profile = calibrate_latency(samples, args.base, name=args.name or Path(args.out).stem,
                                 machine=machine, threads=threads, fit=args.fit,
                                 runtime=args.runtime)
@@ -124,7 +146,7 @@ def _fit_and_save(samples: list[Sample], args: argparse.Namespace, machine: str,
     _print_fit(profile, args.out)
 
 
-def _print_fit(profile: DeviceProfile, out: str) -> None:
+def _print_fit(profile, out: str) -> None:
     p = profile.provenance
     print(f"fitted {profile.name} from {p['base']} on {p['samples']} networks: "
           f"MAPE {p['mape_pct']:.1f}%, max error {p['max_error_pct']:.1f}%, "
@@ -143,7 +165,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = lsub.add_parser("predict", help="predicted latency of a spec and where the time goes")
     s.add_argument("spec", help="spec JSON file, or a preset name")
     s.add_argument("--device", default="cortex-a72",
-                   help=f"built-in device ({', '.join(builtin_devices())}) or profile YAML")
+                   help="built-in device (see `latency devices`) or profile YAML")
     s.add_argument("--top", type=positive(int), default=10, help="kernels to list (default 10)")
     s.set_defaults(func=cmd_predict)
 

@@ -1,4 +1,7 @@
-"""Commands that take results out of a study: ``export`` and ``report``."""
+"""Commands that take results out of a study: ``export`` and ``report``.
+
+Their implementations (Optuna, PyTorch, plotly) are imported inside the command functions.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +9,20 @@ import argparse
 from pathlib import Path
 
 from ..errors import AttendSearchError
-from ..explorer.search import quiet_optuna
-from ..studies import load, place
-from ..studies.export import QUANTIZE, TABLE_FORMATS, parse_formats
-from ..studies.export_run import ExportOptions, export_study
-from ..studies.report import write_report
-from ..studies.results import best, candidates
-from ..studies.trial_reader import read_trials
 from .common import positive
-from .study_commands import _study_arguments
+from .study_commands import _check_top, _study_arguments
+
+QUANTIZE = ("int8",)   # studies.export.QUANTIZE, written out so that --help needs no PyTorch
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    from ..explorer.search import quiet_optuna
+    from ..studies import load, place
+    from ..studies.export import TABLE_FORMATS, parse_formats
+    from ..studies.export_run import ExportOptions, export_study
+    from ..studies.trial_reader import read_trials
+
+    _check_top(args)
     formats = parse_formats(args.format, args.quantize)
     with quiet_optuna():
         config, study = load(place(args.study, args.storage, args.root))
@@ -33,6 +38,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def _chosen(trials, config, args):
+    from ..studies.results import best, candidates
+
     objectives = config.search.objectives
     if args.trial is not None:
         match = [t for t in candidates(trials) if t.number == args.trial]
@@ -40,16 +47,20 @@ def _chosen(trials, config, args):
             raise AttendSearchError(f"--trial {args.trial}: no feasible, complete trial with that "
                                     f"number in study {config.name} (see attend-search show)")
         return match
-    chosen = best(trials, objectives, top=args.top)
+    chosen = best(trials, objectives, top=args.top, sort=args.sort)
     if not chosen:
         raise AttendSearchError(f"study {config.name} has no feasible trial to export yet")
     return chosen
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from ..explorer.search import quiet_optuna
+    from ..studies import load, place
+    from ..studies.report import write_report
+
     with quiet_optuna():
         config, study = load(place(args.study, args.storage, args.root))
-    write_report(study, config, Path(args.out))
+    write_report(study, config, Path(args.out), Path(args.exports))
     print(f"{args.out}: report of study {config.name}")
 
 
@@ -59,7 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     choice = s.add_mutually_exclusive_group()
     choice.add_argument("--pareto", action="store_true", help="the Pareto set (default)")
     choice.add_argument("--trial", type=int, help="one trial by number")
-    choice.add_argument("--top", type=positive(int), help="the top K by the objectives")
+    choice.add_argument("--top", type=positive(int), metavar="K",
+                        help="the top K by the objective (several objectives: with --sort)")
+    s.add_argument("--sort", metavar="METRIC", help="with --top on a study of several "
+                   "objectives: the objective to rank by (required there)")
     s.add_argument("--format", default="json,onnx,pt2",
                    help="comma-separated: json, onnx, pt2, tflite (per architecture; tflite "
                         "needs the extra 'litert'); csv, parquet (the trials table) "
@@ -81,5 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("report", help="write a self-contained HTML report of a study")
     s.add_argument("study", help="study name or directory")
     s.add_argument("--out", default="report.html", help="HTML file (default report.html)")
+    s.add_argument("--exports", default="exports", help="the folder `export` wrote the Pareto "
+                   "set to, linked from the report's table (default exports)")
     _study_arguments(s)
     s.set_defaults(func=cmd_report)

@@ -1,4 +1,8 @@
-"""Commands on studies: ``validate``, ``run``, ``worker``, ``show``."""
+"""Commands on studies: ``validate``, ``run``, ``worker``, ``show``.
+
+Optuna, PyTorch and the explorer are imported inside the command functions (see the
+package docstring): building the parser must stay instant.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,6 @@ import os
 import sys
 
 from ..errors import AttendSearchError
-from ..explorer import optimize, record_of
-from ..explorer.feasibility import require_feasible
-from ..explorer.search import quiet_optuna
-from ..studies import create, join, load, load_study_file, parse_budget, place
-from ..studies.results import best, counts
-from ..studies.trial_reader import read_trials
-from ..studies.workers import run_workers
 from .common import positive, table
 
 
@@ -22,10 +19,14 @@ def _interactive() -> bool:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
+    from ..explorer.feasibility import require_feasible
+    from ..studies import load_study_file
+
     config = load_study_file(args.study)
     search = config.search
-    print(f"study {search.name}: space {search.space.name} ({search.space.size:.2e} "
-          f"architectures), {len(search.constraints.rules)} rules, "
+    print(f"study {search.name}: space {search.space.name} ({search.space.size:.3g} "
+          f"architectures once the rules narrow it; `attend-search space` gives both sizes), "
+          f"{len(search.constraints.rules)} rules, "
           f"{len(search.constraints.budgets)} budgets, objectives "
           + ", ".join(f"{o.direction} {o.metric}" for o in search.objectives))
     try:
@@ -37,7 +38,16 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from ..explorer import optimize
+    from ..explorer.search import quiet_optuna
+    from ..studies import create, load_study_file, parse_budget, place
+    from ..studies.results import rank_columns
+    from ..studies.trial_reader import finished_count
+    from ..studies.workers import run_workers
+
+    _check_top(args)
     config = load_study_file(args.study)
+    rank_columns(config.search.objectives, args.top, args.sort)   # refused now, not after
     budget = parse_budget(args.budget)
     where = place(config.name, args.storage, args.root)
     args.resume = f"attend-search run {args.study or ''} --budget N".replace("  ", " ")
@@ -47,20 +57,21 @@ def cmd_run(args: argparse.Namespace) -> None:
         except AttendSearchError as exc:
             raise exc.located(_source(args.study)) if exc.path else exc
         study = run.study
-        before = _finished(study)
+        before = finished_count(study)
         if args.jobs == 1:
             optimize(run, budget.trials, budget.seconds, progress=_interactive(),
                      max_failures=args.max_failures, trial_timeout=args.trial_timeout)
         else:
             run_workers(config.name, where.url, args.root, budget, args.jobs,
-                        _worker_options(args), debug=args.debug)
-    print(f"ran {_finished(study) - before} trials ({budget}) in study {config.name} "
-          f"[{where.url}]")
-    _show(where, top=args.top)
-
-
-def _finished(study) -> int:
-    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+                        _worker_options(args), debug=args.debug,
+                        finished=(lambda: finished_count(study)) if _interactive() else None)
+    n = finished_count(study) - before
+    if budget.trials is None:
+        ran = f"{n} trials in {budget}"
+    else:
+        ran = f"{n} trials" if n == budget.trials else f"{n} of {budget.trials} trials"
+    print(f"ran {ran} in study {config.name} [{where.url}]")
+    _show(where, top=args.top, sort=args.sort)
 
 
 def _source(study_file: str | None) -> str:
@@ -68,6 +79,10 @@ def _source(study_file: str | None) -> str:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
+    from ..explorer import optimize
+    from ..explorer.search import quiet_optuna
+    from ..studies import join, parse_budget, place
+
     budget = parse_budget(args.budget)
     where = place(args.study, args.storage, args.root)
     args.resume = f"attend-search worker {args.study} --budget N"
@@ -85,10 +100,25 @@ def _worker_options(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    _show(place(args.study, args.storage, args.root), top=args.top)
+    from ..studies import place
+
+    _check_top(args)
+    _show(place(args.study, args.storage, args.root), top=args.top, sort=args.sort)
 
 
-def _show(where, top: int | None) -> None:
+def _check_top(args: argparse.Namespace) -> None:
+    if args.sort is not None and args.top is None:
+        raise AttendSearchError("--sort ranks the --top K; give --top K as well")
+
+
+def _show(where, top: int | None, sort: str | None) -> None:
+    from ..explorer import record_of
+    from ..explorer.metrics import COST_METRICS, metric_label, shown
+    from ..explorer.search import quiet_optuna
+    from ..studies import load
+    from ..studies.results import best, counts
+    from ..studies.trial_reader import read_trials
+
     with quiet_optuna():
         config, study = load(where)
     objectives = config.search.objectives
@@ -98,26 +128,21 @@ def _show(where, top: int | None) -> None:
           f"infeasible, {c.pruned} pruned, {c.failed} failed"
           + (f", {c.running} running" if c.running else "")
           + f" ({c.duplicates} duplicates not re-evaluated)")
-    trials = best(trials, objectives, top)
+    trials = best(trials, objectives, top, sort)
     if not trials:
         print("no feasible trial yet")
         return
-    title = "Pareto set" if len(objectives) > 1 and top is None else f"best {len(trials)}"
+    title = "Pareto set" if len(objectives) > 1 and top is None else \
+        f"best {len(trials)}" + (f" by {sort}" if sort else "")
     print(f"{title}:")
-    extra = [m for m in ("params", "macs", "peak_activation_bytes")
-             if m not in {o.metric for o in objectives}]
-    rows = [["trial", "digest", *[o.metric for o in objectives], *extra, "preset"]]
+    extra = [m for m in COST_METRICS if m not in {o.metric for o in objectives}]
+    metrics = [o.metric for o in objectives] + extra
+    rows = [["trial", "digest", *map(metric_label, metrics), "preset"]]
     for t in trials:
         r = record_of(t)
-        rows.append([str(t.number), r.digest, *[_fmt(r.metrics[o.metric]) for o in objectives],
-                     *[_fmt(r.metrics[k]) for k in extra], r.preset or ""])
+        rows.append([str(t.number), r.digest, *[f"{shown(m, r.metrics[m]):.4g}" for m in metrics],
+                     r.preset or ""])
     print(table(rows, right=set(range(2, len(rows[0]) - 1))))
-
-
-def _fmt(value: float) -> str:
-    if abs(value) >= 1e5:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
 
 
 def _trial_arguments(p: argparse.ArgumentParser) -> None:
@@ -125,6 +150,12 @@ def _trial_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop (exit code 1) after K trials fail in a row (default 5)")
     p.add_argument("--trial-timeout", type=positive(float), metavar="SECONDS",
                    help="fail an evaluation that runs longer, and go on")
+
+
+def _top_arguments(p: argparse.ArgumentParser, top_help: str) -> None:
+    p.add_argument("--top", type=positive(int), metavar="K", help=top_help)
+    p.add_argument("--sort", metavar="METRIC", help="with --top on a study of several "
+                   "objectives: the objective to rank by (required there)")
 
 
 def _study_arguments(p: argparse.ArgumentParser) -> None:
@@ -143,7 +174,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("study", nargs="?", help="study YAML (default: the built-in default study)")
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
     s.add_argument("--jobs", type=positive(int), default=1, help="worker processes on this machine")
-    s.add_argument("--top", type=positive(int), help="show the top K instead of the Pareto set")
+    _top_arguments(s, "show the top K instead of the Pareto set")
     _trial_arguments(s)
     _study_arguments(s)
     s.set_defaults(func=cmd_run)
@@ -158,6 +189,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("show", help="best trials (Pareto set) and trial counts of a study")
     s.add_argument("study", help="study name or directory")
-    s.add_argument("--top", type=positive(int), help="the top K by the objectives, in order")
+    _top_arguments(s, "the top K by the objective, in order")
     _study_arguments(s)
     s.set_defaults(func=cmd_show)

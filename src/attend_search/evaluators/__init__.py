@@ -1,22 +1,23 @@
 """Evaluators: cost (params, MACs, activation memory), latency, accuracy estimates.
 
 Every public function takes a Spec or any ``torch.nn.Module`` with an input shape, so that
-reference networks from outside the search space are scored the same way.
+reference networks from outside the search space are scored the same way. Names are
+imported on first use (PEP 562): the walk of a spec (``spec_walk``) needs no PyTorch.
 """
 
-from .calibrate import calibrate_latency
-from .cost import analytic_cost, flop_analysis, fvcore_cost, peak_activation_bytes
-from .datasets import Dataset, DatasetError, load_dataset
-from .devices import DeviceProfile, builtin_devices, load_device
-from .kernels import UnknownOpsWarning
-from .latency import predict_latency
-from .measure import Measurement, export_onnx, measure, measure_latency
-from .model_input import as_model
-from .proxies import PROXIES, check_proxy, zero_cost, zero_cost_all
-from .training import train_eval
+from .._lazy import lazy_names
 
-__all__ = ["PROXIES", "Dataset", "DatasetError", "DeviceProfile", "Measurement", "UnknownOpsWarning",
-           "analytic_cost", "as_model", "builtin_devices", "calibrate_latency", "check_proxy",
-           "export_onnx", "flop_analysis", "fvcore_cost", "load_dataset", "load_device",
-           "measure", "measure_latency", "peak_activation_bytes", "predict_latency", "train_eval",
-           "zero_cost", "zero_cost_all"]
+_LAZY = {"calibrate_latency": ".calibrate",
+         **dict.fromkeys(["analytic_cost", "flop_analysis", "fvcore_cost",
+                          "peak_activation_bytes"], ".cost"),
+         **dict.fromkeys(["Dataset", "DatasetError", "load_dataset"], ".datasets"),
+         **dict.fromkeys(["DeviceProfile", "builtin_devices", "load_device"], ".devices"),
+         "UnknownOpsWarning": ".kernels", "predict_latency": ".latency",
+         **dict.fromkeys(["Measurement", "export_onnx", "measure", "measure_latency"], ".measure"),
+         "as_model": ".model_input",
+         **dict.fromkeys(["PROXIES", "check_proxy", "zero_cost", "zero_cost_all"], ".proxies"),
+         "train_eval": ".training"}
+
+__all__ = sorted(_LAZY)
+
+__getattr__ = lazy_names(__name__, _LAZY)

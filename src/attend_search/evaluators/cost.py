@@ -191,5 +191,5 @@ def analytic_cost(spec: Spec) -> dict[str, int]:
     exactly what :func:`fvcore_cost`, the built model and :func:`peak_activation_bytes` give."""
     walk = walk_spec(spec)
     ops = [(op.inputs, (op.output,), op.elementwise) for op in walk.ops]
-    return {"params": sum(op.params for op in walk.ops), "macs": sum(op.macs for op in walk.ops),
+    return {"params": walk.params, "macs": walk.macs,
             "peak_activation_bytes": _peak(walk.sizes, ops, [walk.output])}

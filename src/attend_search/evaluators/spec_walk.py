@@ -68,6 +68,15 @@ class SpecWalk:
         self.ops: list[WalkOp] = []
         self.output = 0
 
+    @property
+    def params(self) -> int:
+        return sum(op.params for op in self.ops)
+
+    @property
+    def macs(self) -> int:
+        """cost.py's MACs (its table of rules)."""
+        return sum(op.macs for op in self.ops)
+
     def op(self, aten: str, op_class: str, module: str, inputs: tuple[int, ...], elements: int,
            macs: int = 0, params: int = 0, weights: int | None = None,
            elementwise: bool = False) -> int:

@@ -25,9 +25,10 @@ class MetricKind:
     pattern: str
     cheap: bool
     direction: str           # the default direction of an objective on it
-    unit: str
+    unit: str                # of the value shown, after ``scale``: "M", "MB", "ms"
     evaluator: str           # what computes it, for messages and the report
     spearman: float | None = None   # measured rank correlation with true accuracy, if estimated
+    scale: float = 1.0       # shown value = stored value x scale (parameters in millions)
 
     def matches(self, metric: str) -> bool:
         if self.pattern.endswith("."):
@@ -43,9 +44,9 @@ NB201_SPEARMAN = {"params": 0.781, "macs": 0.754, "synflow": 0.758, "naswot": 0.
                   "grad_norm": 0.533, "snip": 0.608, "zico": 0.811, "ensemble": 0.893}
 
 METRICS: tuple[MetricKind, ...] = (
-    MetricKind("params", True, "minimize", "parameters", "analytic_cost", NB201_SPEARMAN["params"]),
-    MetricKind("macs", True, "minimize", "MACs", "analytic_cost", NB201_SPEARMAN["macs"]),
-    MetricKind("peak_activation_bytes", True, "minimize", "bytes", "analytic_cost"),
+    MetricKind("params", True, "minimize", "M", "analytic_cost", NB201_SPEARMAN["params"], 1e-6),
+    MetricKind("macs", True, "minimize", "M", "analytic_cost", NB201_SPEARMAN["macs"], 1e-6),
+    MetricKind("peak_activation_bytes", True, "minimize", "MB", "analytic_cost", None, 1e-6),
     MetricKind("latency.", True, "minimize", "ms", "predict_latency"),
     *(MetricKind(name, False, "maximize", "log score" if name == "synflow" else "score",
                  "zero_cost", NB201_SPEARMAN[name]) for name in PROXIES),
@@ -62,6 +63,17 @@ def kind_of(metric: str) -> MetricKind:
     known = ", ".join(k.pattern + ("<device>" if k.pattern.endswith(".") else "")
                       for k in METRICS)
     raise AttendSearchError(f"unknown metric {metric!r}; known: {known}")
+
+
+def metric_label(metric: str) -> str:
+    """The metric with the unit of :func:`shown` values: ``params (M)``, ``latency.cortex-a72
+    (ms)``, ``synflow (log score)``; every table and axis a user reads is labelled so."""
+    return f"{metric} ({kind_of(metric).unit})"
+
+
+def shown(metric: str, value: float) -> float:
+    """A stored value in the unit of :func:`metric_label` (parameters in millions, bytes in MB)."""
+    return value * kind_of(metric).scale
 
 
 def is_cheap(metric: str) -> bool:
@@ -96,6 +108,6 @@ class Objective:
         how well it ranked true accuracy (:data:`NB201_SPEARMAN`)."""
         spearman = kind_of(self.metric).spearman
         if spearman is None or self.direction == "minimize":
-            return self.metric
-        return (f"{self.metric} (accuracy estimate, not accuracy: Spearman {spearman:.2f} with "
-                f"NAS-Bench-201 CIFAR-10 accuracy)")
+            return metric_label(self.metric)
+        return (f"{metric_label(self.metric)}: accuracy estimate, not accuracy (Spearman "
+                f"{spearman:.2f} with NAS-Bench-201 CIFAR-10 accuracy)")

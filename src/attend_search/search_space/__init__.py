@@ -3,13 +3,19 @@ networks from outside the space.
 
 Imports nothing from the rest of attend_search but its errors: everything downstream
 (evaluators, constraints, explorer, studies) depends on this package, never the reverse.
+Names are imported on first use (PEP 562): specs, spaces and presets need no PyTorch, so
+code that only reads them (``attend-search space``, ``presets``) never imports it.
 """
 
-from .builder import Backbone, build_model, input_shape
-from .presets import get_preset, list_presets, load_spec
-from .reference_models import get_reference_model, list_reference_models
-from .spec import SCHEMA, Attention, Block, Head, Spec, Stage, Stem, make_divisible
+from .._lazy import lazy_names
 
-__all__ = ["SCHEMA", "Attention", "Backbone", "Block", "Head", "Spec", "Stage", "Stem",
-           "build_model", "get_preset", "get_reference_model", "input_shape", "list_presets",
-           "list_reference_models", "load_spec", "make_divisible"]
+_LAZY = {"Backbone": ".builder", "build_model": ".builder", "input_shape": ".builder",
+         "get_preset": ".presets", "list_presets": ".presets", "load_spec": ".presets",
+         "get_reference_model": ".reference_models",
+         "list_reference_models": ".reference_models",
+         **dict.fromkeys(["SCHEMA", "Attention", "Block", "Head", "Spec", "Stage", "Stem",
+                          "make_divisible"], ".spec")}
+
+__all__ = sorted(_LAZY)
+
+__getattr__ = lazy_names(__name__, _LAZY)

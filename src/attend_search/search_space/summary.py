@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from .builder import build_model, input_shape
+from .naming import module_path
 from .spec import Spec
 
 
@@ -23,22 +24,12 @@ def _parts(model: nn.Module, spec: Spec) -> list[tuple[str, str, nn.Module]]:
     """The rows: stem, every block (per column), the head layers."""
     parts = [("stem", f"conv{spec.stem.kernel}x{spec.stem.kernel}", model.stem)]
     for layout in spec.blocks():
-        module = model.get_submodule(_module_path(layout.path))
+        module = model.get_submodule(module_path(layout.path))
         parts.append((layout.path, layout.block.type, module))
     head = "conv1x1" if spec.head.channels else "bn+act"    # head.norm: batch norm, activation
     parts += [("head.conv", head, model.head_conv), ("head.pool", "avgpool", model.pool),
               ("head.classifier", "linear", model.classifier)]
     return [p for p in parts if not isinstance(p[2], nn.Identity)]
-
-
-def _module_path(path: str) -> str:
-    """``stages[1].columns[0].blocks[2]`` -> ``stages.1.columns.0.2`` (the module's name)."""
-    parts = path.replace("]", "").split(".")
-    out = []
-    for part in parts:
-        key, _, index = part.partition("[")
-        out.append(index if key == "blocks" else f"{key}.{index}")
-    return ".".join(out)
 
 
 def layer_table(spec: Spec) -> list[LayerRow]:

@@ -16,6 +16,7 @@ import pandas as pd
 from optuna._hypervolume import compute_hypervolume
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import AttendSearchError
 from ..explorer import Objective, TrialRecord, record_of
 
 
@@ -100,14 +101,37 @@ def hypervolume_history(trials: list[FrozenTrial], objectives: tuple[Objective, 
     return history
 
 
-def best(trials: list[FrozenTrial], objectives: tuple[Objective, ...], top: int | None = None
-         ) -> list[FrozenTrial]:
-    """Pareto set (several objectives) or the ``top`` best (one objective, default 10)."""
+def best(trials: list[FrozenTrial], objectives: tuple[Objective, ...], top: int | None = None,
+         sort: str | None = None) -> list[FrozenTrial]:
+    """Pareto set (several objectives) or the ``top`` best (default 10) by ``sort`` (see
+    :func:`rank_columns`)."""
     trials = candidates(trials)
-    if len(objectives) > 1 and top is None:
+    columns = rank_columns(objectives, top, sort)
+    if columns is None:
         return pareto(trials, objectives)
-    order = np.lexsort(_signed(trials, objectives).T[::-1]) if trials else []
+    keys = _signed(trials, objectives)[:, columns]
+    order = np.lexsort(keys.T[::-1]) if trials else []
     return [trials[i] for i in order][: top or 10]
+
+
+def rank_columns(objectives: tuple[Objective, ...], top: int | None, sort: str | None
+                 ) -> list[int] | None:
+    """The objectives the best trials are ranked by, or None for the Pareto set (several
+    objectives, no ``top``). With several objectives the top K need ``sort``, the metric of
+    the objective to rank by: a Pareto front has no single order. Called before a run too,
+    so a mistake is refused before the trials, not after."""
+    names = [o.metric for o in objectives]
+    if sort is None:
+        if len(names) == 1:
+            return [0]
+        if top is None:
+            return None
+        raise AttendSearchError(f"--top on a study of {len(names)} objectives ({', '.join(names)}) "
+                                f"needs --sort METRIC, the objective to rank by")
+    if sort not in names:
+        raise AttendSearchError(f"--sort: {sort!r} is not an objective of the study; "
+                                f"one of {', '.join(names)}")
+    return [names.index(sort)]
 
 
 def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:

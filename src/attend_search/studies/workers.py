@@ -2,8 +2,11 @@
 
 Processes, not threads: evaluation is CPU-bound Python and PyTorch. Each worker joins the
 study through its storage and takes its own sampler stream from the study's ledger, exactly
-as a worker on another machine would. Stopping the parent (Ctrl-C, SIGTERM) stops the
-workers the same way, each closing its running trial, before the parent returns.
+as a worker on another machine would. The parent draws one progress bar for all of them by
+counting the study's finished trials in the storage, so it shows every worker's trials
+(and those of workers on other machines) without any channel but the database. Stopping the
+parent (Ctrl-C, SIGTERM) stops the workers the same way, each closing its running trial,
+before the parent returns.
 """
 
 from __future__ import annotations
@@ -11,14 +14,22 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+
+from tqdm import tqdm
 
 from .budget import Budget
 from ..errors import RunStopped
 
+POLL_SECONDS = 0.5
+
 
 def run_workers(name: str, url: str, root: str, budget: Budget, jobs: int,
-                options: list[str] = (), debug: bool = False) -> None:
-    """Split ``budget`` among ``jobs`` workers (each given ``options``) and wait for all."""
+                options: list[str] = (), debug: bool = False,
+                finished: Callable[[], int] | None = None) -> None:
+    """Split ``budget`` among ``jobs`` workers (each given ``options``) and wait for all;
+    with ``finished`` (the study's count of finished trials), show their progress in one bar."""
     procs = []
     for share in budget.split(jobs):
         cmd = [sys.executable, "-m", "attend_search.cli", *["--debug"] * debug, "worker", name,
@@ -26,6 +37,8 @@ def run_workers(name: str, url: str, root: str, budget: Budget, jobs: int,
                str(share.trials) if share.trials is not None else f"{share.seconds:g}s"]
         procs.append(subprocess.Popen(cmd))
     try:
+        if finished is not None:
+            _progress(procs, finished, budget)
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:
         _stop(procs)
@@ -33,6 +46,19 @@ def run_workers(name: str, url: str, root: str, budget: Budget, jobs: int,
     failed = [c for c in codes if c != 0]
     if failed:
         raise RunStopped(f"{len(failed)} of {len(procs)} workers failed (see their messages above)")
+
+
+def _progress(procs: list[subprocess.Popen], finished: Callable[[], int], budget: Budget) -> None:
+    """One bar, advanced by the trials the storage says have finished since the start."""
+    start = finished()
+    with tqdm(total=budget.trials, unit="trial", desc=f"{len(procs)} workers",
+              dynamic_ncols=True) as bar:
+        while True:
+            done = all(p.poll() is not None for p in procs)
+            bar.update(finished() - start - bar.n)
+            if done:
+                return
+            time.sleep(POLL_SECONDS)
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
