@@ -60,7 +60,7 @@ def test_search_quick_mode_gives_every_sampler_a_hypervolume(tmp_path):
                     reason="the NAS-Bench-201 dev data is not on this machine")
 def test_proxies_quick_mode_ranks_every_proxy_against_nb201_accuracy():
     out = _quick("bench_proxies.py")
-    for name in ("params", "macs", *PROXIES, "ensemble, 5-fold CV scales"):
+    for name in ("params", "macs", *PROXIES, "ensemble, 5-fold CV"):
         row = re.search(rf"^{re.escape(name)} +(-?[\d.]+) ± [\d.]+ +(-?[\d.]+) ± [\d.]+ +([\d.]+) ±",
                         out, re.M)
         assert row, name

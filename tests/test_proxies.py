@@ -231,7 +231,11 @@ def test_ensemble_is_deterministic_for_a_seed_and_independent_of_what_else_is_as
     assert together["ensemble"] == alone
     signals = {k.partition(".")[2]: v for k, v in together.items() if k.startswith("ensemble.")}
     assert set(signals) == set(proxies.ENSEMBLE_SCALES)
-    assert alone == pytest.approx(sum(v / proxies.ENSEMBLE_SCALES[k] for k, v in signals.items()))
+    assert alone == pytest.approx(sum(proxies.ENSEMBLE_WEIGHTS[k] * v / proxies.ENSEMBLE_SCALES[k]
+                                      for k, v in signals.items()))
+    # complexity: the log of the parameter count of the network as built (biases included)
+    assert signals["complexity"] == pytest.approx(math.log(sum(p.numel() for p in
+                                                               build_model(spec).parameters())))
     assert signals["synflow"] == together["synflow"]
 
 
