@@ -40,7 +40,7 @@ def folders(out):
 
 
 def test_export_writes_weights_seed_and_checks_that_mean_something(study, tmp_path):
-    cli("export", study, "--top", 1, "--format", "onnx,pt2", "--seed", 3, "--out", "out",
+    cli("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx,pt2", "--seed", 3, "--out", "out",
         cwd=tmp_path)
     (folder,) = folders(tmp_path / "out")
     card = (folder / "MODEL_CARD.md").read_text()
@@ -77,7 +77,7 @@ def test_export_writes_weights_seed_and_checks_that_mean_something(study, tmp_pa
 @pytest.mark.parametrize("factor", [1.01, 0.0], ids=["1%-off", "all-zero"])
 def test_a_broken_file_fails_the_check(study, tmp_path, factor):
     """Both pass the old check (atol 1e-4 on logits of about 1e-4) and fail this one."""
-    cli("export", study, "--top", 1, "--format", "onnx", "--out", "out", cwd=tmp_path)
+    cli("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx", "--out", "out", cwd=tmp_path)
     (folder,) = folders(tmp_path / "out")
     assert verify_export(folder)[0].relative_error < 1e-4
     model = onnx.load(folder / "model.onnx")
@@ -107,7 +107,7 @@ def test_export_network_writes_the_given_weights(tmp_path):
 
 
 def test_stale_folders_are_refused_then_removed_with_force(study, tmp_path):
-    cli("export", study, "--top", 3, "--format", "json", "--out", "out", cwd=tmp_path)
+    cli("export", study, "--top", 3, "--sort", "synflow", "--format", "json", "--out", "out", cwd=tmp_path)
     manifest = json.loads((tmp_path / "out" / "tiny.manifest.json").read_text())
     assert manifest["options"]["selection"] == "top 3" and manifest["study_state"]["trials"] == 10
     exported = {e["folder"] for e in manifest["exports"]}
@@ -134,14 +134,14 @@ def test_stale_folders_are_refused_then_removed_with_force(study, tmp_path):
     (["--format", "onnx", "--quantize", "int8", "--calibration", "missing.npz"], "missing.npz"),
 ])
 def test_int8_options_are_checked_before_writing(study, tmp_path, args, message):
-    out = cli("export", study, "--top", 1, *args, "--out", "out", cwd=tmp_path, check=False)
+    out = cli("export", study, "--top", 1, "--sort", "synflow", *args, "--out", "out", cwd=tmp_path, check=False)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 @needs_litert
 def test_litert_and_int8_export_from_the_command_line(study, tmp_path):
-    cli("export", study, "--top", 1, "--format", "onnx,tflite", "--quantize", "int8",
+    cli("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx,tflite", "--quantize", "int8",
         "--calibration", "digits", "--calibration-images", 16, "--out", "out", cwd=tmp_path)
     (folder,) = folders(tmp_path / "out")
     names = {p.name for p in folder.iterdir()}
