@@ -3,6 +3,7 @@ across workers, every parameter evolved, samplers' options checked."""
 
 import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 
 from attend_search.errors import AttendSearchError
@@ -18,9 +20,10 @@ from attend_search.explorer import open_study, optimize, record_of
 from attend_search.explorer.samplers import make_sampler
 from attend_search.explorer.search import quiet_optuna
 from attend_search.studies import create, place, read_study
+from attend_search.studies import sqlite_lock
 from attend_search.studies.ledger import SqlLedger
 from attend_search.studies.store import storage
-from attend_search.studies.trial_reader import read_trials
+from attend_search.studies.trial_reader import finished_count, read_trials
 
 DATA = Path(__file__).parent / "data"
 
@@ -256,3 +259,42 @@ def test_tpe_reads_the_trials_once_per_trial_and_samples_as_optunas_tpe():
         params[name] = [t.params for t in study.trials]
     assert params["ours"] == params["optuna's"]
     assert reads["ours"] <= 2 * 30 + 1 < reads["optuna's"], reads  # per trial: queue, space
+
+
+def test_reads_do_not_wait_for_the_sqlite_write_lock(tmp_path, monkeypatch):
+    """Reads (a sampler's, show's, a progress bar's) go on while another process holds the
+    write lock; a write waits for it, up to the lock timeout."""
+    monkeypatch.setenv("ATTEND_SEARCH_LOCK_TIMEOUT", "1")
+    where = place("cheap", root=tmp_path)
+    with quiet_optuna():
+        run = create(cheap_study(), where)
+        optimize(run, n_trials=2)
+    holder = sqlite3.connect(tmp_path / "cheap" / "study.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        store = storage(where.url)
+        study_id = store.get_study_id_from_name("cheap")
+        assert len(store.get_all_trials(study_id)) == 2
+        assert len(read_trials(optuna.load_study(study_name="cheap", storage=store))) == 2
+        assert finished_count(optuna.load_study(study_name="cheap", storage=store)) == 2
+        with pytest.raises(optuna.exceptions.StorageInternalError):
+            store.set_trial_user_attr(store.get_all_trials(study_id)[0]._trial_id, "x", 1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_trial_takes_the_write_lock_seven_times(tmp_path):
+    """What parallel workers cannot share: a trial's write transactions on SQLite (create,
+    parameters, claim, record and constraints, TPE's relative parameters, heartbeat, tell).
+    Reads take no lock."""
+    with quiet_optuna():
+        run = create(cheap_study(sampler={"name": "tpe", "n_startup_trials": 2}),
+                     place("cheap", root=tmp_path))
+        locks = []
+        sqlalchemy.event.listen(run.study._storage._backend.engine, "begin",
+                                lambda conn: locks.append(sqlite_lock.writing()))
+        optimize(run, n_trials=10)
+    assert len(run.study.get_trials()) == 10
+    assert sum(locks) <= 7 * 10, sum(locks)
+    assert len(locks) > sum(locks)     # some transactions read without the lock

@@ -254,13 +254,13 @@ class TrialObjective:
         imputed: list[str] = []
         if feasible:
             report = self._reporter(trial)
-            if report is not None:  # what a pruned trial keeps
-                _save(trial, replace(base, metrics=metrics, violations=violations, feasible=True))
             expensive = [m for m in config.metrics if not is_cheap(m)]
             try:
                 metrics.update(self.evaluation.expensive(spec, expensive, report, clock))
-            except optuna.TrialPruned:
-                _constrain(trial, config.constraint_names, violations)
+            except optuna.TrialPruned:   # a pruned trial keeps what it knew before training
+                _save(trial, replace(base, metrics=metrics, violations=violations,
+                                     feasible=True, seconds=dict(clock.seconds)),
+                      _constraints(config.constraint_names, violations))
                 raise
             violations.update(_budgets(cs, metrics))
             feasible = all(v <= 0 for v in violations.values())
@@ -276,8 +276,8 @@ class TrialObjective:
                     self.worst.get(objective.metric, value), value)
         _save(trial, replace(base, metrics={k: float(v) for k, v in metrics.items()},
                              violations=violations, feasible=feasible, imputed=tuple(imputed),
-                             seconds=dict(clock.seconds)))
-        _constrain(trial, config.constraint_names, violations)
+                             seconds=dict(clock.seconds)),
+              _constraints(config.constraint_names, violations))
         return [metrics[o.metric] for o in config.objectives]
 
     def _reporter(self, trial: optuna.Trial):
@@ -295,15 +295,29 @@ class TrialObjective:
         found = record_of(twin)
         _save(trial, replace(found, spec=base.spec, stream=base.stream, preset=base.preset,
                              version=base.version, seconds=base.seconds,
-                             duplicate_of=twin.number))
-        _constrain(trial, self.config.constraint_names, found.violations)
+                             duplicate_of=twin.number),
+              _constraints(self.config.constraint_names, found.violations))
         if twin.state == TrialState.PRUNED:
             raise optuna.TrialPruned(f"same architecture as pruned trial {twin.number}")
         return list(twin.values)
 
 
-def _save(trial: optuna.Trial, record: TrialRecord) -> None:
-    trial.set_user_attr(KEY, record.to_json())
+def _save(trial: optuna.Trial, record: TrialRecord,
+          constraints: tuple[float, ...] | None = None) -> None:
+    """The trial's record and, once known, its constraints (:func:`_constraints`), in one
+    transaction where the storage offers ``set_trial_attrs``
+    (:mod:`attend_search.studies.store`; two writes under SQLite's lock otherwise)."""
+    user = {KEY: record.to_json()}
+    system = {} if constraints is None else {_CONSTRAINTS_KEY: constraints}
+    storage = trial.study._storage
+    backend = getattr(storage, "_backend", storage)   # Optuna wraps RDB storages in a cache
+    if hasattr(backend, "set_trial_attrs"):
+        backend.set_trial_attrs(trial._trial_id, user, system)
+        return
+    for key, value in user.items():
+        storage.set_trial_user_attr(trial._trial_id, key, value)
+    for key, value in system.items():
+        storage.set_trial_system_attr(trial._trial_id, key, value)
 
 
 def _budgets(cs: ConstraintSet, metrics: dict[str, float]) -> dict[str, float]:
@@ -311,17 +325,16 @@ def _budgets(cs: ConstraintSet, metrics: dict[str, float]) -> dict[str, float]:
     return {b.name: b.violation(metrics[b.metric]) for b in cs.budgets if b.metric in metrics}
 
 
-def _constrain(trial: optuna.Trial, names: list[str], violations: dict[str, float]) -> None:
-    """Hand the violations to Optuna's constrained samplers (<= 0 feasible). A budget on an
-    expensive metric that was never evaluated (the rules already failed) counts as met.
+def _constraints(names: list[str], violations: dict[str, float]) -> tuple[float, ...]:
+    """The violations as Optuna's constrained samplers take them (<= 0 feasible). A budget on
+    an expensive metric that was never evaluated (the rules already failed) counts as met.
 
-    Written as Optuna's list form (system attribute ``constraints``, in the order of
-    ``names``), as Optuna's own ``constraints_func`` path writes it: one storage write, where
+    Optuna's list form (system attribute ``constraints``, in the order of ``names``), as
+    Optuna's own ``constraints_func`` path writes it: one attribute, where
     ``trial.set_constraint`` costs a read of the whole trial and a write per constraint
     (a third of a cheap trial's time), and the form optuna-dashboard reads. The names are
     in the trial's record."""
-    values = tuple(float(violations.get(name, 0.0)) for name in names)
-    trial.study._storage.set_trial_system_attr(trial._trial_id, _CONSTRAINTS_KEY, values)
+    return tuple(float(violations.get(name, 0.0)) for name in names)
 
 
 def _worst_measured(study: optuna.Study, objectives: tuple[Objective, ...]) -> dict[str, float]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from . import sqlite_lock
+
 _METADATA = sa.MetaData()
 CLAIMS = sa.Table(
     "attend_search_claims", _METADATA,
@@ -28,7 +30,7 @@ class SqlLedger:
         _METADATA.create_all(engine, checkfirst=True)
 
     def new_stream(self) -> int:
-        with self.engine.connect() as db:
+        with sqlite_lock.reading(), self.engine.connect() as db:
             taken = db.execute(sa.select(sa.func.count()).select_from(CLAIMS).where(
                 CLAIMS.c.study_id == self.study_id, CLAIMS.c.key.like("stream:%"))).scalar_one()
         stream = taken
@@ -60,6 +62,6 @@ class SqlLedger:
             return False
 
     def _owner(self, key: str) -> int:
-        with self.engine.connect() as db:
+        with sqlite_lock.reading(), self.engine.connect() as db:
             return db.execute(sa.select(CLAIMS.c.trial_id).where(
                 CLAIMS.c.study_id == self.study_id, CLAIMS.c.key == key)).scalar_one()

@@ -14,6 +14,7 @@ nothing twice.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -38,6 +40,7 @@ from ..errors import AttendSearchError, RunStopped
 from ..explorer import Run, open_study
 from ..explorer.feasibility import require_feasible
 from .config import NAME, StudyConfig, StudyError, read_study
+from . import sqlite_lock
 from .ledger import SqlLedger
 
 STORAGE_ENV = "ATTEND_SEARCH_STORAGE"
@@ -112,7 +115,7 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
                                      max_retry=1))
             if sqlite:
                 sqlalchemy.event.listen(store.engine, "connect", _write_ahead_log)
-                sqlalchemy.event.listen(store.engine, "begin", _begin_immediate)
+                sqlalchemy.event.listen(store.engine, "begin", sqlite_lock.begin)
                 store.engine.dispose()   # pooled connections made before the listeners go
             return store
         except sqlalchemy.exc.IntegrityError as exc:
@@ -125,8 +128,10 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
 
 
 class _Storage(RDBStorage):
-    """Optuna's RDB storage, with a heartbeat that survives a missed beat, and a trial's
-    parameters written in one transaction (:mod:`attend_search.explorer.param_batch`)."""
+    """Optuna's RDB storage, with a heartbeat that survives a missed beat, a trial's
+    parameters written in one transaction (:mod:`attend_search.explorer.param_batch`), its
+    record and constraints in another, and reads that take no SQLite write lock
+    (:mod:`.sqlite_lock`)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -150,6 +155,16 @@ class _Storage(RDBStorage):
             if rows:
                 session.execute(sqlalchemy.insert(models.TrialParamModel), rows)
 
+    def set_trial_attrs(self, trial_id: int, user_attrs: dict[str, Any],
+                        system_attrs: dict[str, Any]) -> None:
+        """Several of a trial's attributes in one transaction (the explorer's record and
+        constraints), where Optuna writes each in its own."""
+        with _create_scoped_session(self.scoped_session, True) as session:
+            for model, attrs in ((models.TrialUserAttributeModel, user_attrs),
+                                 (models.TrialSystemAttributeModel, system_attrs)):
+                for key, value in attrs.items():
+                    self._set_trial_attr_without_commit(session, model, trial_id, key, value)
+
     def _known_distribution(self, session, study_id: int, name: str) -> BaseDistribution | None:
         if (study_id, name) not in self._distributions:
             earlier = (session.query(models.TrialParamModel.distribution_json)
@@ -170,6 +185,23 @@ class _Storage(RDBStorage):
             pass
 
 
+def _read_only(method):
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        with sqlite_lock.reading():
+            return method(self, *args, **kwargs)
+    return read
+
+
+# Optuna's storage methods that only read: their transactions need no write lock
+for _name in ("get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+              "get_study_user_attrs", "get_study_system_attrs", "get_trial_user_attrs",
+              "get_trial_system_attrs", "get_all_studies", "get_trial_param",
+              "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
+              "_get_trials", "get_best_trial", "_get_stale_trial_ids"):
+    setattr(_Storage, _name, _read_only(getattr(RDBStorage, _name)))
+
+
 def _write_ahead_log(connection, _record) -> None:
     """SQLite in WAL mode, synced at checkpoints rather than on every commit: a trial writes
     dozens of rows (one per parameter), and a commit that waits for the disk costs
@@ -181,15 +213,6 @@ def _write_ahead_log(connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _begin_immediate(connection) -> None:
-    """Every transaction takes SQLite's write lock when it begins. Python's sqlite3 otherwise
-    begins one only at the first write, so Optuna's ``SELECT ... FOR UPDATE`` of a queued
-    trial (a no-op on SQLite) reads outside any lock, and two workers both start the same
-    queued trial; the second fails on ``Cannot tell a COMPLETE trial``. SQLAlchemy's recipe
-    for pysqlite."""
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _cannot_open(url: str, exc: Exception) -> StudyError:

@@ -20,6 +20,8 @@ from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial
 
+from . import sqlite_lock
+
 _T = models.TrialModel.__table__
 _PARAMS = models.TrialParamModel.__table__
 _VALUES = models.TrialValueModel.__table__
@@ -37,7 +39,7 @@ def read_trials(study: optuna.Study, params: bool | Collection[int] = True) -> l
     if not isinstance(rdb, optuna.storages.RDBStorage):
         return study.get_trials(deepcopy=False)
     in_study = sa.select(_T.c.trial_id).where(_T.c.study_id == study._study_id)
-    with rdb.engine.connect() as db:
+    with sqlite_lock.reading(), rdb.engine.connect() as db:
         trials = db.execute(sa.select(_T).where(_T.c.study_id == study._study_id)
                             .order_by(_T.c.number)).all()
         rows = {name: _by_trial(db, table, in_study) for name, table in (
@@ -96,6 +98,6 @@ def finished_count(study: optuna.Study) -> int:
     states = [s for s in optuna.trial.TrialState if s.is_finished()]
     if not isinstance(rdb, optuna.storages.RDBStorage):
         return len(study.get_trials(deepcopy=False, states=states))
-    with rdb.engine.connect() as db:
+    with sqlite_lock.reading(), rdb.engine.connect() as db:
         return db.execute(sa.select(sa.func.count()).select_from(_T).where(
             (_T.c.study_id == study._study_id) & _T.c.state.in_(states))).scalar_one()
