@@ -1,6 +1,8 @@
-# Two entry points, each doing its own set-up on a fresh machine:
-#   make demo   - the main job: a short default study, its Pareto set exported, a report
-#   make test   - the whole test suite
+# Entry points, each doing its own set-up on a fresh machine:
+#   make demo        - the main job: a short default study, its Pareto set exported, a report
+#   make test        - the test suite without the slow, thorough cases (minutes)
+#   make test-slow   - the slow cases (CI runs them too)
+#   make test-lowest - the suite against the lowest versions pyproject.toml allows (CI)
 # The virtual environment gets the CPU build of PyTorch first, so that installing the
 # package (torch>=2.13,<3) finds torch satisfied and never pulls a CUDA build.
 
@@ -14,7 +16,12 @@ DEMO_TRIALS ?= 30
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup clean
+# The lowest versions pyproject.toml allows of the libraries whose API we lean on most;
+# CI runs the suite on them too, so that the lower bounds stay true.
+LOWEST ?= optuna==5.0.0
+LOWEST_VENV := .venv-lowest
+
+.PHONY: demo test test-slow test-lowest setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +38,20 @@ demo: $(STAMP)
 	$(BIN)/attend-search report default --out report.html
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --durations=10
+	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=10
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m slow --durations=10
+
+# without the litert extra (its tests skip): the bounds checked are the core's
+test-lowest:
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWEST_VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) $(TORCH_INDEX)
+	$(LOWEST_VENV)/bin/python -m pip install --quiet -e ".[test]" $(LOWEST)
+	$(LOWEST_VENV)/bin/python -m pip list 2>/dev/null | grep -iE "^(optuna|torch) "
+	$(LOWEST_VENV)/bin/python -m pytest -n 2 -m "not slow"
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(LOWEST_VENV) build *.egg-info src/*.egg-info
