@@ -14,6 +14,7 @@ import torch
 from onnx import numpy_helper
 from safetensors.torch import load_file
 
+from attend_search.evaluators.cost import analytic_cost
 from attend_search.evaluators.litert import litert_available
 from attend_search.search_space import build_model
 from attend_search.studies.export import export_network, file_sha256
@@ -72,6 +73,19 @@ def test_export_writes_weights_seed_and_checks_that_mean_something(study, tmp_pa
         want = namespace["model"](x).numpy()
     assert got.shape == (3, spec.num_classes)
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_the_cards_metrics_are_the_exact_costs_in_their_units(study, tmp_path):
+    cli("export", study, "--top", 1, "--sort", "synflow", "--format", "json", "--out", "out",
+        cwd=tmp_path)
+    (folder,) = folders(tmp_path / "out")
+    rows = re.findall(r"^\| (\w+) \| ([0-9.,e+-]+) \| (.+) \|$",
+                      (folder / "MODEL_CARD.md").read_text(), re.M)
+    card = {metric: (float(value.replace(",", "")), unit) for metric, value, unit in rows}
+    cost = analytic_cost(load_exported(folder)[0])
+    for metric, unit in [("params", "M"), ("macs", "M"), ("peak_activation_bytes", "MB")]:
+        assert card[metric][1] == unit
+        assert card[metric][0] == pytest.approx(cost[metric] / 1e6, rel=1e-3)
 
 
 @pytest.mark.parametrize("factor", [1.01, 0.0], ids=["1%-off", "all-zero"])
