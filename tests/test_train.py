@@ -290,6 +290,19 @@ def test_mistakes_exit_2_and_write_nothing(tmp_path, args, message):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "/ABSOLUTE/escaped"])
+def test_a_spec_name_cannot_put_the_run_folder_outside_runs(tmp_path, name):
+    name = name.replace("/ABSOLUTE", str(tmp_path))
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "spec.json").write_text(SMALL.renamed(name).to_json())
+    out = cli("train", "spec.json", "--data", "digits", "--epochs", "1", cwd=tmp_path / "work",
+              check=False)
+    assert out.returncode == 2, out.stderr
+    assert f"spec.json: the spec's name {name!r} is not a folder name under runs/" in out.stderr
+    assert "give --out" in out.stderr and "Traceback" not in out.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["spec.json", "work"]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 def test_cuda_asked_for_without_cuda(tmp_path):
     out = cli("train", "attendnets", "--data", "digits", "--device", "cuda", cwd=tmp_path,
