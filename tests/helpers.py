@@ -1,6 +1,7 @@
 """Running the command line as a user does, for the end-to-end tests."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,15 @@ def storage_trials(workdir, name="tiny"):
     study = optuna.load_study(study_name=name,
                               storage=f"sqlite:///{workdir}/studies/{name}/study.db")
     return study.get_trials(deepcopy=False)
+
+
+def dump(workdir, name="tiny"):
+    """Every row of the study's database, as SQL: equal dumps, nothing written."""
+    db = sqlite3.connect(workdir / "studies" / name / "study.db")
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()
 
 
 def postgres_trials(name):

@@ -16,7 +16,7 @@ import yaml
 
 from attend_search import Spec
 from attend_search.explorer import record_of
-from helpers import DATA, POSTGRES, cli, environment, postgres_trials, storage_trials
+from helpers import DATA, POSTGRES, cli, dump, environment, postgres_trials, storage_trials
 
 def test_run_show_export_report_end_to_end(workdir):
     run = cli("run", "tiny_study.yaml", "--budget", "20", cwd=workdir)
@@ -80,8 +80,10 @@ def test_a_changed_config_is_refused_not_mixed_in(workdir):
     study = yaml.safe_load((workdir / "tiny_study.yaml").read_text())
     study["seed"] = 1
     (workdir / "tiny_study.yaml").write_text(yaml.safe_dump(study))
+    before = dump(workdir)
     out = cli("run", "tiny_study.yaml", "--budget", "2", cwd=workdir, check=False)
     assert out.returncode == 2 and "different configuration" in out.stderr
+    assert dump(workdir) == before          # not even a sampler stream claimed
 
 
 def test_two_worker_processes_share_one_sqlite_study(workdir):
