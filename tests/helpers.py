@@ -4,6 +4,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -18,6 +19,19 @@ def cli(*args, cwd, check=True, env=None):
     if check:
         assert out.returncode == 0, out.stderr
     return out
+
+
+def start(*args, cwd, until, env=None, timeout=180):
+    """The command line in the background, returned once ``until()`` holds (it must not end
+    before), for a test that interrupts it there."""
+    proc = subprocess.Popen([sys.executable, "-m", "attend_search.cli", *map(str, args)],
+                            cwd=cwd, env=environment(**(env or {})),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while not until():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
+        time.sleep(0.02)
+    return proc
 
 
 def environment(**extra):

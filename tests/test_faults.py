@@ -9,7 +9,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -21,7 +20,8 @@ import yaml
 from optuna.trial import TrialState
 
 from attend_search.explorer import record_of
-from helpers import POSTGRES, cli, environment, storage_trials
+import helpers
+from helpers import POSTGRES, cli, storage_trials
 
 FAULTS = Path(__file__).parent / "faults"
 GRACE = 2   # heartbeat grace period (s) for these tests; 60 by default
@@ -37,14 +37,7 @@ def fault_env(fault=None, mark=None):
 
 def start(*args, cwd, fault, mark):
     """The command line in the background, with a fault; returns once the fault is reached."""
-    proc = subprocess.Popen([sys.executable, "-m", "attend_search.cli", *map(str, args)],
-                            cwd=cwd, env=environment(**fault_env(fault, mark)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while not mark.exists():
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
-        time.sleep(0.2)
-    return proc
+    return helpers.start(*args, cwd=cwd, env=fault_env(fault, mark), until=mark.exists)
 
 
 def study_file(workdir, storage):
