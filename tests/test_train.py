@@ -150,6 +150,29 @@ def test_a_broken_checkpoint_is_refused_naming_it(tmp_path, digits):
         run_training(SMALL, digits, QUICK, tmp_path, source="small", resume=True)
 
 
+class Payload:
+    """A pickle that creates ``marker`` when it is loaded: code, not weights."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_a_checkpoint_holding_code_is_refused_and_the_code_never_runs(tmp_path):
+    marker = tmp_path / "payload-ran"
+    (tmp_path / "run").mkdir()
+    torch.save(Payload(marker), tmp_path / "run" / "checkpoint.pt")
+    out = cli("train", "attendnets", "--data", "digits", "--out", "run", "--resume",
+              cwd=tmp_path, check=False)
+    assert out.returncode == 2, out.stderr
+    assert "run/checkpoint.pt: not a readable checkpoint: not a pickle of tensors" in out.stderr
+    assert not marker.exists()
+    torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)   # the payload is live
+    assert marker.exists()
+
+
 # ----------------------------------------------------------------------------- augmentation
 def test_shift_moves_whole_pixels_and_flip_mirrors_exactly():
     x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16)
