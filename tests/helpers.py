@@ -1,8 +1,10 @@
 """Running the command line as a user does, for the end-to-end tests."""
 
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -19,6 +21,19 @@ def cli(*args, cwd, check=True, env=None):
     return out
 
 
+def start(*args, cwd, until, env=None, timeout=180):
+    """The command line in the background, returned once ``until()`` holds (it must not end
+    before), for a test that interrupts it there."""
+    proc = subprocess.Popen([sys.executable, "-m", "attend_search.cli", *map(str, args)],
+                            cwd=cwd, env=environment(**(env or {})),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while not until():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
+        time.sleep(0.02)
+    return proc
+
+
 def environment(**extra):
     return {**os.environ, "CI": "true", **extra}
 
@@ -27,6 +42,15 @@ def storage_trials(workdir, name="tiny"):
     study = optuna.load_study(study_name=name,
                               storage=f"sqlite:///{workdir}/studies/{name}/study.db")
     return study.get_trials(deepcopy=False)
+
+
+def dump(workdir, name="tiny"):
+    """Every row of the study's database, as SQL: equal dumps, nothing written."""
+    db = sqlite3.connect(workdir / "studies" / name / "study.db")
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()
 
 
 def postgres_trials(name):

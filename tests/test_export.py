@@ -2,8 +2,10 @@
 a dynamic ONNX batch, LiteRT and int8, the manifest and stale folders, the card's snippet."""
 
 import json
+import os
 import re
 import shutil
+import signal
 import stat
 
 import numpy as np
@@ -14,12 +16,14 @@ import torch
 from onnx import numpy_helper
 from safetensors.torch import load_file
 
+from attend_search.evaluators.cost import analytic_cost
 from attend_search.evaluators.litert import litert_available
 from attend_search.search_space import build_model
-from attend_search.studies.export import export_network, file_sha256
+from attend_search.studies.export import (export_network, file_sha256, folder_pattern,
+                                          partial_folder, remove_abandoned)
 from attend_search.studies.model_card import Provenance
 from attend_search.studies.verify import ExportError, load_exported, verify_export
-from helpers import DATA, cli
+from helpers import DATA, cli, start
 
 needs_litert = pytest.mark.skipif(not litert_available(), reason="the optional extra 'litert' "
                                   "(litert-torch, ai-edge-litert) is not installed")
@@ -74,6 +78,19 @@ def test_export_writes_weights_seed_and_checks_that_mean_something(study, tmp_pa
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
 
 
+def test_the_cards_metrics_are_the_exact_costs_in_their_units(study, tmp_path):
+    cli("export", study, "--top", 1, "--sort", "synflow", "--format", "json", "--out", "out",
+        cwd=tmp_path)
+    (folder,) = folders(tmp_path / "out")
+    rows = re.findall(r"^\| (\w+) \| ([0-9.,e+-]+) \| (.+) \|$",
+                      (folder / "MODEL_CARD.md").read_text(), re.M)
+    card = {metric: (float(value.replace(",", "")), unit) for metric, value, unit in rows}
+    cost = analytic_cost(load_exported(folder)[0])
+    for metric, unit in [("params", "M"), ("macs", "M"), ("peak_activation_bytes", "MB")]:
+        assert card[metric][1] == unit
+        assert card[metric][0] == pytest.approx(cost[metric] / 1e6, rel=1e-3)
+
+
 @pytest.mark.parametrize("factor", [1.01, 0.0], ids=["1%-off", "all-zero"])
 def test_a_broken_file_fails_the_check(study, tmp_path, factor):
     """Both pass the old check (atol 1e-4 on logits of about 1e-4) and fail this one."""
@@ -125,6 +142,44 @@ def test_stale_folders_are_refused_then_removed_with_force(study, tmp_path):
     assert [p.name for p in folders(tmp_path / "out")] == [manifest["exports"][0]["folder"]]
     assert len(manifest["removed_stale"]) == 2
     assert manifest["options"]["selection"] == f"trial {top}"
+
+
+def export_interrupted(study, cwd, sig):
+    """``export`` sent ``sig`` while its folder is half-written; returns the process, ended."""
+    out = cwd / "out"
+    proc = start("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx",
+                 "--out", out, cwd=cwd, until=lambda: any(out.glob(".*.partial")))
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    return proc
+
+
+def test_an_export_killed_mid_write_leaves_a_partial_folder_the_next_one_removes(study, tmp_path):
+    export_interrupted(study, tmp_path, signal.SIGKILL)
+    (partial,) = (tmp_path / "out").glob(".*.partial")       # what SIGKILL cannot clean up
+    again = cli("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx", "--out",
+                "out", cwd=tmp_path)
+    assert f"{partial.name}: removed (half-written by an export that was killed)" in again.stdout
+    (folder,) = folders(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [folder.name,
+                                                                    "tiny.manifest.json"]
+
+
+def test_an_export_interrupted_with_ctrl_c_is_exit_130_and_leaves_nothing(study, tmp_path):
+    proc = export_interrupted(study, tmp_path, signal.SIGINT)
+    assert proc.returncode == 130
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_live_exports_partial_folder_is_left_alone(tmp_path):
+    """Only a dead writer's folder is ours to remove: this process's, and another export's
+    name, stay."""
+    mine = partial_folder(tmp_path / "tiny-trial1-ab12", os.getpid())
+    other = partial_folder(tmp_path / "other-trial1-ab12", 2 ** 22 + 1)   # above pid_max
+    for path in (mine, other):
+        path.mkdir()
+    assert remove_abandoned(tmp_path, folder_pattern("tiny")) == []
+    assert mine.is_dir() and other.is_dir()
 
 
 @pytest.mark.parametrize("args, message", [

@@ -9,7 +9,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -21,7 +20,8 @@ import yaml
 from optuna.trial import TrialState
 
 from attend_search.explorer import record_of
-from helpers import POSTGRES, cli, environment, storage_trials
+import helpers
+from helpers import POSTGRES, cli, storage_trials
 
 FAULTS = Path(__file__).parent / "faults"
 GRACE = 2   # heartbeat grace period (s) for these tests; 60 by default
@@ -37,14 +37,7 @@ def fault_env(fault=None, mark=None):
 
 def start(*args, cwd, fault, mark):
     """The command line in the background, with a fault; returns once the fault is reached."""
-    proc = subprocess.Popen([sys.executable, "-m", "attend_search.cli", *map(str, args)],
-                            cwd=cwd, env=environment(**fault_env(fault, mark)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while not mark.exists():
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
-        time.sleep(0.2)
-    return proc
+    return helpers.start(*args, cwd=cwd, env=fault_env(fault, mark), until=mark.exists)
 
 
 def study_file(workdir, storage):
@@ -93,21 +86,29 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_its_trial_is_retried_once(w
     assert not [t for t in after if t.state == TrialState.RUNNING]
 
 
-def test_a_failing_evaluation_fails_its_trial_with_the_message_and_the_study_goes_on(workdir):
-    cli("run", "tiny_study.yaml", "--budget", 6, cwd=workdir, env=fault_env("raise:2"))
+@pytest.mark.parametrize("fault, message", [
+    ("raise:2", "RuntimeError: CUDA out of memory"),
+    ("nan:2", "ValueError: not a finite value: synflow = nan"),
+], ids=["raises", "nan-proxy"])
+def test_a_failing_evaluation_fails_its_trial_with_the_message_and_the_study_goes_on(
+        workdir, fault, message):
+    cli("run", "tiny_study.yaml", "--budget", 6, cwd=workdir, env=fault_env(fault))
     trials = storage_trials(workdir)
     (failed,) = [t for t in trials if t.state == TrialState.FAIL]
-    assert "RuntimeError: CUDA out of memory" in record_of(failed).error
+    assert message in record_of(failed).error
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 5
 
 
-def test_failures_in_a_row_stop_the_run_with_exit_1_and_the_last_traceback(workdir):
-    out = cli("run", "tiny_study.yaml", "--budget", 50, "--max-failures", 3, cwd=workdir,
-              check=False, env=fault_env("raise:all"))
+@pytest.mark.parametrize("option, limit", [(["--max-failures", 3], 3), ([], 5)],
+                         ids=["max-failures-3", "default"])
+def test_failures_in_a_row_stop_the_run_with_exit_1_and_the_last_traceback(workdir, option,
+                                                                           limit):
+    out = cli("run", "tiny_study.yaml", "--budget", 50, *option, cwd=workdir, check=False,
+              env=fault_env("raise:all"))
     assert out.returncode == 1, out.stderr
-    assert "stopped after 3 trials failed in a row" in out.stderr
+    assert f"stopped after {limit} trials failed in a row" in out.stderr
     assert "Traceback" in out.stderr and "sitecustomize.py" in out.stderr
-    assert [t.state for t in storage_trials(workdir)] == [TrialState.FAIL] * 3
+    assert [t.state for t in storage_trials(workdir)] == [TrialState.FAIL] * limit
 
 
 def test_debug_shows_each_failed_trials_traceback(workdir):
@@ -162,7 +163,8 @@ def test_a_storage_locked_by_another_process_is_exit_2_with_a_message(workdir):
     assert "is locked by another process" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_a_folder_that_is_not_a_study_and_a_changed_configuration_are_exit_2(workdir):
+def test_a_folder_that_is_not_a_study_is_exit_2_and_nothing_is_written(workdir):
+    """(A changed configuration: test_study_cli's test_a_changed_config_is_refused_not_mixed_in.)"""
     (workdir / "notes").mkdir()
     for command in ("show", "report", "export", "worker"):
         args = ["--budget", 1] if command == "worker" else []

@@ -1,17 +1,6 @@
 """``show``, ``report`` and ``export`` only read a study; export never overwrites unasked."""
 
-import sqlite3
-
-from helpers import cli
-
-
-def dump(workdir):
-    """Every row of the study's database, as SQL: equal dumps, nothing written."""
-    db = sqlite3.connect(workdir / "studies" / "tiny" / "study.db")
-    try:
-        return list(db.iterdump())
-    finally:
-        db.close()
+from helpers import cli, dump
 
 
 def test_show_report_and_export_leave_the_study_as_it_was(workdir):

@@ -1,11 +1,14 @@
 """Studies end to end, through the command line as a user runs it."""
 
+import random
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import numpy as np
 import onnxruntime as ort
@@ -13,10 +16,12 @@ import optuna
 import pytest
 import torch
 import yaml
+from optuna.trial import TrialState
 
 from attend_search import Spec
 from attend_search.explorer import record_of
-from helpers import DATA, POSTGRES, cli, environment, postgres_trials, storage_trials
+from helpers import (DATA, POSTGRES, cli, dump, environment, postgres_trials, start,
+                     storage_trials)
 
 def test_run_show_export_report_end_to_end(workdir):
     run = cli("run", "tiny_study.yaml", "--budget", "20", cwd=workdir)
@@ -80,8 +85,10 @@ def test_a_changed_config_is_refused_not_mixed_in(workdir):
     study = yaml.safe_load((workdir / "tiny_study.yaml").read_text())
     study["seed"] = 1
     (workdir / "tiny_study.yaml").write_text(yaml.safe_dump(study))
+    before = dump(workdir)
     out = cli("run", "tiny_study.yaml", "--budget", "2", cwd=workdir, check=False)
     assert out.returncode == 2 and "different configuration" in out.stderr
+    assert dump(workdir) == before          # not even a sampler stream claimed
 
 
 def test_two_worker_processes_share_one_sqlite_study(workdir):
@@ -128,6 +135,43 @@ def test_ctrl_c_loses_nothing_and_resume_counts_exactly(workdir):
     cli("run", "tiny_study.yaml", "--budget", "3", cwd=workdir)
     after = storage_trials(workdir)
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in after) == finished + 3
+
+
+def trial_count(workdir):
+    """The study's trials, counted in SQL: light enough to poll while a run writes."""
+    db = sqlite3.connect(f"file:{workdir}/studies/tiny/study.db?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_random_moments_of_a_search_stops_quickly_and_loses_nothing(workdir):
+    """Ten runs of one study, each sent SIGINT a random 0-2 s (seeded) after its first trial
+    began: in an evaluation, in sampling or in Optuna's bookkeeping, wherever it falls."""
+    cli("run", "tiny_study.yaml", "--budget", "1", cwd=workdir)
+    delays = random.Random(0)
+    for _ in range(10):
+        before = {t.number: t for t in storage_trials(workdir)}
+        proc = start("run", "tiny_study.yaml", "--budget", "1000", cwd=workdir,
+                     until=lambda: trial_count(workdir) > len(before))
+        time.sleep(delays.uniform(0, 2))
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and time.monotonic() - sent < 2.5, err
+        trials = storage_trials(workdir)
+        after = {t.number: t for t in trials}
+        assert len(after) == len(trials)                                   # numbers unique
+        states = Counter(t.state for t in trials)
+        assert set(states) <= {TrialState.COMPLETE, TrialState.FAIL}, states   # none running
+        assert states[TrialState.FAIL] <= 1 + sum(t.state == TrialState.FAIL
+                                                  for t in before.values())
+        assert all(after[n].values == t.values for n, t in before.items())   # kept as they were
+    complete = states[TrialState.COMPLETE]
+    cli("run", "tiny_study.yaml", "--budget", "2", cwd=workdir)
+    assert sum(t.state == TrialState.COMPLETE for t in storage_trials(workdir)) == complete + 2
 
 
 def test_validate_reports_constraints_no_spec_can_meet(workdir):

@@ -150,6 +150,29 @@ def test_a_broken_checkpoint_is_refused_naming_it(tmp_path, digits):
         run_training(SMALL, digits, QUICK, tmp_path, source="small", resume=True)
 
 
+class Payload:
+    """A pickle that creates ``marker`` when it is loaded: code, not weights."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_a_checkpoint_holding_code_is_refused_and_the_code_never_runs(tmp_path):
+    marker = tmp_path / "payload-ran"
+    (tmp_path / "run").mkdir()
+    torch.save(Payload(marker), tmp_path / "run" / "checkpoint.pt")
+    out = cli("train", "attendnets", "--data", "digits", "--out", "run", "--resume",
+              cwd=tmp_path, check=False)
+    assert out.returncode == 2, out.stderr
+    assert "run/checkpoint.pt: not a readable checkpoint: not a pickle of tensors" in out.stderr
+    assert not marker.exists()
+    torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)   # the payload is live
+    assert marker.exists()
+
+
 # ----------------------------------------------------------------------------- augmentation
 def test_shift_moves_whole_pixels_and_flip_mirrors_exactly():
     x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16)
@@ -288,6 +311,19 @@ def test_mistakes_exit_2_and_write_nothing(tmp_path, args, message):
     assert out.returncode == 2, out.stderr
     assert message in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/ABSOLUTE/escaped"])
+def test_a_spec_name_cannot_put_the_run_folder_outside_runs(tmp_path, name):
+    name = name.replace("/ABSOLUTE", str(tmp_path))
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "spec.json").write_text(SMALL.renamed(name).to_json())
+    out = cli("train", "spec.json", "--data", "digits", "--epochs", "1", cwd=tmp_path / "work",
+              check=False)
+    assert out.returncode == 2, out.stderr
+    assert f"spec.json: the spec's name {name!r} is not a folder name under runs/" in out.stderr
+    assert "give --out" in out.stderr and "Traceback" not in out.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["spec.json", "work"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")

@@ -12,6 +12,9 @@ DATA = Path(__file__).parent.parent / "data"
 BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
     f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
 DEEP = "[" * 50_000 + "]" * 50_000
+# a YAML tag that a full loader would run: it would create ./pwned, which the test would see
+PYTHON_TAG = '!!python/object/apply:os.system ["touch pwned"]'
+NO_CONSTRUCTOR = "could not determine a constructor for the tag 'tag:yaml.org,2002:python/object"
 
 STUDY = [
     ("empty", b"", "<root>: expected a mapping, got NoneType"),
@@ -65,6 +68,7 @@ STUDY = [
     ("billion-laughs", BILLION_LAUGHS, "document too large: more than 100,000 values"),
     ("deeply-nested", DEEP, "YAML nested too deeply"),
     ("too-large", "# padding\n" * 900_000, "too large for a study file"),
+    ("python-tag", ("space: tiny_space.yaml", f"space: {PYTHON_TAG}"), NO_CONSTRUCTOR),
 ]
 
 SPACE = [
@@ -98,6 +102,7 @@ DEVICE = [
     ("negative-bandwidth", ("bandwidth_gbs: 5.5", "bandwidth_gbs: -5.5"), "memory[1].bandwidth_gbs: -5.5 is not a positive"),
     ("unknown-key", ("threads: 1", "threads: 1\nturbo: true"), "turbo: unknown field"),
     ("empty", b"", "<root>: expected a mapping"),
+    ("python-tag", ("threads: 1", f"threads: {PYTHON_TAG}"), NO_CONSTRUCTOR),
 ]
 
 CSV = [

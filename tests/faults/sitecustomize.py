@@ -5,6 +5,7 @@ Python imports ``sitecustomize`` at start-up; the tests put this folder first on
 misbehave as a broken evaluator, a full GPU or a deadlock would:
 
 - ``raise:all`` every evaluation raises; ``raise:N`` only the N-th of this process;
+- ``nan:N`` the N-th evaluation's proxies return NaN (as a dead network's synflow would);
 - ``hang:N`` the N-th evaluation sleeps for an hour;
 - ``pause:N`` the N-th evaluation waits until the test deletes the mark file, then goes on.
 
@@ -20,11 +21,16 @@ if _FAULT:
     import time
     from pathlib import Path
 
+    from attend_search.explorer import evaluation
     from attend_search.explorer.evaluation import Evaluation
 
     _kind, _, _which = _FAULT.partition(":")
     _original = Evaluation.expensive
+    _proxies = evaluation.zero_cost_all
     _calls = []
+
+    def _nan_proxies(*args, **kwargs):
+        return {name: float("nan") for name in _proxies(*args, **kwargs)}
 
     def _faulty(self, spec, metrics, report=None, clock=None):
         _calls.append(spec.digest)
@@ -38,6 +44,12 @@ if _FAULT:
                 while Path(mark).exists():
                     time.sleep(0.1)
                 return _original(self, spec, metrics, report, clock)
+            if _kind == "nan":
+                evaluation.zero_cost_all = _nan_proxies
+                try:
+                    return _original(self, spec, metrics, report, clock)
+                finally:
+                    evaluation.zero_cost_all = _proxies
             raise RuntimeError("CUDA out of memory (injected fault)")
         return _original(self, spec, metrics, report, clock)
 

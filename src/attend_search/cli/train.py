@@ -33,9 +33,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if tables:
         raise AttendSearchError(f"--format: {tables[0]} is a study's trials table; a trained "
                                 f"network exports as {', '.join(FORMATS)}")
+    out = Path(args.out) if args.out else _run_folder(spec, source)
     data = load_dataset(args.data, val_fraction=args.val_fraction, seed=args.seed,
                         validation=args.val)
-    out = Path(args.out or Path("runs") / (spec.name or spec.digest))
     try:
         trained = run_training(spec, data, recipe, out, source=source, resume=args.continue_run,
                                force=args.force, formats=formats, device=args.device,
@@ -92,6 +92,20 @@ def _spec(args: argparse.Namespace):
     if not spec.name:
         spec = spec.renamed(path.parent.name if path.name == "spec.json" else path.stem)
     return spec, args.spec
+
+
+def _run_folder(spec, source: str) -> Path:
+    """``runs/<name>``, for a name that is a plain folder name (as a study's): a spec's name is
+    free text from a file, and ``../..`` or an absolute path must not choose where we write."""
+    from ..errors import AttendSearchError
+    from ..studies.config import NAME
+
+    name = spec.name or spec.digest
+    if not NAME.fullmatch(name):
+        raise AttendSearchError(f"the spec's name {name!r} is not a folder name under runs/ "
+                                f"(letters, digits, _ . -; 64 at most); give --out",
+                                source=source)
+    return Path("runs") / name
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,14 +6,15 @@ initialisation under a recorded seed (the search ranks *architectures*: train be
 deploying). Every folder holds the weights it was exported with (``weights.safetensors``),
 and every file in it is checked against them (:mod:`.verify`) before the folder appears:
 it is written under a temporary name and renamed when complete, so an interrupted export
-never leaves a half-written model behind; an existing folder is replaced only with
-``force``.
+never leaves a half-written model behind (one killed outright leaves its temporary folder,
+which the next export removes); an existing folder is replaced only with ``force``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,38 @@ def export_folder(trial: FrozenTrial, config: StudyConfig, out: Path) -> Path:
     return out / f"{spec.name}-{spec.digest}"
 
 
+def folder_pattern(study: str) -> str:
+    """The names :func:`export_folder` gives the study's folders, as a regular expression."""
+    return rf"{re.escape(study)}-trial\d+-[0-9a-f]+"
+
+
+def partial_folder(folder: Path, pid: int) -> Path:
+    """Where process ``pid`` writes ``folder`` until it is complete (hidden)."""
+    return folder.parent / f".{folder.name}.{pid}.partial"
+
+
+def remove_abandoned(out: Path, names: str) -> list[Path]:
+    """Remove the partial folders in ``out`` of folders named as the regular expression
+    ``names`` whose writer is gone: an export killed outright (SIGKILL, power) cannot clean
+    up, and its folder would otherwise block the next export. A live writer's is left."""
+    pattern = re.compile(rf"\.{names}\.(\d+)\.partial")
+    abandoned = [p for p in sorted(out.glob(".*.partial")) if p.is_dir()
+                 and (m := pattern.fullmatch(p.name)) and not _alive(int(m[1]))]
+    for path in abandoned:
+        shutil.rmtree(path, ignore_errors=True)
+    return abandoned
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:          # another user's process
+        return True
+    return True
+
+
 def refuse_overwrite(paths: list[Path], force: bool) -> None:
     """Before anything is written: an export replaces earlier files only with ``force``."""
     existing = [p for p in paths if p.exists()]
@@ -112,7 +145,8 @@ def export_network(spec: Spec, model: nn.Module, folder: Path, provenance: Prove
     """
     refuse_overwrite([folder], force)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    work = folder.parent / f".{folder.name}.{os.getpid()}.partial"
+    remove_abandoned(folder.parent, re.escape(folder.name))
+    work = partial_folder(folder, os.getpid())
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()                                 # normal permissions (umask), not mkdtemp's
     try:

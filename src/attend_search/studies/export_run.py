@@ -18,7 +18,8 @@ from ..evaluators.quantize import calibration_batch
 from ..explorer import record_of
 from ..search_space import Spec
 from .config import StudyConfig
-from .export import TABLE_FORMATS, Int8, export_folder, export_trial, refuse_overwrite
+from .export import (TABLE_FORMATS, Int8, export_folder, export_trial, folder_pattern,
+                     refuse_overwrite, remove_abandoned)
 from .manifest import refuse_stale, remove_stale, stale_folders, write_manifest
 from .results import trials_frame
 from .store import write_atomic
@@ -50,6 +51,8 @@ def export_study(config: StudyConfig, trials: list[FrozenTrial], chosen: list[Fr
     refuse_overwrite([*tables.values(), *folders], force)
     calibration = [_int8(t, options) for t in chosen]
     out.mkdir(parents=True, exist_ok=True)
+    for path in remove_abandoned(out, folder_pattern(config.name)):
+        yield f"{path}: removed (half-written by an export that was killed)"
     for fmt, path in tables.items():
         frame = trials_frame(trials)
         if fmt == "csv":

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial
 
 from .. import __version__
 from ..errors import AttendSearchError
-from .export import file_sha256
+from .export import file_sha256, folder_pattern
 from .results import counts
 from .store import write_atomic
 
@@ -33,10 +33,11 @@ def manifest_path(out: Path, study: str) -> Path:
 
 
 def stale_folders(out: Path, study: str, current: Sequence[Path]) -> list[Path]:
-    """The study's export folders (and half-written ones) in ``out`` that are not ``current``."""
+    """The study's export folders in ``out`` that are not ``current``. Half-written ones are
+    not: a live export's is its own, a dead one's :func:`.export.remove_abandoned` removes."""
     if not out.is_dir():
         return []
-    pattern = re.compile(rf"\.?{re.escape(study)}-trial\d+-[0-9a-f]+(\.\d+\.partial)?")
+    pattern = re.compile(folder_pattern(study))
     keep = {p.name for p in current}
     return sorted(p for p in out.iterdir()
                   if p.is_dir() and pattern.fullmatch(p.name) and p.name not in keep)

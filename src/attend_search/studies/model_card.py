@@ -1,8 +1,9 @@
 """The model card of an export folder (``MODEL_CARD.md``): what the network is, where it and
 its weights come from, what each file holds, how well the files agree, and how to rebuild it.
 
-Numbers carry their units and one format each: parameters and MACs in millions (two
-decimals), memory in MB (10^6 bytes), latency in ms, relative errors in scientific notation.
+Numbers carry their units and one format each: metrics in the units of the metrics table
+(``explorer.metrics``: parameters and MACs in millions, memory in MB, latency in ms) to four
+significant digits as ``show`` and the report give them, relative errors in scientific notation.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .. import __version__
-from ..explorer.metrics import kind_of
+from ..explorer.metrics import kind_of, shown
 from ..search_space import Spec
 from .verify import CHECK_IMAGES, LATENCY_REPEATS, TOLERANCE, Check, Int8Check
-
-SCALED_UNITS = {"parameters": (1e6, "M params"), "MACs": (1e6, "M MACs"), "bytes": (1e6, "MB")}
 
 
 @dataclass(frozen=True)
@@ -52,11 +51,7 @@ class CardFacts:
 
 def format_metric(metric: str, value: float) -> tuple[str, str]:
     """``(value, unit)`` as the card and manifest show a metric of the metrics table."""
-    unit = kind_of(metric).unit
-    scale, shown = SCALED_UNITS.get(unit, (1.0, unit))
-    if unit in SCALED_UNITS or unit == "ms":
-        return f"{value / scale:,.2f}", shown
-    return f"{value:.4g}", shown
+    return f"{shown(metric, value):,.4g}", kind_of(metric).unit
 
 
 def model_card(spec: Spec, provenance: Provenance, facts: CardFacts) -> str:

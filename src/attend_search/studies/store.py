@@ -270,15 +270,15 @@ def _create(config: StudyConfig, where: StudyPlace) -> Run:
     store = storage(where.url)
     if config.name not in {s.study_name for s in store.get_all_studies()}:
         require_feasible(config.search)
-    optuna.create_study(study_name=config.name, storage=store, load_if_exists=True,
-                        directions=[o.direction for o in config.search.objectives])
-    run = open_study(config.search, store, _ledger(store, config.name))
-    stored = run.study.user_attrs.get("config")
-    if stored is None:
-        run.study.set_user_attr("config", config.document)
+    study = optuna.create_study(study_name=config.name, storage=store, load_if_exists=True,
+                                directions=[o.direction for o in config.search.objectives])
+    stored = study.user_attrs.get("config")   # compared before open_study claims a stream:
+    if stored is None:                        # a refused run writes nothing
+        study.set_user_attr("config", config.document)
     elif _canonical(stored) != _canonical(config.document):
         raise StudyError(f"study {config.name!r} already exists in {_redact(where.url)} with a "
                          f"different configuration; give the new study another name", path="name")
+    run = open_study(config.search, store, _ledger(store, config.name))
     write_atomic(where.directory / "study.yaml", yaml.safe_dump(config.document, sort_keys=False))
     return run
 

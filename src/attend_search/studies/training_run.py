@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -88,6 +89,11 @@ def _start(out: Path, checkpoint: Path, resume: bool, force: bool) -> State | No
             raise AttendSearchError(f"no checkpoint to resume in {out}", source=str(checkpoint))
         try:
             return torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:   # torch's text advises loading it unsafely instead
+            raise AttendSearchError("not a readable checkpoint: not a pickle of tensors and "
+                                    "plain data, as train writes; other objects are never "
+                                    "loaded (they could run code)",
+                                    source=str(checkpoint)) from None
         except Exception as exc:   # a truncated or foreign file: pickle and zip raise many types
             raise AttendSearchError(f"not a readable checkpoint: {exc}",
                                     source=str(checkpoint)) from None
