@@ -160,7 +160,7 @@ def test_ctrl_c_at_random_moments_of_a_search_stops_quickly_and_loses_nothing(wo
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130 and time.monotonic() - sent < 2.5, err
+        assert proc.returncode == 130 and time.monotonic() - sent < 10, err   # a hang: 60 s
         trials = storage_trials(workdir)
         after = {t.number: t for t in trials}
         assert len(after) == len(trials)                                   # numbers unique

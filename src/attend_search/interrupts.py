@@ -7,6 +7,9 @@ RUNNING), and SQLAlchemy's weakref callbacks, which swallow it ("Exception ignor
 the search runs on. So a signal always records the request; it raises at once except while a
 search is :func:`deferred`, where it raises only inside the evaluation of a trial
 (:func:`immediate`) and otherwise at the next trial boundary (:func:`raise_if_requested`).
+A trial's own storage writes stay deferred too: an interrupt inside a transaction could
+leave its connection, and SQLite's write lock, held while the heartbeat thread waits for
+that lock and the trial for the heartbeat thread (a run that took a minute to stop).
 """
 
 from __future__ import annotations

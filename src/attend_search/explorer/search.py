@@ -189,8 +189,7 @@ class TrialObjective:
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         try:
-            with interrupts.immediate():
-                values = self._trial(trial)
+            values = self._trial(trial)
         except KeyboardInterrupt:
             raise
         except optuna.TrialPruned:
@@ -242,6 +241,7 @@ class TrialObjective:
             if other.state == TrialState.FAIL or time.monotonic() > deadline:
                 owner = self.ledger.take_over(digest, owner, mine)
                 continue
+            interrupts.raise_if_requested()
             time.sleep(pause)
             pause = min(2 * pause, 1.0)
         return None
@@ -256,7 +256,8 @@ class TrialObjective:
             report = self._reporter(trial)
             expensive = [m for m in config.metrics if not is_cheap(m)]
             try:
-                metrics.update(self.evaluation.expensive(spec, expensive, report, clock))
+                with interrupts.immediate():   # proxies or training: minutes, stop at once
+                    metrics.update(self.evaluation.expensive(spec, expensive, report, clock))
             except optuna.TrialPruned:   # a pruned trial keeps what it knew before training
                 _save(trial, replace(base, metrics=metrics, violations=violations,
                                      feasible=True, seconds=dict(clock.seconds)),
