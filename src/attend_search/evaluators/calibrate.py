@@ -89,7 +89,7 @@ def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
     for i, (_, _, ms) in enumerate(samples):
         if not np.isfinite(ms) or ms <= 0:
             raise DeviceError(f"sample {i}: measured latency must be a positive number, got {ms}")
-    kernels = [extract_kernels(model, shape) for model, shape, _ in samples]
+    kernels = [extract_kernels(model, shape, base_profile.runtime) for model, shape, _ in samples]
     measured = np.array([ms for _, _, ms in samples], dtype=float)
     profile, unconstrained = _solve(kernels, measured, base_profile, fit)
     profile = replace(profile, name=name or f"{base_profile.name}-calibrated")
