@@ -491,6 +491,20 @@ def test_a_prior_fit_stays_nearer_the_base_than_a_full_one():
     assert moved["prior"] < moved["full"]
 
 
+@pytest.mark.parametrize("per_class, chosen", [(False, "scales"), (True, "full")])
+def test_auto_chooses_the_fit_that_predicts_left_out_networks_best(per_class, chosen):
+    """A device uniformly faster than the base needs three scales; one whose classes moved
+    apart needs every efficiency fitted."""
+    base = load_device("cortex-a72")
+    factor = {c: (0.5 + 0.1 * i if per_class else 1.7) for i, c in enumerate(OP_CLASSES)}
+    true = replace(base, efficiency={c: e * factor[c] for c, e in base.efficiency.items()},
+                   fixed_cost_us={c: f * 0.3 for c, f in base.fixed_cost_us.items()})
+    rng = random.Random(3)
+    samples = [(net, shape, predict_latency(net, true, shape))
+               for net, shape in (random_net(rng) for _ in range(30))]
+    assert calibrate_latency(samples, base, fit="auto").provenance["fit"] == f"auto: {chosen}"
+
+
 def test_an_unknown_fit_is_refused():
     with pytest.raises(DeviceError, match="unknown fit 'some'"):
         calibrate_latency([(plain_net(8), (1, 3, 32, 32), 1.0)] * 2, fit="some")
