@@ -31,9 +31,11 @@ The grouping is a runtime's: the rules above are onnxruntime's (and those of any
 not named here). LiteRT's converter writes another graph (read from its ``.tflite``
 files): it transposes the NCHW input to NHWC (a copy), pads a convolution whose padding is
 not TensorFlow's SAME with a PAD op of its own (:func:`.spec_walk.tflite_padded`, a copy),
-fuses only the ReLU family into a convolution, matrix product or add (sigmoid, SiLU and
-hard-swish run alone), and writes hard-sigmoid as ReLU6(x + 3), fused where a convolution's
-bias takes the 3, then a multiply by 1/6.
+pads a ceil-mode average pooling that overhangs and multiplies its outputs by their
+windows' shares, fuses only the ReLU family into a convolution, matrix product or add
+(sigmoid, SiLU and hard-swish run alone), writes hard-sigmoid as ReLU6(x + 3), fused where
+a convolution's bias takes the 3, then a multiply by 1/6, and merges identical ops without
+weights on one input (two columns' first pooling of the stage input).
 
 An ATen op none of these rules knows is its own kernel of class ``unknown``, named by its
 op, costed as memory traffic and a dispatch with no compute, and warned about
