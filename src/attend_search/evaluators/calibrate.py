@@ -137,7 +137,7 @@ def _cross_validated(kernels: Sequence[list[Kernel]], measured_ms: np.ndarray,
     move depends on how many networks it has and how far the base is from the device."""
     fold = np.arange(len(measured_ms)) % min(_FOLDS, len(measured_ms))
     errors = {}
-    for fit in FIT_MODES[:-1]:
+    for fit in ("scales", "prior", "full"):
         errors[fit] = 0.0
         for held in range(fold.max() + 1):
             train = np.flatnonzero(fold != held)
