@@ -46,7 +46,7 @@ def main() -> int:
 
     specs = _specs(args.specs)
     measured = _measure_all(specs, args)
-    kernels = [extract_kernels(s) for s in specs.values()]
+    kernels = [extract_kernels(s, runtime=args.runtime) for s in specs.values()]
     truth = np.array([measured[d] for d in specs])
     sizes = [int(n) for n in args.sizes.split(",")]
     curve = learning_curve(kernels, truth, load_device(args.base), sizes, args.splits)

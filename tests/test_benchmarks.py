@@ -93,7 +93,7 @@ def test_latency_nb201_quick_mode_cross_validates_the_fit_and_draws_the_learning
     cv = dict(re.findall(r"^  (full fit|FLOPs x constant) +tau ([\d.]+)", out, re.M))
     assert float(cv["full fit"]) >= 0.93 > float(cv["FLOPs x constant"])
     curve = _curve_rows(out)
-    assert {fit for _, fit in curve} == {"flops", "scales", "prior", "full"}
+    assert {fit for _, fit in curve} == {"flops", "scales", "prior", "full", "auto"}
     assert curve[20, "full"][0] > curve[20, "flops"][0] and curve[20, "full"][1] < curve[20, "flops"][1]
     from attend_search.evaluators.devices import load_device
     assert load_device(tmp_path / "a76.yaml").provenance["samples"] == 300
@@ -103,6 +103,7 @@ def test_latency_nb201_quick_mode_cross_validates_the_fit_and_draws_the_learning
 def test_latency_quick_mode_measures_here_and_draws_the_learning_curve(tmp_path):
     out = _quick("bench_latency.py", "--cache", str(tmp_path / "m.csv"))
     curve = _curve_rows(out)
-    assert set(curve) == {(n, fit) for n in (5, 8) for fit in ("flops", "scales", "prior", "full")}
+    assert set(curve) == {(n, fit) for n in (5, 8)
+                          for fit in ("flops", "scales", "prior", "full", "auto")}
     assert all(-1 <= tau <= 1 and mape >= 0 for tau, mape in curve.values())
     assert len((tmp_path / "m.csv").read_text().splitlines()) == 13

@@ -95,6 +95,41 @@ def test_runtime_fusion_rules(net, shape, ops):
     assert predict_latency(net, only_fixed_costs(), shape) == pytest.approx(expected, rel=1e-6)
 
 
+class TwoPools(nn.Module):
+    def forward(self, x):
+        return F.avg_pool2d(x, 2, ceil_mode=True) + F.avg_pool2d(x, 2, ceil_mode=True)
+
+
+@pytest.mark.parametrize("net, shape, ops", [
+    # the input's NCHW -> NHWC transpose; a PAD before a stride-2 3x3 convolution on an even
+    # side (TensorFlow's SAME pads 0 before, 1 after); ReLU fused, sigmoid alone
+    (nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(),
+                   nn.Conv2d(8, 8, 1), nn.Sigmoid()), (1, 3, 16, 16),
+     [("permute",), ("constant_pad_nd",), ("convolution", "native_batch_norm", "relu"),
+      ("convolution",), ("sigmoid",)]),
+    # on an odd side SAME pads 1 and 1 as PyTorch does: no PAD; hard-sigmoid's ReLU6 rides
+    # on the convolution, its / 6 is a multiply, and after an add it is an op of its own
+    (nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.Hardsigmoid(), nn.Hardsigmoid()), (1, 3, 15, 15),
+     [("permute",), ("convolution", "hardsigmoid"), ("mul",), ("hardsigmoid",), ("mul",)]),
+    # a ceil-mode average pooling of an odd side: PAD, pool, multiply by the window's share;
+    # the same pooling twice on one input is one
+    (TwoPools(), (1, 8, 7, 7), [("permute",), ("constant_pad_nd",), ("avg_pool2d",), ("mul",),
+                                ("add",)]),
+    (nn.Sequential(nn.Linear(8, 8), nn.Hardswish()), (1, 8), [("addmm",), ("hardswish",)]),
+], ids=["pad-relu-sigmoid", "odd-side-hardsigmoid", "ceil-avg-pool-once", "linear-hswish"])
+def test_litert_fusion_rules(net, shape, ops):
+    assert [k.ops for k in extract_kernels(net, shape, runtime="litert")] == ops
+
+
+def test_a_litert_profile_predicts_from_litert_kernels():
+    spec = tiny_spec()
+    onnx, litert = load_device("cortex-a76"), replace(load_device("cortex-a76"), runtime="litert")
+    for profile in (onnx, litert):
+        assert predict_latency(spec, profile) == pytest.approx(
+            total_ms(extract_kernels(spec, runtime=profile.runtime), profile), rel=1e-12)
+    assert predict_latency(spec, litert) != predict_latency(spec, onnx)
+
+
 class ResidualAddRelu(nn.Module):
     def __init__(self):
         super().__init__()
@@ -189,8 +224,12 @@ WALKED, SLOW_WALKED, CHUNK = 40, 300, 26  # seeds traced by default, with the sl
 
 
 def assert_walk_equals_trace(spec: Spec) -> None:
-    """The kernels walked from the spec are the traced model's, and so are the latencies."""
-    traced = extract_kernels(build_model(spec), input_shape(spec))
+    """The kernels walked from the spec are the traced model's, for each runtime's grouping,
+    and so are the latencies."""
+    model = build_model(spec)
+    assert extract_kernels(spec, runtime="litert") == extract_kernels(model, input_shape(spec),
+                                                                      runtime="litert")
+    traced = extract_kernels(model, input_shape(spec))
     assert extract_kernels(spec) == traced
     for device in builtin_devices():
         total, times = predict_latency(spec, device, breakdown=True)
@@ -424,7 +463,8 @@ def test_calibration_recovers_a_profile_from_its_own_predictions():
 
 def test_fitting_three_scales_recovers_a_uniformly_faster_device():
     base = load_device("cortex-a72")
-    true = replace(base, name="truth", efficiency={c: e * 1.7 for c, e in base.efficiency.items()},
+    true = replace(base, name="truth", runtime="litert",
+                   efficiency={c: e * 1.7 for c, e in base.efficiency.items()},
                    fixed_cost_us={c: f * 0.3 for c, f in base.fixed_cost_us.items()},
                    memory=tuple(replace(m, bandwidth_gbs=m.bandwidth_gbs * 2.5) for m in base.memory))
     rng = random.Random(1)
@@ -449,6 +489,20 @@ def test_a_prior_fit_stays_nearer_the_base_than_a_full_one():
                                    / base.efficiency[c])) for c in OP_CLASSES)
              for fit in ("prior", "full")}
     assert moved["prior"] < moved["full"]
+
+
+@pytest.mark.parametrize("per_class, chosen", [(False, "scales"), (True, "full")])
+def test_auto_chooses_the_fit_that_predicts_left_out_networks_best(per_class, chosen):
+    """A device uniformly faster than the base needs three scales; one whose classes moved
+    apart needs every efficiency fitted."""
+    base = load_device("cortex-a72")
+    factor = {c: (0.5 + 0.1 * i if per_class else 1.7) for i, c in enumerate(OP_CLASSES)}
+    true = replace(base, efficiency={c: e * factor[c] for c, e in base.efficiency.items()},
+                   fixed_cost_us={c: f * 0.3 for c, f in base.fixed_cost_us.items()})
+    rng = random.Random(3)
+    samples = [(net, shape, predict_latency(net, true, shape))
+               for net, shape in (random_net(rng) for _ in range(30))]
+    assert calibrate_latency(samples, base, fit="auto").provenance["fit"] == f"auto: {chosen}"
 
 
 def test_an_unknown_fit_is_refused():

@@ -2,13 +2,15 @@
 interpreter's outputs against PyTorch's, and ``latency measure --runtime litert``."""
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
 
+from attend_search.evaluators.kernels import extract_kernels
 from attend_search.evaluators.litert import (TFLiteModel, convert_tflite, litert_available,
-                                             quantize_tflite, run_tflite)
+                                             quantize_tflite, run_tflite, tflite_ops)
 from attend_search.evaluators.measure import measure_latency
 from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
 from helpers import cli
@@ -57,6 +59,28 @@ def test_int8_file_is_int8_smaller_and_close(converted):
     error = np.abs(got - want).max() / np.abs(want).max()
     assert 0 < error < 0.2                  # quantized: not exact, but near
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.8
+
+
+# the .tflite op each LiteRT kernel runs as: by class, else by its first op
+TFLITE_OP = {"conv": "CONV_2D", "pointwise": "CONV_2D", "grouped": "CONV_2D",
+             "depthwise": "DEPTHWISE_CONV_2D", "max_pool": "MAX_POOL_2D",
+             "avg_pool": "AVERAGE_POOL_2D", "global_pool": "MEAN", "linear": "FULLY_CONNECTED",
+             "concat": "CONCATENATION", "permute": "TRANSPOSE", "constant_pad_nd": "PAD",
+             "hardswish_": "HARD_SWISH", "relu_": "RELU", "sigmoid": "LOGISTIC", "mul": "MUL",
+             "add": "ADD", "hardsigmoid": "ADD", "upsample_nearest2d": "RESIZE_NEAREST_NEIGHBOR",
+             "upsample_bilinear2d": "RESIZE_BILINEAR"}
+
+
+def test_litert_kernels_are_the_ops_of_the_tflite_file(converted):
+    """One kernel per op the converter wrote, but for the attention's learned scale: one
+    before training, a multiply the converter drops (a trained network runs it)."""
+    kernels = extract_kernels(SPEC, runtime="litert")
+    ops = Counter(TFLITE_OP.get(k.op_class) or TFLITE_OP[k.ops[0]] for k in kernels)
+    scales = sum(1 for k in kernels if k.name.endswith(".attention") and k.ops == ("mul",)
+                 and k.bytes % 8)          # x * gate reads two maps; * scale one and a float
+    assert scales == 1
+    assert ops - Counter({"MUL": scales}) == Counter(tflite_ops(converted[2]))
+    assert ops["PAD"] == 3 and ops["TRANSPOSE"] == 1    # stem, blur, strided depthwise
 
 
 @pytest.mark.slow

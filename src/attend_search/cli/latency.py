@@ -24,7 +24,7 @@ from .common import positive, table
 # the choices of evaluators.measure.RUNTIMES and evaluators.calibrate.FIT_MODES, written out
 # so that `--help` needs no PyTorch (tests/test_cli_startup.py holds them equal)
 RUNTIMES = ("onnxruntime", "torch", "litert")
-FIT_MODES = ("full", "prior", "scales")
+FIT_MODES = ("full", "prior", "scales", "auto")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:

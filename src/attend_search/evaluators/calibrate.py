@@ -25,7 +25,9 @@ profile's coefficients from its own predictions.
   learning curves (``benchmarks/bench_latency_nb201.py``, ``benchmarks/bench_latency.py``)
   chose ``full``: from 10 networks it beats FLOPs on the Pi 5 and here, ``scales`` cannot
   correct a datasheet's wrong ratios between classes, and the pull of ``prior`` only helps
-  where the base is already right.
+  where the base is already right. ``auto`` chooses among the three by 5-fold
+  cross-validation on the sample itself: which one is best depends on the runtime, the
+  device and the sample's size, and the sample can tell.
 - Bandwidths are fitted as non-negative increments ``b_l = d_0 + ... + d_l``, so a level
   further out is never faster and predictions stay monotone in width.
 - A coefficient the samples do not pin down (no grouped convolution among them, or a class
@@ -54,7 +56,8 @@ Sample = tuple[nn.Module | Spec, Shape | None, float]   # (network, input shape 
 
 _PULL = 1e-8          # weight of the pull toward the base, against squared relative errors
 _PRIOR_PULL = 1e-3    # "prior": moving a coefficient to 2x the base's costs a 3% miss on one network
-FIT_MODES = ("scales", "prior", "full")
+FIT_MODES = ("scales", "prior", "full", "auto")
+_FOLDS = 5            # "auto" chooses by 5-fold cross-validation on the sample
 _FLOOR = 1e-3         # seconds-per-MAC and the first seconds-per-byte stay >= this x base
 
 
@@ -77,7 +80,9 @@ def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
     threads they used, and ``runtime``, which runtime (default: the base's). ``fit``, which
     coefficients move: ``full`` every one the samples constrain (efficiency per op class,
     bandwidth per memory level, one fixed-cost scale), ``prior`` the same pulled toward the
-    base, ``scales`` three scales (compute, memory, dispatch) that keep the base's ratios.
+    base, ``scales`` three scales (compute, memory, dispatch) that keep the base's ratios,
+    ``auto`` whichever of these three cross-validates best on the samples (15 fits more;
+    the provenance says which, as ``auto: scales``).
     """
     base_profile = load_device(base)
     if threads is not None:
@@ -89,16 +94,17 @@ def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
     for i, (_, _, ms) in enumerate(samples):
         if not np.isfinite(ms) or ms <= 0:
             raise DeviceError(f"sample {i}: measured latency must be a positive number, got {ms}")
-    kernels = [extract_kernels(model, shape) for model, shape, _ in samples]
+    kernels = [extract_kernels(model, shape, base_profile.runtime) for model, shape, _ in samples]
     measured = np.array([ms for _, _, ms in samples], dtype=float)
-    profile, unconstrained = _solve(kernels, measured, base_profile, fit)
+    profile, unconstrained, chosen = _solve(kernels, measured, base_profile, fit)
     profile = replace(profile, name=name or f"{base_profile.name}-calibrated")
     quality = fit_quality(profile, kernels, measured)
     provenance = {
         "base": base_profile.name, "samples": quality.samples,
         "mape_pct": round(quality.mape_pct, 2), "max_error_pct": round(quality.max_error_pct, 2),
         "kendall_tau": round(quality.kendall_tau, 4), "date": datetime.date.today().isoformat(),
-        "machine": machine or "unspecified", "fit": fit, "unconstrained": unconstrained}
+        "machine": machine or "unspecified", "fit": fit if fit == chosen else f"{fit}: {chosen}",
+        "unconstrained": unconstrained}
     description = f"{base_profile.name} fitted to {len(samples)} measured networks" + (
         f" ({machine})" if machine else "")
     return replace(profile, description=description, provenance=provenance)
@@ -112,13 +118,33 @@ def fit_kernels(kernels: Sequence[list[Kernel]], measured_ms: Sequence[float], b
 
 
 def _solve(kernels: Sequence[list[Kernel]], measured_ms: np.ndarray, base: DeviceProfile,
-           fit: str) -> tuple[DeviceProfile, list[str]]:
+           fit: str) -> tuple[DeviceProfile, list[str], str]:
+    """The fitted profile, the coefficients no sample constrains, and the fit used."""
     if fit not in FIT_MODES:
         raise DeviceError(f"unknown fit {fit!r}, expected one of {', '.join(FIT_MODES)}")
+    if fit == "auto":
+        fit = _cross_validated(kernels, measured_ms, base)
     problem = _Fit(list(kernels), measured_ms * 1e-3, base, mode="full" if fit == "prior" else fit,
                    pull=_PRIOR_PULL if fit == "prior" else _PULL)
     theta, unconstrained = problem.solve()
-    return problem.profile(theta, base.name), unconstrained
+    return problem.profile(theta, base.name), unconstrained, fit
+
+
+def _cross_validated(kernels: Sequence[list[Kernel]], measured_ms: np.ndarray,
+                     base: DeviceProfile) -> str:
+    """The fit whose profiles, fitted with each fifth of the sample left out, predict the
+    left-out networks with the least mean relative error: which coefficients a sample may
+    move depends on how many networks it has and how far the base is from the device."""
+    fold = np.arange(len(measured_ms)) % min(_FOLDS, len(measured_ms))
+    errors = {}
+    for fit in ("scales", "prior", "full"):
+        errors[fit] = 0.0
+        for held in range(fold.max() + 1):
+            train = np.flatnonzero(fold != held)
+            profile = _solve([kernels[i] for i in train], measured_ms[train], base, fit)[0]
+            errors[fit] += sum(abs(total_ms(kernels[i], profile) / measured_ms[i] - 1)
+                               for i in np.flatnonzero(fold == held))
+    return min(errors, key=errors.get)
 
 
 def fit_quality(profile: DeviceProfile, kernels: list[list[Kernel]],

@@ -27,6 +27,16 @@ fused into the matrix product before it: onnxruntime's CPU fusions fold a bias i
 (BiasGelu), never the Gelu into the Gemm. Copies (``clone`` of a transposed tensor, what
 an ONNX Transpose does, dtype casts, padding) are class ``copy``: memory only, no work.
 
+The grouping is a runtime's: the rules above are onnxruntime's (and those of any runtime
+not named here). LiteRT's converter writes another graph (read from its ``.tflite``
+files): it transposes the NCHW input to NHWC (a copy), pads a convolution whose padding is
+not TensorFlow's SAME with a PAD op of its own (:func:`.spec_walk.tflite_padded`, a copy),
+pads a ceil-mode average pooling that overhangs and multiplies its outputs by their
+windows' shares, fuses only the ReLU family into a convolution, matrix product or add
+(sigmoid, SiLU and hard-swish run alone), writes hard-sigmoid as ReLU6(x + 3), fused where
+a convolution's bias takes the 3, then a multiply by 1/6, and merges identical ops without
+weights on one input (two columns' first pooling of the stage input).
+
 An ATen op none of these rules knows is its own kernel of class ``unknown``, named by its
 op, costed as memory traffic and a dispatch with no compute, and warned about
 (:class:`UnknownOpsWarning`): never silently counted as element-wise or as zero.
@@ -47,7 +57,8 @@ from torch.utils.weak import WeakTensorKeyDictionary
 from ..search_space import Spec
 from .forward_trace import is_elementwise, record_forward
 from .model_input import Shape, as_model, spec_at
-from .spec_walk import FLOAT32_BYTES, WalkOp, conv_class, walk_spec
+from .spec_walk import (FLOAT32_BYTES, WalkOp, conv_class, tflite_padded, tflite_pool_padded,
+                        walk_spec)
 
 OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "matmul", "max_pool",
               "avg_pool", "upsample", "elementwise", "softmax", "layer_norm", "gelu",
@@ -73,13 +84,18 @@ _SOFTMAX = {"_softmax", "_safe_softmax", "softmax", "_log_softmax", "log_softmax
 _LAYER_NORM = {"native_layer_norm", "layer_norm"}
 _GELU = {"gelu", "gelu_"}
 _COPY = {"clone", "_to_copy", "copy", "copy_", "constant_pad_nd"}
-# Activations onnxruntime folds into the preceding Conv / Gemm (FusedConv: Relu, Clip,
-# Sigmoid, HardSigmoid, Tanh, LeakyRelu, Silu); XNNPACK and TFLite fuse the ReLU family.
-_FUSIBLE_ACTIVATIONS = {"relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh",
-                        "leaky_relu", "silu"}
 _ADD = {"add", "add_"}
 _NORM_HOSTS = _CONV | _MATMUL
 _ACTIVATION_HOSTS = _CONV | _MATMUL | _ADD
+# Per runtime, the activations fused into the op before them, and which ops host them.
+# onnxruntime folds Relu, Clip, Sigmoid, HardSigmoid, Tanh, LeakyRelu and Silu into a
+# Conv / Gemm (FusedConv); LiteRT fuses the ReLU family (TFLite's fused activations), and
+# hard-sigmoid's ReLU6 into a convolution or matrix product whose bias takes its + 3.
+_FUSED_ACTIVATIONS = {
+    "onnxruntime": dict.fromkeys(("relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh",
+                                  "leaky_relu", "silu"), _ACTIVATION_HOSTS),
+    "litert": {**dict.fromkeys(("relu", "hardtanh", "clamp"), _ACTIVATION_HOSTS),
+               "hardsigmoid": _NORM_HOSTS}}
 
 
 @dataclass(frozen=True)
@@ -97,17 +113,19 @@ class UnknownOpsWarning(UserWarning):
     """A traced network has ops the latency model has no class for (see the module docstring)."""
 
 
-def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None) -> list[Kernel]:
-    """The fused kernels of one batch-1 inference, in execution order.
+def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
+                    runtime: str = "onnxruntime") -> list[Kernel]:
+    """The fused kernels of one batch-1 inference on ``runtime``, in execution order
+    (``litert``'s, or else onnxruntime's: see the module docstring).
 
     A spec's come from its walk (:mod:`.spec_walk`), nothing built, the same kernels as its
     built model's trace hundreds of times faster; any other module is traced, and ops of no
     known class are warned about by name.
     """
     if isinstance(model_or_spec, Spec) and (spec := spec_at(model_or_spec, input_shape)):
-        return _fuse(_walked(spec))
+        return _fuse(_walked(spec), runtime)
     model, shape = as_model(model_or_spec, input_shape)
-    kernels = _fuse(_trace(model, shape))
+    kernels = _fuse(_trace(model, shape), runtime)
     unknown = Counter(f"{k.ops[0]} in {k.name}" for k in kernels if k.op_class == "unknown")
     if unknown:
         warnings.warn(UnknownOpsWarning(
@@ -127,6 +145,7 @@ class _Op:
     output: int
     weight_bytes: int
     module: str
+    pad: int = 0                 # elements of the padded copy LiteRT makes (tflite_padded)
 
 
 @dataclass
@@ -134,6 +153,7 @@ class _Trace:
     ops: list[_Op] | list[WalkOp] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)      # bytes of each value
     outputs: set[int] = field(default_factory=set)      # values the network returns
+    image: bool = False                                  # is the input (value 0) NCHW
 
 
 class _KernelLog:
@@ -168,7 +188,7 @@ class _KernelLog:
         op_class, macs = _classify(func, args, tensors, outs[0], self.values)
         weights = sum(t.numel() for t in tensors if t not in self.values) * FLOAT32_BYTES
         self.trace.ops.append(_Op(name, op_class, macs, inputs, self.input(outs[0]),
-                                  weights, module))
+                                  weights, module, _pad(name, args, tensors)))
 
     def output(self, y) -> None:
         self.trace.outputs = {self.values[t] for t in tree_leaves(y)
@@ -211,28 +231,44 @@ def _classify(func, args: tuple, tensors: list[torch.Tensor], out: torch.Tensor,
     return "unknown", 0
 
 
+def _pad(name: str, args: tuple, tensors: list[torch.Tensor]) -> int:
+    """Elements of the padded input LiteRT writes before a convolution or a ceil-mode
+    average pooling (0 for none)."""
+    x, padded = tensors[0], None
+    if name in _CONV and not args[6]:       # transposed convolutions are not padded so
+        padded = tflite_padded(tuple(x.shape[2:]), tuple(tensors[1].shape[2:]), tuple(args[3]),
+                               tuple(args[4]))
+    elif name == "avg_pool2d" and len(args) > 4 and args[4] and not any(args[3]):
+        padded = tflite_pool_padded(tuple(x.shape[2:]), tuple(args[1]), tuple(args[2] or args[1]))
+    return x.shape[1] * math.prod(padded) if padded else 0
+
+
 def _trace(model: nn.Module, shape: Shape) -> _Trace:
     log = _KernelLog()
     record_forward(model, shape, log)
+    log.trace.image = len(shape) == 4
     return log.trace
 
 
 def _walked(spec: Spec) -> _Trace:
     """The walk's ops, recorded in the shape of a trace's (:class:`_Op`'s fields)."""
     walk = walk_spec(spec)
-    return _Trace(walk.ops, walk.sizes, {walk.output})
+    return _Trace(walk.ops, walk.sizes, {walk.output}, image=True)
 
 
 # --------------------------------------------------------------------------- fusion
-def _fuse(trace: _Trace) -> list[Kernel]:
+def _fuse(trace: _Trace, runtime: str = "onnxruntime") -> list[Kernel]:
     """Group ops into kernels: an op joins the kernel whose output it alone consumes."""
+    if runtime == "litert":
+        trace = _as_litert(trace)
+    activations = _FUSED_ACTIVATIONS.get(runtime, _FUSED_ACTIVATIONS["onnxruntime"])
     consumers = Counter(v for op in trace.ops for v in op.inputs)
     consumers.update(trace.outputs)
     groups: list[list[_Op]] = []
     open_tails: dict[int, list[_Op]] = {}    # output value -> the kernel that wrote it
     for op in trace.ops:
         group = open_tails.pop(op.inputs[0], None)
-        if group is not None and consumers[op.inputs[0]] == 1 and _epilogue(group, op):
+        if group is not None and consumers[op.inputs[0]] == 1 and _epilogue(group, op, activations):
             group.append(op)
         else:
             group = [op]
@@ -241,15 +277,54 @@ def _fuse(trace: _Trace) -> list[Kernel]:
     return [_kernel(group, trace.sizes) for group in groups]
 
 
-def _epilogue(group: list[_Op], op: _Op) -> bool:
+def _as_litert(trace: _Trace) -> _Trace:
+    """The ops LiteRT's converter writes for the traced ones (the module docstring): the
+    input's transpose; PAD before a convolution or pooling that needs one; the multiply
+    after hard-sigmoid and after a padded average pooling; and one op for ops without
+    weights that repeat another on the same input (common subexpressions: two columns'
+    first pooling or PAD of the stage input)."""
+    sizes, ops, renamed, seen = list(trace.sizes), [], {}, {}
+
+    def copy(name: str, source: int, nbytes: int, module: str) -> int:
+        if (name, source, nbytes) not in seen:
+            sizes.append(nbytes)
+            ops.append(_Op(name, "copy", 0, (source,), len(sizes) - 1, 0, module))
+            seen[name, source, nbytes] = len(sizes) - 1
+        return seen[name, source, nbytes]
+
+    if trace.image:
+        renamed[0] = copy("permute", 0, sizes[0], "input")
+    for op in trace.ops:
+        inputs = tuple(renamed.get(v, v) for v in op.inputs)
+        key = (op.name, inputs, op.work)
+        if not op.weight_bytes and key in seen:
+            renamed[op.output] = seen[key]
+            continue
+        seen[key] = op.output
+        if op.pad:
+            inputs = (copy("constant_pad_nd", inputs[0], op.pad * FLOAT32_BYTES, op.module),
+                      *inputs[1:])
+        output = op.output
+        if op.name == "hardsigmoid" or op.pad and op.op_class == "avg_pool":
+            sizes.append(sizes[op.output])      # what the multiply then reads
+            output = len(sizes) - 1
+        ops.append(_Op(op.name, op.op_class, op.work, inputs, output, op.weight_bytes, op.module))
+        if output != op.output:
+            ops.append(_Op("mul", "elementwise", sizes[output] // FLOAT32_BYTES, (output,),
+                           op.output, 0, op.module))
+    return _Trace(ops, sizes, {renamed.get(v, v) for v in trace.outputs})
+
+
+def _epilogue(group: list[_Op], op: _Op, activations: dict[str, set[str]]) -> bool:
     """Can ``op`` run in the epilogue of the kernel ``group`` (reading only its output)?
-    The epilogue is a batch norm after a convolution or matrix product, then one activation,
-    after either of them or after an add."""
+    The epilogue is a batch norm after a convolution or matrix product, then one activation
+    of ``activations``, after a host it names (the batch norm's or its own anchor)."""
     if len(op.inputs) != 1 or op.inputs[0] != group[-1].output:
         return False
     anchor = group[0].name
-    if op.name.rstrip("_") in _FUSIBLE_ACTIVATIONS:
-        return anchor in _ACTIVATION_HOSTS and (len(group) == 1 or group[-1].name in _NORM)
+    if op.name.rstrip("_") in activations:
+        return (anchor in activations[op.name.rstrip("_")]
+                and (len(group) == 1 or group[-1].name in _NORM))
     return op.name in _NORM and len(group) == 1 and anchor in _NORM_HOSTS
 
 

@@ -55,7 +55,7 @@ def predict_latency(model_or_spec: nn.Module | Spec, device: Device,
     :func:`.kernels.extract_kernels`), in well under a millisecond.
     """
     profile = load_device(device)
-    kernels = extract_kernels(model_or_spec, input_shape)
+    kernels = extract_kernels(model_or_spec, input_shape, profile.runtime)
     if not breakdown:
         return total_ms(kernels, profile)
     roofline = _Roofline(profile)

@@ -153,6 +153,13 @@ def _to_dtype(x: np.ndarray, detail: dict) -> np.ndarray:
     return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
 
 
+def tflite_ops(path: str | Path) -> list[str]:
+    """The builtin ops of a ``.tflite`` file (``CONV_2D``, ``PAD``, ...) in its order, without
+    the nodes XNNPACK's delegate adds: what the latency model's LiteRT kernels mirror."""
+    details = _interpreter(path, threads=1)._get_ops_details()
+    return [op["op_name"] for op in details if op["op_name"] != "DELEGATE"]
+
+
 def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
     """Outputs of a ``.tflite`` file for a batch ``x`` (see :class:`TFLiteModel`)."""
     return TFLiteModel(path, threads)(x)

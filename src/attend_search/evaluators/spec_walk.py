@@ -11,6 +11,7 @@ hold every figure to the traced one.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from ..search_space import Spec
@@ -29,6 +30,37 @@ ELEMENTWISE = {"batch_norm": ("native_batch_norm", 2),
 UPSAMPLE = {"nearest": ("upsample_nearest2d", 1), "bilinear": ("upsample_bilinear2d", 4)}
 _POOL = {"max": ("max_pool2d_with_indices", "max_pool"), "avg": ("avg_pool2d", "avg_pool")}
 _CONV, _LINEAR, _GLOBAL_POOL, _CONCAT = "convolution", "addmm", "mean", "cat"
+
+
+def tflite_padded(sides: tuple[int, ...], kernels: tuple[int, ...], strides: tuple[int, ...],
+                  paddings: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The padded input sides of a convolution that LiteRT pads with a PAD op of its own, or
+    None where its convolution pads as PyTorch does.
+
+    TFLite convolutions pad only TensorFlow's way: VALID (none) or SAME (``ceil(side /
+    stride)`` outputs, the smaller half of the padding before). PyTorch pads ``padding`` on
+    both sides, which is SAME at stride 1 but not where a stride-2 window needs less padding
+    before than after (``k = 3`` or ``5`` on an even side): the converter then writes a PAD
+    and a VALID convolution, one more pass over the input.
+    """
+    for side, kernel, stride, pad in zip(sides, kernels, strides, paddings):
+        same = -(-side // stride)
+        total = max((same - 1) * stride + kernel - side, 0)
+        torch_out = (side + 2 * pad - kernel) // stride + 1
+        if pad and (torch_out != same or total != 2 * pad):
+            return tuple(side + 2 * pad for side, pad in zip(sides, paddings))
+    return None
+
+
+def tflite_pool_padded(sides: tuple[int, ...], kernels: tuple[int, ...],
+                       strides: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The padded input sides of an unpadded ``ceil_mode`` average pooling whose last window
+    overhangs the input, or None where every window fits. LiteRT pads the input with zeros
+    (PAD), pools, and multiplies each output by its window's size over the part inside."""
+    if all((side - kernel) % stride == 0 for side, kernel, stride in zip(sides, kernels, strides)):
+        return None
+    return tuple(-(-(side - kernel) // stride) * stride + kernel
+                 for side, kernel, stride in zip(sides, kernels, strides))
 
 
 def conv_class(in_channels: int, groups: int, window: int) -> str:
@@ -52,6 +84,7 @@ class WalkOp(NamedTuple):  # a tuple: a walk makes hundreds, and tuples are made
     macs: int                    # cost.py's rule
     params: int
     elementwise: bool            # may write over an input of its size (peak memory)
+    pad: int = 0                 # elements of the padded copy LiteRT makes (tflite_padded)
 
 
 def walk_spec(spec: Spec) -> SpecWalk:
@@ -79,7 +112,7 @@ class SpecWalk:
 
     def op(self, aten: str, op_class: str, module: str, inputs: tuple[int, ...], elements: int,
            macs: int = 0, params: int = 0, weights: int | None = None,
-           elementwise: bool = False) -> int:
+           elementwise: bool = False, pad: int = 0) -> int:
         """Record an op making a new value of ``elements`` float32s; returns that value.
         ``weights``: the elements of parameters and buffers it reads, where not ``params``.
         A value read twice (a cell's sum of two skips of one node) is one input, as traced."""
@@ -89,7 +122,7 @@ class SpecWalk:
         work = elements if op_class == "elementwise" else macs
         weight_bytes = (params if weights is None else weights) * FLOAT32_BYTES
         self.ops.append(WalkOp(aten, op_class, work, inputs, output, weight_bytes, module, macs,
-                               params, elementwise))
+                               params, elementwise, pad))
         return output
 
     def pointwise(self, rule: str, module: str, *inputs: int, elements: int, params: int = 0,
@@ -99,16 +132,21 @@ class SpecWalk:
                        weights, elementwise=True)
 
     def conv(self, x: int, module: str, cin: int, cout: int, kernel: int, size: int,
-             groups: int = 1, bias: bool = False) -> int:
-        """``size``: the output side."""
+             groups: int = 1, bias: bool = False, stride: int = 1, buffer: bool = False) -> int:
+        """A square convolution padded by ``kernel // 2``; ``size``: the output side.
+        ``buffer``: its filter is a fixed buffer (the blur's), not parameters."""
         weights = cout * cin // groups * kernel ** 2
+        side = math.isqrt(self.sizes[x] // FLOAT32_BYTES // cin)
+        padded = tflite_padded((side,), (kernel,), (stride,), (kernel // 2,))
         return self.op(_CONV, conv_class(cin, groups, kernel ** 2), module, (x,), cout * size ** 2,
-                       weights * size ** 2, weights + bias * cout)
+                       weights * size ** 2, 0 if buffer else weights + bias * cout,
+                       weights if buffer else None,
+                       pad=cin * padded[0] ** 2 if padded else 0)
 
     def conv_bn_act(self, x: int, module: str, cin: int, cout: int, kernel: int, size: int,
-                    groups: int = 1, act: str | None = "relu") -> int:
+                    groups: int = 1, act: str | None = "relu", stride: int = 1) -> int:
         """blocks.ConvBNAct."""
-        x = self.conv(x, f"{module}.conv", cin, cout, kernel, size, groups)
+        x = self.conv(x, f"{module}.conv", cin, cout, kernel, size, groups, stride=stride)
         x = self.pointwise("batch_norm", f"{module}.bn", x, elements=cout * size ** 2,
                            params=2 * cout, weights=4 * cout)
         if act in (None, "none"):
@@ -119,10 +157,9 @@ class SpecWalk:
                 downsample: str, size: int, groups: int = 1, act: str = "relu") -> int:
         """blocks.strided; ``size``: the output side. The blur's fixed kernel is a buffer."""
         if stride > 1 and downsample == "aads":
-            x = self.op(_CONV, conv_class(cin, cin, 9), f"{module}.blur", (x,), cin * size ** 2,
-                        macs=9 * cin * size ** 2, weights=9 * cin)
-            module = f"{module}.conv"
-        return self.conv_bn_act(x, module, cin, cout, kernel, size, groups, act)
+            x = self.conv(x, f"{module}.blur", cin, cin, 3, size, cin, stride=stride, buffer=True)
+            module, stride = f"{module}.conv", 1
+        return self.conv_bn_act(x, module, cin, cout, kernel, size, groups, act, stride)
 
     def linear(self, x: int, module: str, fin: int, fout: int) -> int:
         return self.op(_LINEAR, "linear", module, (x,), fout, fin * fout, fin * fout + fout)
@@ -130,11 +167,16 @@ class SpecWalk:
     def global_pool(self, x: int, module: str, channels: int, size: int) -> int:
         return self.op(_GLOBAL_POOL, "global_pool", module, (x,), channels, channels * size ** 2)
 
-    def pool(self, x: int, module: str, kind: str, channels: int, window: int, size: int) -> int:
-        """Max or average pooling of a ``window`` x ``window`` window; ``size``: the output side."""
+    def pool(self, x: int, module: str, kind: str, channels: int, window: int, size: int,
+             ceil: bool = True) -> int:
+        """Max or average pooling of a ``window`` x ``window`` window; ``size``: the output side.
+        ``ceil``: strided by its window in ceil mode; else NAS-Bench-201's (stride 1, padded)."""
         aten, op_class = _POOL[kind]
+        side = math.isqrt(self.sizes[x] // FLOAT32_BYTES // channels)
+        padded = ceil and kind == "avg" and tflite_pool_padded((side,), (window,), (window,))
         return self.op(aten, op_class, module, (x,), channels * size ** 2,
-                       macs=window ** 2 * channels * size ** 2)
+                       macs=window ** 2 * channels * size ** 2,
+                       pad=channels * padded[0] ** 2 if padded else 0)
 
     def network(self, spec: Spec) -> int:
         """builder.Backbone (a canonical spec: ``residual`` says where a residual is used)."""
@@ -223,7 +265,7 @@ class SpecWalk:
                 elif op == "skip_connect":
                     y = nodes[j]
                 elif op == "avg_pool_3x3":
-                    y = self.pool(nodes[j], edge, "avg", channels, 3, size)
+                    y = self.pool(nodes[j], edge, "avg", channels, 3, size, ceil=False)
                 else:
                     y = self.relu_conv_bn(nodes[j], edge, channels, channels,
                                           1 if op == "nor_conv_1x1" else 3, size)
