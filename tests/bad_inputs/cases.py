@@ -24,6 +24,7 @@ STUDY = [
     ("unknown-key", ("sampler:", "samplr:"), "samplr: unknown field"),
     ("typo-of-required-key", ("name: tiny", "nme: tiny"), "nme: unknown field (did you mean 'name'?)"),
     ("name-escapes", ("name: tiny", "name: ../../etc"), "name: '../../etc' is not a valid study name"),
+    ("name-newline", ("name: tiny", 'name: "tiny\\n"'), "name: 'tiny\\n' is not a valid study name"),
     ("schema", ("schema: attend-search/study/v1", "schema: attend-search/study/v9"), "schema: unsupported schema"),
     ("no-objectives", ("objectives:\n", "objectives: []\nx:\n"), "objectives: needs at least 1 item(s), got 0"),
     ("objectives-a-string", ("objectives:\n", "objectives: synflow\nx:\n"), "objectives: expected a list, got str"),

@@ -23,7 +23,7 @@ from ..search_space.space import load_space, read_space
 
 SCHEMA = "attend-search/study/v1"
 DEFAULT_STUDY = "default"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")   # whole names: fullmatch
 
 
 class StudyError(AttendSearchError):
@@ -62,7 +62,7 @@ def read_study(data: Any, base: Path | None = None) -> StudyConfig:
     if schema != SCHEMA:
         raise f.fail("schema", f"unsupported schema {schema!r}, expected {SCHEMA!r}")
     name = f.str("name")
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise f.fail("name", f"{name!r} is not a valid study name (letters, digits, _ . -)")
     space_ref = f.raw("space", "attendnext")
     space = _read_space(space_ref, base)

@@ -68,7 +68,7 @@ def place(name_or_dir: str, storage: str | None = None, root: str | Path = "stud
     path = Path(name_or_dir)
     if (path / "study.yaml").is_file() or (path / "study.db").is_file():
         directory, name = path, _stored_name(path)
-    elif NAME.match(name_or_dir):
+    elif NAME.fullmatch(name_or_dir):
         directory, name = Path(root) / name_or_dir, name_or_dir
     elif path.is_dir():
         raise StudyError("is a directory but not a study (no study.yaml or study.db in it)",
@@ -91,7 +91,7 @@ def _stored_name(directory: Path) -> str:
         name = yaml.safe_load(config.read_text(encoding="utf-8"))["name"]
     except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
         name = None
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise StudyError("is not a study directory this version wrote (no valid name)",
                          source=str(config))
     return name
