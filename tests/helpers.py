@@ -34,6 +34,19 @@ def start(*args, cwd, until, env=None, timeout=180):
     return proc
 
 
+FAULTS = Path(__file__).parent / "faults"
+GRACE = 2   # heartbeat grace period (s) for the fault tests; 60 by default
+
+
+def fault_env(fault=None, mark=None):
+    """Environment for a command line with an injected fault (``faults/sitecustomize.py``)."""
+    path = os.pathsep.join(filter(None, [str(FAULTS), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": path, "ATTEND_SEARCH_HEARTBEAT_GRACE": str(GRACE)}
+    if fault:
+        env.update(ATTEND_SEARCH_FAULT=fault, ATTEND_SEARCH_FAULT_MARK=str(mark or ""))
+    return env
+
+
 def environment(**extra):
     return {**os.environ, "CI": "true", **extra}
 

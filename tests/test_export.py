@@ -23,7 +23,7 @@ from attend_search.studies.export import (export_network, file_sha256, folder_pa
                                           partial_folder, remove_abandoned)
 from attend_search.studies.model_card import Provenance
 from attend_search.studies.verify import ExportError, load_exported, verify_export
-from helpers import DATA, cli, start
+from helpers import DATA, cli, fault_env, start
 
 needs_litert = pytest.mark.skipif(not litert_available(), reason="the optional extra 'litert' "
                                   "(litert-torch, ai-edge-litert) is not installed")
@@ -145,10 +145,12 @@ def test_stale_folders_are_refused_then_removed_with_force(study, tmp_path):
 
 
 def export_interrupted(study, cwd, sig):
-    """``export`` sent ``sig`` while its folder is half-written; returns the process, ended."""
-    out = cwd / "out"
+    """``export`` sent ``sig`` while its folder is half-written (held there by an injected
+    fault); returns the process, ended."""
+    out, mark = cwd / "out", cwd / "mark"
     proc = start("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx",
-                 "--out", out, cwd=cwd, until=lambda: any(out.glob(".*.partial")))
+                 "--out", out, cwd=cwd, env=fault_env("export-hang", mark), until=mark.exists)
+    assert any(out.glob(".*.partial"))
     proc.send_signal(sig)
     proc.communicate(timeout=60)
     return proc

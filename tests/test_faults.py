@@ -21,18 +21,8 @@ from optuna.trial import TrialState
 
 from attend_search.explorer import record_of
 import helpers
-from helpers import POSTGRES, cli, storage_trials
+from helpers import GRACE, POSTGRES, cli, fault_env, storage_trials
 
-FAULTS = Path(__file__).parent / "faults"
-GRACE = 2   # heartbeat grace period (s) for these tests; 60 by default
-
-
-def fault_env(fault=None, mark=None):
-    path = os.pathsep.join(filter(None, [str(FAULTS), os.environ.get("PYTHONPATH")]))
-    env = {"PYTHONPATH": path, "ATTEND_SEARCH_HEARTBEAT_GRACE": str(GRACE)}
-    if fault:
-        env.update(ATTEND_SEARCH_FAULT=fault, ATTEND_SEARCH_FAULT_MARK=str(mark or ""))
-    return env
 
 
 def start(*args, cwd, fault, mark):

@@ -7,7 +7,8 @@ misbehave as a broken evaluator, a full GPU or a deadlock would:
 - ``raise:all`` every evaluation raises; ``raise:N`` only the N-th of this process;
 - ``nan:N`` the N-th evaluation's proxies return NaN (as a dead network's synflow would);
 - ``hang:N`` the N-th evaluation sleeps for an hour;
-- ``pause:N`` the N-th evaluation waits until the test deletes the mark file, then goes on.
+- ``pause:N`` the N-th evaluation waits until the test deletes the mark file, then goes on;
+- ``export-hang`` an export hangs once its files are written, its folder still partial.
 
 The N-th evaluation writes its spec digest to ``$ATTEND_SEARCH_FAULT_MARK`` first, so a test
 knows when a trial is in the middle of its evaluation.
@@ -17,7 +18,18 @@ import os
 
 _FAULT = os.environ.get("ATTEND_SEARCH_FAULT")
 
-if _FAULT:
+if _FAULT == "export-hang":
+    import time
+    from pathlib import Path
+
+    from attend_search.studies import export
+
+    def _hang(folder):
+        Path(os.environ["ATTEND_SEARCH_FAULT_MARK"]).write_text(str(folder))
+        time.sleep(3600)
+
+    export.verify_export = _hang
+elif _FAULT:
     import time
     from pathlib import Path
 
