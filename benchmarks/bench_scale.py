@@ -22,6 +22,8 @@ from pathlib import Path
 import optuna
 import yaml
 
+from attend_search.studies.trial_reader import read_trials
+
 NAME = "scale"
 STUDY = {"schema": "attend-search/study/v1", "name": NAME, "space": "attendnext",
          "constraints": {"use": "best-practices", "params": {"max": 4.0e6},
@@ -60,7 +62,7 @@ def main() -> None:
                       "--jobs", str(args.jobs))
         study = optuna.load_study(study_name=NAME,
                                   storage=f"sqlite:///{folder}/studies/{NAME}/study.db")
-        trials = sorted((t for t in study.get_trials(deepcopy=False) if t.datetime_complete),
+        trials = sorted((t for t in read_trials(study, params=False) if t.datetime_complete),
                         key=lambda t: t.datetime_complete)
         first, last = ms_per_trial(trials[:args.window]), ms_per_trial(trials[-args.window:])
         show = command(folder, "show", NAME)

@@ -3,6 +3,7 @@ across workers, every parameter evolved, samplers' options checked."""
 
 import contextlib
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -14,15 +15,17 @@ import optuna
 import pytest
 import sqlalchemy
 import yaml
+from optuna.trial import TrialState
 
 from attend_search.errors import AttendSearchError
 from attend_search.explorer import open_study, optimize, record_of
 from attend_search.explorer.samplers import make_sampler
 from attend_search.explorer.search import quiet_optuna
 from attend_search.studies import create, place, read_study
-from attend_search.studies import sqlite_lock
+from attend_search.studies import sqlite_lock, trial_reader
 from attend_search.studies.ledger import SqlLedger
 from attend_search.studies.store import storage
+from attend_search.studies.trial_cache import TrialCache
 from attend_search.studies.trial_reader import finished_count, read_trials
 
 DATA = Path(__file__).parent / "data"
@@ -176,6 +179,59 @@ def test_the_fast_trial_reader_gives_optunas_trials(tmp_path):
     lean = read_trials(study, params=False)
     assert [t.number for t in lean] == [t.number for t in trials]
     assert all(not t.params and t.user_attrs == f.user_attrs for t, f in zip(lean, trials))
+
+
+def test_the_storage_reads_trials_for_optunas_cache_as_optuna_does(tmp_path, monkeypatch):
+    """``_get_trials`` in plain SQL (the cache's read on every trial) against Optuna's ORM."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(storage=url)
+    for value in range(8):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 9)
+        trial.set_user_attr("n", value)
+        if value % 3:
+            study.tell(trial, float(value))
+    ours, optunas = storage(url), optuna.storages.RDBStorage(url)
+    ids = [t._trial_id for t in study.get_trials()]
+    monkeypatch.setattr(trial_reader, "_BATCH", 2)   # the path for many unfinished trials too
+    for states in (None, (TrialState.RUNNING,), (TrialState.COMPLETE, TrialState.WAITING)):
+        for included, after in ((set(), -1), (set(), ids[4]), ({ids[0]}, ids[4]),
+                                ({ids[0], ids[3], ids[2]}, ids[4]), (set(ids), ids[2])):
+            assert (ours._get_trials(study._study_id, states, included, after)
+                    == optunas._get_trials(study._study_id, states, included, after))
+    with pytest.raises(KeyError):
+        ours._get_trials(study._study_id + 1, None, set(), -1)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")   # ask and tell, no optimize
+def test_the_trial_cache_answers_as_optunas_storage(tmp_path):
+    """Two workers' caches, trials in every state arriving out of order, checked at each step
+    against Optuna reading the database itself."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    workers = [optuna.create_study(study_name="s", storage=TrialCache(storage(url)))]
+    workers.append(optuna.load_study(study_name="s", storage=TrialCache(storage(url))))
+    truth, study_id = optuna.storages.RDBStorage(url), workers[0]._study_id
+    rng, running, seen = random.Random(0), {0: [], 1: []}, set()
+    choices = [None, (TrialState.WAITING,), (TrialState.COMPLETE,), (TrialState.RUNNING,),
+               (TrialState.COMPLETE, TrialState.PRUNED), tuple(TrialState)]
+    for _ in range(60):
+        me = rng.randrange(2)
+        study, action = workers[me], rng.choice(["ask", "ask", "tell", "enqueue"])
+        if action == "enqueue":
+            study.enqueue_trial({"x": 1.0})
+        elif action == "ask" or not running[me]:
+            running[me].append(study.ask())
+            running[me][-1].suggest_float("x", 0, 9)
+        else:
+            trial = running[me].pop(rng.randrange(len(running[me])))
+            state = rng.choice([TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED])
+            study.tell(trial, 1.0 if state == TrialState.COMPLETE else None, state=state)
+        for worker in workers:
+            states = rng.choice(choices)
+            assert (worker._storage.get_all_trials(study_id, deepcopy=False, states=states)
+                    == truth.get_all_trials(study_id, deepcopy=False, states=states))
+        seen.update(t.state for t in truth.get_all_trials(study_id, deepcopy=False))
+    assert seen == set(TrialState)
 
 
 def test_hypervolume_history_by_hand():

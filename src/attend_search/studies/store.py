@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from optuna.distributions import BaseDistribution
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._rdb import models
 from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import AttendSearchError, RunStopped
 from ..explorer import Run, open_study
@@ -42,6 +44,8 @@ from ..explorer.feasibility import require_feasible
 from .config import NAME, StudyConfig, StudyError, read_study
 from . import sqlite_lock
 from .ledger import SqlLedger
+from .trial_cache import TrialCache
+from .trial_reader import trials_since
 
 STORAGE_ENV = "ATTEND_SEARCH_STORAGE"
 GRACE_ENV = "ATTEND_SEARCH_HEARTBEAT_GRACE"     # seconds before a silent worker's trial fails
@@ -165,6 +169,16 @@ class _Storage(RDBStorage):
                 for key, value in attrs.items():
                     self._set_trial_attr_without_commit(session, model, trial_id, key, value)
 
+    def _get_trials(self, study_id: int, states: Container[TrialState] | None,
+                    included_trial_ids: set[int], trial_id_greater_than: int
+                    ) -> list[FrozenTrial]:
+        """Optuna's read of trials for its cache, in plain SQL (:mod:`.trial_reader`)."""
+        trials = trials_since(self.engine, study_id, states, included_trial_ids,
+                              trial_id_greater_than)
+        if not trials:
+            self.get_study_name_from_id(study_id)   # KeyError for a study that is not there
+        return trials
+
     def _known_distribution(self, session, study_id: int, name: str) -> BaseDistribution | None:
         if (study_id, name) not in self._distributions:
             earlier = (session.query(models.TrialParamModel.distribution_json)
@@ -198,7 +212,7 @@ for _name in ("get_study_id_from_name", "get_study_name_from_id", "get_study_dir
               "get_study_user_attrs", "get_study_system_attrs", "get_trial_user_attrs",
               "get_trial_system_attrs", "get_all_studies", "get_trial_param",
               "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
-              "_get_trials", "get_best_trial", "_get_stale_trial_ids"):
+              "get_best_trial", "_get_stale_trial_ids"):
     setattr(_Storage, _name, _read_only(getattr(RDBStorage, _name)))
 
 
@@ -267,7 +281,7 @@ def create(config: StudyConfig, where: StudyPlace) -> Run:
 
 def _create(config: StudyConfig, where: StudyPlace) -> Run:
     where.directory.mkdir(parents=True, exist_ok=True)
-    store = storage(where.url)
+    store = TrialCache(storage(where.url))
     if config.name not in {s.study_name for s in store.get_all_studies()}:
         require_feasible(config.search)
     study = optuna.create_study(study_name=config.name, storage=store, load_if_exists=True,
@@ -288,7 +302,7 @@ def load(where: StudyPlace) -> tuple[StudyConfig, optuna.Study]:
     if where.url == _default_url(where.directory) and not (where.directory / "study.db").is_file():
         raise StudyError(f"no study named {where.name!r} (no {where.directory / 'study.db'}; "
                          f"see attend-search run)")
-    store = storage(where.url)
+    store = TrialCache(storage(where.url))
     try:
         study = optuna.load_study(study_name=where.name, storage=store)
     except KeyError:
@@ -304,7 +318,7 @@ def join(where: StudyPlace) -> tuple[StudyConfig, Run]:
 
 
 def _ledger(store: optuna.storages.BaseStorage, name: str) -> SqlLedger:
-    rdb = getattr(store, "_backend", store)         # load_study wraps it in a cache
+    rdb = getattr(store, "_backend", store)         # the RDB storage behind the cache
     return SqlLedger(rdb.engine, rdb.get_study_id_from_name(name))
 
 
