@@ -230,13 +230,13 @@ def _importances(stored: optuna.Study, feasible: list[FrozenTrial], config: Stud
     Optuna's default forest (64 trees, depth 64) took ~11 s per objective on 900 trials of
     ~70 parameters and grows with the study; the smaller forest on a sample ranks the same
     leading parameters in a few percent of the time, whatever the study's size. Only the
-    sample's parameters are read (on 10,000 trials, all of them were half the report's time)."""
+    sample is read again with its parameters (on 10,000 trials, all of them were half the
+    report's time)."""
     if len(feasible) < 4:
         return "<p>Too few feasible trials to estimate importances (need 4).</p>"
     if len(feasible) > _IMPORTANCE_SAMPLE:
         feasible = random.Random(0).sample(feasible, _IMPORTANCE_SAMPLE)
-    chosen = {t.number for t in feasible}
-    feasible = [t for t in read_trials(stored, params=chosen) if t.number in chosen]
+    feasible = read_trials(stored, params={t.number for t in feasible})
     study = optuna.create_study(directions=[o.direction for o in config.search.objectives])
     study.add_trials(feasible)
     fig = go.Figure()

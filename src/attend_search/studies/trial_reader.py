@@ -33,11 +33,13 @@ _BATCH = 500
 
 def read_trials(study: optuna.Study, params: bool | Collection[int] = True) -> list[FrozenTrial]:
     """Every trial of ``study`` in number order, as ``study.get_trials()`` gives them. Their
-    parameters are most of the rows: ``params=False`` leaves them out (``show`` needs none),
-    a collection of trial numbers reads only those trials' (the report's importance sample)."""
+    parameters are most of the rows: ``params=False`` leaves them out (``show`` needs none); a
+    collection of trial numbers reads only those trials, whole (the report's importance
+    sample: reading every trial again for 1,000 of them took 3 s of a 10,000-trial report)."""
     rdb = getattr(study._storage, "_backend", study._storage)
     if not isinstance(rdb, optuna.storages.RDBStorage):
-        return study.get_trials(deepcopy=False)
+        trials = study.get_trials(deepcopy=False)
+        return trials if isinstance(params, bool) else [t for t in trials if t.number in params]
     return select_trials(rdb.engine, _T.c.study_id == study._study_id, params)
 
 
@@ -49,13 +51,13 @@ def select_trials(engine: sa.Engine, where: sa.ColumnElement[bool],
     trials again for each table, the whole cost of reading the one new trial of 10,000."""
     with sqlite_lock.reading(), engine.connect() as db:
         trials = db.execute(sa.select(_T).where(where).order_by(_T.c.number)).all()
+        if not isinstance(params, bool):
+            numbers = set(params)
+            trials = [t for t in trials if t.number in numbers]
         ids = [t.trial_id for t in trials]
         rows = {name: _by_trial(db, table, ids) for name, table in (
             ("values", _VALUES), ("user", _USER), ("system", _SYSTEM), ("steps", _STEPS))}
-        if params is not True:
-            numbers = set(params or ())
-            ids = [t.trial_id for t in trials if t.number in numbers]
-        rows["params"] = _by_trial(db, _PARAMS, ids)
+        rows["params"] = _by_trial(db, _PARAMS, ids if params is not False else [])
     return [_frozen(t, {name: rows[name][t.trial_id] for name in rows}) for t in trials]
 
 
