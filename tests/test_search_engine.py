@@ -11,6 +11,7 @@ import threading
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import sqlalchemy
@@ -26,7 +27,7 @@ from attend_search.studies import sqlite_lock, trial_reader
 from attend_search.studies.ledger import SqlLedger
 from attend_search.studies.store import storage
 from attend_search.studies.trial_cache import TrialCache
-from attend_search.studies.trial_reader import finished_count, read_trials
+from attend_search.studies.trial_reader import finished_count, read_trials, with_params
 
 DATA = Path(__file__).parent / "data"
 
@@ -173,10 +174,11 @@ def test_the_fast_trial_reader_gives_optunas_trials(tmp_path):
     trials = read_trials(study)
     assert trials == study.get_trials() and len(trials) == 6
     assert any(t.intermediate_values for t in trials) and all(t.params for t in trials)
-    assert read_trials(study, params={4, 1}) == [trials[1], trials[4]]
     lean = read_trials(study, params=False)
     assert [t.number for t in lean] == [t.number for t in trials]
     assert all(not t.params and t.user_attrs == f.user_attrs for t, f in zip(lean, trials))
+    assert with_params(study, [lean[4], lean[1]]) == [trials[4], trials[1]]
+    assert not lean[4].params   # copies: the lean trials stay lean
 
 
 def test_the_storage_reads_trials_for_optunas_cache_as_optuna_does(tmp_path, monkeypatch):
@@ -239,6 +241,26 @@ def test_hypervolume_history_by_hand():
     trials = [optuna.trial.create_trial(values=v) for v in
               ([-2, 8], [-5, 5], [-8, 2], [-6, 6], [-11, 1])]   # last: beyond the reference
     assert hypervolume_history(trials, objectives, [-10, 10]) == [16, 31, 37, 37, 37]
+
+
+def test_the_pareto_set_is_optunas():
+    """The report's and export's Pareto set (one lexicographic pass) against Optuna's
+    ``best_trials``, on values with ties and repeated points, one objective maximised."""
+    from attend_search.explorer import Objective
+    from attend_search.studies.results import pareto
+    objectives = (Objective("synflow", "maximize"), Objective("params", "minimize"),
+                  Objective("macs", "minimize"))
+    rng = np.random.default_rng(0)
+    study = optuna.create_study(directions=[o.direction for o in objectives])
+    a, b, c = rng.integers(0, 8, size=(3, 400))   # more synflow costs parameters or MACs
+    study.add_trials([optuna.trial.create_trial(values=[float(v) for v in values])
+                      for values in zip(a + b, a + c // 3, b + c % 3)])
+    trials = study.get_trials()
+    front = pareto(trials, objectives)
+    assert sorted(t.number for t in front) == sorted(t.number for t in study.best_trials)
+    assert len(front) > 10
+    first = [-t.values[0] for t in front]
+    assert first == sorted(first)   # ordered by the first objective, best first
 
 
 def test_queued_trials_are_run_once_by_concurrent_workers(tmp_path):

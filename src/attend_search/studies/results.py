@@ -78,9 +78,12 @@ def pareto(trials: list[FrozenTrial], objectives: tuple[Objective, ...]) -> list
     if not trials:
         return []
     values = _signed(trials, objectives)
-    keep = [i for i, v in enumerate(values)
-            if not np.any(np.all(values <= v, axis=1) & np.any(values < v, axis=1))]
-    return sorted((trials[i] for i in keep), key=lambda t: _signed([t], objectives)[0, 0])
+    front: list[int] = []   # in lexicographic order, no point is dominated by a later one
+    for i in np.lexsort(values.T[::-1]):
+        kept = values[front]
+        if not np.any(np.all(kept <= values[i], axis=1) & np.any(kept < values[i], axis=1)):
+            front.append(i)
+    return [trials[i] for i in front]
 
 
 def hypervolume_history(trials: list[FrozenTrial], objectives: tuple[Objective, ...],
