@@ -29,6 +29,7 @@ from pathlib import Path
 
 import optuna
 
+from attend_search.evaluators import proxies as proxies_module
 from attend_search.explorer import evaluation as evaluation_module
 from attend_search.explorer import optimize, record_of
 from attend_search.explorer.search import quiet_optuna
@@ -88,7 +89,7 @@ def breakdown(trials: int, folder: Path) -> tuple[dict[str, float], int]:
     config = load_study_file(None)
     patches = [(evaluation_module, "analytic_cost", "cost"),
                (evaluation_module, "predict_latency", "latency"),
-               (evaluation_module, "zero_cost_all", "proxy"),
+               (proxies_module, "zero_cost_all", "proxy"),   # imported where first needed
                (Space, "resolve", "spec resolution")]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, category in patches:

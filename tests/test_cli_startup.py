@@ -61,3 +61,26 @@ def test_the_clis_written_out_choices_are_the_evaluators():
     assert latency.RUNTIMES == measure.RUNTIMES
     assert set(latency.FIT_MODES) == set(calibrate.FIT_MODES)
     assert output_commands.QUANTIZE == export.QUANTIZE
+
+
+def test_reading_a_study_of_cheap_objectives_loads_no_torch(tmp_path):
+    """``show`` and ``report`` read the storage and walk specs: no network is built, so no
+    PyTorch (about 2 s of a report on 10,000 trials)."""
+    study = tmp_path / "cheap.yaml"
+    study.write_text("name: cheap\nspace: attendnext\npresets: false\n"
+                     "objectives: [{metric: params}, {metric: latency.cortex-a72}]\n")
+    run = subprocess.run([sys.executable, "-m", "attend_search.cli", "run", str(study),
+                          "--budget", "12", "--root", str(tmp_path)],
+                         capture_output=True, text=True, env=environment())
+    assert run.returncode == 0, run.stderr
+    for args in (["show", "cheap"], ["report", "cheap", "--out", str(tmp_path / "r.html")]):
+        out, imported = probe(*args, "--root", str(tmp_path))
+        assert out.returncode == 0, out.stderr
+        assert "torch" not in imported, f"{args} imported torch"
+    assert "Pareto front" in (tmp_path / "r.html").read_text()
+
+
+def test_the_metric_table_names_every_proxy():
+    from attend_search.evaluators.proxies import PROXIES
+    from attend_search.explorer.metrics import ZERO_COST
+    assert ZERO_COST == tuple(PROXIES)

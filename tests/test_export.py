@@ -19,8 +19,8 @@ from safetensors.torch import load_file
 from attend_search.evaluators.cost import analytic_cost
 from attend_search.evaluators.litert import litert_available
 from attend_search.search_space import build_model
-from attend_search.studies.export import (export_network, file_sha256, folder_pattern,
-                                          partial_folder, remove_abandoned)
+from attend_search.studies.export import export_network, file_sha256
+from attend_search.studies.export_folders import folder_pattern, partial_folder, remove_abandoned
 from attend_search.studies.model_card import Provenance
 from attend_search.studies.verify import ExportError, load_exported, verify_export
 from helpers import DATA, cli, fault_env, start

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from attend_search import Spec, SpecError, build_model, input_shape, load_space
-from attend_search.evaluators.cost import analytic_cost, fvcore_cost, peak_activation_bytes
+from attend_search.evaluators.cost import analytic_cost
+from attend_search.evaluators.traced_cost import fvcore_cost, peak_activation_bytes
 from attend_search.evaluators.kernels import extract_kernels
 from attend_search.search_space.nb201 import OPS, arch_string, cell_form, parse_arch
 

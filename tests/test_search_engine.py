@@ -182,7 +182,8 @@ def test_the_fast_trial_reader_gives_optunas_trials(tmp_path):
 
 
 def test_the_storage_reads_trials_for_optunas_cache_as_optuna_does(tmp_path, monkeypatch):
-    """``_get_trials`` in plain SQL (the cache's read on every trial) against Optuna's ORM."""
+    """``_get_trials`` (the cache's read on every trial) and ``get_trial`` (three a trial) in
+    plain SQL, against Optuna's ORM."""
     url = f"sqlite:///{tmp_path}/s.db"
     study = optuna.create_study(storage=url)
     for value in range(8):
@@ -201,6 +202,9 @@ def test_the_storage_reads_trials_for_optunas_cache_as_optuna_does(tmp_path, mon
                     == optunas._get_trials(study._study_id, states, included, after))
     with pytest.raises(KeyError):
         ours._get_trials(study._study_id + 1, None, set(), -1)
+    assert [ours.get_trial(i) for i in ids] == [optunas.get_trial(i) for i in ids]
+    with pytest.raises(KeyError):
+        ours.get_trial(max(ids) + 1)
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")   # ask and tell, no optimize

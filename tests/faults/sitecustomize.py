@@ -33,12 +33,12 @@ elif _FAULT:
     import time
     from pathlib import Path
 
-    from attend_search.explorer import evaluation
+    from attend_search.evaluators import proxies
     from attend_search.explorer.evaluation import Evaluation
 
     _kind, _, _which = _FAULT.partition(":")
     _original = Evaluation.expensive
-    _proxies = evaluation.zero_cost_all
+    _proxies = proxies.zero_cost_all
     _calls = []
 
     def _nan_proxies(*args, **kwargs):
@@ -57,11 +57,11 @@ elif _FAULT:
                     time.sleep(0.1)
                 return _original(self, spec, metrics, report, clock)
             if _kind == "nan":
-                evaluation.zero_cost_all = _nan_proxies
+                proxies.zero_cost_all = _nan_proxies
                 try:
                     return _original(self, spec, metrics, report, clock)
                 finally:
-                    evaluation.zero_cost_all = _proxies
+                    proxies.zero_cost_all = _proxies
             raise RuntimeError("CUDA out of memory (injected fault)")
         return _original(self, spec, metrics, report, clock)
 

@@ -2,14 +2,17 @@
 
 Every public function takes a Spec or any ``torch.nn.Module`` with an input shape, so that
 reference networks from outside the search space are scored the same way. Names are
-imported on first use (PEP 562): the walk of a spec (``spec_walk``) needs no PyTorch.
+imported on first use (PEP 562): what is computed from a spec alone (its walk, analytic cost,
+kernels and predicted latency) needs no PyTorch; a module's trace is in ``traced_cost`` and
+``traced_kernels``.
 """
 
 from .._lazy import lazy_names
 
 _LAZY = {"calibrate_latency": ".calibrate",
-         **dict.fromkeys(["analytic_cost", "flop_analysis", "fvcore_cost",
-                          "peak_activation_bytes"], ".cost"),
+         "analytic_cost": ".cost",
+         **dict.fromkeys(["flop_analysis", "fvcore_cost", "peak_activation_bytes"],
+                         ".traced_cost"),
          **dict.fromkeys(["Dataset", "DatasetError", "load_dataset"], ".datasets"),
          **dict.fromkeys(["DeviceProfile", "builtin_devices", "load_device"], ".devices"),
          "UnknownOpsWarning": ".kernels", "predict_latency": ".latency",

@@ -7,9 +7,10 @@ folds batch norm into the convolution before it and runs the activation in the s
 dispatch and one trip through memory. So the network is read op by op with real shapes,
 and the ops are grouped the way runtimes fuse them.
 
-The ATen ops of one eval-mode forward come from :mod:`.forward_trace`. Each tensor is
-tagged with the value that produced it, so the dataflow (who consumes what) is known
-without keeping activations alive.
+The ATen ops of one eval-mode forward come from :mod:`.traced_kernels` (imported only for
+a module: a spec's kernels need no PyTorch). Each tensor is tagged with the value that
+produced it, so the dataflow (who consumes what) is known without keeping activations
+alive.
 
 Work ("macs") per op, one multiply-accumulate = 1 as in fvcore: convolutions and matrix
 products their MACs; pooling one per window element; nearest upsampling one per output
@@ -44,49 +45,29 @@ op, costed as memory traffic and a dispatch with no compute, and warned about
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
-
-import torch
-from torch import nn
-from torch.utils._pytree import tree_leaves
-from torch.utils.weak import WeakTensorKeyDictionary
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from ..search_space import Spec
-from .forward_trace import is_elementwise, record_forward
-from .model_input import Shape, as_model, spec_at
-from .spec_walk import (FLOAT32_BYTES, WalkOp, conv_class, tflite_padded, tflite_pool_padded,
-                        walk_spec)
+from .spec_walk import FLOAT32_BYTES, WalkOp, walk_spec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .model_input import Shape
 
 OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "matmul", "max_pool",
               "avg_pool", "upsample", "elementwise", "softmax", "layer_norm", "gelu",
               "global_pool", "concat", "copy", "unknown")
 
-_VIEWS = {"view", "_unsafe_view", "reshape", "_reshape_alias", "t", "transpose", "permute",
-          "expand", "squeeze", "unsqueeze", "flatten", "unflatten", "alias", "detach",
-          "slice", "select", "as_strided", "split", "split_with_sizes", "chunk", "unbind",
-          "lift_fresh"}
-_LIKE = {"empty_like", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like"}
-_CONV = {"convolution", "_convolution"}
-_MATMUL = {"addmm", "mm", "bmm", "baddbmm"}
+CONV_OPS = {"convolution", "_convolution"}
+MATMUL_OPS = {"addmm", "mm", "bmm", "baddbmm"}
 _NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
-# Max and average pooling are separate classes: runtimes implement them apart (onnxruntime's
-# x86 average pooling with ceil_mode runs ~10x slower per byte than its max pooling).
-_POOL = {"max_pool2d": "max_pool", "max_pool2d_with_indices": "max_pool", "avg_pool2d": "avg_pool"}
-_ADAPTIVE_POOL = {"adaptive_avg_pool2d": "avg_pool", "_adaptive_avg_pool2d": "avg_pool",
-                  "adaptive_max_pool2d": "max_pool", "mean": "avg_pool"}
-_UPSAMPLE = {"upsample_nearest2d": 1, "_upsample_nearest_exact2d": 1, "upsample_bilinear2d": 4,
-             "upsample_bicubic2d": 16}
-_CONCAT = {"cat", "stack"}
-_SOFTMAX = {"_softmax", "_safe_softmax", "softmax", "_log_softmax", "log_softmax"}
-_LAYER_NORM = {"native_layer_norm", "layer_norm"}
-_GELU = {"gelu", "gelu_"}
-_COPY = {"clone", "_to_copy", "copy", "copy_", "constant_pad_nd"}
 _ADD = {"add", "add_"}
-_NORM_HOSTS = _CONV | _MATMUL
-_ACTIVATION_HOSTS = _CONV | _MATMUL | _ADD
+_NORM_HOSTS = CONV_OPS | MATMUL_OPS
+_ACTIVATION_HOSTS = CONV_OPS | MATMUL_OPS | _ADD
 # Per runtime, the activations fused into the op before them, and which ops host them.
 # onnxruntime folds Relu, Clip, Sigmoid, HardSigmoid, Tanh, LeakyRelu and Silu into a
 # Conv / Gemm (FusedConv); LiteRT fuses the ReLU family (TFLite's fused activations), and
@@ -122,10 +103,10 @@ def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None =
     built model's trace hundreds of times faster; any other module is traced, and ops of no
     known class are warned about by name.
     """
-    if isinstance(model_or_spec, Spec) and (spec := spec_at(model_or_spec, input_shape)):
+    if isinstance(model_or_spec, Spec) and (spec := _spec_at(model_or_spec, input_shape)):
         return _fuse(_walked(spec), runtime)
-    model, shape = as_model(model_or_spec, input_shape)
-    kernels = _fuse(_trace(model, shape), runtime)
+    from .traced_kernels import trace_ops    # PyTorch: only for a network that is run
+    kernels = _fuse(trace_ops(model_or_spec, input_shape), runtime)
     unknown = Counter(f"{k.ops[0]} in {k.name}" for k in kernels if k.op_class == "unknown")
     if unknown:
         warnings.warn(UnknownOpsWarning(
@@ -135,13 +116,24 @@ def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None =
     return kernels
 
 
-# --------------------------------------------------------------------------- tracing
+def _spec_at(spec: Spec, shape: Shape | None) -> Spec | None:
+    """``spec`` with its input size set by a batch-1 square ``shape`` (none: its own), or None
+    for a shape that no spec describes (a batch, another channel count, a rectangle)."""
+    if shape is None:
+        return spec
+    batch, channels, *sides = shape
+    if batch == 1 and channels == spec.in_channels and len(sides) == 2 and sides[0] == sides[1]:
+        return replace(spec, input_size=sides[0])
+    return None
+
+
+# --------------------------------------------------------------------------- ops
 @dataclass
-class _Op:
+class Op:
     name: str                    # ATen op, without overload: "convolution", "relu_"
     op_class: str
     work: int                    # "macs" of the module docstring
-    inputs: tuple[int, ...]      # activation values read (ids into _Trace.sizes)
+    inputs: tuple[int, ...]      # activation values read (ids into Trace.sizes)
     output: int
     weight_bytes: int
     module: str
@@ -149,123 +141,31 @@ class _Op:
 
 
 @dataclass
-class _Trace:
-    ops: list[_Op] | list[WalkOp] = field(default_factory=list)
+class Trace:
+    """The ops of one forward pass, traced (:mod:`.traced_kernels`) or walked."""
+
+    ops: list[Op] | list[WalkOp] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)      # bytes of each value
     outputs: set[int] = field(default_factory=set)      # values the network returns
     image: bool = False                                  # is the input (value 0) NCHW
 
 
-class _KernelLog:
-    """Every ATen op with the values it reads and writes and the module running it.
-
-    A value is a tensor: an in-place op makes a new value (so a fused activation follows its
-    convolution as a separate op), a view is its base's value.
-    """
-
-    def __init__(self):
-        self.trace = _Trace()
-        self.values = WeakTensorKeyDictionary()     # tensor -> id of the value it holds
-
-    def input(self, tensor: torch.Tensor) -> int:
-        self.trace.sizes.append(tensor.numel() * FLOAT32_BYTES)
-        self.values[tensor] = len(self.trace.sizes) - 1
-        return self.values[tensor]
-
-    def op(self, func, args: tuple, kwargs: dict, out, module: str) -> None:
-        name = func.overloadpacket.__name__
-        if name in _LIKE:        # a new tensor shaped like an activation: no data flows
-            return
-        tensors = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
-        outs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
-        inputs = tuple(dict.fromkeys(self.values[t] for t in tensors if t in self.values))
-        if not inputs or not outs:
-            return               # computed from weights alone: a constant the exporter folds
-        if name in _VIEWS:
-            for view in outs:
-                self.values[view] = inputs[0]
-            return
-        op_class, macs = _classify(func, args, tensors, outs[0], self.values)
-        weights = sum(t.numel() for t in tensors if t not in self.values) * FLOAT32_BYTES
-        self.trace.ops.append(_Op(name, op_class, macs, inputs, self.input(outs[0]),
-                                  weights, module, _pad(name, args, tensors)))
-
-    def output(self, y) -> None:
-        self.trace.outputs = {self.values[t] for t in tree_leaves(y)
-                              if isinstance(t, torch.Tensor) and t in self.values}
-
-
-def _classify(func, args: tuple, tensors: list[torch.Tensor], out: torch.Tensor,
-              activations: WeakTensorKeyDictionary) -> tuple[str, int]:
-    """``(op class, MACs)`` of one ATen op (see the module docstring for the counting rules);
-    ``activations`` holds the tensors that are activations (the others are weights)."""
-    name = func.overloadpacket.__name__
-    if name in _CONV:
-        x, weight = tensors[0], tensors[1]
-        transposed, groups = args[6], args[8]
-        window = math.prod(weight.shape[2:])
-        macs = (x if transposed else out).numel() * weight.shape[1] * window
-        return ("conv" if transposed and groups == 1 else conv_class(x.shape[1], groups, window)), macs
-    if name in _MATMUL:  # the last two tensors are the matrices
-        both = all(t in activations for t in tensors[-2:])
-        return ("matmul" if both else "linear"), out.numel() * tensors[-1].shape[-2]
-    if name in _POOL:
-        return _POOL[name], out.numel() * math.prod(args[1])
-    if name in _ADAPTIVE_POOL:
-        spatial = math.prod(out.shape[2:]) if out.dim() > 2 else 1
-        return ("global_pool" if spatial == 1 else _ADAPTIVE_POOL[name]), tensors[0].numel()
-    if name in _UPSAMPLE:
-        return "upsample", out.numel() * _UPSAMPLE[name]
-    if name in _CONCAT:
-        return "concat", 0
-    if name in _SOFTMAX:
-        return "softmax", out.numel()
-    if name in _LAYER_NORM:
-        return "layer_norm", out.numel()
-    if name in _GELU:       # tagged pointwise: before the element-wise rule
-        return "gelu", out.numel()
-    if name in _COPY:       # clone is tagged pointwise too
-        return "copy", 0
-    if is_elementwise(func):
-        return "elementwise", out.numel()
-    return "unknown", 0
-
-
-def _pad(name: str, args: tuple, tensors: list[torch.Tensor]) -> int:
-    """Elements of the padded input LiteRT writes before a convolution or a ceil-mode
-    average pooling (0 for none)."""
-    x, padded = tensors[0], None
-    if name in _CONV and not args[6]:       # transposed convolutions are not padded so
-        padded = tflite_padded(tuple(x.shape[2:]), tuple(tensors[1].shape[2:]), tuple(args[3]),
-                               tuple(args[4]))
-    elif name == "avg_pool2d" and len(args) > 4 and args[4] and not any(args[3]):
-        padded = tflite_pool_padded(tuple(x.shape[2:]), tuple(args[1]), tuple(args[2] or args[1]))
-    return x.shape[1] * math.prod(padded) if padded else 0
-
-
-def _trace(model: nn.Module, shape: Shape) -> _Trace:
-    log = _KernelLog()
-    record_forward(model, shape, log)
-    log.trace.image = len(shape) == 4
-    return log.trace
-
-
-def _walked(spec: Spec) -> _Trace:
-    """The walk's ops, recorded in the shape of a trace's (:class:`_Op`'s fields)."""
+def _walked(spec: Spec) -> Trace:
+    """The walk's ops, recorded in the shape of a trace's (:class:`Op`'s fields)."""
     walk = walk_spec(spec)
-    return _Trace(walk.ops, walk.sizes, {walk.output}, image=True)
+    return Trace(walk.ops, walk.sizes, {walk.output}, image=True)
 
 
 # --------------------------------------------------------------------------- fusion
-def _fuse(trace: _Trace, runtime: str = "onnxruntime") -> list[Kernel]:
+def _fuse(trace: Trace, runtime: str = "onnxruntime") -> list[Kernel]:
     """Group ops into kernels: an op joins the kernel whose output it alone consumes."""
     if runtime == "litert":
         trace = _as_litert(trace)
     activations = _FUSED_ACTIVATIONS.get(runtime, _FUSED_ACTIVATIONS["onnxruntime"])
     consumers = Counter(v for op in trace.ops for v in op.inputs)
     consumers.update(trace.outputs)
-    groups: list[list[_Op]] = []
-    open_tails: dict[int, list[_Op]] = {}    # output value -> the kernel that wrote it
+    groups: list[list[Op]] = []
+    open_tails: dict[int, list[Op]] = {}    # output value -> the kernel that wrote it
     for op in trace.ops:
         group = open_tails.pop(op.inputs[0], None)
         if group is not None and consumers[op.inputs[0]] == 1 and _epilogue(group, op, activations):
@@ -277,7 +177,7 @@ def _fuse(trace: _Trace, runtime: str = "onnxruntime") -> list[Kernel]:
     return [_kernel(group, trace.sizes) for group in groups]
 
 
-def _as_litert(trace: _Trace) -> _Trace:
+def _as_litert(trace: Trace) -> Trace:
     """The ops LiteRT's converter writes for the traced ones (the module docstring): the
     input's transpose; PAD before a convolution or pooling that needs one; the multiply
     after hard-sigmoid and after a padded average pooling; and one op for ops without
@@ -288,7 +188,7 @@ def _as_litert(trace: _Trace) -> _Trace:
     def copy(name: str, source: int, nbytes: int, module: str) -> int:
         if (name, source, nbytes) not in seen:
             sizes.append(nbytes)
-            ops.append(_Op(name, "copy", 0, (source,), len(sizes) - 1, 0, module))
+            ops.append(Op(name, "copy", 0, (source,), len(sizes) - 1, 0, module))
             seen[name, source, nbytes] = len(sizes) - 1
         return seen[name, source, nbytes]
 
@@ -308,14 +208,14 @@ def _as_litert(trace: _Trace) -> _Trace:
         if op.name == "hardsigmoid" or op.pad and op.op_class == "avg_pool":
             sizes.append(sizes[op.output])      # what the multiply then reads
             output = len(sizes) - 1
-        ops.append(_Op(op.name, op.op_class, op.work, inputs, output, op.weight_bytes, op.module))
+        ops.append(Op(op.name, op.op_class, op.work, inputs, output, op.weight_bytes, op.module))
         if output != op.output:
-            ops.append(_Op("mul", "elementwise", sizes[output] // FLOAT32_BYTES, (output,),
+            ops.append(Op("mul", "elementwise", sizes[output] // FLOAT32_BYTES, (output,),
                            op.output, 0, op.module))
-    return _Trace(ops, sizes, {renamed.get(v, v) for v in trace.outputs})
+    return Trace(ops, sizes, {renamed.get(v, v) for v in trace.outputs})
 
 
-def _epilogue(group: list[_Op], op: _Op, activations: dict[str, set[str]]) -> bool:
+def _epilogue(group: list[Op], op: Op, activations: dict[str, set[str]]) -> bool:
     """Can ``op`` run in the epilogue of the kernel ``group`` (reading only its output)?
     The epilogue is a batch norm after a convolution or matrix product, then one activation
     of ``activations``, after a host it names (the batch norm's or its own anchor)."""
@@ -328,7 +228,7 @@ def _epilogue(group: list[_Op], op: _Op, activations: dict[str, set[str]]) -> bo
     return op.name in _NORM and len(group) == 1 and anchor in _NORM_HOSTS
 
 
-def _kernel(group: list[_Op], sizes: list[int]) -> Kernel:
+def _kernel(group: list[Op], sizes: list[int]) -> Kernel:
     """Epilogue ops read only the op before them: the kernel reads its anchor's inputs."""
     anchor, last = group[0], group[-1]
     activations = sum(sizes[v] for v in anchor.inputs) + sizes[last.output]

@@ -20,13 +20,16 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..search_space import Spec
 from .devices import DeviceProfile, load_device
 from .kernels import Kernel, extract_kernels
-from .model_input import Shape
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .model_input import Shape
 
 Device = str | Path | DeviceProfile
 

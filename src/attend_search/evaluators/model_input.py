@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 
 import torch
 from torch import nn
@@ -25,17 +24,6 @@ def as_model(model_or_spec: nn.Module | Spec, shape: Shape | None = None) -> tup
     if shape is None:
         raise AttendSearchError("an input shape is needed for a module that is not a Spec")
     return model_or_spec, tuple(shape)
-
-
-def spec_at(spec: Spec, shape: Shape | None) -> Spec | None:
-    """``spec`` with its input size set by a batch-1 square ``shape`` (none: its own), or None
-    for a shape that no spec describes (a batch, another channel count, a rectangle)."""
-    if shape is None:
-        return spec
-    batch, channels, *sides = shape
-    if batch == 1 and channels == spec.in_channels and len(sides) == 2 and sides[0] == sides[1]:
-        return replace(spec, input_size=sides[0])
-    return None
 
 
 @contextmanager

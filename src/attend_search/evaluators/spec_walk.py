@@ -71,7 +71,7 @@ def conv_class(in_channels: int, groups: int, window: int) -> str:
 
 
 class WalkOp(NamedTuple):  # a tuple: a walk makes hundreds, and tuples are made fastest
-    """One ATen op of the forward pass, with the fields of a traced op (kernels._Op) and the
+    """One ATen op of the forward pass, with the fields of a traced op (kernels.Op) and the
     cost figures. Values are numbered tensors, 0 the network input."""
 
     name: str                    # the ATen op a trace records

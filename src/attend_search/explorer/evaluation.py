@@ -1,4 +1,7 @@
-"""Compute the metrics a study asks for, for one spec."""
+"""Compute the metrics a study asks for, for one spec.
+
+Cheap metrics come from the spec alone; PyTorch is imported where an expensive metric first
+needs a network, so reading a study (``show``, ``report``) never loads it."""
 
 from __future__ import annotations
 
@@ -6,15 +9,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ..evaluators.cost import analytic_cost
-from ..evaluators.datasets import Dataset, load_dataset
 from ..evaluators.latency import predict_latency
-from ..evaluators.proxies import zero_cost_all
-from ..evaluators.training import train_eval
 from ..search_space import Spec
 from .metrics import is_cheap, latency_device
 from .stopwatch import Stopwatch
+
+if TYPE_CHECKING:
+    from ..evaluators.datasets import Dataset
 
 
 @dataclass(frozen=True)
@@ -50,24 +54,39 @@ class Evaluation:
                     values[metric] = predict_latency(spec, device)
         return values
 
+    def load(self, metrics: list[str]) -> None:
+        """Import what the expensive ``metrics`` need (PyTorch, ~2 s) before a search begins,
+        where a Ctrl-C can wait: one that landed inside that import, during the first trial,
+        made Python exit by SIGINT (status -2, not 130) after the trial was closed."""
+        if not all(map(is_cheap, metrics)):
+            from ..evaluators import proxies, training  # noqa: F401
+
     def expensive(self, spec: Spec, metrics: list[str],
                   report: Callable[[int, float], None] | None = None,
                   clock: Stopwatch | None = None) -> dict[str, float]:
-        """Proxies on one shared batch, then short training if ``accuracy`` is asked for."""
-        clock = clock or Stopwatch()
+        """Proxies on one shared batch, then short training if ``accuracy`` is asked for, on
+        ``threads`` threads."""
         proxies = [m for m in metrics if not is_cheap(m) and m != "accuracy"]
+        if not proxies and "accuracy" not in metrics:
+            return {}
+        from ..evaluators.forward_trace import torch_threads   # PyTorch from here on only
+        from ..evaluators.proxies import zero_cost_all
+        from ..evaluators.training import train_eval
+
+        clock = clock or Stopwatch()
         values = {}
-        if proxies:
-            with clock("proxy"):
-                values = zero_cost_all(spec, proxies=proxies, seed=self.seed,
-                                       batch_size=self.proxy_batch_size)
-        if "accuracy" in metrics:
-            t = self.training
-            with clock("training"):
-                values["accuracy"] = train_eval(
-                    spec, _dataset(t.dataset), t.epochs, batch_size=t.batch_size,
-                    input_size=t.input_size, device=t.device, seed=self.seed, callback=report,
-                    progress=False)
+        with torch_threads(self.threads):
+            if proxies:
+                with clock("proxy"):
+                    values = zero_cost_all(spec, proxies=proxies, seed=self.seed,
+                                           batch_size=self.proxy_batch_size)
+            if "accuracy" in metrics:
+                t = self.training
+                with clock("training"):
+                    values["accuracy"] = train_eval(
+                        spec, _dataset(t.dataset), t.epochs, batch_size=t.batch_size,
+                        input_size=t.input_size, device=t.device, seed=self.seed,
+                        callback=report, progress=False)
         broken = {name: value for name, value in values.items() if not math.isfinite(value)}
         if broken:  # a singular naswot kernel, synflow of a dead network: not a ranking
             raise ValueError("not a finite value: " + ", ".join(
@@ -78,5 +97,6 @@ class Evaluation:
 @lru_cache(maxsize=2)
 def _dataset(source: str) -> Dataset:
     """Loaded once per process, not once per trial."""
+    from ..evaluators.datasets import load_dataset
     return load_dataset(source)
 

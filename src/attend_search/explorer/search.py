@@ -36,7 +36,6 @@ from optuna.trial import FrozenTrial, TrialState
 from .. import __version__, interrupts
 from ..constraints import ConstraintSet
 from ..errors import RunStopped
-from ..evaluators.forward_trace import torch_threads
 from ..search_space import Spec, get_preset, list_presets
 from ..search_space.space import Space
 from .deadline import deadline
@@ -369,7 +368,9 @@ def optimize(run: Run, n_trials: int | None = None, timeout: float | None = None
     stops; running again resumes the study.
     """
     objective = TrialObjective(run, max_failures, trial_timeout)
-    with torch_threads(run.config.evaluation.threads), interrupts.deferred():
+    with interrupts.deferred():
+        run.config.evaluation.load(run.config.metrics)
+        interrupts.raise_if_requested()
         run.study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
                            callbacks=[_stop_if_interrupted],
                            show_progress_bar=progress and n_trials is not None)

@@ -31,6 +31,7 @@ from ..evaluators.quantize import quantize_onnx
 from ..explorer import record_of
 from ..search_space import Spec, build_model, input_shape
 from .config import StudyConfig
+from .export_folders import export_folder, exported_spec, partial_folder, remove_abandoned
 from .model_card import CardFacts, Provenance, model_card
 from .verify import check_int8, file_latency, machine, verify_export
 
@@ -64,48 +65,6 @@ def parse_formats(text: str, quantize: str | None = None) -> list[str]:
     return formats
 
 
-def _spec(trial: FrozenTrial, config: StudyConfig) -> Spec:
-    return Spec.from_dict(record_of(trial).spec).renamed(f"{config.name}-trial{trial.number}")
-
-
-def export_folder(trial: FrozenTrial, config: StudyConfig, out: Path) -> Path:
-    """Where :func:`export_trial` puts a trial: ``<out>/<study>-trial<N>-<digest>``."""
-    spec = _spec(trial, config)
-    return out / f"{spec.name}-{spec.digest}"
-
-
-def folder_pattern(study: str) -> str:
-    """The names :func:`export_folder` gives the study's folders, as a regular expression."""
-    return rf"{re.escape(study)}-trial\d+-[0-9a-f]+"
-
-
-def partial_folder(folder: Path, pid: int) -> Path:
-    """Where process ``pid`` writes ``folder`` until it is complete (hidden)."""
-    return folder.parent / f".{folder.name}.{pid}.partial"
-
-
-def remove_abandoned(out: Path, names: str) -> list[Path]:
-    """Remove the partial folders in ``out`` of folders named as the regular expression
-    ``names`` whose writer is gone: an export killed outright (SIGKILL, power) cannot clean
-    up, and its folder would otherwise block the next export. A live writer's is left."""
-    pattern = re.compile(rf"\.{names}\.(\d+)\.partial")
-    abandoned = [p for p in sorted(out.glob(".*.partial")) if p.is_dir()
-                 and (m := pattern.fullmatch(p.name)) and not _alive(int(m[1]))]
-    for path in abandoned:
-        shutil.rmtree(path, ignore_errors=True)
-    return abandoned
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:          # another user's process
-        return True
-    return True
-
-
 def refuse_overwrite(paths: list[Path], force: bool) -> None:
     """Before anything is written: an export replaces earlier files only with ``force``."""
     existing = [p for p in paths if p.exists()]
@@ -116,9 +75,9 @@ def refuse_overwrite(paths: list[Path], force: bool) -> None:
 
 def export_trial(trial: FrozenTrial, config: StudyConfig, formats: list[str], out: Path,
                  seed: int = 0, int8: Int8 | None = None, force: bool = False) -> Path:
-    """One trial's folder (:func:`export_folder`), weights initialised under
+    """One trial's folder (:func:`.export_folders.export_folder`), weights initialised under
     ``torch.manual_seed(seed)`` (the caller's random state is left as it was)."""
-    spec, record = _spec(trial, config), record_of(trial)
+    spec, record = exported_spec(trial, config), record_of(trial)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(spec)

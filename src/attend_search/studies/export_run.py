@@ -18,8 +18,8 @@ from ..evaluators.quantize import calibration_batch
 from ..explorer import record_of
 from ..search_space import Spec
 from .config import StudyConfig
-from .export import (TABLE_FORMATS, Int8, export_folder, export_trial, folder_pattern,
-                     refuse_overwrite, remove_abandoned)
+from .export import TABLE_FORMATS, Int8, export_trial, refuse_overwrite
+from .export_folders import export_folder, folder_pattern, remove_abandoned
 from .manifest import refuse_stale, remove_stale, stale_folders, write_manifest
 from .results import trials_frame
 from .store import write_atomic

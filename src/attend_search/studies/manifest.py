@@ -21,7 +21,8 @@ from optuna.trial import FrozenTrial
 
 from .. import __version__
 from ..errors import AttendSearchError
-from .export import file_sha256, folder_pattern
+from .export import file_sha256
+from .export_folders import folder_pattern
 from .results import counts
 from .store import write_atomic
 
@@ -34,7 +35,7 @@ def manifest_path(out: Path, study: str) -> Path:
 
 def stale_folders(out: Path, study: str, current: Sequence[Path]) -> list[Path]:
     """The study's export folders in ``out`` that are not ``current``. Half-written ones are
-    not: a live export's is its own, a dead one's :func:`.export.remove_abandoned` removes."""
+    not: a live export's is its own, a dead one's :func:`.export_folders.remove_abandoned` removes."""
     if not out.is_dir():
         return []
     pattern = re.compile(folder_pattern(study))

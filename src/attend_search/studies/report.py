@@ -23,7 +23,6 @@ from optuna.trial import FrozenTrial
 from plotly.subplots import make_subplots
 
 from .. import __version__
-from ..evaluators.forward_trace import torch_threads
 from ..evaluators.latency import predict_latency
 from ..explorer import Objective, record_of
 from ..explorer.metrics import COST_METRICS, kind_of, metric_label, shown
@@ -31,7 +30,7 @@ from ..explorer.search import quiet_optuna
 from ..search_space import Spec, get_preset, list_presets
 from ..search_space.naming import layer_name
 from .config import StudyConfig
-from .export import export_folder
+from .export_folders import export_folder
 from .results import best, candidates, counts, hypervolume_history, trials_frame
 from .store import write_atomic
 from .trial_reader import read_trials, with_params
@@ -156,12 +155,11 @@ def _preset_points(config: StudyConfig, metrics: list[str]) -> dict[str, dict[st
     s = config.search
     size = 224 if 224 in s.space.input_size.values else s.space.input_size.values[-1]
     points = {}
-    with torch_threads(s.evaluation.threads):
-        for name in list_presets():
-            spec = get_preset(name, num_classes=s.space.num_classes, input_size=size)
-            values = s.evaluation.cheap(spec, metrics)
-            values.update(s.evaluation.expensive(spec, [m for m in metrics if m not in values]))
-            points[name] = values
+    for name in list_presets():
+        spec = get_preset(name, num_classes=s.space.num_classes, input_size=size)
+        values = s.evaluation.cheap(spec, metrics)
+        values.update(s.evaluation.expensive(spec, [m for m in metrics if m not in values]))
+        points[name] = values
     return points
 
 

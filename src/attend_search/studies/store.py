@@ -45,7 +45,7 @@ from .config import NAME, StudyConfig, StudyError, read_study
 from . import sqlite_lock
 from .ledger import SqlLedger
 from .trial_cache import TrialCache
-from .trial_reader import trials_since
+from .trial_reader import select_trials, trials_since
 
 STORAGE_ENV = "ATTEND_SEARCH_STORAGE"
 GRACE_ENV = "ATTEND_SEARCH_HEARTBEAT_GRACE"     # seconds before a silent worker's trial fails
@@ -168,6 +168,14 @@ class _Storage(RDBStorage):
                                  (models.TrialSystemAttributeModel, system_attrs)):
                 for key, value in attrs.items():
                     self._set_trial_attr_without_commit(session, model, trial_id, key, value)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        """Optuna reads the running trial three times a trial (to start it, to tell it,
+        after it): in plain SQL (:mod:`.trial_reader`), not through its ORM."""
+        found = select_trials(self.engine, models.TrialModel.trial_id == trial_id)
+        if not found:
+            raise KeyError(models.NOT_FOUND_MSG)
+        return found[0]
 
     def _get_trials(self, study_id: int, states: Container[TrialState] | None,
                     included_trial_ids: set[int], trial_id_greater_than: int

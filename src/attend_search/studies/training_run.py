@@ -25,7 +25,8 @@ from ..evaluators.datasets import Dataset
 from ..evaluators.trainer import CheckpointError, Recipe, State, Trained, train
 from ..evaluators.quantize import calibration_batch
 from ..search_space import Spec
-from .export import Int8, _spec, export_network
+from .export import Int8, export_network
+from .export_folders import exported_spec
 from .model_card import Provenance
 from .results import candidates
 from .store import StudyPlace, load, write_atomic
@@ -77,7 +78,7 @@ def trial_spec(where: StudyPlace, number: int) -> Spec:
     if not match:
         raise AttendSearchError(f"--trial {number}: no feasible, complete trial with that "
                                 f"number in study {config.name} (see attend-search show)")
-    return _spec(match[0], config)
+    return exported_spec(match[0], config)
 
 
 def _start(out: Path, checkpoint: Path, resume: bool, force: bool) -> State | None:
