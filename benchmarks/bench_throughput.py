@@ -125,23 +125,29 @@ def main() -> None:
         args.trials, args.repeats = 30, 1
     rates: dict[int, list[float]] = {1: [], 2: []}
     walls: dict[int, list[float]] = {1: [], 2: []}
-    feasible = []
+    feasible: dict[int, list[float]] = {1: [], 2: []}
+    proxy_ms: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(args.repeats):
         for jobs in (1, 2):
             with tempfile.TemporaryDirectory() as folder:
                 rate, wall, done = timed_run(args.trials, jobs, Path(folder))
+            records = [record_of(t) for t in done]
             rates[jobs].append(rate)
             walls[jobs].append(wall)
-            feasible.append(sum(bool(record_of(t).feasible) for t in done) / len(done))
+            feasible[jobs].append(sum(bool(r.feasible) for r in records) / len(done))
+            proxy_ms[jobs].append(sum(r.seconds.get("proxy", 0.0) for r in records)
+                                  / len(done) * 1e3)
     print(f"default study, {args.trials} trials a run, {args.repeats} run(s) per setting, "
           f"{os.cpu_count()} cores; median of the runs")
-    for jobs in (1, 2):
+    for jobs in (1, 2):   # the sampler's path, hence the proxy work, differs between runs
         print(f"  --jobs {jobs}: {statistics.median(rates[jobs]):6.0f} trials/min "
-              f"(command wall time {statistics.median(walls[jobs]):.1f} s)")
+              f"(command wall time {statistics.median(walls[jobs]):.1f} s; "
+              f"{statistics.median(feasible[jobs]):.0%} feasible, proxies "
+              f"{statistics.median(proxy_ms[jobs]):.0f} ms a trial; per run: "
+              f"{', '.join(f'{r:.0f}' for r in rates[jobs])} trials/min)")
     ratios = [b / a for a, b in zip(rates[1], rates[2])]
     print(f"  --jobs 2 / --jobs 1: {statistics.median(ratios):.2f}x "
           f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)})")
-    print(f"  feasible trials: {statistics.median(feasible):.0%}")
     with tempfile.TemporaryDirectory() as folder:
         per_trial, n = breakdown(min(args.trials, 100), Path(folder))
     print(f"\nwhere a trial's time goes (--jobs 1, {n} trials, ms per trial, exclusive):")

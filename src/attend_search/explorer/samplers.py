@@ -75,10 +75,11 @@ def _quiet(make: Callable[..., Any]) -> Callable[..., Any]:
 class _OneReadPerTrial:
     """The study as a sampler sees it while it samples one trial: every trial as Optuna
     read them when the trial was asked for (to infer the search space), served from that
-    list."""
+    list; its storage writes no relative parameters (:class:`_NoRelativeParams`)."""
 
     def __init__(self, study: optuna.Study):
         self._study, self._trials = study, None
+        self._storage = _NoRelativeParams(study._storage)
 
     def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False
                     ) -> list[optuna.trial.FrozenTrial]:
@@ -89,6 +90,24 @@ class _OneReadPerTrial:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
+
+
+class _NoRelativeParams:
+    """A storage that drops TPE's ``tpe:relative_params`` system attribute. TPE writes the
+    parameters it chose for a trial there, in a transaction of its own under SQLite's
+    write lock, so that other workers' constant liar sees a running trial's parameters
+    before they are suggested. Ours are written a few milliseconds later in one batch
+    (:mod:`.param_batch`), and the liar reads ``trial.params`` then."""
+
+    def __init__(self, storage: Any):
+        self._inner = storage
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        if not key.startswith("tpe:relative_params"):
+            self._inner.set_trial_system_attr(trial_id, key, value)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 class _TPESampler(optuna.samplers.TPESampler):

@@ -140,6 +140,7 @@ class _Storage(RDBStorage):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._distributions: dict[tuple[int, str], BaseDistribution | None] = {}
+        self._first_beat_made: set[int] = set()
 
     def set_trial_params(self, trial_id: int,
                          params: list[tuple[str, float, BaseDistribution]]) -> None:
@@ -168,6 +169,16 @@ class _Storage(RDBStorage):
                                  (models.TrialSystemAttributeModel, system_attrs)):
                 for key, value in attrs.items():
                     self._set_trial_attr_without_commit(session, model, trial_id, key, value)
+
+    def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None,
+                                session) -> models.TrialModel:
+        """A new running trial gets its first heartbeat in the transaction that creates it,
+        not in one of its own from the heartbeat thread (see :meth:`record_heartbeat`)."""
+        trial = super()._get_prepared_new_trial(study_id, template_trial, session)
+        if template_trial is None and self.heartbeat_interval is not None:
+            session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
+            self._first_beat_made.add(trial.trial_id)
+        return trial
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         """Optuna reads the running trial three times a trial (to start it, to tell it,
@@ -200,7 +211,14 @@ class _Storage(RDBStorage):
         """Optuna's heartbeat thread dies on its first storage error (a server restarting, a
         moment's lock) with a traceback, and the trial, still running, then looks dead to
         other workers once the grace period has passed. A missed beat is harmless: the next
-        one tries again."""
+        one tries again.
+
+        The thread's first beat, at the trial's start, is skipped when the trial was made
+        with one: a transaction saved, which under SQLite's write lock, on a thread that
+        shares the interpreter with the trial's own work, held the lock longest of all."""
+        if trial_id in self._first_beat_made:
+            self._first_beat_made.discard(trial_id)
+            return
         try:
             super().record_heartbeat(trial_id)
         except optuna.exceptions.StorageInternalError:
