@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+from optuna.samplers._tpe.sampler import _RELATIVE_PARAMS_KEY
 
 from ..search_space.fields import Fields
 
@@ -103,7 +104,7 @@ class _NoRelativeParams:
         self._inner = storage
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        if not key.startswith("tpe:relative_params"):
+        if not key.startswith(_RELATIVE_PARAMS_KEY):
             self._inner.set_trial_system_attr(trial_id, key, value)
 
     def __getattr__(self, name: str) -> Any:

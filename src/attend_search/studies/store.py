@@ -214,8 +214,8 @@ class _Storage(RDBStorage):
         one tries again.
 
         The thread's first beat, at the trial's start, is skipped when the trial was made
-        with one: a transaction saved, which under SQLite's write lock, on a thread that
-        shares the interpreter with the trial's own work, held the lock longest of all."""
+        with one. That beat ran on a thread sharing the interpreter with the trial's own
+        work, so it held SQLite's write lock longer than any other transaction of a trial."""
         if trial_id in self._first_beat_made:
             self._first_beat_made.discard(trial_id)
             return
