@@ -33,7 +33,7 @@ def test_n_workers_on_one_postgresql_study_and_show_follows_them(workdir):
     cli("run", "cluster.yaml", "--budget", "2", "--storage", POSTGRES, cwd=workdir)
     # step 2, the array: each task is one worker knowing only the study's name and URL
     workers = [subprocess.Popen([sys.executable, "-m", "attend_search.cli", "worker", name,
-                                 "--storage", POSTGRES, "--budget", "10"],
+                                 "--storage", POSTGRES, "--budget", "30"],
                                 cwd=workdir, env=environment(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for _ in range(3)]
     seen = []
@@ -45,12 +45,12 @@ def test_n_workers_on_one_postgresql_study_and_show_follows_them(workdir):
         _, err = w.communicate()
         assert w.returncode == 0, err
     final = cli("show", name, "--storage", POSTGRES, cwd=workdir).stdout
-    assert _counts(final) == (32, 0)
+    assert _counts(final) == (92, 0)
     assert "Pareto set" in final
     # while the workers ran, show saw the study grow (how many ran at once depends on load)
-    middle = [finished for finished, _ in seen if 2 < finished < 32]
+    middle = [finished for finished, _ in seen if 2 < finished < 92]
     assert middle and middle == sorted(middle), seen
     trials = postgres_trials(name)
-    assert sorted(t.number for t in trials) == list(range(32))
+    assert sorted(t.number for t in trials) == list(range(92))
     # each worker sampled from its own stream of the study's ledger: the run's and three more
     assert len({record_of(t).stream for t in trials}) == 4
