@@ -6,13 +6,14 @@ Runs `attend-search run` on the AttendNeXt space with cheap objectives only (par
 MACs, predicted Cortex-A72 latency; no proxy) and NSGA-II, the sampler for long runs, in a
 fresh SQLite study. Then prints the time per trial over the first and the last `--window`
 trials (from the trials' time stamps), their ratio, and how long `show` and `report` take
-on the finished study.
+on the finished study (the median of three runs of each).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,15 +66,17 @@ def main() -> None:
         trials = sorted((t for t in read_trials(study, params=False) if t.datetime_complete),
                         key=lambda t: t.datetime_complete)
         first, last = ms_per_trial(trials[:args.window]), ms_per_trial(trials[-args.window:])
-        show = command(folder, "show", NAME)
-        report = command(folder, "report", NAME, "--out", str(folder / "report.html"))
+        show = [command(folder, "show", NAME) for _ in range(3)]
+        report = [command(folder, "report", NAME, "--out", str(folder / "report.html"))
+                  for _ in range(3)]
         size = (folder / "studies" / NAME / "study.db").stat().st_size
     print(f"{len(trials)} trials, --jobs {args.jobs}, NSGA-II, cheap objectives, SQLite "
           f"({size / 2**20:.0f} MiB), run took {run:.0f} s")
     print(f"  first {args.window} trials: {first:6.1f} ms per trial")
     print(f"  last {args.window} trials:  {last:6.1f} ms per trial  ({last / first:.2f}x the first)")
-    print(f"  show:   {show:5.1f} s")
-    print(f"  report: {report:5.1f} s")
+    for name, seconds in (("show", show), ("report", report)):
+        print(f"  {name + ':':7s} {statistics.median(seconds):5.1f} s "
+              f"(runs: {', '.join(f'{s:.1f}' for s in seconds)})")
 
 
 if __name__ == "__main__":

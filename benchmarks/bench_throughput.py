@@ -1,13 +1,18 @@
 """Trials per minute of the default study, with one and two worker processes, and where a
 trial's time goes.
 
-    .venv/bin/python benchmarks/bench_throughput.py [--trials 300] [--repeats 3] [--quick]
+    .venv/bin/python benchmarks/bench_throughput.py [--trials 300] [--repeats 5] [--quick]
 
-Each run is `attend-search run --budget N --jobs J` on the built-in default study, in a fresh
-folder (fresh SQLite study), as a user runs it. Throughput is taken from the trials' own
-time stamps (first start to last finish: the search, not the process start-up); the wall
-time of the command is printed beside it. `--jobs 1` and `--jobs 2` alternate within each
-repeat, so their ratio is taken under the same machine load; the medians are printed.
+Each run is `attend-search run study.yaml --budget N --jobs J` on the built-in default study,
+in a fresh folder (fresh SQLite study), as a user runs it. Throughput is taken from the
+trials' own time stamps (first start to last finish: the search, not the process start-up);
+the wall time of the command is printed beside it. `--jobs 1` and `--jobs 2` alternate within
+each repeat, so their ratio is taken under the same machine load; the medians are printed.
+
+Repeat r runs both settings with study seed r. A trial's cost depends on the architecture the
+sampler proposes (infeasible ones skip the proxy; bigger networks take longer), and two
+workers never follow one worker's path, so one seed compares two different searches: over
+seeds, both settings average over paths alike.
 
 Then one `--jobs 1` run in this process with the storage, the sampler and the evaluators
 timed (exclusive time: a storage read inside the sampler counts as storage), so the next
@@ -25,9 +30,11 @@ import tempfile
 import time
 from collections import defaultdict
 from functools import wraps
+from importlib import resources
 from pathlib import Path
 
 import optuna
+import yaml
 
 from attend_search.evaluators import proxies as proxies_module
 from attend_search.explorer import evaluation as evaluation_module
@@ -39,12 +46,14 @@ from attend_search.studies import create, load_study_file, place
 STUDY = "default"
 
 
-def timed_run(trials: int, jobs: int, folder: Path) -> tuple[float, float, list]:
+def timed_run(trials: int, jobs: int, seed: int, folder: Path) -> tuple[float, float, list]:
     """(trials per minute from time stamps, wall seconds of the command, trials)."""
+    study = yaml.safe_load((resources.files("attend_search.studies") / "default.yaml").read_text())
+    (folder / "study.yaml").write_text(yaml.safe_dump({**study, "seed": seed}))
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "attend_search.cli", "run", "--budget",
-                           str(trials), "--jobs", str(jobs)], cwd=folder, capture_output=True,
-                          text=True, env={**os.environ, "CI": "true"})
+    done = subprocess.run([sys.executable, "-m", "attend_search.cli", "run", "study.yaml",
+                           "--budget", str(trials), "--jobs", str(jobs)], cwd=folder,
+                          capture_output=True, text=True, env={**os.environ, "CI": "true"})
     if done.returncode != 0:
         raise SystemExit(f"--jobs {jobs} failed (exit {done.returncode}):\n{done.stderr}")
     wall = time.perf_counter() - start
@@ -118,7 +127,7 @@ def breakdown(trials: int, folder: Path) -> tuple[dict[str, float], int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=300, help="trials per run (300)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per --jobs setting (3)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per --jobs setting (5)")
     parser.add_argument("--quick", action="store_true", help="30 trials, one repeat (for CI)")
     args = parser.parse_args()
     if args.quick:
@@ -127,10 +136,10 @@ def main() -> None:
     walls: dict[int, list[float]] = {1: [], 2: []}
     feasible: dict[int, list[float]] = {1: [], 2: []}
     proxy_ms: dict[int, list[float]] = {1: [], 2: []}
-    for _ in range(args.repeats):
+    for seed in range(args.repeats):
         for jobs in (1, 2):
             with tempfile.TemporaryDirectory() as folder:
-                rate, wall, done = timed_run(args.trials, jobs, Path(folder))
+                rate, wall, done = timed_run(args.trials, jobs, seed, Path(folder))
             records = [record_of(t) for t in done]
             rates[jobs].append(rate)
             walls[jobs].append(wall)
@@ -138,7 +147,7 @@ def main() -> None:
             proxy_ms[jobs].append(sum(r.seconds.get("proxy", 0.0) for r in records)
                                   / len(done) * 1e3)
     print(f"default study, {args.trials} trials a run, {args.repeats} run(s) per setting, "
-          f"{os.cpu_count()} cores; median of the runs")
+          f"{os.cpu_count()} cores; repeat r on study seed r; median of the runs")
     for jobs in (1, 2):   # the sampler's path, hence the proxy work, differs between runs
         print(f"  --jobs {jobs}: {statistics.median(rates[jobs]):6.0f} trials/min "
               f"(command wall time {statistics.median(walls[jobs]):.1f} s; "
