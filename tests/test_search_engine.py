@@ -397,3 +397,29 @@ def test_a_worker_killed_at_once_leaves_a_stale_trial(tmp_path, monkeypatch):
     other = optuna.load_study(study_name="s", storage=storage(url))
     optuna.storages.fail_stale_trials(other)
     assert other._storage.get_trial(trial_id).state == TrialState.FAIL
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")   # ask and tell, no optimize
+def test_trials_are_numbered_and_running_ones_found_without_a_scan(tmp_path):
+    """A new trial's number is the previous one's plus one (one index lookup), exactly
+    Optuna's count of the study's earlier trials, queued trials and a second study in the
+    same database included; the running trials of a study are found through an index."""
+    where = place("cheap", root=tmp_path)
+    with quiet_optuna():
+        create(cheap_study(), where)                   # the first run makes the index
+    store = TrialCache(storage(where.url))
+    studies = [optuna.create_study(study_name=n, storage=store) for n in ("a", "b")]
+    for step in range(12):
+        study = studies[step % 3 == 0]
+        if step % 4 == 1:
+            study.enqueue_trial({"x": 1.0})
+        study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 9)}), 1.0)
+    with sqlite3.connect(tmp_path / "cheap" / "study.db") as db:
+        for study in studies:
+            rows = db.execute("SELECT trial_id, number FROM trials WHERE study_id = ? "
+                              "ORDER BY trial_id", (study._study_id,)).fetchall()
+            assert [number for _, number in rows] == list(range(len(rows)))
+            assert len(rows) >= 4
+        plan = db.execute("EXPLAIN QUERY PLAN SELECT * FROM trials WHERE study_id = 1 "
+                          "AND state = 'RUNNING'").fetchall()
+    assert "ix_attend_search_trials_study_state" in str(plan), plan

@@ -24,6 +24,7 @@ import time
 import warnings
 from collections.abc import Container
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -172,10 +173,27 @@ class _Storage(RDBStorage):
 
     def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None,
                                 session) -> models.TrialModel:
-        """A new running trial gets its first heartbeat in the transaction that creates it,
-        not in one of its own from the heartbeat thread (see :meth:`record_heartbeat`)."""
-        trial = super()._get_prepared_new_trial(study_id, template_trial, session)
-        if template_trial is None and self.heartbeat_interval is not None:
+        """A new running trial, numbered by one index lookup, with its first heartbeat made
+        in the transaction that creates it, not in one of its own from the heartbeat thread
+        (see :meth:`record_heartbeat`).
+
+        Optuna numbers a trial by counting the study's earlier trials: 0.7 ms at 10,000,
+        under the write lock every worker waits for. Trials are created one at a time
+        under the lock of the study's row and never deleted, so that count is the number
+        of the trial created just before, plus one. A queued trial (a template) is made
+        by Optuna as it is."""
+        if template_trial is not None:
+            return super()._get_prepared_new_trial(study_id, template_trial, session)
+        trial = models.TrialModel(study_id=study_id, number=None, state=TrialState.RUNNING,
+                                  datetime_start=datetime.now())
+        session.add(trial)
+        session.flush()   # gives the trial its id
+        t = models.TrialModel
+        previous = session.execute(
+            sqlalchemy.select(t.number).where(t.study_id == study_id, t.trial_id < trial.trial_id)
+            .order_by(t.trial_id.desc()).limit(1)).scalar()
+        trial.number = 0 if previous is None else previous + 1
+        if self.heartbeat_interval is not None:
             session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
             self._first_beat_made.add(trial.trial_id)
         return trial
@@ -223,6 +241,32 @@ class _Storage(RDBStorage):
             super().record_heartbeat(trial_id)
         except optuna.exceptions.StorageInternalError:
             pass
+
+
+_STATE_INDEX = "ix_attend_search_trials_study_state"
+
+
+def _index_trials_by_state(engine: sqlalchemy.Engine) -> None:
+    """Each trial starts with Optuna's look for the study's running trials whose worker
+    died, through Optuna's index on the study alone: a scan of every trial of the study,
+    1 ms a trial at 10,000. An index on (study, state), beside Optuna's schema (which
+    ignores it), makes it a lookup. Made by the first run or worker on a database (commands
+    that only read write nothing); two processes making it at the same moment are both
+    content."""
+    def made() -> bool:
+        with sqlite_lock.reading():
+            indexes = sqlalchemy.inspect(engine).get_indexes(models.TrialModel.__tablename__)
+        return any(index["name"] == _STATE_INDEX for index in indexes)
+
+    if made():
+        return
+    trials = sqlalchemy.Table(models.TrialModel.__tablename__, sqlalchemy.MetaData(),
+                              sqlalchemy.Column("study_id"), sqlalchemy.Column("state"))
+    try:
+        sqlalchemy.Index(_STATE_INDEX, trials.c.study_id, trials.c.state).create(engine)
+    except sqlalchemy.exc.DBAPIError:
+        if not made():
+            raise
 
 
 def _read_only(method):
@@ -318,6 +362,7 @@ def _create(config: StudyConfig, where: StudyPlace) -> Run:
     elif _canonical(stored) != _canonical(config.document):
         raise StudyError(f"study {config.name!r} already exists in {_redact(where.url)} with a "
                          f"different configuration; give the new study another name", path="name")
+    _index_trials_by_state(store._backend.engine)
     run = open_study(config.search, store, _ledger(store, config.name))
     write_atomic(where.directory / "study.yaml", yaml.safe_dump(config.document, sort_keys=False))
     return run
@@ -340,6 +385,7 @@ def join(where: StudyPlace) -> tuple[StudyConfig, Run]:
     """An existing study, joined as one more worker on a fresh sampler stream."""
     config, study = load(where)
     store = study._storage
+    _index_trials_by_state(store._backend.engine)
     return config, open_study(config.search, store, _ledger(store, config.name), create=False)
 
 
