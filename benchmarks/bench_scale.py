@@ -1,12 +1,14 @@
 """A long study on the embedded storage: does a trial cost the same at 10,000 as at 500?
 
-    .venv/bin/python benchmarks/bench_scale.py [--trials 10000] [--jobs 2] [--window 500] [--quick]
+    .venv/bin/python benchmarks/bench_scale.py [--trials 10000] [--jobs 2] [--window 500]
+                                                [--repeats 3] [--quick]
 
 Runs `attend-search run` on the AttendNeXt space with cheap objectives only (parameters,
 MACs, predicted Cortex-A72 latency; no proxy) and NSGA-II, the sampler for long runs, in a
-fresh SQLite study. Then prints the time per trial over the first and the last `--window`
-trials (from the trials' time stamps), their ratio, and how long `show` and `report` take
-on the finished study (the median of three runs of each).
+fresh SQLite study, `--repeats` times. Prints, for each run, the time per trial over the
+first and the last `--window` trials (from the trials' time stamps) and their ratio, then
+the median ratio, and how long `show` and `report` take on the last study (the median of
+three runs of each).
 """
 
 from __future__ import annotations
@@ -47,35 +49,46 @@ def ms_per_trial(trials: list[optuna.trial.FrozenTrial]) -> float:
     return span.total_seconds() / len(trials) * 1e3
 
 
+def run_study(folder: Path, trials: int, jobs: int, window: int) -> tuple[float, float, float]:
+    """``(seconds the run took, ms per trial over the first window, over the last)``."""
+    (folder / "scale.yaml").write_text(yaml.safe_dump(STUDY))
+    seconds = command(folder, "run", "scale.yaml", "--budget", str(trials), "--jobs", str(jobs))
+    study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{folder}/studies/{NAME}/study.db")
+    done = sorted((t for t in read_trials(study, params=False) if t.datetime_complete),
+                  key=lambda t: t.datetime_complete)
+    return seconds, ms_per_trial(done[:window]), ms_per_trial(done[-window:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--window", type=int, default=500, help="trials compared at each end")
-    parser.add_argument("--quick", action="store_true", help="600 trials, windows of 100 (CI)")
+    parser.add_argument("--repeats", type=int, default=3, help="studies run, each from scratch")
+    parser.add_argument("--quick", action="store_true",
+                        help="one study of 600 trials, windows of 100 (CI)")
     args = parser.parse_args()
     if args.quick:
-        args.trials, args.window = 600, 100
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        (folder / "scale.yaml").write_text(yaml.safe_dump(STUDY))
-        run = command(folder, "run", "scale.yaml", "--budget", str(args.trials),
-                      "--jobs", str(args.jobs))
-        study = optuna.load_study(study_name=NAME,
-                                  storage=f"sqlite:///{folder}/studies/{NAME}/study.db")
-        trials = sorted((t for t in read_trials(study, params=False) if t.datetime_complete),
-                        key=lambda t: t.datetime_complete)
-        first, last = ms_per_trial(trials[:args.window]), ms_per_trial(trials[-args.window:])
-        show = [command(folder, "show", NAME) for _ in range(3)]
-        report = [command(folder, "report", NAME, "--out", str(folder / "report.html"))
-                  for _ in range(3)]
-        size = (folder / "studies" / NAME / "study.db").stat().st_size
-    print(f"{len(trials)} trials, --jobs {args.jobs}, NSGA-II, cheap objectives, SQLite "
-          f"({size / 2**20:.0f} MiB), run took {run:.0f} s")
-    print(f"  first {args.window} trials: {first:6.1f} ms per trial")
-    print(f"  last {args.window} trials:  {last:6.1f} ms per trial  ({last / first:.2f}x the first)")
+        args.trials, args.window, args.repeats = 600, 100, 1
+    print(f"{args.trials} trials, --jobs {args.jobs}, NSGA-II, cheap objectives, SQLite; "
+          f"ms per trial over the first and the last {args.window} trials")
+    ratios = []
+    for repeat in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            seconds, first, last = run_study(folder, args.trials, args.jobs, args.window)
+            ratios.append(last / first)
+            print(f"  run {repeat + 1}: first {first:5.1f}, last {last:5.1f} ({last / first:.2f}x), "
+                  f"run took {seconds:.0f} s", flush=True)
+            if repeat == args.repeats - 1:
+                show = [command(folder, "show", NAME) for _ in range(3)]
+                report = [command(folder, "report", NAME, "--out", str(folder / "report.html"))
+                          for _ in range(3)]
+                size = (folder / "studies" / NAME / "study.db").stat().st_size
+    print(f"  last/first: {statistics.median(ratios):.2f}x (median of {len(ratios)})")
+    print(f"  on the last study ({size / 2**20:.0f} MiB):")
     for name, seconds in (("show", show), ("report", report)):
-        print(f"  {name + ':':7s} {statistics.median(seconds):5.1f} s "
+        print(f"    {name + ':':7s} {statistics.median(seconds):5.1f} s "
               f"(runs: {', '.join(f'{s:.1f}' for s in seconds)})")
 
 

@@ -43,7 +43,8 @@ def test_throughput_quick_mode_prints_rates_and_where_the_time_goes():
 def test_scale_quick_mode_compares_first_and_last_trials():
     out = _quick("bench_scale.py")
     assert re.search(r"^600 trials", out, re.M)
-    assert re.search(r"last 100 trials: +[\d.]+ ms per trial +\([\d.]+x the first\)", out)
+    assert re.search(r"^  run 1: first +[\d.]+, last +[\d.]+ \([\d.]+x\)", out, re.M)
+    assert re.search(r"last/first: [\d.]+x \(median of 1\)", out)
     assert re.search(r"show: +[\d.]+ s", out) and re.search(r"report: +[\d.]+ s", out)
 
 
