@@ -362,8 +362,7 @@ def _create(config: StudyConfig, where: StudyPlace) -> Run:
     elif _canonical(stored) != _canonical(config.document):
         raise StudyError(f"study {config.name!r} already exists in {_redact(where.url)} with a "
                          f"different configuration; give the new study another name", path="name")
-    _index_trials_by_state(store._backend.engine)
-    run = open_study(config.search, store, _ledger(store, config.name))
+    run = _open_run(config, store)
     write_atomic(where.directory / "study.yaml", yaml.safe_dump(config.document, sort_keys=False))
     return run
 
@@ -384,14 +383,16 @@ def load(where: StudyPlace) -> tuple[StudyConfig, optuna.Study]:
 def join(where: StudyPlace) -> tuple[StudyConfig, Run]:
     """An existing study, joined as one more worker on a fresh sampler stream."""
     config, study = load(where)
-    store = study._storage
-    _index_trials_by_state(store._backend.engine)
-    return config, open_study(config.search, store, _ledger(store, config.name), create=False)
+    return config, _open_run(config, study._storage, create=False)
 
 
-def _ledger(store: optuna.storages.BaseStorage, name: str) -> SqlLedger:
-    rdb = getattr(store, "_backend", store)         # the RDB storage behind the cache
-    return SqlLedger(rdb.engine, rdb.get_study_id_from_name(name))
+def _open_run(config: StudyConfig, store: TrialCache, create: bool = True) -> Run:
+    """A run or worker on the study, its ledger in the study's database, which gets the
+    index runs need (:func:`_index_trials_by_state`)."""
+    rdb = store._backend                            # the RDB storage behind the cache
+    _index_trials_by_state(rdb.engine)
+    ledger = SqlLedger(rdb.engine, rdb.get_study_id_from_name(config.name))
+    return open_study(config.search, store, ledger, create=create)
 
 
 def _canonical(document: dict) -> str:
