@@ -20,7 +20,7 @@ from functools import partial
 import torch
 
 from attend_search import build_model, input_shape, load_space
-from attend_search.evaluators.latency import predict_latency
+from attend_search.evaluators.latency.predict import predict_latency
 
 
 def seconds(fn: Callable[[], object], repeats: int = 1) -> float:

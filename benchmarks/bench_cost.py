@@ -18,8 +18,8 @@ from functools import partial
 import torch
 
 from attend_search import load_space
-from attend_search.evaluators.cost import analytic_cost
-from attend_search.evaluators.traced_cost import fvcore_cost
+from attend_search.evaluators.cost.analytic import analytic_cost
+from attend_search.evaluators.cost.traced import fvcore_cost
 
 
 def seconds(fn: Callable[[], object], repeats: int = 1) -> float:

@@ -25,9 +25,9 @@ import torch
 
 from latency_curve import learning_curve, print_curve
 from attend_search import Spec, load_space
-from attend_search.evaluators.devices import load_device
-from attend_search.evaluators.kernels import extract_kernels
-from attend_search.evaluators.measure import RUNTIMES, measure_latency
+from attend_search.evaluators.latency.devices import load_device
+from attend_search.evaluators.latency.kernels import extract_kernels
+from attend_search.evaluators.latency.measure import RUNTIMES, measure_latency
 
 
 def main() -> int:

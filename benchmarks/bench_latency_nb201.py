@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from latency_curve import flops_fit, learning_curve, macs, print_curve, scores
-from attend_search.evaluators.calibrate import calibrate_latency, fit_kernels
-from attend_search.evaluators.devices import load_device
-from attend_search.evaluators.kernels import extract_kernels
-from attend_search.evaluators.latency import total_ms
-from attend_search.search_space.nb201 import nb201_spec
+from attend_search.evaluators.latency.calibrate import calibrate_latency, fit_kernels
+from attend_search.evaluators.latency.devices import load_device
+from attend_search.evaluators.latency.kernels import extract_kernels
+from attend_search.evaluators.latency.predict import total_ms
+from attend_search.search_space.nb201_cell import nb201_spec
 
 DEV_DATA = "/work/shared/data/nb201/nb201_dev.csv"
 DATASHEET = Path(__file__).parent / "devices" / "cortex-a76-datasheet.yaml"

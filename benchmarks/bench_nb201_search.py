@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import optuna
 
-from attend_search import Spec
+from attend_search import nb201_spec
 from attend_search.cli.common import table
 from attend_search.explorer import open_study, optimize, record_of
 from attend_search.explorer.search import quiet_optuna
@@ -62,7 +62,7 @@ def main() -> None:
     if args.quick:
         args.trials, args.seeds = 12, 1
     with open(args.data) as f:
-        accuracy = {Spec.from_nb201(row["arch_str"]).digest: float(row["cifar10_test_accuracy"])
+        accuracy = {nb201_spec(row["arch_str"]).digest: float(row["cifar10_test_accuracy"])
                     for row in csv.DictReader(f)}
     ranked = sorted(accuracy.values(), reverse=True)
 

@@ -34,9 +34,9 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau, spearmanr
 
-from attend_search import Spec
+from attend_search import nb201_spec
 from attend_search.cli.common import table
-from attend_search.evaluators.cost import analytic_cost
+from attend_search.evaluators.cost.analytic import analytic_cost
 from attend_search.evaluators.proxies import ENSEMBLE_SCALES, PROXIES, zero_cost_all
 
 DEV_DATA = "/work/shared/data/nb201/nb201_dev.csv"
@@ -65,7 +65,7 @@ def main() -> None:
     random.Random(0).shuffle(rows)
     nets = []
     for n, row in enumerate(rows[:args.archs]):
-        spec = Spec.from_nb201(row["arch_str"])
+        spec = nb201_spec(row["arch_str"])
         cost = analytic_cost(spec)
         net = {"arch": row["arch_str"], "accuracy": float(row["cifar10_test_accuracy"]),
                "params": cost["params"], "macs": cost["macs"], "seeds": [], "seconds": []}

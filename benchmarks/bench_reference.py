@@ -33,7 +33,7 @@ from attend_search import Spec, get_preset, get_reference_model, load_space
 from attend_search.constraints import read_constraints
 from attend_search.evaluators import (analytic_cost, builtin_devices, fvcore_cost, load_device,
                                       measure_latency, peak_activation_bytes, predict_latency)
-from attend_search.evaluators.latency import time_by_class
+from attend_search.evaluators.latency.predict import time_by_class
 from attend_search.explorer import optimize, record_of
 from attend_search.explorer.search import quiet_optuna
 from attend_search.studies import create, place, read_study

@@ -25,7 +25,7 @@ from pathlib import Path
 import optuna
 import yaml
 
-from attend_search.studies.trial_reader import read_trials
+from attend_search.studies.storage.trial_reader import read_trials
 
 NAME = "scale"
 STUDY = {"schema": "attend-search/study/v1", "name": NAME, "space": "attendnext",

@@ -25,11 +25,11 @@ import time
 import torch
 from scipy.stats import kendalltau
 
-from attend_search import Spec
+from attend_search import nb201_spec
 from attend_search.cli.common import table
-from attend_search.evaluators.datasets import load_dataset
+from attend_search.evaluators.training.datasets import load_dataset
 from attend_search.evaluators.proxies import zero_cost
-from attend_search.evaluators.training import train_eval
+from attend_search.evaluators.training.short import train_eval
 
 DEV_DATA = "/work/shared/data/nb201/nb201_dev.csv"
 
@@ -51,7 +51,7 @@ def main() -> None:
     data = load_dataset(args.dataset)
     first, last, ensemble, truth, train_s, proxy_s = [], [], [], [], [], []
     for row in rows[:args.specs]:
-        spec = Spec.from_nb201(row["arch_str"])
+        spec = nb201_spec(row["arch_str"])
         epochs: list[float] = []
         start = time.thread_time()
         train_eval(spec, data, args.epochs, callback=lambda _, acc, into=epochs: into.append(acc),

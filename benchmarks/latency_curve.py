@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import kendalltau
 
-from attend_search.evaluators.calibrate import FIT_MODES, fit_kernels
-from attend_search.evaluators.devices import DeviceProfile
-from attend_search.evaluators.kernels import Kernel
-from attend_search.evaluators.latency import total_ms
+from attend_search.evaluators.latency.calibrate import FIT_MODES, fit_kernels
+from attend_search.evaluators.latency.devices import DeviceProfile
+from attend_search.evaluators.latency.kernels import Kernel
+from attend_search.evaluators.latency.predict import total_ms
 
 MAC_CLASSES = {"conv", "depthwise", "pointwise", "grouped", "linear", "matmul"}
 

@@ -13,7 +13,7 @@ from attend_search.cli import main
 from attend_search.search_space import get_preset
 from bad_inputs.cases import CSV, DATA, DEVICE, SPACE, SPEC, STUDY
 
-DEVICE_TEXT = (resources.files("attend_search.evaluators") / "devices" / "cortex-a72.yaml").read_text()
+DEVICE_TEXT = (resources.files("attend_search.evaluators.latency.devices") / "cortex-a72.yaml").read_text()
 VALID = {"study": (DATA / "tiny_study.yaml").read_text(),
          "space": (DATA / "tiny_space.yaml").read_text(),
          "spec": get_preset("attendnext").to_json(),

@@ -96,7 +96,7 @@ def test_latency_nb201_quick_mode_cross_validates_the_fit_and_draws_the_learning
     curve = _curve_rows(out)
     assert {fit for _, fit in curve} == {"flops", "scales", "prior", "full", "auto"}
     assert curve[20, "full"][0] > curve[20, "flops"][0] and curve[20, "full"][1] < curve[20, "flops"][1]
-    from attend_search.evaluators.devices import load_device
+    from attend_search.evaluators.latency.devices import load_device
     assert load_device(tmp_path / "a76.yaml").provenance["samples"] == 300
 
 

@@ -91,7 +91,7 @@ def test_evaluate_ensemble_prints_each_of_its_signals():
 
 
 def test_evaluate_json_matches_the_analytic_cost():
-    from attend_search.evaluators.cost import analytic_cost
+    from attend_search.evaluators.cost.analytic import analytic_cost
     out = run("evaluate", "mobilenet_v2", "--json", "--device", "cortex-a53", "--top", "2")
     data = json.loads(out.stdout)
     assert {k: data[k] for k in ("params", "macs", "peak_activation_bytes")} == \
@@ -106,8 +106,8 @@ def test_evaluate_refuses_an_unknown_proxy_or_device():
 
 
 def test_build_json_and_the_kernel_breakdown_share_one_layer_naming():
-    from attend_search.evaluators.cost import analytic_cost
-    from attend_search.evaluators.latency import predict_latency
+    from attend_search.evaluators.cost.analytic import analytic_cost
+    from attend_search.evaluators.latency.predict import predict_latency
     from attend_search.search_space.naming import layer_name
     out = run("build", "attendnext", "--json")   # two-column stages: stages[0].columns[1]...
     data = json.loads(out.stdout)

@@ -5,8 +5,8 @@ import pytest
 from torch import nn
 
 from attend_search import build_model, get_preset, input_shape, list_presets
-from attend_search.evaluators.cost import analytic_cost
-from attend_search.evaluators.traced_cost import flop_analysis, fvcore_cost, peak_activation_bytes
+from attend_search.evaluators.cost.analytic import analytic_cost
+from attend_search.evaluators.cost.traced import flop_analysis, fvcore_cost, peak_activation_bytes
 from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem
 
 SPECS, CHUNK = 300, 25  # seeds 0..299, in chunks that pytest -n can share out

@@ -16,13 +16,13 @@ import torch
 from onnx import numpy_helper
 from safetensors.torch import load_file
 
-from attend_search.evaluators.cost import analytic_cost
-from attend_search.evaluators.litert import litert_available
+from attend_search.evaluators.cost.analytic import analytic_cost
+from attend_search.evaluators.runtimes.litert import litert_available
 from attend_search.search_space import build_model
-from attend_search.studies.export import export_network, file_sha256
-from attend_search.studies.export_folders import folder_pattern, partial_folder, remove_abandoned
-from attend_search.studies.model_card import Provenance
-from attend_search.studies.verify import ExportError, load_exported, verify_export
+from attend_search.studies.export.network import export_network, file_sha256
+from attend_search.studies.export.folders import folder_pattern, partial_folder, remove_abandoned
+from attend_search.studies.export.model_card import Provenance
+from attend_search.studies.export.verify import ExportError, load_exported, verify_export
 from helpers import DATA, cli, fault_env, start
 
 needs_litert = pytest.mark.skipif(not litert_available(), reason="the optional extra 'litert' "
@@ -220,8 +220,8 @@ def test_litert_and_int8_export_from_the_command_line(study, tmp_path):
 def test_without_the_litert_extra_tflite_says_what_to_install(monkeypatch):
     import importlib.util
 
-    from attend_search.evaluators import litert
-    from attend_search.studies.export import parse_formats
+    from attend_search.evaluators.runtimes import litert
+    from attend_search.studies.export.network import parse_formats
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name in litert.PACKAGES else real(name, *a))

@@ -21,12 +21,13 @@ import yaml
 from torch import nn
 
 from attend_search import get_preset, input_shape, list_presets, load_space
-from attend_search.evaluators.calibrate import calibrate_latency
-from attend_search.evaluators.devices import DeviceError, builtin_devices, load_device, read_device
+from attend_search.evaluators.latency.calibrate import calibrate_latency
+from attend_search.evaluators.latency.devices import DeviceError, builtin_devices, load_device, read_device
 from attend_search.evaluators import UnknownOpsWarning
-from attend_search.evaluators.kernels import OP_CLASSES, extract_kernels
-from attend_search.evaluators.latency import predict_latency, total_ms
-from attend_search.evaluators.measure import export_onnx, measure, measure_latency
+from attend_search.evaluators.latency.kernels import OP_CLASSES, extract_kernels
+from attend_search.evaluators.latency.predict import predict_latency, total_ms
+from attend_search.evaluators.latency.measure import measure, measure_latency
+from attend_search.evaluators.runtimes.onnx import export_onnx
 from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
 
 

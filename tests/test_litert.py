@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from attend_search.evaluators.kernels import extract_kernels
-from attend_search.evaluators.litert import (TFLiteModel, convert_tflite, litert_available,
+from attend_search.evaluators.latency.kernels import extract_kernels
+from attend_search.evaluators.runtimes.litert import (TFLiteModel, convert_tflite, litert_available,
                                              quantize_tflite, run_tflite, tflite_ops)
-from attend_search.evaluators.measure import measure_latency
+from attend_search.evaluators.latency.measure import measure_latency
 from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
 from helpers import cli
 

@@ -6,11 +6,11 @@ import random
 import pytest
 import torch
 
-from attend_search import Spec, SpecError, build_model, input_shape, load_space
-from attend_search.evaluators.cost import analytic_cost
-from attend_search.evaluators.traced_cost import fvcore_cost, peak_activation_bytes
-from attend_search.evaluators.kernels import extract_kernels
-from attend_search.search_space.nb201 import OPS, arch_string, cell_form, parse_arch
+from attend_search import Spec, SpecError, build_model, input_shape, load_space, nb201_spec
+from attend_search.evaluators.cost.analytic import analytic_cost
+from attend_search.evaluators.cost.traced import fvcore_cost, peak_activation_bytes
+from attend_search.evaluators.latency.kernels import extract_kernels
+from attend_search.search_space.nb201_cell import OPS, arch_string, cell_form, parse_arch
 
 ALL_CONV3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|" \
             "nor_conv_3x3~2|"
@@ -25,8 +25,8 @@ def n_params(spec: Spec) -> int:
 
 
 def test_cell_networks_have_the_benchmarks_published_parameter_counts():
-    assert n_params(Spec.from_nb201(ALL_CONV3)) == 1_531_546
-    assert n_params(Spec.from_nb201(ALL_NONE)) == 73_306
+    assert n_params(nb201_spec(ALL_CONV3)) == 1_531_546
+    assert n_params(nb201_spec(ALL_NONE)) == 73_306
 
 
 def test_arch_strings_parse_and_print_back():
@@ -34,18 +34,18 @@ def test_arch_strings_parse_and_print_back():
     assert edges == ("skip_connect", "skip_connect", "skip_connect", "none", "nor_conv_1x1",
                      "nor_conv_3x3")
     assert arch_string(edges) == MIXED
-    assert Spec.from_nb201(MIXED).name == MIXED
+    assert nb201_spec(MIXED).name == MIXED
 
 
 @pytest.mark.parametrize("arch", ["|nor_conv_3x3~0|+|none~0|", MIXED.replace("none", "conv_5x5"),
                                   ("none",) * 5, ("none",) * 5 + ("sep_conv_3x3",)])
 def test_bad_arch_strings_are_refused(arch):
     with pytest.raises(SpecError):
-        Spec.from_nb201(arch)
+        nb201_spec(arch)
 
 
 def test_bad_cells_in_spec_files_are_refused_with_the_field_path():
-    data = Spec.from_nb201(MIXED).to_dict()
+    data = nb201_spec(MIXED).to_dict()
     data["stages"][1]["blocks"][2]["edges"][4] = "sep_conv_3x3"
     with pytest.raises(SpecError, match=r"stages\[1\]\.blocks\[2\]\.edges\[4\]: sep_conv_3x3 is "
                                         r"not one of none"):
@@ -53,7 +53,7 @@ def test_bad_cells_in_spec_files_are_refused_with_the_field_path():
     data["stages"][1]["blocks"][2]["edges"] = ["none"] * 5
     with pytest.raises(SpecError, match=r"stages\[1\]\.blocks\[2\]\.edges: a cell has 6 edges"):
         Spec.from_dict(data)
-    data = Spec.from_nb201(MIXED).to_dict()
+    data = nb201_spec(MIXED).to_dict()
     data["stages"][0]["blocks"][0]["out"] = 24
     with pytest.raises(SpecError, match=r"stages\[0\]\.blocks\[0\]\.out: a cell keeps"):
         Spec.from_dict(data)
@@ -68,7 +68,7 @@ def test_the_space_samples_cells_that_round_trip_and_replay():
         again = Spec.from_json(spec.to_json())
         assert again == spec.canonical() and again.digest == spec.digest
         edges = spec.stages[0].blocks[0].edges
-        assert spec.digest == Spec.from_nb201(arch_string(edges)).digest
+        assert spec.digest == nb201_spec(arch_string(edges)).digest
         assert space.params_for(spec) is not None
         out = build_model(spec)(torch.randn(2, 3, 32, 32))
         assert out.shape == (2, 10)
@@ -76,12 +76,12 @@ def test_the_space_samples_cells_that_round_trip_and_replay():
 
 def test_isomorphic_cells_share_a_digest_and_others_do_not():
     def digest(arch: str) -> str:
-        return Spec.from_nb201(arch).digest
+        return nb201_spec(arch).digest
 
     # a convolution into node 1, which reaches the output only through none edges
     dead = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
     assert digest(dead) == digest(dead.replace("nor_conv_3x3~0", "avg_pool_3x3~0"))
-    assert n_params(Spec.from_nb201(dead)) != n_params(Spec.from_nb201(
+    assert n_params(nb201_spec(dead)) != n_params(nb201_spec(
         dead.replace("nor_conv_3x3~0", "avg_pool_3x3~0")))
     # the same sum in another order: node 3 = conv(0) + skip(avg(0)) = avg(0) + skip(conv(0))
     a = "|avg_pool_3x3~0|+|none~0|none~1|+|nor_conv_3x3~0|skip_connect~1|none~2|"
@@ -103,7 +103,7 @@ def test_the_15625_cells_form_the_benchmarks_6466_classes():
 
 @pytest.mark.parametrize("arch", [ALL_CONV3, ALL_NONE, MIXED, POOLS])
 def test_walked_cost_and_kernels_equal_the_traced_cell_network(arch):
-    spec = Spec.from_nb201(arch)
+    spec = nb201_spec(arch)
     model, shape = build_model(spec), input_shape(spec)
     assert analytic_cost(spec) == {**fvcore_cost(model, shape),
                                    "peak_activation_bytes": peak_activation_bytes(model, shape)}
@@ -125,7 +125,7 @@ def test_synflow_takes_its_fast_path_on_cells_to_the_float64_value(arch):
     from attend_search.evaluators import proxies
     from attend_search.evaluators.model_input import seeded
 
-    spec = Spec.from_nb201(arch)
+    spec = nb201_spec(arch)
     with seeded(0):
         fast = proxies._scratch(build_model(spec), copy=False)
     with seeded(0):
@@ -139,7 +139,7 @@ def test_synflow_takes_its_fast_path_on_cells_to_the_float64_value(arch):
 def test_every_proxy_is_finite_on_cell_networks(arch):
     from attend_search.evaluators.proxies import PROXIES, zero_cost_all
 
-    scores = zero_cost_all(Spec.from_nb201(arch), batch_size=8)
+    scores = zero_cost_all(nb201_spec(arch), batch_size=8)
     assert set(scores) == set(PROXIES)
     assert all(torch.isfinite(torch.tensor(v)) for v in scores.values()), scores
 
@@ -147,7 +147,7 @@ def test_every_proxy_is_finite_on_cell_networks(arch):
 def test_layer_table_of_a_cell_network():
     from attend_search.search_space.summary import layer_table
 
-    rows = {row.name: row for row in layer_table(Spec.from_nb201(ALL_CONV3))}
+    rows = {row.name: row for row in layer_table(nb201_spec(ALL_CONV3))}
     assert rows["stages[1].blocks[0]"].kind == "resnet_basic"
     assert rows["stages[1].blocks[0]"].output_shape == (1, 32, 16, 16)
     assert rows["stages[2].blocks[5]"].kind == "cell"

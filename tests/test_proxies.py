@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from attend_search import AttendSearchError, build_model, get_preset, input_shape, list_presets
+from attend_search import AttendSearchError, build_model, get_preset, input_shape, list_presets, nb201_spec
 from attend_search.evaluators import proxies
 from attend_search.search_space.blocks import Columns
 from attend_search.evaluators.proxies import PROXIES, check_proxy, zero_cost, zero_cost_all
@@ -240,11 +240,11 @@ def test_ensemble_is_deterministic_for_a_seed_and_independent_of_what_else_is_as
 
 
 def test_ensemble_is_finite_on_sampled_specs_and_a_network_without_flow(space):
-    from attend_search import Spec, load_space
+    from attend_search import load_space
 
     specs = [space.sample(seed) for seed in range(3)] + [load_space("nas-bench-201").sample(s)
                                                         for s in range(3)]
-    dead = Spec.from_nb201("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    dead = nb201_spec("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
     assert zero_cost(dead, proxy="synflow") == -math.inf
     for spec in [*specs, dead]:
         assert math.isfinite(zero_cost(spec, proxy="ensemble")), spec.digest

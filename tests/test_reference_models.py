@@ -11,7 +11,7 @@ from torch import nn
 from attend_search import get_reference_model, list_reference_models
 from attend_search.errors import AttendSearchError
 from attend_search.evaluators import builtin_devices, measure_latency, predict_latency
-from attend_search.evaluators.kernels import extract_kernels
+from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.search_space.reference_models import mobileone_s1
 
 # timm's published parameter counts (timm.create_model(name).num_params, 1000 classes)

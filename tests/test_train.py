@@ -18,10 +18,10 @@ from safetensors.torch import load_model
 from torch import nn
 
 from attend_search import AttendSearchError, Spec, build_model
-from attend_search.evaluators.augment import augment
-from attend_search.evaluators.datasets import DatasetError, load_dataset
-from attend_search.evaluators.loop import evaluate
-from attend_search.evaluators.trainer import (MIN_LR, CheckpointError, Recipe, WarmupCosine,
+from attend_search.evaluators.training.augment import augment
+from attend_search.evaluators.training.datasets import DatasetError, load_dataset
+from attend_search.evaluators.training.loop import evaluate
+from attend_search.evaluators.training.recipe import (MIN_LR, CheckpointError, Recipe, WarmupCosine,
                                                _optimizer, train)
 from attend_search.explorer import record_of
 from attend_search.search_space import Attention, Block, Head, Stage, Stem

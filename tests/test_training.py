@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 from attend_search import AttendSearchError, build_model, get_preset
-from attend_search.evaluators.datasets import DatasetError, adapt_images, load_dataset
-from attend_search.evaluators.training import train_eval
+from attend_search.evaluators.training.datasets import DatasetError, adapt_images, load_dataset
+from attend_search.evaluators.training.short import train_eval
 from attend_search.search_space import Block, Spec, Stage, Stem
 
 TINY = Spec(input_size=32, num_classes=1000, stem=Stem(out=8),
@@ -95,7 +95,7 @@ def test_split_is_reproducible_for_a_seed():
 
 
 def test_hard_digits_distort_the_split_digits_and_noise_only_training_labels():
-    from attend_search.evaluators.datasets import HARD_LABEL_NOISE
+    from attend_search.evaluators.training.datasets import HARD_LABEL_NOISE
 
     plain, hard = load_dataset("digits"), load_dataset("digits-hard")
     again, other = load_dataset("digits-hard"), load_dataset("digits-hard", seed=1)

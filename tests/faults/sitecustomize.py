@@ -22,7 +22,7 @@ if _FAULT == "export-hang":
     import time
     from pathlib import Path
 
-    from attend_search.studies import export
+    from attend_search.studies.export import network as export
 
     def _hang(folder):
         Path(os.environ["ATTEND_SEARCH_FAULT_MARK"]).write_text(str(folder))

@@ -44,7 +44,7 @@ def _storage_error(exc: Exception) -> AttendSearchError | None:
     command got that far."""
     if "sqlalchemy" not in sys.modules:
         return None
-    from ..studies.store import storage_error
+    from ..studies.storage.store import storage_error
     return storage_error(exc)
 
 

@@ -15,9 +15,9 @@ from .study_commands import _study_arguments
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from ..evaluators.cost import analytic_cost
-    from ..evaluators.forward_trace import torch_threads
-    from ..evaluators.latency import predict_latency
+    from ..evaluators.cost.analytic import analytic_cost
+    from ..evaluators.graph.trace import torch_threads
+    from ..evaluators.latency.predict import predict_latency
     from ..evaluators.proxies import check_proxy, zero_cost_all
     from ..explorer.metrics import latency_device, metric_label, shown
     from ..search_space.naming import layer_name

@@ -21,15 +21,15 @@ from pathlib import Path
 from ..errors import AttendSearchError
 from .common import positive, table
 
-# the choices of evaluators.measure.RUNTIMES and evaluators.calibrate.FIT_MODES, written out
+# the choices of evaluators.runtimes.RUNTIMES and evaluators.latency.calibrate.FIT_MODES, written out
 # so that `--help` needs no PyTorch (tests/test_cli_startup.py holds them equal)
 RUNTIMES = ("onnxruntime", "torch", "litert")
 FIT_MODES = ("full", "prior", "scales", "auto")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from ..evaluators.devices import load_device
-    from ..evaluators.latency import predict_latency, time_by_class
+    from ..evaluators.latency.devices import load_device
+    from ..evaluators.latency.predict import predict_latency, time_by_class
     from ..search_space import load_spec
     from ..search_space.naming import layer_name
 
@@ -49,9 +49,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_measure(args: argparse.Namespace) -> None:
-    from ..evaluators.measure import measure
+    from ..evaluators.latency.measure import measure
     from ..search_space import load_spec
-    from ..studies.store import write_atomic
+    from ..studies.storage.store import write_atomic
 
     spec = load_spec(args.spec)
     out = Path(args.out or f"latency-{spec.digest[:12]}-{args.runtime}")
@@ -86,7 +86,7 @@ def _record(spec, m) -> dict:
 
 
 def cmd_devices(args: argparse.Namespace) -> None:
-    from ..evaluators.devices import builtin_devices, load_device
+    from ..evaluators.latency.devices import builtin_devices, load_device
 
     rows = [["device", "runtime", "peak GMAC/s", "memory", "description"]]
     for name in builtin_devices():
@@ -97,8 +97,9 @@ def cmd_devices(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from ..evaluators.calibrate import calibration_suite
-    from ..evaluators.measure import MeasurementError, measure_latency
+    from ..evaluators.latency.calibrate import calibration_suite
+    from ..evaluators.latency.measure import measure_latency
+    from ..evaluators.runtimes import MeasurementError
 
     _check_fit_options(args)
     if args.samples < 2:
@@ -117,7 +118,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
-    from ..evaluators.measurements import read_measurements
+    from ..evaluators.latency.board_csv import read_measurements
 
     _check_fit_options(args)
     samples = read_measurements(Path(args.measurements))
@@ -127,7 +128,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
 def _check_fit_options(args: argparse.Namespace) -> None:
     """Fail before minutes of measuring, not after: the base must load, the output folder exist."""
-    from ..evaluators.devices import load_device
+    from ..evaluators.latency.devices import load_device
 
     load_device(args.base)
     if not Path(args.out).resolve().parent.is_dir():
@@ -137,7 +138,7 @@ def _check_fit_options(args: argparse.Namespace) -> None:
 def _fit_and_save(samples: list, args: argparse.Namespace, machine: str,
                   threads: int | None) -> None:
     """``samples``: ``calibrate.Sample`` tuples."""
-    from ..evaluators.calibrate import calibrate_latency
+    from ..evaluators.latency.calibrate import calibrate_latency
 
     profile = calibrate_latency(samples, args.base, name=args.name or Path(args.out).stem,
                                 machine=machine, threads=threads, fit=args.fit,

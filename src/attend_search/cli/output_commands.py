@@ -18,9 +18,9 @@ QUANTIZE = ("int8",)   # studies.export.QUANTIZE, written out so that --help nee
 def cmd_export(args: argparse.Namespace) -> None:
     from ..explorer.search import quiet_optuna
     from ..studies import load, place
-    from ..studies.export import TABLE_FORMATS, parse_formats
-    from ..studies.export_run import ExportOptions, export_study
-    from ..studies.trial_reader import read_trials
+    from ..studies.export.network import TABLE_FORMATS, parse_formats
+    from ..studies.export.run import ExportOptions, export_study
+    from ..studies.storage.trial_reader import read_trials
 
     _check_top(args)
     formats = parse_formats(args.format, args.quantize)

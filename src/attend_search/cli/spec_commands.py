@@ -39,7 +39,7 @@ def cmd_space(args: argparse.Namespace) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> None:
-    from ..evaluators.spec_walk import walk_spec
+    from ..evaluators.graph.walk import walk_spec
     from ..search_space import load_spec
     from ..search_space.naming import layer_name
     from ..search_space.summary import layer_table
@@ -73,7 +73,7 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_presets(args: argparse.Namespace) -> None:
-    from ..evaluators.spec_walk import walk_spec
+    from ..evaluators.graph.walk import walk_spec
     from ..search_space import get_preset, list_presets
 
     rows = [["preset", "digest", "M params", "M MACs", "stages", "blocks"]]

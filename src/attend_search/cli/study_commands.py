@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from ..explorer.search import quiet_optuna
     from ..studies import create, load_study_file, parse_budget, place
     from ..studies.results import rank_columns
-    from ..studies.trial_reader import finished_count
+    from ..studies.storage.trial_reader import finished_count
     from ..studies.workers import run_workers
 
     _check_top(args)
@@ -117,7 +117,7 @@ def _show(where, top: int | None, sort: str | None) -> None:
     from ..explorer.search import quiet_optuna
     from ..studies import load
     from ..studies.results import best, counts
-    from ..studies.trial_reader import read_trials
+    from ..studies.storage.trial_reader import read_trials
 
     with quiet_optuna():
         config, study = load(where)

@@ -14,9 +14,9 @@ from .common import positive
 
 def cmd_train(args: argparse.Namespace) -> None:
     from ..errors import AttendSearchError
-    from ..evaluators.datasets import load_dataset
-    from ..evaluators.trainer import Recipe
-    from ..studies.export import FORMATS, QUANTIZE, parse_formats
+    from ..evaluators.training.datasets import load_dataset
+    from ..evaluators.training.recipe import Recipe
+    from ..studies.export.network import FORMATS, QUANTIZE, parse_formats
     from ..studies.training_run import EXPORT, run_training
 
     spec, source = _spec(args)

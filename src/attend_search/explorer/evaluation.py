@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from ..evaluators.cost import analytic_cost
-from ..evaluators.latency import predict_latency
+from ..evaluators.cost.analytic import analytic_cost
+from ..evaluators.latency.predict import predict_latency
 from ..search_space import Spec
 from .metrics import is_cheap, latency_device
 from .stopwatch import Stopwatch
 
 if TYPE_CHECKING:
-    from ..evaluators.datasets import Dataset
+    from ..evaluators.training.datasets import Dataset
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,9 @@ class Evaluation:
         proxies = [m for m in metrics if not is_cheap(m) and m != "accuracy"]
         if not proxies and "accuracy" not in metrics:
             return {}
-        from ..evaluators.forward_trace import torch_threads   # PyTorch from here on only
+        from ..evaluators.graph.trace import torch_threads   # PyTorch from here on only
         from ..evaluators.proxies import zero_cost_all
-        from ..evaluators.training import train_eval
+        from ..evaluators.training.short import train_eval
 
         clock = clock or Stopwatch()
         values = {}
@@ -97,6 +97,6 @@ class Evaluation:
 @lru_cache(maxsize=2)
 def _dataset(source: str) -> Dataset:
     """Loaded once per process, not once per trial."""
-    from ..evaluators.datasets import load_dataset
+    from ..evaluators.training.datasets import load_dataset
     return load_dataset(source)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import AttendSearchError
-from ..evaluators.devices import load_device
+from ..evaluators.latency.devices import load_device
 
 DIRECTIONS = ("minimize", "maximize")
 

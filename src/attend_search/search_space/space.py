@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from ..errors import SpaceError
 from .fields import (MISSING, Fields, check_choice, check_int, describe, join, parse_yaml,
                      read_user_file)
-from .nb201 import EDGES, OPS
+from .nb201_cell import EDGES, OPS
 from .spec import (ACTIVATIONS, ATTENTION_KERNELS, BLOCK_TYPES, CONDENSE, DOWNSAMPLE, EXPAND,
                    GATES, KERNELS, MAX_CHANNELS, MAX_CLASSES, MERGE, STEM_ACTIVATIONS, Attention,
                    Block, Head, Spec, Stage, Stem, make_divisible)

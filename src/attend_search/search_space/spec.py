@@ -5,7 +5,7 @@ parameters), so it can be built, costed and compared without the search space it
 Its :attr:`Spec.digest` hashes a canonical form: defaults filled in and settings that cannot
 change the network (a residual flag on a strided block, a merge mode of a single column)
 normalised, so two specs that build the same network share a digest. NAS-Bench-201 cells are
-hashed by their isomorphism class (:func:`.nb201.cell_form`), as the benchmark counts them.
+hashed by their isomorphism class (:func:`.nb201_cell.cell_form`), as the benchmark counts them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import SpecError
 from .fields import Fields, check_choice, join
+from .nb201_cell import OPS, cell_form
 
 SCHEMA = "attend-search/spec/v1"
 
@@ -64,7 +65,7 @@ class Block:
     se: int = 0                  # squeeze-excitation channels, 0 = none
     se_gate: str = "hardsigmoid"
     attention: Attention | None = None   # condenser blocks only
-    edges: tuple[str, ...] = ()  # cell blocks only: the six NAS-Bench-201 edge ops (nb201.py)
+    edges: tuple[str, ...] = ()  # cell blocks only: the six NAS-Bench-201 edge ops (nb201_cell.py)
 
 
 @dataclass(frozen=True)
@@ -126,12 +127,6 @@ class Spec:
         except RecursionError:
             raise SpecError("JSON nested too deeply", source=source) from None
         return cls.from_dict(data, source=source)
-
-    @classmethod
-    def from_nb201(cls, arch: str, num_classes: int = 10, input_size: int = 32) -> "Spec":
-        """The NAS-Bench-201 network of an arch string ``|op~0|+|op~0|op~1|+|...|``."""
-        from .nb201 import nb201_spec
-        return nb201_spec(arch, num_classes, input_size)
 
     @classmethod
     def from_dict(cls, data: Any, source: str | None = None) -> "Spec":
@@ -303,7 +298,6 @@ _FIXED = {kind: {"kernel": 3, "act": "relu", "residual": True, "downsample": "co
 
 def _cell_classes(data: Any) -> Any:
     """A spec's pruned dict with every cell's edges replaced by its isomorphism class."""
-    from .nb201 import cell_form
     if isinstance(data, dict):
         if data.get("type") == "cell":
             return {**data, "edges": cell_form(tuple(data["edges"]))}
@@ -371,7 +365,6 @@ def _read_block(f: Fields) -> Block:
 
 def _read_nb201_block(f: Fields, kind: str) -> Block:
     """A ``cell`` (its six ``edges``) or a ``resnet_basic`` block (its ``stride``)."""
-    from .nb201 import OPS
     if kind == "cell":
         ops = f.list("edges")
         if len(ops) != 6:

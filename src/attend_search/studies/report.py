@@ -23,17 +23,17 @@ from optuna.trial import FrozenTrial
 from plotly.subplots import make_subplots
 
 from .. import __version__
-from ..evaluators.latency import predict_latency
+from ..evaluators.latency.predict import predict_latency
 from ..explorer import Objective, record_of
 from ..explorer.metrics import COST_METRICS, kind_of, metric_label, shown
 from ..explorer.search import quiet_optuna
 from ..search_space import Spec, get_preset, list_presets
 from ..search_space.naming import layer_name
 from .config import StudyConfig
-from .export_folders import export_folder
+from .export.folders import export_folder
 from .results import best, candidates, counts, hypervolume_history, trials_frame
-from .store import write_atomic
-from .trial_reader import read_trials, with_params
+from .storage.store import write_atomic
+from .storage.trial_reader import read_trials, with_params
 
 
 _IMPORTANCE_SAMPLE = 1000

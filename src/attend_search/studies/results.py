@@ -1,6 +1,6 @@
 """Reading a finished (or running) study: the trials table, counts, the best trials.
 
-Each function takes the study's trials (:func:`.trial_reader.read_trials`), read once.
+Each function takes the study's trials (:func:`.storage.trial_reader.read_trials`), read once.
 
 Only feasible, really evaluated trials can be "best": infeasible trials (rules or budgets
 violated, objectives imputed) and duplicates of an earlier trial are never ranked.

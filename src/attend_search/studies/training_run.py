@@ -4,7 +4,7 @@ A run folder holds ``checkpoint.pt`` (everything :func:`..evaluators.trainer.tra
 resume, replaced after every epoch), ``metrics.json`` (the spec's digest, the recipe, the data
 and loss, top-1 and top-5 per epoch) and, once the last epoch is done, ``export/``: the
 trained network exported as a study's trials are (spec, weights, ONNX, ``torch.export``,
-LiteRT, int8; :mod:`.export`) with a model card that tells the training. Every
+LiteRT, int8; :mod:`.export.network`) with a model card that tells the training. Every
 file is written under a temporary name and renamed, so a run stopped at any moment (Ctrl-C, a
 job's time limit, a lost machine) leaves the last complete epoch to resume from.
 """
@@ -21,16 +21,16 @@ from pathlib import Path
 import torch
 
 from ..errors import AttendSearchError
-from ..evaluators.datasets import Dataset
-from ..evaluators.trainer import CheckpointError, Recipe, State, Trained, train
-from ..evaluators.quantize import calibration_batch
+from ..evaluators.training.datasets import Dataset
+from ..evaluators.training.recipe import CheckpointError, Recipe, State, Trained, train
+from ..evaluators.runtimes.quantize import calibration_batch
 from ..search_space import Spec
-from .export import Int8, export_network
-from .export_folders import exported_spec
-from .model_card import Provenance
+from .export.network import Int8, export_network
+from .export.folders import exported_spec
+from .export.model_card import Provenance
 from .results import candidates
-from .store import StudyPlace, load, write_atomic
-from .trial_reader import read_trials
+from .storage.store import StudyPlace, load, write_atomic
+from .storage.trial_reader import read_trials
 
 CHECKPOINT, METRICS, EXPORT = "checkpoint.pt", "metrics.json", "export"
 
@@ -44,7 +44,7 @@ def run_training(spec: Spec, data: Dataset, recipe: Recipe, out: Path, *, source
 
     A folder that holds a run is continued only with ``resume`` and started over only with
     ``force``; ``source`` (where the spec came from) goes on the model card. ``formats`` are
-    the export's (:data:`.export.FORMATS`), ``calibration_images`` asks for int8 files too.
+    the export's (:data:`.export.network.FORMATS`), ``calibration_images`` asks for int8 files too.
     ``report`` gets each epoch's log entry once it is saved.
     """
     checkpoint = out / CHECKPOINT
@@ -113,7 +113,7 @@ def _save_atomic(state: State, path: Path) -> None:
 
 def _export(trained: Trained, recipe: Recipe, data: Dataset, folder: Path, source: str,
             formats: tuple[str, ...], calibration_images: int | None) -> Path:
-    """The trained network as an export folder (:func:`.export.export_network`), its card
+    """The trained network as an export folder (:func:`.export.network.export_network`), its card
     telling the training; with ``calibration_images``, int8 files calibrated on that many
     training images."""
     last = trained.log[-1]

@@ -1,0 +1,224 @@
+"""The kernels an inference runtime would run for a network: a module's read from a real
+forward pass, a spec's from its walk (:mod:`..graph.walk`), which records the same ops.
+
+Latency on a small CPU is a sum over *kernels*, not over PyTorch modules or FLOPs: a runtime
+folds batch norm into the convolution before it and runs the activation in the same loop
+(onnxruntime's ConvActivationFusion, XNNPACK, TFLite), so conv + BN + ReLU costs one
+dispatch and one trip through memory. So the network is read op by op with real shapes,
+and the ops are grouped the way runtimes fuse them.
+
+The ATen ops of one eval-mode forward come from :mod:`..graph.traced_ops` (imported only for
+a module: a spec's kernels need no PyTorch). Each tensor is tagged with the value that
+produced it, so the dataflow (who consumes what) is known without keeping activations
+alive.
+
+Work ("macs") per op, one multiply-accumulate = 1 as in fvcore: convolutions and matrix
+products their MACs; pooling one per window element; nearest upsampling one per output
+element, bilinear four; element-wise ops and global pooling one per element read; concat
+none (it only moves memory). A fused kernel's work is its first op's: folded batch norm
+and fused activations ride along in the same loop. Bytes are float32: the activations a
+kernel reads from other kernels, the one it writes, and the weights it reads.
+
+Transformers: a matrix product of two activations (attention's ``q @ k^T`` and ``attn @ v``,
+traced as ``bmm``) is class ``matmul``, apart from ``linear`` (activation times weights):
+small batched GEMMs without packed weights run further from peak. Softmax and layer norm
+are reductions with passes of their own (max, exp and sum; mean, variance and scale), and
+GELU evaluates erf, so each is its own class, one unit of work per element. GELU is not
+fused into the matrix product before it: onnxruntime's CPU fusions fold a bias into it
+(BiasGelu), never the Gelu into the Gemm. Copies (``clone`` of a transposed tensor, what
+an ONNX Transpose does, dtype casts, padding) are class ``copy``: memory only, no work.
+
+The grouping is a runtime's: the rules above are onnxruntime's (and those of any runtime
+not named here). LiteRT's converter writes another graph (read from its ``.tflite``
+files): it transposes the NCHW input to NHWC (a copy), pads a convolution whose padding is
+not TensorFlow's SAME with a PAD op of its own (:func:`..graph.ops.tflite_padded`, a copy),
+pads a ceil-mode average pooling that overhangs and multiplies its outputs by their
+windows' shares, fuses only the ReLU family into a convolution, matrix product or add
+(sigmoid, SiLU and hard-swish run alone), writes hard-sigmoid as ReLU6(x + 3), fused where
+a convolution's bias takes the 3, then a multiply by 1/6, and merges identical ops without
+weights on one input (two columns' first pooling of the stage input).
+
+An ATen op none of these rules knows is its own kernel of class ``unknown``, named by its
+op, costed as memory traffic and a dispatch with no compute, and warned about
+(:class:`UnknownOpsWarning`): never silently counted as element-wise or as zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from ...search_space import Spec
+from ..graph.ops import CONV_OPS, FLOAT32_BYTES, MATMUL_OPS, Op, Trace
+from ..graph.walk import walk_spec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..model_input import Shape
+
+OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "matmul", "max_pool",
+              "avg_pool", "upsample", "elementwise", "softmax", "layer_norm", "gelu",
+              "global_pool", "concat", "copy", "unknown")
+
+_NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
+_ADD = {"add", "add_"}
+_NORM_HOSTS = CONV_OPS | MATMUL_OPS
+_ACTIVATION_HOSTS = CONV_OPS | MATMUL_OPS | _ADD
+# Per runtime, the activations fused into the op before them, and which ops host them.
+# onnxruntime folds Relu, Clip, Sigmoid, HardSigmoid, Tanh, LeakyRelu and Silu into a
+# Conv / Gemm (FusedConv); LiteRT fuses the ReLU family (TFLite's fused activations), and
+# hard-sigmoid's ReLU6 into a convolution or matrix product whose bias takes its + 3.
+_FUSED_ACTIVATIONS = {
+    "onnxruntime": dict.fromkeys(("relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh",
+                                  "leaky_relu", "silu"), _ACTIVATION_HOSTS),
+    "litert": {**dict.fromkeys(("relu", "hardtanh", "clamp"), _ACTIVATION_HOSTS),
+               "hardsigmoid": _NORM_HOSTS}}
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One runtime kernel: ops fused into a single dispatch and a single pass over memory."""
+
+    name: str                    # the module (common prefix of the modules) it runs in
+    op_class: str                # one of OP_CLASSES, from its first op
+    ops: tuple[str, ...]         # ATen ops fused into it, e.g. (convolution, native_batch_norm, relu_)
+    macs: int
+    bytes: int                   # activations in + out, plus weights, float32
+
+
+class UnknownOpsWarning(UserWarning):
+    """A traced network has ops the latency model has no class for (see the module docstring)."""
+
+
+def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
+                    runtime: str = "onnxruntime") -> list[Kernel]:
+    """The fused kernels of one batch-1 inference on ``runtime``, in execution order
+    (``litert``'s, or else onnxruntime's: see the module docstring).
+
+    A spec's come from its walk (:mod:`..graph.walk`), nothing built, the same kernels as its
+    built model's trace hundreds of times faster; any other module is traced, and ops of no
+    known class are warned about by name.
+    """
+    if isinstance(model_or_spec, Spec) and (spec := _spec_at(model_or_spec, input_shape)):
+        return _fuse(_walked(spec), runtime)
+    from ..graph.traced_ops import trace_ops    # PyTorch: only for a network that is run
+    kernels = _fuse(trace_ops(model_or_spec, input_shape), runtime)
+    unknown = Counter(f"{k.ops[0]} in {k.name}" for k in kernels if k.op_class == "unknown")
+    if unknown:
+        warnings.warn(UnknownOpsWarning(
+            "ops the latency model does not know, costed as memory traffic and a dispatch "
+            "only (class 'unknown'): " + ", ".join(f"{op} (x{n})" if n > 1 else op
+                                                   for op, n in unknown.items())), stacklevel=2)
+    return kernels
+
+
+def _spec_at(spec: Spec, shape: Shape | None) -> Spec | None:
+    """``spec`` with its input size set by a batch-1 square ``shape`` (none: its own), or None
+    for a shape that no spec describes (a batch, another channel count, a rectangle)."""
+    if shape is None:
+        return spec
+    batch, channels, *sides = shape
+    if batch == 1 and channels == spec.in_channels and len(sides) == 2 and sides[0] == sides[1]:
+        return replace(spec, input_size=sides[0])
+    return None
+
+
+def _walked(spec: Spec) -> Trace:
+    """The walk's ops, recorded in the shape of a trace's (:class:`Op`'s fields)."""
+    walk = walk_spec(spec)
+    return Trace(walk.ops, walk.sizes, {walk.output}, image=True)
+
+
+# --------------------------------------------------------------------------- fusion
+def _fuse(trace: Trace, runtime: str = "onnxruntime") -> list[Kernel]:
+    """Group ops into kernels: an op joins the kernel whose output it alone consumes."""
+    if runtime == "litert":
+        trace = _as_litert(trace)
+    activations = _FUSED_ACTIVATIONS.get(runtime, _FUSED_ACTIVATIONS["onnxruntime"])
+    consumers = Counter(v for op in trace.ops for v in op.inputs)
+    consumers.update(trace.outputs)
+    groups: list[list[Op]] = []
+    open_tails: dict[int, list[Op]] = {}    # output value -> the kernel that wrote it
+    for op in trace.ops:
+        group = open_tails.pop(op.inputs[0], None)
+        if group is not None and consumers[op.inputs[0]] == 1 and _epilogue(group, op, activations):
+            group.append(op)
+        else:
+            group = [op]
+            groups.append(group)
+        open_tails[op.output] = group
+    return [_kernel(group, trace.sizes) for group in groups]
+
+
+def _as_litert(trace: Trace) -> Trace:
+    """The ops LiteRT's converter writes for the traced ones (the module docstring): the
+    input's transpose; PAD before a convolution or pooling that needs one; the multiply
+    after hard-sigmoid and after a padded average pooling; and one op for ops without
+    weights that repeat another on the same input (common subexpressions: two columns'
+    first pooling or PAD of the stage input)."""
+    sizes, ops, renamed, seen = list(trace.sizes), [], {}, {}
+
+    def copy(name: str, source: int, nbytes: int, module: str) -> int:
+        if (name, source, nbytes) not in seen:
+            sizes.append(nbytes)
+            ops.append(Op(name, "copy", 0, (source,), len(sizes) - 1, 0, module))
+            seen[name, source, nbytes] = len(sizes) - 1
+        return seen[name, source, nbytes]
+
+    if trace.image:
+        renamed[0] = copy("permute", 0, sizes[0], "input")
+    for op in trace.ops:
+        inputs = tuple(renamed.get(v, v) for v in op.inputs)
+        key = (op.name, inputs, op.work)
+        if not op.weight_bytes and key in seen:
+            renamed[op.output] = seen[key]
+            continue
+        seen[key] = op.output
+        if op.pad:
+            inputs = (copy("constant_pad_nd", inputs[0], op.pad * FLOAT32_BYTES, op.module),
+                      *inputs[1:])
+        output = op.output
+        if op.name == "hardsigmoid" or op.pad and op.op_class == "avg_pool":
+            sizes.append(sizes[op.output])      # what the multiply then reads
+            output = len(sizes) - 1
+        ops.append(Op(op.name, op.op_class, op.work, inputs, output, op.weight_bytes, op.module))
+        if output != op.output:
+            ops.append(Op("mul", "elementwise", sizes[output] // FLOAT32_BYTES, (output,),
+                           op.output, 0, op.module))
+    return Trace(ops, sizes, {renamed.get(v, v) for v in trace.outputs})
+
+
+def _epilogue(group: list[Op], op: Op, activations: dict[str, set[str]]) -> bool:
+    """Can ``op`` run in the epilogue of the kernel ``group`` (reading only its output)?
+    The epilogue is a batch norm after a convolution or matrix product, then one activation
+    of ``activations``, after a host it names (the batch norm's or its own anchor)."""
+    if len(op.inputs) != 1 or op.inputs[0] != group[-1].output:
+        return False
+    anchor = group[0].name
+    if op.name.rstrip("_") in activations:
+        return (anchor in activations[op.name.rstrip("_")]
+                and (len(group) == 1 or group[-1].name in _NORM))
+    return op.name in _NORM and len(group) == 1 and anchor in _NORM_HOSTS
+
+
+def _kernel(group: list[Op], sizes: list[int]) -> Kernel:
+    """Epilogue ops read only the op before them: the kernel reads its anchor's inputs."""
+    anchor, last = group[0], group[-1]
+    activations = sum(sizes[v] for v in anchor.inputs) + sizes[last.output]
+    if last is anchor:
+        return Kernel(anchor.module, anchor.op_class, (anchor.name,), anchor.work,
+                      activations + anchor.weight_bytes)
+    return Kernel(_common_prefix([op.module for op in group]), anchor.op_class,
+                  tuple(op.name for op in group), anchor.work,
+                  activations + sum(op.weight_bytes for op in group))
+
+
+def _common_prefix(names: list[str]) -> str:
+    """The longest run of leading dotted segments the names share, else the first name."""
+    prefix = names[0]
+    while prefix and not all(n == prefix or n.startswith(prefix + ".") for n in names):
+        prefix = prefix.rpartition(".")[0]
+    return prefix or names[0]

@@ -1,0 +1,103 @@
+"""Measured latency on this machine: repeated timed inferences on a runtime (:mod:`..runtimes`).
+
+``measure_latency`` is the ground truth the latency model is calibrated against: run on a
+Raspberry Pi it is real ARM latency.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ...search_space import Spec
+from ..graph.trace import torch_threads
+from ..model_input import Shape, as_model
+from ..runtimes import MeasurementError, session_of
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Repeated rounds of timed inferences: the median and how far it moves between rounds.
+
+    The interval is the lowest and highest of the per-round medians. For ``rounds``
+    independent rounds the chance that the true median lies outside it is ``2 / 2**rounds``
+    (6.25% for the default 5): a 93.75% interval, nothing assumed about the distribution.
+    """
+
+    median_ms: float                 # median of every timed run
+    low_ms: float                    # lowest per-round median
+    high_ms: float                   # highest per-round median
+    rounds: int
+    repeats: int                     # timed runs per round
+    runtime: str
+    threads: int
+    load_average: float              # the 1-minute load average just before measuring
+    cores: int
+    model_file: Path | None = None   # the file the runtime ran, when it was kept
+
+    @property
+    def busy(self) -> bool:
+        """Was something else running: a load average of a core's worth or more before
+        measuring began? Other processes slow measurements and widen the interval."""
+        return self.load_average >= 1.0
+
+
+def measure_latency(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
+                    runtime: str = "onnxruntime", threads: int = 1, warmup: int = 5,
+                    repeats: int = 10, rounds: int = 5) -> float:
+    """Median milliseconds of a batch-1 inference (:func:`measure` without the spread)."""
+    return measure(model_or_spec, input_shape, runtime=runtime, threads=threads, warmup=warmup,
+                   repeats=repeats, rounds=rounds).median_ms
+
+
+def measure(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None, *,
+            runtime: str = "onnxruntime", threads: int = 1, warmup: int = 5, repeats: int = 10,
+            rounds: int = 5, keep: str | Path | None = None) -> Measurement:
+    """``rounds`` rounds of ``repeats`` timed batch-1 inferences after ``warmup`` untimed ones.
+
+    The median, not the mean: a few slow runs are the machine's noise, not the network's
+    latency. With one thread the inference runs on the calling thread and is timed by that
+    thread's CPU time: on an idle machine (a board set aside for measuring) that equals wall
+    time, and on a busy one it leaves out the time the OS gives to other processes, which
+    otherwise doubles some measurements on a loaded two-core machine. With more threads the
+    work spreads over a thread pool, so it is timed by the wall clock. PyTorch's and the
+    runtime's thread counts are both set to ``threads``. ``keep``: a folder to write the
+    model file the runtime ran (``model.onnx``, ``model.tflite``), so that a board can
+    measure the same file.
+    Time: the ONNX export (a few seconds) and ``rounds x repeats + warmup`` inferences.
+    """
+    session = session_of(runtime)
+    if threads < 1 or warmup < 0 or repeats < 1 or rounds < 1:
+        raise MeasurementError(f"need threads >= 1, warmup >= 0, repeats >= 1 and rounds >= 1, "
+                               f"got {threads}, {warmup}, {repeats} and {rounds}")
+    model, shape = as_model(model_or_spec, input_shape)
+    x = torch.rand(shape)
+    load = os.getloadavg()[0]
+    with torch_threads(threads), session(model, x, threads, keep) as (run, model_file):
+        times = [timed_runs(run, threads, warmup if r == 0 else 0, repeats) for r in range(rounds)]
+    medians = [statistics.median(t) for t in times]
+    return Measurement(statistics.median(t for r in times for t in r), min(medians),
+                       max(medians), rounds, repeats, runtime, threads, load,
+                       os.cpu_count() or 1, model_file)
+
+
+def timed_runs(run: Callable[[], object], threads: int = 1, warmup: int = 10,
+               repeats: int = 50) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones,
+    on the clock :func:`measure` explains (thread CPU time for one thread)."""
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        run()
+        times.append((clock() - start) * 1e3)
+    return times

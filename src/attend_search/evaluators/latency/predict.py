@@ -1,0 +1,107 @@
+"""Predicted latency: a roofline over a network's fused kernels, on a device profile.
+
+FLOPs are not latency on small CPUs: depthwise convolutions, pooling, upsampling and
+element-wise gating are memory bound, and every kernel pays a fixed dispatch cost. So each
+kernel (see :mod:`.kernels`) costs the larger of its compute time and its memory time, plus
+its class's fixed cost::
+
+    t_k = max(macs_k / (peak * efficiency[class_k]), bytes_k / bandwidth[level(bytes_k)])
+          + fixed_cost[class_k]
+    latency = sum_k t_k
+
+``peak`` is clock x SIMD lanes x vector FMAs per cycle x threads; ``level(bytes)`` is the
+first memory level the kernel's working set (inputs + output + weights) fits in, so a
+layer whose activations stay in L2 streams at cache bandwidth and a larger one at DRAM
+bandwidth. Batch 1, float32.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...search_space import Spec
+from .devices import DeviceProfile, load_device
+from .kernels import Kernel, extract_kernels
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..model_input import Shape
+
+Device = str | Path | DeviceProfile
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """One row of "where the time goes"."""
+
+    name: str
+    op_class: str
+    ops: tuple[str, ...]    # the ATen ops fused into the kernel; the op itself where "unknown"
+    ms: float
+    macs: int
+    bytes: int
+    bound: str          # "compute", or the memory level whose bandwidth limits the kernel
+
+
+def predict_latency(model_or_spec: nn.Module | Spec, device: Device,
+                    input_shape: Shape | None = None, breakdown: bool = False
+                    ) -> float | tuple[float, list[KernelTime]]:
+    """Predicted milliseconds for one batch-1 inference on ``device``.
+
+    ``device`` is a built-in name (``cortex-a72``), a profile YAML path or a
+    :class:`DeviceProfile`. With ``breakdown`` also the per-kernel times, in execution order;
+    they sum to the total. A spec's kernels come from the spec alone (see
+    :func:`.kernels.extract_kernels`), in well under a millisecond.
+    """
+    profile = load_device(device)
+    kernels = extract_kernels(model_or_spec, input_shape, profile.runtime)
+    if not breakdown:
+        return total_ms(kernels, profile)
+    roofline = _Roofline(profile)
+    times = [roofline.time(k) for k in kernels]
+    return sum(t.ms for t in times), times
+
+
+def total_ms(kernels: list[Kernel], profile: DeviceProfile) -> float:
+    """Predicted milliseconds of already extracted kernels (calibration re-costs them often)."""
+    roofline = _Roofline(profile)
+    return sum(roofline.ms(k) for k in kernels)
+
+
+class _Roofline:
+    """A profile's coefficients looked up once for a network's kernels: per kernel, the
+    lookups cost as much as the rest of a spec's prediction."""
+
+    def __init__(self, profile: DeviceProfile):
+        self.profile = profile
+        self.per_mac = {c: profile.seconds_per_mac(c) for c in profile.efficiency}
+        self.per_byte = [profile.seconds_per_byte(i) for i in range(len(profile.memory))]
+        self.fixed = {c: profile.fixed_seconds(c) for c in profile.fixed_cost_us}
+
+    def ms(self, kernel: Kernel) -> float:
+        return self._seconds(kernel)[0] * 1e3
+
+    def time(self, kernel: Kernel) -> KernelTime:
+        seconds, compute, memory, level = self._seconds(kernel)
+        return KernelTime(kernel.name, kernel.op_class, kernel.ops, seconds * 1e3, kernel.macs,
+                          kernel.bytes,
+                          "compute" if compute >= memory else self.profile.memory[level].name)
+
+    def _seconds(self, kernel: Kernel) -> tuple[float, float, float, int]:
+        """``(total, compute, memory seconds, memory level)``."""
+        level = self.profile.level_of(kernel.bytes)
+        compute = kernel.macs * self.per_mac[kernel.op_class]
+        memory = kernel.bytes * self.per_byte[level]
+        return max(compute, memory) + self.fixed[kernel.op_class], compute, memory, level
+
+
+def time_by_class(times: list[KernelTime]) -> dict[str, float]:
+    """Milliseconds per op class, largest first: the short answer to where the time goes."""
+    totals: dict[str, float] = defaultdict(float)
+    for t in times:
+        totals[t.op_class] += t.ms
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))

@@ -1,0 +1,94 @@
+"""ONNX: the export every study and measurement runs on, and an onnxruntime session.
+
+onnxruntime is the default runtime because it is what edge deployments of these networks
+run, with the same graph optimisations (batch norm folded, activations fused into
+convolutions) that :mod:`..latency.kernels` assumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from ..graph.trace import eval_mode
+from ..model_input import Shape
+from . import MeasurementError, Session
+
+
+def export_onnx(model: nn.Module, input_shape: Shape, path: str | Path,
+                opset: int | None = None, dynamic_batch: bool = False) -> int:
+    """Write ``model`` (in eval mode, static input shape) to ``path`` as ONNX; the opset used.
+
+    ``dynamic_batch``: the first axis is a named dimension ``batch`` (any size), as exported
+    deployment files want; the rest of the shape stays static.
+
+    Uses torch.onnx's ``torch.export``-based exporter (``dynamo=True``), the default and
+    maintained one since PyTorch 2.9; the TorchScript exporter is deprecated. It exports every
+    block of the search space, including ``F.interpolate`` to the input's size (a static
+    shape here) and BlurPool's fixed filter (a constant). Weights are stored in the file
+    itself so that it stands alone. ``opset=None`` takes the exporter's default.
+    """
+    # torch.export specialises a dimension of size 1, so a dynamic batch is traced at 2
+    x = torch.zeros((2, *input_shape[1:]) if dynamic_batch else input_shape)
+    dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
+    try:
+        with _quiet_exporter(), eval_mode(model), torch.no_grad():
+            program = torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset,
+                                        dynamic_shapes=dynamic, external_data=False,
+                                        verbose=False)
+    except Exception as exc:  # the exporter raises many types; the user needs the first line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MeasurementError(f"ONNX export failed: {first}") from exc
+    return program.model.opset_imports[""]
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's progress lines, deprecation warnings and log messages
+    (such as "torchvision is not installed"): none of them concern our users."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def onnx_session(model: nn.Module, x: torch.Tensor, threads: int,
+                         keep: str | Path | None) -> Session:
+    # exported beside where it is kept, so that moving it in place is atomic
+    with tempfile.TemporaryDirectory(dir=keep) as tmp:
+        path = Path(tmp) / "model.onnx"
+        export_onnx(model, tuple(x.shape), path)
+        session = onnxruntime_session(path, threads)
+        if keep is not None:
+            path = Path(keep) / "model.onnx"
+            os.replace(Path(tmp) / "model.onnx", path)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    yield (lambda: session.run(None, feed)), (path if keep is not None else None)
+
+
+def onnxruntime_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
+    """An onnxruntime CPU session as :func:`..latency.measure.measure` times it: all graph optimisations,
+    ``threads`` intra-op threads, sequential execution, errors only logged."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3          # errors only
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

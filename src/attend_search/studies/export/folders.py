@@ -1,0 +1,59 @@
+"""Where exports go: each trial's folder, the names a study's folders have, and the hidden
+folder an export is written in until it is whole. Apart from :mod:`.network` (PyTorch,
+onnxruntime, LiteRT) so that the report can link to the folders without loading them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from optuna.trial import FrozenTrial
+
+from ...explorer import record_of
+from ...search_space import Spec
+from ..config import StudyConfig
+
+
+def exported_spec(trial: FrozenTrial, config: StudyConfig) -> Spec:
+    """The trial's architecture, named as its export is: ``<study>-trial<N>``."""
+    return Spec.from_dict(record_of(trial).spec).renamed(f"{config.name}-trial{trial.number}")
+
+
+def export_folder(trial: FrozenTrial, config: StudyConfig, out: Path) -> Path:
+    """Where :func:`.network.export_trial` puts a trial: ``<out>/<study>-trial<N>-<digest>``."""
+    spec = exported_spec(trial, config)
+    return out / f"{spec.name}-{spec.digest}"
+
+
+def folder_pattern(study: str) -> str:
+    """The names :func:`export_folder` gives the study's folders, as a regular expression."""
+    return rf"{re.escape(study)}-trial\d+-[0-9a-f]+"
+
+
+def partial_folder(folder: Path, pid: int) -> Path:
+    """Where process ``pid`` writes ``folder`` until it is complete (hidden)."""
+    return folder.parent / f".{folder.name}.{pid}.partial"
+
+
+def remove_abandoned(out: Path, names: str) -> list[Path]:
+    """Remove the partial folders in ``out`` of folders named as the regular expression
+    ``names`` whose writer is gone: an export killed outright (SIGKILL, power) cannot clean
+    up, and its folder would otherwise block the next export. A live writer's is left."""
+    pattern = re.compile(rf"\.{names}\.(\d+)\.partial")
+    abandoned = [p for p in sorted(out.glob(".*.partial")) if p.is_dir()
+                 and (m := pattern.fullmatch(p.name)) and not _alive(int(m[1]))]
+    for path in abandoned:
+        shutil.rmtree(path, ignore_errors=True)
+    return abandoned
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:          # another user's process
+        pass
+    return True

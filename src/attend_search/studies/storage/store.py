@@ -1,0 +1,409 @@
+"""Where a study lives: its directory, its Optuna storage, its stored configuration.
+
+Default storage is an SQLite file in ``studies/<name>/study.db``: a standard Optuna
+storage, so ``optuna-dashboard sqlite:///studies/<name>/study.db`` opens it. Any Optuna
+storage URL works instead (``--storage`` or ``$ATTEND_SEARCH_STORAGE``), PostgreSQL
+included, so workers on many machines share one study.
+
+Worker death: trials send a heartbeat; a trial whose worker stopped beating for the grace
+period (60 s, or ``$ATTEND_SEARCH_HEARTBEAT_GRACE`` seconds) is marked FAIL by the next
+worker that starts a trial, and its parameters are queued again once (Optuna's
+``RetryHeartbeatStaleTrialCallback``), so a killed worker loses no architecture and counts
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Container
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy
+import sqlalchemy.exc
+import yaml
+from optuna import distributions
+from optuna.distributions import BaseDistribution
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.trial import FrozenTrial, TrialState
+
+from ...errors import AttendSearchError, RunStopped
+from ...explorer import Run, open_study
+from ...explorer.feasibility import require_feasible
+from ..config import NAME, StudyConfig, StudyError, read_study
+from . import sqlite_lock
+from .sql_ledger import SqlLedger
+from .trial_cache import TrialCache
+from .trial_reader import select_trials, trials_since
+
+STORAGE_ENV = "ATTEND_SEARCH_STORAGE"
+GRACE_ENV = "ATTEND_SEARCH_HEARTBEAT_GRACE"     # seconds before a silent worker's trial fails
+LOCK_TIMEOUT_ENV = "ATTEND_SEARCH_LOCK_TIMEOUT"  # seconds an SQLite write waits for a lock
+
+
+def _seconds(env: str, default: int) -> int:
+    text = os.environ.get(env, str(default))
+    if not text.isdigit() or int(text) < 1:
+        raise StudyError(f"${env}: {text!r} is not a whole number of seconds (1 or more)")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class StudyPlace:
+    name: str
+    directory: Path
+    url: str
+
+
+def place(name_or_dir: str, storage: str | None = None, root: str | Path = "studies") -> StudyPlace:
+    """Resolve a study argument: a name under ``root``, or a study directory."""
+    storage = storage or os.environ.get(STORAGE_ENV) or None
+    path = Path(name_or_dir)
+    if (path / "study.yaml").is_file() or (path / "study.db").is_file():
+        directory, name = path, _stored_name(path)
+    elif NAME.fullmatch(name_or_dir):
+        directory, name = Path(root) / name_or_dir, name_or_dir
+    elif path.is_dir():
+        raise StudyError("is a directory but not a study (no study.yaml or study.db in it)",
+                         source=name_or_dir)
+    else:
+        raise StudyError("is neither a study name (letters, digits, _ . -) nor a study "
+                         "directory", source=name_or_dir)
+    return StudyPlace(name, directory, storage or _default_url(directory))
+
+
+def _default_url(directory: Path) -> str:
+    return f"sqlite:///{(directory / 'study.db').as_posix()}"
+
+
+def _stored_name(directory: Path) -> str:
+    config = directory / "study.yaml"
+    if not config.is_file():
+        return directory.name
+    try:
+        name = yaml.safe_load(config.read_text(encoding="utf-8"))["name"]
+    except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
+        name = None
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise StudyError("is not a study directory this version wrote (no valid name)",
+                         source=str(config))
+    return name
+
+
+def storage(url: str, attempts: int = 3) -> RDBStorage:
+    """Optuna's RDB storage with heartbeats. Processes that open a fresh database at the same
+    moment race to create its tables; the loser retries and finds them made."""
+    sqlite = url.startswith("sqlite")
+    # a server restarted since a pooled connection was made: checked out, it is replaced
+    kwargs = ({"connect_args": {"timeout": _seconds(LOCK_TIMEOUT_ENV, 60)}} if sqlite
+              else {"pool_pre_ping": True})
+    grace = _seconds(GRACE_ENV, 60)
+    for attempt in range(1, attempts + 1):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                store = _Storage(url, engine_kwargs=kwargs,
+                                 heartbeat_interval=max(1, grace // 3), grace_period=grace,
+                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                     max_retry=1))
+            if sqlite:
+                sqlalchemy.event.listen(store.engine, "connect", _write_ahead_log)
+                sqlalchemy.event.listen(store.engine, "begin", sqlite_lock.begin)
+                store.engine.dispose()   # pooled connections made before the listeners go
+            return store
+        except sqlalchemy.exc.IntegrityError as exc:
+            if attempt == attempts:
+                raise _cannot_open(url, exc) from None
+            time.sleep(0.5 * attempt)
+        except Exception as exc:  # bad URL, server down, missing driver, locked
+            raise storage_error(exc, url) or _cannot_open(url, exc) from None
+    raise AssertionError("unreachable")
+
+
+class _Storage(RDBStorage):
+    """Optuna's RDB storage, with a heartbeat that survives a missed beat, a trial's
+    parameters written in one transaction (:mod:`attend_search.explorer.param_batch`), its
+    record and constraints in another, and reads that take no SQLite write lock
+    (:mod:`.sqlite_lock`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._distributions: dict[tuple[int, str], BaseDistribution | None] = {}
+        self._first_beat_made: set[int] = set()
+
+    def set_trial_params(self, trial_id: int,
+                         params: list[tuple[str, float, BaseDistribution]]) -> None:
+        """Optuna's checks (the trial still running; each distribution the same as the
+        study's earlier trials had, read once per process), then one insert and one commit."""
+        with _create_scoped_session(self.scoped_session, True) as session:
+            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            self.check_trial_is_updatable(trial_id, trial.state)
+            rows = []
+            for name, value, distribution in params:
+                known = self._known_distribution(session, trial.study_id, name)
+                if known is not None:
+                    distributions.check_distribution_compatibility(known, distribution)
+                self._distributions[trial.study_id, name] = distribution
+                rows.append({"trial_id": trial_id, "param_name": name, "param_value": value,
+                             "distribution_json": distributions.distribution_to_json(distribution)})
+            if rows:
+                session.execute(sqlalchemy.insert(models.TrialParamModel), rows)
+
+    def set_trial_attrs(self, trial_id: int, user_attrs: dict[str, Any],
+                        system_attrs: dict[str, Any]) -> None:
+        """Several of a trial's attributes in one transaction (the explorer's record and
+        constraints), where Optuna writes each in its own."""
+        with _create_scoped_session(self.scoped_session, True) as session:
+            for model, attrs in ((models.TrialUserAttributeModel, user_attrs),
+                                 (models.TrialSystemAttributeModel, system_attrs)):
+                for key, value in attrs.items():
+                    self._set_trial_attr_without_commit(session, model, trial_id, key, value)
+
+    def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None,
+                                session) -> models.TrialModel:
+        """A new running trial, numbered by one index lookup, with its first heartbeat made
+        in the transaction that creates it, not in one of its own from the heartbeat thread
+        (see :meth:`record_heartbeat`).
+
+        Optuna numbers a trial by counting the study's earlier trials: 0.7 ms at 10,000,
+        under the write lock every worker waits for. Trials are created one at a time
+        under the lock of the study's row and never deleted, so that count is the number
+        of the trial created just before, plus one. A queued trial (a template) is made
+        by Optuna as it is."""
+        if template_trial is not None:
+            return super()._get_prepared_new_trial(study_id, template_trial, session)
+        trial = models.TrialModel(study_id=study_id, number=None, state=TrialState.RUNNING,
+                                  datetime_start=datetime.now())
+        session.add(trial)
+        session.flush()   # gives the trial its id
+        t = models.TrialModel
+        previous = session.execute(
+            sqlalchemy.select(t.number).where(t.study_id == study_id, t.trial_id < trial.trial_id)
+            .order_by(t.trial_id.desc()).limit(1)).scalar()
+        trial.number = 0 if previous is None else previous + 1
+        if self.heartbeat_interval is not None:
+            session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
+            self._first_beat_made.add(trial.trial_id)
+        return trial
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        """Optuna reads the running trial three times a trial (to start it, to tell it,
+        after it): in plain SQL (:mod:`.trial_reader`), not through its ORM."""
+        found = select_trials(self.engine, models.TrialModel.trial_id == trial_id)
+        if not found:
+            raise KeyError(models.NOT_FOUND_MSG)
+        return found[0]
+
+    def _get_trials(self, study_id: int, states: Container[TrialState] | None,
+                    included_trial_ids: set[int], trial_id_greater_than: int
+                    ) -> list[FrozenTrial]:
+        """Optuna's read of trials for its cache, in plain SQL (:mod:`.trial_reader`)."""
+        trials = trials_since(self.engine, study_id, states, included_trial_ids,
+                              trial_id_greater_than)
+        if not trials:
+            self.get_study_name_from_id(study_id)   # KeyError for a study that is not there
+        return trials
+
+    def _known_distribution(self, session, study_id: int, name: str) -> BaseDistribution | None:
+        if (study_id, name) not in self._distributions:
+            earlier = (session.query(models.TrialParamModel.distribution_json)
+                       .join(models.TrialModel).filter(models.TrialModel.study_id == study_id)
+                       .filter(models.TrialParamModel.param_name == name).first())
+            self._distributions[study_id, name] = (
+                distributions.json_to_distribution(earlier[0]) if earlier else None)
+        return self._distributions[study_id, name]
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Optuna's heartbeat thread dies on its first storage error (a server restarting, a
+        moment's lock) with a traceback, and the trial, still running, then looks dead to
+        other workers once the grace period has passed. A missed beat is harmless: the next
+        one tries again.
+
+        The thread's first beat, at the trial's start, is skipped when the trial was made
+        with one. That beat ran on a thread sharing the interpreter with the trial's own
+        work, so it held SQLite's write lock longer than any other transaction of a trial."""
+        if trial_id in self._first_beat_made:
+            self._first_beat_made.discard(trial_id)
+            return
+        try:
+            super().record_heartbeat(trial_id)
+        except optuna.exceptions.StorageInternalError:
+            pass
+
+
+_STATE_INDEX = "ix_attend_search_trials_study_state"
+
+
+def _index_trials_by_state(engine: sqlalchemy.Engine) -> None:
+    """Each trial starts with Optuna's look for the study's running trials whose worker
+    died, through Optuna's index on the study alone: a scan of every trial of the study,
+    1 ms a trial at 10,000. An index on (study, state), beside Optuna's schema (which
+    ignores it), makes it a lookup. Made by the first run or worker on a database (commands
+    that only read write nothing); two processes making it at the same moment are both
+    content."""
+    def made() -> bool:
+        with sqlite_lock.reading():
+            indexes = sqlalchemy.inspect(engine).get_indexes(models.TrialModel.__tablename__)
+        return any(index["name"] == _STATE_INDEX for index in indexes)
+
+    if made():
+        return
+    trials = sqlalchemy.Table(models.TrialModel.__tablename__, sqlalchemy.MetaData(),
+                              sqlalchemy.Column("study_id"), sqlalchemy.Column("state"))
+    try:
+        sqlalchemy.Index(_STATE_INDEX, trials.c.study_id, trials.c.state).create(engine)
+    except sqlalchemy.exc.DBAPIError:
+        if not made():
+            raise
+
+
+def _read_only(method):
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        with sqlite_lock.reading():
+            return method(self, *args, **kwargs)
+    return read
+
+
+# Optuna's storage methods that only read: their transactions need no write lock
+for _name in ("get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+              "get_study_user_attrs", "get_study_system_attrs", "get_trial_user_attrs",
+              "get_trial_system_attrs", "get_all_studies", "get_trial_param",
+              "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
+              "get_best_trial", "_get_stale_trial_ids"):
+    setattr(_Storage, _name, _read_only(getattr(RDBStorage, _name)))
+
+
+def _write_ahead_log(connection, _record) -> None:
+    """SQLite in WAL mode, synced at checkpoints rather than on every commit: a trial writes
+    dozens of rows (one per parameter), and a commit that waits for the disk costs
+    milliseconds. Readers never block writers. A crash of the machine (not of a worker) may
+    lose the last trials, never corrupt the file. WAL needs a local disk, not NFS: studies
+    across machines belong on PostgreSQL."""
+    connection.isolation_level = None     # transactions begin where SQLAlchemy says
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _cannot_open(url: str, exc: Exception) -> StudyError:
+    return StudyError(f"cannot open storage {_redact(url)}: {type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0]}")
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest and ":" in rest.split("@")[0]:
+        user = rest.split("@")[0].split(":")[0]
+        rest = f"{user}:***@{rest.split('@', 1)[1]}"
+    return scheme + sep + rest
+
+
+def storage_error(exc: BaseException, url: str | None = None) -> AttendSearchError | None:
+    """What a database error means for the user, or None when it is not one: a lock held
+    by another process (exit 2) or a lost server (exit 1: stop, and resume later)."""
+    while exc is not None and not isinstance(exc, sqlalchemy.exc.OperationalError):
+        # Optuna wraps it in StorageInternalError; a lost server in the middle of Optuna's
+        # _run_trial surfaces as an UnboundLocalError raised while handling it
+        exc = exc.__cause__ or exc.__context__
+    if exc is None:
+        return None
+    text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+    where = f" {_redact(url)}" if url else ""
+    if re.search(r"database is locked|database table is locked", text):
+        return StudyError(f"the storage{where} is locked by another process ({text}); wait "
+                          f"for it, or set ${LOCK_TIMEOUT_ENV} to wait longer")
+    return RunStopped(f"lost the connection to the storage{where} ({text}); completed trials "
+                      f"are kept, an unfinished one is failed on the next start: run the same "
+                      f"command again when the server is back")
+
+
+def create(config: StudyConfig, where: StudyPlace) -> Run:
+    """Create the study, or reopen it to resume when its configuration is the same; the
+    returned run samples from a stream no earlier run of the study used. A new study whose
+    constraints no spec meets is refused before anything is written, and a study directory
+    this call made is removed again if it fails."""
+    made = where.directory   # the outermost folder this call creates, if any
+    while not made.parent.exists():
+        made = made.parent
+    made = None if where.directory.exists() else made
+    try:
+        return _create(config, where)
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+
+
+def _create(config: StudyConfig, where: StudyPlace) -> Run:
+    where.directory.mkdir(parents=True, exist_ok=True)
+    store = TrialCache(storage(where.url))
+    if config.name not in {s.study_name for s in store.get_all_studies()}:
+        require_feasible(config.search)
+    study = optuna.create_study(study_name=config.name, storage=store, load_if_exists=True,
+                                directions=[o.direction for o in config.search.objectives])
+    stored = study.user_attrs.get("config")   # compared before open_study claims a stream:
+    if stored is None:                        # a refused run writes nothing
+        study.set_user_attr("config", config.document)
+    elif _canonical(stored) != _canonical(config.document):
+        raise StudyError(f"study {config.name!r} already exists in {_redact(where.url)} with a "
+                         f"different configuration; give the new study another name", path="name")
+    run = _open_run(config, store)
+    write_atomic(where.directory / "study.yaml", yaml.safe_dump(config.document, sort_keys=False))
+    return run
+
+
+def load(where: StudyPlace) -> tuple[StudyConfig, optuna.Study]:
+    """An existing study and its configuration, as stored with it, for reading."""
+    if where.url == _default_url(where.directory) and not (where.directory / "study.db").is_file():
+        raise StudyError(f"no study named {where.name!r} (no {where.directory / 'study.db'}; "
+                         f"see attend-search run)")
+    store = TrialCache(storage(where.url))
+    try:
+        study = optuna.load_study(study_name=where.name, storage=store)
+    except KeyError:
+        raise StudyError(f"no study named {where.name!r} in {_redact(where.url)}") from None
+    return read_study(study.user_attrs["config"]), study
+
+
+def join(where: StudyPlace) -> tuple[StudyConfig, Run]:
+    """An existing study, joined as one more worker on a fresh sampler stream."""
+    config, study = load(where)
+    return config, _open_run(config, study._storage, create=False)
+
+
+def _open_run(config: StudyConfig, store: TrialCache, create: bool = True) -> Run:
+    """A run or worker on the study, its ledger in the study's database, which gets the
+    index runs need (:func:`_index_trials_by_state`)."""
+    rdb = store._backend                            # the RDB storage behind the cache
+    _index_trials_by_state(rdb.engine)
+    ledger = SqlLedger(rdb.engine, rdb.get_study_id_from_name(config.name))
+    return open_study(config.search, store, ledger, create=create)
+
+
+def _canonical(document: dict) -> str:
+    return json.dumps(document, sort_keys=True, default=str)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename: readers never see half a file."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        tmp.write(text)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp.name, 0o666 & ~umask)  # as open() would have made it, not tempfile's 0600
+    os.replace(tmp.name, path)
