@@ -27,7 +27,7 @@ from attend_search.studies import create, place, read_study
 from attend_search.studies.storage import sqlite_lock, trial_reader
 from attend_search.studies.storage.sql_ledger import SqlLedger
 from attend_search.studies.storage.store import storage
-from attend_search.studies.storage.trial_cache import TrialCache
+from attend_search.studies.storage.optuna_storage import TrialCache
 from attend_search.studies.storage.trial_reader import finished_count, read_trials, with_params
 
 DATA = Path(__file__).parent / "data"
@@ -292,7 +292,7 @@ def test_queued_trials_are_run_once_by_concurrent_workers(tmp_path):
 def test_a_trials_parameters_are_stored_in_one_write(tmp_path, sampler, monkeypatch):
     def one_by_one(*args):
         raise AssertionError("a parameter written on its own")
-    monkeypatch.setattr("attend_search.studies.storage.store._Storage.set_trial_param", one_by_one)
+    monkeypatch.setattr("attend_search.studies.storage.optuna_storage.Storage.set_trial_param", one_by_one)
     with quiet_optuna():
         run = create(cheap_study(sampler=sampler), place("cheap", root=tmp_path))
         optimize(run, n_trials=4)

@@ -19,13 +19,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from ..evaluators.graph.trace import torch_threads
     from ..evaluators.latency.predict import predict_latency
     from ..evaluators.proxies import check_proxy, zero_cost_all
-    from ..explorer.metrics import latency_device, metric_label, shown
+    from ..explorer.metrics import (DEFAULT_DEVICE, by_evaluator, latency_device, metric_label,
+                                    shown)
     from ..search_space.naming import layer_name
 
     spec, evaluation, stored, metrics = _subject(args)
-    device = args.device or next(filter(None, map(latency_device, metrics)), "cortex-a72")
-    proxies = [check_proxy(p) for p in args.proxy or
-               [m for m in metrics if not latency_device(m) and m not in _COSTS + ("accuracy",)]]
+    device = args.device or next(filter(None, map(latency_device, metrics)), DEFAULT_DEVICE)
+    proxies = [check_proxy(p) for p in args.proxy or by_evaluator(metrics, "zero_cost")]
     costs = analytic_cost(spec)
     with torch_threads(evaluation.threads):
         total, kernels = predict_latency(spec, device, breakdown=True)
@@ -64,9 +64,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     krows += [[layer_name(k.name), k.op_class, f"{k.ms:.3f}", f"{k.ms / total:.1%}",
                f"{k.macs / 1e6:,.2f}", k.bound] for k in slowest]
     print(table(krows, right={2, 3, 4}))
-
-
-_COSTS = ("params", "macs", "peak_activation_bytes")
 
 
 def _subject(args: argparse.Namespace):

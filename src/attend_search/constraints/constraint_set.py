@@ -67,7 +67,10 @@ class ConstraintSet:
         return space
 
     def budget_violations(self, metrics: dict[str, float]) -> dict[str, float]:
-        return {b.name: b.violation(metrics[b.metric]) for b in self.budgets}
+        """Violations of the budgets whose metric is in ``metrics`` (known so far: cheap
+        metrics first, expensive ones once the candidate is feasible on the cheap ones)."""
+        return {b.name: b.violation(metrics[b.metric]) for b in self.budgets
+                if b.metric in metrics}
 
     def to_dict(self) -> dict[str, Any]:
         return {"rules": self.rules,

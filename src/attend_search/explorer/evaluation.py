@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..evaluators.cost.analytic import analytic_cost
 from ..evaluators.latency.predict import predict_latency
 from ..search_space import Spec
-from .metrics import is_cheap, latency_device
+from .metrics import by_evaluator, is_cheap, latency_device
 from .stopwatch import Stopwatch
 
 if TYPE_CHECKING:
@@ -48,10 +48,8 @@ class Evaluation:
         with clock("cost"):
             values: dict[str, float] = dict(analytic_cost(spec))
         with clock("latency"):
-            for metric in metrics:
-                device = latency_device(metric)
-                if device is not None:
-                    values[metric] = predict_latency(spec, device)
+            for metric in by_evaluator(metrics, "predict_latency"):
+                values[metric] = predict_latency(spec, latency_device(metric))
         return values
 
     def load(self, metrics: list[str]) -> None:
@@ -66,10 +64,11 @@ class Evaluation:
                   clock: Stopwatch | None = None) -> dict[str, float]:
         """Proxies on one shared batch, then short training if ``accuracy`` is asked for, on
         ``threads`` threads."""
-        proxies = [m for m in metrics if not is_cheap(m) and m != "accuracy"]
-        if not proxies and "accuracy" not in metrics:
+        proxies = by_evaluator(metrics, "zero_cost")
+        trained = by_evaluator(metrics, "train_eval")
+        if not proxies and not trained:
             return {}
-        from ..evaluators.graph.trace import torch_threads   # PyTorch from here on only
+        from ..evaluators.graph.trace import torch_threads  # PyTorch from here on only
         from ..evaluators.proxies import zero_cost_all
         from ..evaluators.training.short import train_eval
 
@@ -80,10 +79,10 @@ class Evaluation:
                 with clock("proxy"):
                     values = zero_cost_all(spec, proxies=proxies, seed=self.seed,
                                            batch_size=self.proxy_batch_size)
-            if "accuracy" in metrics:
+            for metric in trained:
                 t = self.training
                 with clock("training"):
-                    values["accuracy"] = train_eval(
+                    values[metric] = train_eval(
                         spec, _dataset(t.dataset), t.epochs, batch_size=t.batch_size,
                         input_size=t.input_size, device=t.device, seed=self.seed,
                         callback=report, progress=False)

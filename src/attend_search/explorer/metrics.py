@@ -15,6 +15,7 @@ from ..errors import AttendSearchError
 from ..evaluators.latency.devices import load_device
 
 DIRECTIONS = ("minimize", "maximize")
+DEFAULT_DEVICE = "cortex-a72"   # where latency is predicted when a study names no device
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ def shown(metric: str, value: float) -> float:
 
 def is_cheap(metric: str) -> bool:
     return kind_of(metric).cheap
+
+
+def by_evaluator(metrics: list[str], evaluator: str) -> list[str]:
+    """The metrics of ``metrics`` that ``evaluator`` computes (a :attr:`MetricKind.evaluator`)."""
+    return [m for m in metrics if kind_of(m).evaluator == evaluator]
 
 
 def latency_device(metric: str) -> str | None:

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
-from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import __version__, interrupts
@@ -42,7 +41,13 @@ from .deadline import deadline
 from .evaluation import Evaluation
 from .ledger import Ledger, MemoryLedger, stream_seed
 from .metrics import Objective, is_cheap
-from .param_batch import params_written_together
+from .optuna_adapter import (
+    CONSTRAINTS_KEY,
+    params_written_together,
+    save_attrs,
+    storage_of,
+    trial_id,
+)
 from .record import KEY, TrialRecord, record_of
 from .samplers import SAMPLERS, make_pruner, make_sampler
 from .stopwatch import Stopwatch
@@ -163,7 +168,7 @@ def cheap_violations(config: SearchConfig, spec: Spec, clock: Stopwatch | None =
     latency, what is known before any proxy or training."""
     cs = config.constraints
     metrics = config.evaluation.cheap(spec, [m for m in config.metrics if is_cheap(m)], clock)
-    return metrics, {**cs.structural(spec), **_budgets(cs, metrics)}
+    return metrics, {**cs.structural(spec), **cs.budget_violations(metrics)}
 
 
 def _meets_cheap_constraints(config: SearchConfig, spec: Spec) -> bool:
@@ -230,7 +235,7 @@ class TrialObjective:
 
         A trial that holds the claim but is still running (another worker) is waited for;
         one that failed, or runs longer than :attr:`WAIT_SECONDS`, loses the claim to us."""
-        mine, storage = trial._trial_id, trial.study._storage
+        mine, storage = trial_id(trial), storage_of(trial)
         owner = self.ledger.claim(digest, mine)
         deadline, pause = time.monotonic() + self.WAIT_SECONDS, 0.05
         while owner != mine:
@@ -262,7 +267,7 @@ class TrialObjective:
                                      feasible=True, seconds=dict(clock.seconds)),
                       _constraints(config.constraint_names, violations))
                 raise
-            violations.update(_budgets(cs, metrics))
+            violations.update(cs.budget_violations(metrics))
             feasible = all(v <= 0 for v in violations.values())
         else:
             for objective in config.objectives:
@@ -307,22 +312,8 @@ def _save(trial: optuna.Trial, record: TrialRecord,
     """The trial's record and, once known, its constraints (:func:`_constraints`), in one
     transaction where the storage offers ``set_trial_attrs``
     (:mod:`attend_search.studies.store`; two writes under SQLite's lock otherwise)."""
-    user = {KEY: record.to_json()}
-    system = {} if constraints is None else {_CONSTRAINTS_KEY: constraints}
-    storage = trial.study._storage
-    backend = getattr(storage, "_backend", storage)   # Optuna wraps RDB storages in a cache
-    if hasattr(backend, "set_trial_attrs"):
-        backend.set_trial_attrs(trial._trial_id, user, system)
-        return
-    for key, value in user.items():
-        storage.set_trial_user_attr(trial._trial_id, key, value)
-    for key, value in system.items():
-        storage.set_trial_system_attr(trial._trial_id, key, value)
-
-
-def _budgets(cs: ConstraintSet, metrics: dict[str, float]) -> dict[str, float]:
-    """Violations of the budgets whose metric is known so far."""
-    return {b.name: b.violation(metrics[b.metric]) for b in cs.budgets if b.metric in metrics}
+    save_attrs(trial, {KEY: record.to_json()},
+               {} if constraints is None else {CONSTRAINTS_KEY: constraints})
 
 
 def _constraints(names: list[str], violations: dict[str, float]) -> tuple[float, ...]:

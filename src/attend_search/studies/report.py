@@ -25,14 +25,14 @@ from plotly.subplots import make_subplots
 from .. import __version__
 from ..evaluators.latency.predict import predict_latency
 from ..explorer import Objective, record_of
-from ..explorer.metrics import COST_METRICS, kind_of, metric_label, shown
+from ..explorer.metrics import COST_METRICS, is_cheap, kind_of, latency_device, metric_label, shown
 from ..explorer.search import quiet_optuna
 from ..search_space import Spec, get_preset, list_presets
 from ..search_space.naming import layer_name
 from .config import StudyConfig
 from .export.folders import export_folder
 from .results import best, candidates, counts, hypervolume_history, trials_frame
-from .storage.store import write_atomic
+from ..files import write_atomic
 from .storage.trial_reader import read_trials, with_params
 
 
@@ -65,11 +65,12 @@ def _page(study: optuna.Study, config: StudyConfig, path: Path, exports: Path) -
     if len(objectives) >= 2 and len(feasible) >= 2:
         sections.append(("Hypervolume history", _hypervolume(feasible, config)))
     sections.append(("Parameter importances", _importances(study, feasible, config)))
-    sections.append(("Feasible and infeasible candidates", _feasibility(trials)))
+    sections.append(("Feasible and infeasible candidates", _feasibility(trials, config)))
     top = best(trials, objectives, top=1, sort=first)
-    if top:
+    device = next(filter(None, map(latency_device, config.search.metrics)), None)
+    if top and device:
         sections.append((f"Where the time goes: trial {top[0].number}, the best by {first}",
-                         _breakdown(top[0], config)))
+                         _breakdown(top[0], device)))
     body, script = [], True
     for title, content in sections:
         caption = ""
@@ -150,9 +151,12 @@ def _members(members: list[FrozenTrial], config: StudyConfig, path: Path, export
 
 
 def _preset_points(config: StudyConfig, metrics: list[str]) -> dict[str, dict[str, float]]:
-    """The presets scored like trials, at the space's input size and class count. Computed
+    """The presets scored like trials, at the space's input size and class count, on metrics
+    that need no training (none at all where one does: a report trains nothing). Computed
     for each report, never stored: a report only reads its study."""
     s = config.search
+    if any(kind_of(m).evaluator == "train_eval" for m in metrics):
+        return {}
     size = 224 if 224 in s.space.input_size.values else s.space.input_size.values[-1]
     points = {}
     for name in list_presets():
@@ -174,12 +178,14 @@ def _pareto_figure(feasible: list[FrozenTrial], front: list[FrozenTrial], config
                         y=[shown(y, t.values[1]) for t in trials],
                         mode="markers" if trials is feasible else "lines+markers", name=name,
                         marker=style, text=[f"trial {t.number}" for t in trials])
-    for name, values in _preset_points(config, [x, y]).items():
+    points = _preset_points(config, [x, y])
+    for name, values in points.items():
         fig.add_scatter(x=[shown(x, values[x])], y=[shown(y, values[y])], mode="markers+text",
                         name=name, text=[name], textposition="top center",
                         marker=dict(symbol="star", size=14))
     fig.update_layout(xaxis_title=_axis(ox), yaxis_title=_axis(oy))
-    return fig, _estimates(config)
+    untrained = "" if points else "The presets are not drawn: their accuracy would need training."
+    return fig, " ".join(filter(None, [_estimates(config), untrained]))
 
 
 def _history(feasible: list[FrozenTrial], config: StudyConfig) -> go.Figure | str:
@@ -251,13 +257,21 @@ def _importances(stored: optuna.Study, feasible: list[FrozenTrial], config: Stud
     return fig
 
 
-def _feasibility(trials: list[FrozenTrial]) -> go.Figure | str:
+def _cheap_axes(config: StudyConfig) -> tuple[str, str]:
+    """Two metrics every candidate has, feasible or not (cheap ones): the study's own first,
+    objectives before constraints, then the costs."""
+    s = config.search
+    named = [o.metric for o in s.objectives] + s.constraints.metrics + list(COST_METRICS)
+    cheap = [m for m in dict.fromkeys(named) if is_cheap(m)]
+    return cheap[0], cheap[1]
+
+
+def _feasibility(trials: list[FrozenTrial], config: StudyConfig) -> go.Figure | str:
     frame = trials_frame(trials)
     frame = frame[frame["state"] == "COMPLETE"]
     if frame.empty:
         return "<p>No finished trial.</p>"
-    x = "params"
-    y = next((c[7:] for c in frame.columns if c.startswith("metric.latency.")), "macs")
+    x, y = _cheap_axes(config)
     fig = go.Figure()
     for feasible, color in ((True, "#31a354"), (False, "#de2d26")):
         part = frame[frame["feasible"] == feasible]
@@ -273,9 +287,7 @@ def _feasibility(trials: list[FrozenTrial]) -> go.Figure | str:
     return fig
 
 
-def _breakdown(trial: FrozenTrial, config: StudyConfig) -> go.Figure:
-    metrics = [o.metric for o in config.search.objectives] + config.search.constraints.metrics
-    device = next((m.partition(".")[2] for m in metrics if m.startswith("latency.")), "cortex-a72")
+def _breakdown(trial: FrozenTrial, device: str) -> go.Figure:
     total, rows = predict_latency(Spec.from_dict(record_of(trial).spec), device,
                                   breakdown=True)
     top = sorted(rows, key=lambda r: r.ms, reverse=True)[:25][::-1]

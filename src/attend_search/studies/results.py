@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from optuna._hypervolume import compute_hypervolume
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import AttendSearchError
 from ..explorer import Objective, TrialRecord, record_of
+from ..explorer.optuna_adapter import hypervolume
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def hypervolume_history(trials: list[FrozenTrial], objectives: tuple[Objective, 
     for point in _signed(trials, objectives):
         if np.all(point < ref) and not np.any(np.all(front <= point, axis=1)):
             front = np.vstack([front[~np.all(point <= front, axis=1)], point])
-            volume = float(compute_hypervolume(front, ref, assume_pareto=True))
+            volume = hypervolume(front, ref)
         history.append(volume)
     return history
 

@@ -12,7 +12,6 @@ job's time limit, a lost machine) leaves the last complete epoch to resume from.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 from collections.abc import Callable
@@ -29,7 +28,8 @@ from .export.network import Int8, export_network
 from .export.folders import exported_spec
 from .export.model_card import Provenance
 from .results import candidates
-from .storage.store import StudyPlace, load, write_atomic
+from ..files import atomic_path, write_atomic
+from .storage.store import StudyPlace, load
 from .storage.trial_reader import read_trials
 
 CHECKPOINT, METRICS, EXPORT = "checkpoint.pt", "metrics.json", "export"
@@ -106,9 +106,8 @@ def _start(out: Path, checkpoint: Path, resume: bool, force: bool) -> State | No
 
 
 def _save_atomic(state: State, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _export(trained: Trained, recipe: Recipe, data: Dataset, folder: Path, source: str,

@@ -8,6 +8,7 @@ network trains for two epochs to be ranked or for two hundred to be deployed.
 from __future__ import annotations
 
 import copy
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn
+from tqdm.auto import tqdm
 
 from ...errors import AttendSearchError
 from ...search_space import Spec, build_model
@@ -82,3 +84,31 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, prepare: Prepare,
         top1 += int(hits[:, 0].sum())
         top5 += int(hits.any(1).sum())
     return {"loss": loss / len(y), "top1": top1 / len(y), "top5": top5 / len(y)}
+
+
+def train_epoch(model: nn.Module, data: Dataset, batches: Tensor, prepare: Prepare,
+                optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+                label_smoothing: float, bar: tqdm, epoch: int,
+                scaler: torch.amp.GradScaler | None = None,
+                autocast: Callable[[], AbstractContextManager] = nullcontext) -> float:
+    """One epoch of training over ``batches`` of ``data``'s training split; the mean loss.
+    ``scaler`` and ``autocast``: mixed precision (the full recipe on CUDA)."""
+    scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)
+    model.train()
+    target = next(model.parameters()).device
+    total = torch.zeros((), device=target)
+    for step, index in enumerate(batches):
+        with autocast():
+            logits = model(prepare(data.x_train[index]))
+            loss = F.cross_entropy(logits.float(), data.y_train[index].to(target),
+                                   label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        schedule.step()
+        total += loss.detach()
+        bar.update()
+        if step % 20 == 0:   # .item() waits for the device: not every step
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+    return float(total) / len(batches)

@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -37,7 +36,7 @@ from ...errors import AttendSearchError
 from ...search_space import Spec
 from .augment import augment, check_augmentation
 from .datasets import Dataset, adapt_images
-from .loop import device_of, epoch_batches, evaluate, fit, precise_bn
+from .loop import device_of, epoch_batches, evaluate, fit, precise_bn, train_epoch
 from ..model_input import seeded
 
 # per optimizer: learning rate (at batch 128) and weight decay when not given
@@ -181,29 +180,15 @@ def train(spec: Spec, data: Dataset, recipe: Recipe, *, device: str = "cpu",
                   desc=f"training {spec.name or spec.digest}") as bar:
             for epoch in range(start, end):
                 began = time.perf_counter()
-                model.train()
                 batches = epoch_batches(len(data.y_train), recipe.batch_size, generator)
-                total = torch.zeros((), device=target)
-                for step, index in enumerate(batches):
-                    with autocast():
-                        logits = model(prepare_train(data.x_train[index]))
-                        loss = F.cross_entropy(logits.float(), data.y_train[index].to(target),
-                                               label_smoothing=recipe.label_smoothing)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    schedule.step()
-                    total += loss.detach()
-                    bar.update()
-                    if step % 20 == 0:   # .item() waits for the device: not every step
-                        bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+                loss = train_epoch(model, data, batches, prepare_train, optimizer, schedule,
+                                   recipe.label_smoothing, bar, epoch, scaler, autocast)
                 with autocast():
                     precise_bn(model, data.x_train, batches, prepare_eval)
                     scores = evaluate(model, data.x_val, data.y_val, prepare_eval,
                                       recipe.batch_size)
                 log.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                            "train_loss": float(total) / steps,
+                            "train_loss": loss,
                             **{f"val_{k}": v for k, v in scores.items()},
                             "seconds": time.perf_counter() - began})
                 bar.set_postfix(epoch=epoch + 1, top1=f"{scores['top1']:.3f}")

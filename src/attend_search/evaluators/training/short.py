@@ -28,14 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ...errors import AttendSearchError
 from ...search_space import Spec
 from .datasets import Dataset, adapt_images, load_dataset
-from .loop import device_of, epoch_batches, evaluate, fit, precise_bn
+from .loop import device_of, epoch_batches, evaluate, fit, precise_bn, train_epoch
 from ..model_input import seeded
 
 Callback = Callable[[int, float], None]
@@ -78,18 +77,9 @@ def train_eval(model_or_spec: nn.Module | Spec, dataset: Dataset | str | Path, e
         with tqdm(total=epochs * steps, disable=not show, unit="step", leave=False,
                   desc=f"training {data.name}") as bar:
             for epoch in range(epochs):
-                model.train()
                 batches = epoch_batches(len(data.y_train), batch_size, generator)
-                for index in batches:
-                    logits = model(prepare(data.x_train[index]))
-                    loss = F.cross_entropy(logits, data.y_train[index].to(target),
-                                           label_smoothing=label_smoothing)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    schedule.step()
-                    bar.update()
-                    bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
+                train_epoch(model, data, batches, prepare, optimizer, schedule, label_smoothing,
+                            bar, epoch)
                 precise_bn(model, data.x_train, batches, prepare)
                 accuracy = evaluate(model, data.x_val, data.y_val, prepare, batch_size)["top1"]
                 bar.set_postfix(epoch=epoch, val_acc=f"{accuracy:.3f}")

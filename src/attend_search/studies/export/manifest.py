@@ -24,7 +24,7 @@ from ...errors import AttendSearchError
 from .network import file_sha256
 from .folders import folder_pattern
 from ..results import counts
-from ..storage.store import write_atomic
+from ...files import write_atomic
 
 SCHEMA = "attend-search/export-manifest/v1"
 

@@ -25,6 +25,7 @@ from safetensors.torch import save_model
 from torch import nn
 
 from ...errors import AttendSearchError
+from ...files import umask
 from ...evaluators.runtimes.litert import convert_tflite, quantize_tflite, require_litert
 from ...evaluators.runtimes.onnx import export_onnx
 from ...evaluators.runtimes.quantize import quantize_onnx
@@ -153,14 +154,8 @@ def _write(spec: Spec, model: nn.Module, folder: Path, formats: list[str] | tupl
             quantize_tflite(folder / "model.tflite", folder / "model.int8.tflite", int8.images)
             files["model.int8.tflite"] = "LiteRT int8 (ai-edge-quantizer static, batch 1)"
     for path in folder.iterdir():
-        path.chmod(0o644 & ~_umask())
+        path.chmod(0o644 & ~umask())
     return files
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def file_sha256(path: Path) -> str:

@@ -22,7 +22,7 @@ from .network import TABLE_FORMATS, Int8, export_trial, refuse_overwrite
 from .folders import export_folder, folder_pattern, remove_abandoned
 from .manifest import refuse_stale, remove_stale, stale_folders, write_manifest
 from ..results import trials_frame
-from ..storage.store import write_atomic
+from ...files import atomic_path, write_atomic
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ def export_study(config: StudyConfig, trials: list[FrozenTrial], chosen: list[Fr
         if fmt == "csv":
             write_atomic(path, frame.to_csv(index=False))
         else:
-            frame.to_parquet(path.with_suffix(".tmp"), index=False)
-            path.with_suffix(".tmp").replace(path)
+            with atomic_path(path) as tmp:
+                frame.to_parquet(tmp, index=False)
         yield f"{path}: {len(frame)} trials"
     exported = []
     for trial, int8 in zip(chosen, calibration):

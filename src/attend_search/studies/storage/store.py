@@ -14,39 +14,30 @@ nothing twice.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
 import shutil
-import tempfile
 import time
 import warnings
-from collections.abc import Container
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
 import yaml
-from optuna import distributions
-from optuna.distributions import BaseDistribution
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._rdb import models
-from optuna.storages._rdb.storage import _create_scoped_session
-from optuna.trial import FrozenTrial, TrialState
 
 from ...errors import AttendSearchError, RunStopped
 from ...explorer import Run, open_study
 from ...explorer.feasibility import require_feasible
+from ...explorer.optuna_adapter import backend_of
+from ...files import write_atomic
 from ..config import NAME, StudyConfig, StudyError, read_study
 from . import sqlite_lock
+from .optuna_storage import Storage, TrialCache, index_trials_by_state
 from .sql_ledger import SqlLedger
-from .trial_cache import TrialCache
-from .trial_reader import select_trials, trials_since
 
 STORAGE_ENV = "ATTEND_SEARCH_STORAGE"
 GRACE_ENV = "ATTEND_SEARCH_HEARTBEAT_GRACE"     # seconds before a silent worker's trial fails
@@ -114,7 +105,7 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                store = _Storage(url, engine_kwargs=kwargs,
+                store = Storage(url, engine_kwargs=kwargs,
                                  heartbeat_interval=max(1, grace // 3), grace_period=grace,
                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
                                      max_retry=1))
@@ -130,160 +121,6 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
         except Exception as exc:  # bad URL, server down, missing driver, locked
             raise storage_error(exc, url) or _cannot_open(url, exc) from None
     raise AssertionError("unreachable")
-
-
-class _Storage(RDBStorage):
-    """Optuna's RDB storage, with a heartbeat that survives a missed beat, a trial's
-    parameters written in one transaction (:mod:`attend_search.explorer.param_batch`), its
-    record and constraints in another, and reads that take no SQLite write lock
-    (:mod:`.sqlite_lock`)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._distributions: dict[tuple[int, str], BaseDistribution | None] = {}
-        self._first_beat_made: set[int] = set()
-
-    def set_trial_params(self, trial_id: int,
-                         params: list[tuple[str, float, BaseDistribution]]) -> None:
-        """Optuna's checks (the trial still running; each distribution the same as the
-        study's earlier trials had, read once per process), then one insert and one commit."""
-        with _create_scoped_session(self.scoped_session, True) as session:
-            trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-            self.check_trial_is_updatable(trial_id, trial.state)
-            rows = []
-            for name, value, distribution in params:
-                known = self._known_distribution(session, trial.study_id, name)
-                if known is not None:
-                    distributions.check_distribution_compatibility(known, distribution)
-                self._distributions[trial.study_id, name] = distribution
-                rows.append({"trial_id": trial_id, "param_name": name, "param_value": value,
-                             "distribution_json": distributions.distribution_to_json(distribution)})
-            if rows:
-                session.execute(sqlalchemy.insert(models.TrialParamModel), rows)
-
-    def set_trial_attrs(self, trial_id: int, user_attrs: dict[str, Any],
-                        system_attrs: dict[str, Any]) -> None:
-        """Several of a trial's attributes in one transaction (the explorer's record and
-        constraints), where Optuna writes each in its own."""
-        with _create_scoped_session(self.scoped_session, True) as session:
-            for model, attrs in ((models.TrialUserAttributeModel, user_attrs),
-                                 (models.TrialSystemAttributeModel, system_attrs)):
-                for key, value in attrs.items():
-                    self._set_trial_attr_without_commit(session, model, trial_id, key, value)
-
-    def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None,
-                                session) -> models.TrialModel:
-        """A new running trial, numbered by one index lookup, with its first heartbeat made
-        in the transaction that creates it, not in one of its own from the heartbeat thread
-        (see :meth:`record_heartbeat`).
-
-        Optuna numbers a trial by counting the study's earlier trials: 0.7 ms at 10,000,
-        under the write lock every worker waits for. Trials are created one at a time
-        under the lock of the study's row and never deleted, so that count is the number
-        of the trial created just before, plus one. A queued trial (a template) is made
-        by Optuna as it is."""
-        if template_trial is not None:
-            return super()._get_prepared_new_trial(study_id, template_trial, session)
-        trial = models.TrialModel(study_id=study_id, number=None, state=TrialState.RUNNING,
-                                  datetime_start=datetime.now())
-        session.add(trial)
-        session.flush()   # gives the trial its id
-        t = models.TrialModel
-        previous = session.execute(
-            sqlalchemy.select(t.number).where(t.study_id == study_id, t.trial_id < trial.trial_id)
-            .order_by(t.trial_id.desc()).limit(1)).scalar()
-        trial.number = 0 if previous is None else previous + 1
-        if self.heartbeat_interval is not None:
-            session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
-            self._first_beat_made.add(trial.trial_id)
-        return trial
-
-    def get_trial(self, trial_id: int) -> FrozenTrial:
-        """Optuna reads the running trial three times a trial (to start it, to tell it,
-        after it): in plain SQL (:mod:`.trial_reader`), not through its ORM."""
-        found = select_trials(self.engine, models.TrialModel.trial_id == trial_id)
-        if not found:
-            raise KeyError(models.NOT_FOUND_MSG)
-        return found[0]
-
-    def _get_trials(self, study_id: int, states: Container[TrialState] | None,
-                    included_trial_ids: set[int], trial_id_greater_than: int
-                    ) -> list[FrozenTrial]:
-        """Optuna's read of trials for its cache, in plain SQL (:mod:`.trial_reader`)."""
-        trials = trials_since(self.engine, study_id, states, included_trial_ids,
-                              trial_id_greater_than)
-        if not trials:
-            self.get_study_name_from_id(study_id)   # KeyError for a study that is not there
-        return trials
-
-    def _known_distribution(self, session, study_id: int, name: str) -> BaseDistribution | None:
-        if (study_id, name) not in self._distributions:
-            earlier = (session.query(models.TrialParamModel.distribution_json)
-                       .join(models.TrialModel).filter(models.TrialModel.study_id == study_id)
-                       .filter(models.TrialParamModel.param_name == name).first())
-            self._distributions[study_id, name] = (
-                distributions.json_to_distribution(earlier[0]) if earlier else None)
-        return self._distributions[study_id, name]
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        """Optuna's heartbeat thread dies on its first storage error (a server restarting, a
-        moment's lock) with a traceback, and the trial, still running, then looks dead to
-        other workers once the grace period has passed. A missed beat is harmless: the next
-        one tries again.
-
-        The thread's first beat, at the trial's start, is skipped when the trial was made
-        with one. That beat ran on a thread sharing the interpreter with the trial's own
-        work, so it held SQLite's write lock longer than any other transaction of a trial."""
-        if trial_id in self._first_beat_made:
-            self._first_beat_made.discard(trial_id)
-            return
-        try:
-            super().record_heartbeat(trial_id)
-        except optuna.exceptions.StorageInternalError:
-            pass
-
-
-_STATE_INDEX = "ix_attend_search_trials_study_state"
-
-
-def _index_trials_by_state(engine: sqlalchemy.Engine) -> None:
-    """Each trial starts with Optuna's look for the study's running trials whose worker
-    died, through Optuna's index on the study alone: a scan of every trial of the study,
-    1 ms a trial at 10,000. An index on (study, state), beside Optuna's schema (which
-    ignores it), makes it a lookup. Made by the first run or worker on a database (commands
-    that only read write nothing); two processes making it at the same moment are both
-    content."""
-    def made() -> bool:
-        with sqlite_lock.reading():
-            indexes = sqlalchemy.inspect(engine).get_indexes(models.TrialModel.__tablename__)
-        return any(index["name"] == _STATE_INDEX for index in indexes)
-
-    if made():
-        return
-    trials = sqlalchemy.Table(models.TrialModel.__tablename__, sqlalchemy.MetaData(),
-                              sqlalchemy.Column("study_id"), sqlalchemy.Column("state"))
-    try:
-        sqlalchemy.Index(_STATE_INDEX, trials.c.study_id, trials.c.state).create(engine)
-    except sqlalchemy.exc.DBAPIError:
-        if not made():
-            raise
-
-
-def _read_only(method):
-    @functools.wraps(method)
-    def read(self, *args, **kwargs):
-        with sqlite_lock.reading():
-            return method(self, *args, **kwargs)
-    return read
-
-
-# Optuna's storage methods that only read: their transactions need no write lock
-for _name in ("get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
-              "get_study_user_attrs", "get_study_system_attrs", "get_trial_user_attrs",
-              "get_trial_system_attrs", "get_all_studies", "get_trial_param",
-              "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
-              "get_best_trial", "_get_stale_trial_ids"):
-    setattr(_Storage, _name, _read_only(getattr(RDBStorage, _name)))
 
 
 def _write_ahead_log(connection, _record) -> None:
@@ -388,9 +225,9 @@ def join(where: StudyPlace) -> tuple[StudyConfig, Run]:
 
 def _open_run(config: StudyConfig, store: TrialCache, create: bool = True) -> Run:
     """A run or worker on the study, its ledger in the study's database, which gets the
-    index runs need (:func:`_index_trials_by_state`)."""
-    rdb = store._backend                            # the RDB storage behind the cache
-    _index_trials_by_state(rdb.engine)
+    index runs need (:func:`.optuna_storage.index_trials_by_state`)."""
+    rdb = backend_of(store)
+    index_trials_by_state(rdb.engine)
     ledger = SqlLedger(rdb.engine, rdb.get_study_id_from_name(config.name))
     return open_study(config.search, store, ledger, create=create)
 
@@ -398,12 +235,3 @@ def _open_run(config: StudyConfig, store: TrialCache, create: bool = True) -> Ru
 def _canonical(document: dict) -> str:
     return json.dumps(document, sort_keys=True, default=str)
 
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename: readers never see half a file."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp.name, 0o666 & ~umask)  # as open() would have made it, not tempfile's 0600
-    os.replace(tmp.name, path)

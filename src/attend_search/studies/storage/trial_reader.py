@@ -1,4 +1,6 @@
-"""All trials of a study, read in a handful of SQL queries.
+"""All trials of a study, read in a handful of SQL queries on Optuna's own tables: the one
+module that knows Optuna's schema (``optuna.storages._rdb.models``, private), and
+``tests/test_optuna_contract.py`` holds what it reads equal to what Optuna reads.
 
 Optuna's RDB storage loads trials through its ORM, about 3.6 ms a trial of ~70 parameters:
 36 s before ``show`` can print anything on a 10,000-trial study. The same rows read with
@@ -22,6 +24,7 @@ from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
+from ...explorer.optuna_adapter import backend_of
 from . import sqlite_lock
 
 _T = models.TrialModel.__table__
@@ -37,7 +40,7 @@ def read_trials(study: optuna.Study, params: bool = True) -> list[FrozenTrial]:
     """Every trial of ``study`` in number order, as ``study.get_trials()`` gives them. Their
     parameters are most of the rows: ``params=False`` leaves them out (``show`` needs none;
     :func:`with_params` adds them to the few that need them)."""
-    rdb = getattr(study._storage, "_backend", study._storage)
+    rdb = backend_of(study._storage)
     if not isinstance(rdb, optuna.storages.RDBStorage):
         return study.get_trials(deepcopy=False)
     return select_trials(rdb.engine, _T.c.study_id == study._study_id, params)
@@ -47,7 +50,7 @@ def with_params(study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTr
     """Copies of ``trials`` (read with ``params=False``) with their parameters, from the one
     table that holds them: the report's importance sample, 1,000 trials of 10,000, read
     whole took 0.8 s."""
-    rdb = getattr(study._storage, "_backend", study._storage)
+    rdb = backend_of(study._storage)
     if not isinstance(rdb, optuna.storages.RDBStorage):
         stored = {t.number: t for t in study.get_trials(deepcopy=False)}
         return [stored[t.number] for t in trials]
@@ -144,7 +147,7 @@ def _frozen(t, rows: dict[str, list]) -> FrozenTrial:
 def finished_count(study: optuna.Study) -> int:
     """Trials of ``study`` that finished (complete, pruned or failed), by any worker on any
     machine: one ``COUNT`` query, cheap enough to poll for a progress bar."""
-    rdb = getattr(study._storage, "_backend", study._storage)
+    rdb = backend_of(study._storage)
     states = [s for s in optuna.trial.TrialState if s.is_finished()]
     if not isinstance(rdb, optuna.storages.RDBStorage):
         return len(study.get_trials(deepcopy=False, states=states))

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -31,6 +29,7 @@ from typing import Any
 import yaml
 
 from ....errors import AttendSearchError
+from ....files import write_atomic
 from ....search_space.fields import Fields, parse_yaml, read_user_file
 from ..kernels import OP_CLASSES
 
@@ -123,16 +122,7 @@ class DeviceProfile:
 
     def save(self, path: str | Path) -> None:
         """Write the profile as YAML; atomically, so a failure leaves no half-written file."""
-        path = Path(path)
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
 def _round(value: float) -> float:
