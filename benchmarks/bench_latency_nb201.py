@@ -32,8 +32,9 @@ from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.predict import total_ms
 from attend_search.search_space.nb201_cell import nb201_spec
+from dev_data import NB201_DEV
 
-DEV_DATA = "/work/shared/data/nb201/nb201_dev.csv"
+DEV_DATA = str(NB201_DEV)
 DATASHEET = Path(__file__).parent / "devices" / "cortex-a76-datasheet.yaml"
 MACHINE = ("Raspberry Pi 5 (Cortex-A76 at 2.4 GHz), onnxruntime, 1 thread: NAS-Bench-201 "
            "dev data (HW-NAS-Bench-360, task cifar100), 1x3x32x32")

@@ -22,6 +22,7 @@ import statistics
 from concurrent.futures import ProcessPoolExecutor
 
 import optuna
+from dev_data import NB201_DEV
 
 from attend_search import nb201_spec
 from attend_search.cli.common import table
@@ -30,7 +31,7 @@ from attend_search.explorer.search import quiet_optuna
 from attend_search.studies import read_study
 from attend_search.studies.results import is_feasible
 
-DEV_DATA = "/work/shared/data/nb201/nb201_dev.csv"
+DEV_DATA = str(NB201_DEV)
 ESTIMATES = ("ensemble", "synflow", "params")
 SAMPLERS = ("tpe", "random")
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from dev_data import NB201_DEV
 from scipy.stats import kendalltau, spearmanr
 
 from attend_search import nb201_spec
@@ -39,7 +40,7 @@ from attend_search.cli.common import table
 from attend_search.evaluators.cost.analytic import analytic_cost
 from attend_search.evaluators.proxies import ENSEMBLE_SCALES, PROXIES, zero_cost_all
 
-DEV_DATA = "/work/shared/data/nb201/nb201_dev.csv"
+DEV_DATA = str(NB201_DEV)
 FOLDS = 5
 WEIGHT_GRID = (0, 0.5, 1, 1.5, 2)    # each signal's weight, relative to expressivity's
 

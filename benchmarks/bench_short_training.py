@@ -30,8 +30,9 @@ from attend_search.cli.common import table
 from attend_search.evaluators.training.datasets import load_dataset
 from attend_search.evaluators.proxies import zero_cost
 from attend_search.evaluators.training.short import train_eval
+from dev_data import NB201_DEV
 
-DEV_DATA = "/work/shared/data/nb201/nb201_dev.csv"
+DEV_DATA = str(NB201_DEV)
 
 
 def main() -> None:

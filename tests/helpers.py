@@ -8,8 +8,13 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 
 DATA = Path(__file__).parent / "data"
+# The public dev data, beside the repository (``../shared/data``), as CI has it
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+NB201_DEV = SHARED_DATA / "nb201" / "nb201_dev.csv"
+MACRO_DEV = SHARED_DATA / "macro" / "macro_dev.csv"
 POSTGRES = os.environ.get("ATTEND_SEARCH_TEST_POSTGRES")
 
 
@@ -74,3 +79,20 @@ def postgres_trials(name):
         return optuna.load_study(study_name=name, storage=storage).get_trials()
     finally:
         storage.engine.dispose()
+
+
+def needs(path: Path):
+    """Skip a test whose data file is missing, except in CI (``$CI``), where it must be there:
+    a test that quietly never runs there would prove nothing."""
+    return pytest.mark.skipif(not path.is_file() and not os.environ.get("CI"),
+                              reason=f"{path} is not on this machine")
+
+
+def cheap_study(**changes):
+    """The AttendNeXt space (~1e23 architectures) with cheap objectives: fast trials."""
+    study = {"name": "cheap", "space": "attendnext",
+             "constraints": {"use": "best-practices", "params": {"max": 6.0e6}},
+             "objectives": [{"metric": "params"}, {"metric": "latency.cortex-a72"}],
+             "presets": False, **changes}
+    from attend_search.studies import read_study
+    return read_study(study, DATA)

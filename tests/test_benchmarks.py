@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from attend_search.evaluators.proxies import PROXIES
+from helpers import NB201_DEV, needs
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -57,20 +58,23 @@ def test_search_quick_mode_gives_every_sampler_a_hypervolume(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/work/shared/data/nb201/nb201_dev.csv").is_file(),
-                    reason="the NAS-Bench-201 dev data is not on this machine")
+@needs(NB201_DEV)
 def test_proxies_quick_mode_ranks_every_proxy_against_nb201_accuracy():
     out = _quick("bench_proxies.py")
+    rho = {}
     for name in ("params", "macs", *PROXIES, "ensemble, 5-fold CV"):
         row = re.search(rf"^{re.escape(name)} +(-?[\d.]+) ± [\d.]+ +(-?[\d.]+) ± [\d.]+ +([\d.]+) ±",
                         out, re.M)
         assert row, name
         assert -1 <= float(row.group(1)) <= 1 and 0 <= float(row.group(3)) <= 1
+        rho[name] = float(row.group(1))
+    # 0.91 on 1,000 archs; 24 rank it far above chance unless the estimate broke (a sign, a
+    # dead signal), and above the parameter count it includes
+    assert rho["ensemble, 5-fold CV"] >= 0.6 and rho["ensemble"] > rho["params"] - 0.1
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/work/shared/data/nb201/nb201_dev.csv").is_file(),
-                    reason="the NAS-Bench-201 dev data is not on this machine")
+@needs(NB201_DEV)
 def test_nb201_search_quick_mode_scores_each_run_on_ground_truth():
     out = _quick("bench_nb201_search.py", "--jobs", "1")
     for estimate in ("ensemble", "synflow", "params"):
@@ -87,8 +91,7 @@ def _curve_rows(out: str) -> dict[tuple[int, str], tuple[float, float]]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/work/shared/data/nb201/nb201_dev.csv").is_file(),
-                    reason="the NAS-Bench-201 dev data is not on this machine")
+@needs(NB201_DEV)
 def test_latency_nb201_quick_mode_cross_validates_the_fit_and_draws_the_learning_curve(tmp_path):
     out = _quick("bench_latency_nb201.py", "--write", str(tmp_path / "a76.yaml"))
     cv = dict(re.findall(r"^  (full fit|FLOPs x constant) +tau ([\d.]+)", out, re.M))
@@ -107,4 +110,8 @@ def test_latency_quick_mode_measures_here_and_draws_the_learning_curve(tmp_path)
     assert set(curve) == {(n, fit) for n in (5, 8)
                           for fit in ("flops", "scales", "prior", "full", "auto")}
     assert all(-1 <= tau <= 1 and mape >= 0 for tau, mape in curve.values())
+    # fitted on 8 networks measured here, the model ranks the other 4 (MACs alone reach tau
+    # 0.76 on this space): a broken measurement or fit ranks at chance
+    assert max(curve[8, fit][0] for fit in ("full", "auto")) >= 0.5
+    assert min(curve[8, fit][1] for fit in ("full", "auto")) < 50   # MAPE %
     assert len((tmp_path / "m.csv").read_text().splitlines()) == 13
