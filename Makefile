@@ -3,6 +3,7 @@
 #   make test        - the test suite without the slow, thorough cases (minutes)
 #   make test-slow   - the slow cases (CI runs them too)
 #   make test-lowest - the suite against the lowest versions pyproject.toml allows (CI)
+#   make lint        - ruff's formatter and linter (configured in pyproject.toml; CI)
 # The virtual environment gets the CPU build of PyTorch first, so that installing the
 # package (torch>=2.13,<3) finds torch satisfied and never pulls a CUDA build.
 
@@ -21,7 +22,7 @@ STAMP := $(VENV)/.installed
 LOWEST ?= optuna==5.0.0
 LOWEST_VENV := .venv-lowest
 
-.PHONY: demo test test-slow test-lowest setup clean
+.PHONY: demo test test-slow test-lowest lint setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow" --durations=10
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m slow --durations=10

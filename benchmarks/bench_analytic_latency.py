@@ -45,8 +45,9 @@ def main() -> None:
     torch.set_num_threads(1)
     space = load_space("attendnext")
     specs = [space.sample(seed) for seed in range(count)]
-    walked = statistics.median(seconds(partial(predict_latency, spec, args.device), repeats)
-                               for spec in specs)
+    walked = statistics.median(
+        seconds(partial(predict_latency, spec, args.device), repeats) for spec in specs
+    )
     built = statistics.median(seconds(partial(traced, spec, args.device)) for spec in specs)
     error = max(abs(predict_latency(s, args.device) / traced(s, args.device) - 1) for s in specs)
     print(f"{len(specs)} specs of attendnext on {args.device}, median time per spec")

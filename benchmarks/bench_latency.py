@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from latency_curve import learning_curve, print_curve
+
 from attend_search import Spec, load_space
 from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernels import extract_kernels
@@ -50,8 +50,11 @@ def main() -> int:
     truth = np.array([measured[d] for d in specs])
     sizes = [int(n) for n in args.sizes.split(",")]
     curve = learning_curve(kernels, truth, load_device(args.base), sizes, args.splits)
-    print_curve(curve, f"{len(specs)} attendnext specs measured here ({args.runtime}, 1 thread); "
-                       f"fitted from {args.base}, median over {args.splits} splits")
+    print_curve(
+        curve,
+        f"{len(specs)} attendnext specs measured here ({args.runtime}, 1 thread); "
+        f"fitted from {args.base}, median over {args.splits} splits",
+    )
     return 0
 
 
@@ -78,8 +81,11 @@ def _measure_all(specs: dict[str, Spec], args: argparse.Namespace) -> dict[str, 
         if args.cache:
             _append(args.cache, digest, done[digest])
         eta = (time.time() - start) / n * (len(todo) - n)
-        print(f"measured {n}/{len(todo)}: {done[digest]:.2f} ms (eta {eta / 60:.0f} min)",
-              file=sys.stderr, flush=True)
+        print(
+            f"measured {n}/{len(todo)}: {done[digest]:.2f} ms (eta {eta / 60:.0f} min)",
+            file=sys.stderr,
+            flush=True,
+        )
     return {d: done[d] for d in specs}
 
 

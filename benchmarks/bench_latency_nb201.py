@@ -25,31 +25,39 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
+from dev_data import NB201_DEV
 from latency_curve import flops_fit, learning_curve, macs, print_curve, scores
+
 from attend_search.evaluators.latency.calibrate import calibrate_latency, fit_kernels
 from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.predict import total_ms
 from attend_search.search_space.nb201_cell import nb201_spec
-from dev_data import NB201_DEV
 
 DEV_DATA = str(NB201_DEV)
 DATASHEET = Path(__file__).parent / "devices" / "cortex-a76-datasheet.yaml"
-MACHINE = ("Raspberry Pi 5 (Cortex-A76 at 2.4 GHz), onnxruntime, 1 thread: NAS-Bench-201 "
-           "dev data (HW-NAS-Bench-360, task cifar100), 1x3x32x32")
+MACHINE = (
+    "Raspberry Pi 5 (Cortex-A76 at 2.4 GHz), onnxruntime, 1 thread: NAS-Bench-201 "
+    "dev data (HW-NAS-Bench-360, task cifar100), 1x3x32x32"
+)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=DEV_DATA)
-    p.add_argument("--archs", type=int, help="use this many networks, drawn at random (default all)")
-    p.add_argument("--base", default=str(DATASHEET), help="profile to fit from (the datasheet priors)")
+    p.add_argument(
+        "--archs", type=int, help="use this many networks, drawn at random (default all)"
+    )
+    p.add_argument(
+        "--base", default=str(DATASHEET), help="profile to fit from (the datasheet priors)"
+    )
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--sizes", default="10,20,50")
     p.add_argument("--splits", type=int, default=20)
     p.add_argument("--write", type=Path, help="save the profile fitted to all networks here")
-    p.add_argument("--quick", action="store_true", help="300 networks, 3 folds, sizes 10 and 20, 3 splits")
+    p.add_argument(
+        "--quick", action="store_true", help="300 networks, 3 folds, sizes 10 and 20, 3 splits"
+    )
     args = p.parse_args()
     if args.quick:
         args.archs, args.folds, args.sizes, args.splits = 300, 3, "10,20", 3
@@ -57,44 +65,60 @@ def main() -> int:
     with open(args.data) as f:
         rows = list(csv.DictReader(f))
     if args.archs:
-        rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))[:args.archs]]
+        rows = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))[: args.archs]]
     specs = [nb201_spec(r["arch_str"], num_classes=100) for r in rows]
     kernels = [extract_kernels(s) for s in specs]
     measured = np.array([float(r["pi5_onnxruntime_ms"]) for r in rows])
     work = np.array([macs(ks) for ks in kernels], dtype=float)
     base = load_device(args.base)
-    print(f"{len(rows)} NB201 networks, Raspberry Pi 5 onnxruntime, median "
-          f"{statistics.median(measured):.2f} ms\n")
+    print(
+        f"{len(rows)} NB201 networks, Raspberry Pi 5 onnxruntime, median "
+        f"{statistics.median(measured):.2f} ms\n"
+    )
 
     print(f"{'profile':<28} {'tau':>6} {'MAPE %':>7} {'pred/measured':>14}")
-    print(f"{'FLOPs x constant (in-sample)':<28} "
-          f"{_row(flops_fit(work, measured) * work, measured)}")
+    print(
+        f"{'FLOPs x constant (in-sample)':<28} {_row(flops_fit(work, measured) * work, measured)}"
+    )
     for profile in (base, load_device("cortex-a76")):
-        print(f"{profile.name:<28} {_row(np.array([total_ms(k, profile) for k in kernels]), measured)}")
+        print(
+            f"{profile.name:<28} "
+            f"{_row(np.array([total_ms(k, profile) for k in kernels]), measured)}"
+        )
 
     folds = np.array_split(np.random.default_rng(1).permutation(len(rows)), args.folds)
     fitted, flops = [], []
     for held in folds:
         fit = np.setdiff1d(np.arange(len(rows)), held)
         profile = fit_kernels([kernels[i] for i in fit], measured[fit], base, "full")
-        fitted.append(scores(np.array([total_ms(kernels[i], profile) for i in held]), measured[held]))
+        fitted.append(
+            scores(np.array([total_ms(kernels[i], profile) for i in held]), measured[held])
+        )
         flops.append(scores(flops_fit(work[fit], measured[fit]) * work[held], measured[held]))
     print(f"\n{args.folds}-fold cross-validation (median over folds; fit on the others):")
     for name, results in (("full fit", fitted), ("FLOPs x constant", flops)):
-        print(f"  {name:<18} tau {statistics.median(t for t, _ in results):.3f}  "
-              f"MAPE {statistics.median(m for _, m in results):.1f}%")
+        print(
+            f"  {name:<18} tau {statistics.median(t for t, _ in results):.3f}  "
+            f"MAPE {statistics.median(m for _, m in results):.1f}%"
+        )
     tau, mape = (statistics.median(x) for x in zip(*fitted))
     passed = tau >= 0.93 and mape <= 5
     print("  PASS" if passed else "  FAIL", "(bar: tau >= 0.93, MAPE <= 5%)\n")
 
     sizes = [int(n) for n in args.sizes.split(",")]
-    print_curve(learning_curve(kernels, measured, base, sizes, args.splits),
-                f"learning curve from {base.name}, median over {args.splits} splits, "
-                f"tested on the networks not used")
+    print_curve(
+        learning_curve(kernels, measured, base, sizes, args.splits),
+        f"learning curve from {base.name}, median over {args.splits} splits, "
+        f"tested on the networks not used",
+    )
 
     if args.write:
-        profile = calibrate_latency([(s, None, ms) for s, ms in zip(specs, measured)], base,
-                                    name="cortex-a76", machine=MACHINE)
+        profile = calibrate_latency(
+            [(s, None, ms) for s, ms in zip(specs, measured)],
+            base,
+            name="cortex-a76",
+            machine=MACHINE,
+        )
         profile.save(args.write)
         print(f"\nwrote {args.write}: {dict(profile.provenance)}")
     return 0 if passed else 1

@@ -39,16 +39,27 @@ SAMPLERS = ("tpe", "random")
 def one_run(estimate: str, sampler: str, seed: int, trials: int) -> list[tuple[float, str]]:
     """Every evaluated trial of one run as ``(estimate, digest)``."""
     import torch
+
     torch.set_num_threads(1)
-    config = read_study({"name": f"nb201-{estimate}", "space": "nas-bench-201",
-                         "constraints": {"use": "none"}, "presets": False, "sampler": sampler,
-                         "seed": seed,
-                         "objectives": [{"metric": estimate, "direction": "maximize"}]}).search
+    config = read_study(
+        {
+            "name": f"nb201-{estimate}",
+            "space": "nas-bench-201",
+            "constraints": {"use": "none"},
+            "presets": False,
+            "sampler": sampler,
+            "seed": seed,
+            "objectives": [{"metric": estimate, "direction": "maximize"}],
+        }
+    ).search
     with quiet_optuna():
         run = open_study(config, optuna.storages.InMemoryStorage())
         optimize(run, n_trials=trials)
-    return [(t.values[0], record_of(t).digest)
-            for t in run.study.get_trials(deepcopy=False) if is_feasible(t)]
+    return [
+        (t.values[0], record_of(t).digest)
+        for t in run.study.get_trials(deepcopy=False)
+        if is_feasible(t)
+    ]
 
 
 def main() -> None:
@@ -63,32 +74,45 @@ def main() -> None:
     if args.quick:
         args.trials, args.seeds = 12, 1
     with open(args.data) as f:
-        accuracy = {nb201_spec(row["arch_str"]).digest: float(row["cifar10_test_accuracy"])
-                    for row in csv.DictReader(f)}
+        accuracy = {
+            nb201_spec(row["arch_str"]).digest: float(row["cifar10_test_accuracy"])
+            for row in csv.DictReader(f)
+        }
     ranked = sorted(accuracy.values(), reverse=True)
 
     jobs = [(e, s, seed) for e in args.estimates for s in SAMPLERS for seed in range(args.seeds)]
     with ProcessPoolExecutor(args.jobs) as pool:
         runs = dict(zip(jobs, pool.map(one_run, *zip(*jobs), [args.trials] * len(jobs))))
 
-    print(f"\nNAS-Bench-201, {args.trials} trials a run, {args.seeds} seed(s); the best-scoring "
-          f"architecture of each run: true CIFAR-10 test accuracy and rank among "
-          f"{len(accuracy)} dev architectures (median of the dev data: "
-          f"{statistics.median(ranked):.2f}%; best: {ranked[0]:.2f}%)\n")
-    lines = [["estimate", "sampler", "accuracy (%) per seed", "mean", "rank per seed",
-              "not in dev data"]]
+    print(
+        f"\nNAS-Bench-201, {args.trials} trials a run, {args.seeds} seed(s); the best-scoring "
+        f"architecture of each run: true CIFAR-10 test accuracy and rank among "
+        f"{len(accuracy)} dev architectures (median of the dev data: "
+        f"{statistics.median(ranked):.2f}%; best: {ranked[0]:.2f}%)\n"
+    )
+    lines = [
+        ["estimate", "sampler", "accuracy (%) per seed", "mean", "rank per seed", "not in dev data"]
+    ]
     for estimate in args.estimates:
         for sampler in SAMPLERS:
             found, missed = [], 0
             for seed in range(args.seeds):
                 known = [(value, d) for value, d in runs[estimate, sampler, seed] if d in accuracy]
                 missed += max(v for v, _ in runs[estimate, sampler, seed]) > max(
-                    (v for v, _ in known), default=-float("inf"))
+                    (v for v, _ in known), default=-float("inf")
+                )
                 found.append(accuracy[max(known)[1]] if known else float("nan"))
             ranks = [1 + sum(a > acc for a in ranked) for acc in found]
-            lines.append([estimate, sampler, " ".join(f"{a:.2f}" for a in found),
-                          f"{statistics.mean(found):.2f}", " ".join(map(str, ranks)),
-                          f"{missed} of {args.seeds}"])
+            lines.append(
+                [
+                    estimate,
+                    sampler,
+                    " ".join(f"{a:.2f}" for a in found),
+                    f"{statistics.mean(found):.2f}",
+                    " ".join(map(str, ranks)),
+                    f"{missed} of {args.seeds}",
+                ]
+            )
     print(table(lines, right={3}))
 
 

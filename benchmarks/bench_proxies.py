@@ -42,7 +42,7 @@ from attend_search.evaluators.proxies import ENSEMBLE_SCALES, PROXIES, zero_cost
 
 DEV_DATA = str(NB201_DEV)
 FOLDS = 5
-WEIGHT_GRID = (0, 0.5, 1, 1.5, 2)    # each signal's weight, relative to expressivity's
+WEIGHT_GRID = (0, 0.5, 1, 1.5, 2)  # each signal's weight, relative to expressivity's
 
 
 def main() -> None:
@@ -52,7 +52,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32, help="synthetic batch of the proxies")
     parser.add_argument("--out", help="write every network's scores here (JSON)")
-    parser.add_argument("--report", help="print the tables of a file --out wrote, computing nothing")
+    parser.add_argument(
+        "--report", help="print the tables of a file --out wrote, computing nothing"
+    )
     parser.add_argument("--quick", action="store_true", help="24 architectures, 2 seeds, batch 8")
     args = parser.parse_args()
     if args.quick:
@@ -65,20 +67,30 @@ def main() -> None:
         rows = list(csv.DictReader(f))
     random.Random(0).shuffle(rows)
     nets = []
-    for n, row in enumerate(rows[:args.archs]):
+    for n, row in enumerate(rows[: args.archs]):
         spec = nb201_spec(row["arch_str"])
         cost = analytic_cost(spec)
-        net = {"arch": row["arch_str"], "accuracy": float(row["cifar10_test_accuracy"]),
-               "params": cost["params"], "macs": cost["macs"], "seeds": [], "seconds": []}
+        net = {
+            "arch": row["arch_str"],
+            "accuracy": float(row["cifar10_test_accuracy"]),
+            "params": cost["params"],
+            "macs": cost["macs"],
+            "seeds": [],
+            "seconds": [],
+        }
         for seed in range(args.seeds):
             start = time.thread_time()
-            net["seeds"].append(zero_cost_all(spec, seed=seed, batch_size=args.batch_size,
-                                              signals=True))
+            net["seeds"].append(
+                zero_cost_all(spec, seed=seed, batch_size=args.batch_size, signals=True)
+            )
             net["seconds"].append(time.thread_time() - start)
         nets.append(net)
         if n % 50 == 0:
-            print(f"{n + 1} of {args.archs} architectures, {statistics.mean(net['seconds']):.2f} s "
-                  f"a network", flush=True)
+            print(
+                f"{n + 1} of {args.archs} architectures, {statistics.mean(net['seconds']):.2f} s "
+                f"a network",
+                flush=True,
+            )
     data = {"archs": len(nets), "seeds": args.seeds, "batch_size": args.batch_size, "nets": nets}
     if args.out:
         Path(args.out).write_text(json.dumps(data))
@@ -89,23 +101,30 @@ def report(data: dict) -> None:
     nets = data["nets"]
     accuracy = np.array([n["accuracy"] for n in nets])
     lines = [["predictor", "Spearman", "Kendall", "top-10% hit"]]
-    predictors = {"params": lambda s: [n["params"] for n in nets],
-                  "macs": lambda s: [n["macs"] for n in nets],
-                  **{name: (lambda s, name=name: [n["seeds"][s][name] for n in nets])
-                     for name in PROXIES},
-                  "ensemble, 5-fold CV": lambda s: cross_validated(nets, accuracy, s)}
+    predictors = {
+        "params": lambda s: [n["params"] for n in nets],
+        "macs": lambda s: [n["macs"] for n in nets],
+        **{name: (lambda s, name=name: [n["seeds"][s][name] for n in nets]) for name in PROXIES},
+        "ensemble, 5-fold CV": lambda s: cross_validated(nets, accuracy, s),
+    }
     for name, values in predictors.items():
-        figures = np.array([rank_figures(np.array(values(s), float), accuracy)
-                            for s in range(data["seeds"])])
-        lines.append([name] + [f"{m:.3f} ± {sd:.3f}" for m, sd in zip(figures.mean(0),
-                                                                      figures.std(0))])
+        figures = np.array(
+            [rank_figures(np.array(values(s), float), accuracy) for s in range(data["seeds"])]
+        )
+        lines.append(
+            [name] + [f"{m:.3f} ± {sd:.3f}" for m, sd in zip(figures.mean(0), figures.std(0))]
+        )
     seconds = [t for n in nets for t in n["seconds"]]
-    print(f"\n{len(nets)} NAS-Bench-201 dev architectures x {data['seeds']} seeds, proxies on a "
-          f"synthetic batch of {data['batch_size']}; CIFAR-10 test accuracy {accuracy.min():.1f} "
-          f".. {accuracy.max():.1f}%; mean ± spread over seeds\n")
+    print(
+        f"\n{len(nets)} NAS-Bench-201 dev architectures x {data['seeds']} seeds, proxies on a "
+        f"synthetic batch of {data['batch_size']}; CIFAR-10 test accuracy {accuracy.min():.1f} "
+        f".. {accuracy.max():.1f}%; mean ± spread over seeds\n"
+    )
     print(table(lines, right={1, 2, 3}))
-    print(f"\nall proxies of one network together: {statistics.median(seconds):.2f} s CPU (median, "
-          f"one thread, network built included)")
+    print(
+        f"\nall proxies of one network together: {statistics.median(seconds):.2f} s CPU (median, "
+        f"one thread, network built included)"
+    )
 
 
 def rank_figures(scores: np.ndarray, accuracy: np.ndarray) -> tuple[float, float, float]:
@@ -120,16 +139,19 @@ def rank_figures(scores: np.ndarray, accuracy: np.ndarray) -> tuple[float, float
 def cross_validated(nets: list[dict], accuracy: np.ndarray, seed: int) -> list[float]:
     """The ensemble of every network with scales and weights chosen on the other folds'
     networks (see the module docstring), as ``ENSEMBLE_SCALES`` and ``ENSEMBLE_WEIGHTS`` were."""
-    signals = {k: np.array([n["seeds"][seed][f"ensemble.{k}"] for n in nets])
-               for k in ENSEMBLE_SCALES}
+    signals = {
+        k: np.array([n["seeds"][seed][f"ensemble.{k}"] for n in nets]) for k in ENSEMBLE_SCALES
+    }
     first, *others = signals
     order = np.random.default_rng(seed).permutation(len(nets))
     scores = np.zeros(len(nets))
     for fold in np.array_split(order, FOLDS):
         rest = np.setdiff1d(order, fold)
         scaled = {k: v / v[rest].std() for k, v in signals.items()}
-        combined = [scaled[first] + sum(w * scaled[k] for w, k in zip(weights, others))
-                    for weights in product(WEIGHT_GRID, repeat=len(others))]
+        combined = [
+            scaled[first] + sum(w * scaled[k] for w, k in zip(weights, others))
+            for weights in product(WEIGHT_GRID, repeat=len(others))
+        ]
         best = max(combined, key=lambda c: spearmanr(c[rest], accuracy[rest])[0])
         scores[fold] = best[fold]
     return list(scores)

@@ -45,10 +45,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="attendnext")
     parser.add_argument("--specs", type=int, default=30, help="specs to sample")
-    parser.add_argument("--input-size", type=int, default=None,
-                        help="override the specs' input size (default: their own)")
-    parser.add_argument("--batch-size", type=int, default=16,
-                        help="synthetic batch of the proxies (a study's default is 16)")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="override the specs' input size (default: their own)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="synthetic batch of the proxies (a study's default is 16)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 specs at 64 pixels, batch 8")
     args = parser.parse_args()
     if args.quick:
@@ -72,26 +80,41 @@ def main() -> None:
         reference_ms.append(t_reference)
         deviation = max(deviation, abs(fast - reference) / abs(reference))
         for name in PROXIES:
-            ms[name].append(timed(partial(zero_cost, spec, proxy=name, seed=seed,
-                                          batch_size=args.batch_size))[1])
-        ms["all together"].append(timed(partial(zero_cost_all, spec, seed=seed,
-                                                batch_size=args.batch_size))[1])
-        print(f"spec {seed:3d} at {spec.input_size}px: " + "  ".join(
-            f"{name} {ms[name][-1]:.0f}" for name in ms) + f" ms; synflow alone: float64 "
-            f"{t_reference:.0f} ms, fast {t_cold:.0f} ms cold, {t_warm:.0f} ms warm", flush=True)
+            ms[name].append(
+                timed(partial(zero_cost, spec, proxy=name, seed=seed, batch_size=args.batch_size))[
+                    1
+                ]
+            )
+        ms["all together"].append(
+            timed(partial(zero_cost_all, spec, seed=seed, batch_size=args.batch_size))[1]
+        )
+        print(
+            f"spec {seed:3d} at {spec.input_size}px: "
+            + "  ".join(f"{name} {ms[name][-1]:.0f}" for name in ms)
+            + f" ms; synflow alone: float64 "
+            f"{t_reference:.0f} ms, fast {t_cold:.0f} ms cold, {t_warm:.0f} ms warm",
+            flush=True,
+        )
 
-    print(f"\n{args.specs} specs of {args.space}, synthetic batch {args.batch_size}, "
-          f"one thread (CPU time); median per spec\n")
-    lines = [["proxy", "ms per spec"]] + [[name, f"{statistics.median(v):.0f}"]
-                                          for name, v in ms.items()]
+    print(
+        f"\n{args.specs} specs of {args.space}, synthetic batch {args.batch_size}, "
+        f"one thread (CPU time); median per spec\n"
+    )
+    lines = [["proxy", "ms per spec"]] + [
+        [name, f"{statistics.median(v):.0f}"] for name, v in ms.items()
+    ]
     print(table(lines, right={1}))
-    print(f"\nsynflow computation alone (on a network built and copied beforehand), median ms: "
-          f"float64 reference {statistics.median(reference_ms):.0f}; largest relative deviation "
-          f"of the fast path {deviation:.1e}")
+    print(
+        f"\nsynflow computation alone (on a network built and copied beforehand), median ms: "
+        f"float64 reference {statistics.median(reference_ms):.0f}; largest relative deviation "
+        f"of the fast path {deviation:.1e}"
+    )
     for name, fast_ms in (("cold", cold_ms), ("warm", warm_ms)):
         ratios = [r / f for r, f in zip(reference_ms, fast_ms)]
-        print(f"  fast, {name}: {statistics.median(fast_ms):.0f}; speed-up median "
-              f"{statistics.median(ratios):.1f}x (min {min(ratios):.1f}x, max {max(ratios):.1f}x)")
+        print(
+            f"  fast, {name}: {statistics.median(fast_ms):.0f}; speed-up median "
+            f"{statistics.median(ratios):.1f}x (min {min(ratios):.1f}x, max {max(ratios):.1f}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -46,20 +46,31 @@ OBJECTIVES = (Objective("synflow", "maximize"), Objective("latency.cortex-a72", 
 def one_run(sampler: str, seed: int, trials: int) -> list[float]:
     """Hypervolume after each trial of one run."""
     import torch
+
     torch.set_num_threads(1)
     config = load_study_file(None).search
     options = config.sampler_options if sampler == config.sampler else {}
-    config = dataclasses.replace(config, sampler=sampler, sampler_options=options, seed=seed,
-                                 enqueue_presets=False, objectives=OBJECTIVES)
+    config = dataclasses.replace(
+        config,
+        sampler=sampler,
+        sampler_options=options,
+        seed=seed,
+        enqueue_presets=False,
+        objectives=OBJECTIVES,
+    )
     with quiet_optuna():
         run = open_study(config, optuna.storages.InMemoryStorage())
         optimize(run, n_trials=trials)
     trials = run.study.get_trials(deepcopy=False)
     feasible = [t for t in trials if is_feasible(t)]
-    volumes = dict(zip((t.number for t in feasible),
-                       hypervolume_history(feasible, config.objectives, list(REFERENCE))))
+    volumes = dict(
+        zip(
+            (t.number for t in feasible),
+            hypervolume_history(feasible, config.objectives, list(REFERENCE)),
+        )
+    )
     curve, volume = [], 0.0
-    for t in trials:           # the front's hypervolume after each trial, feasible or not
+    for t in trials:  # the front's hypervolume after each trial, feasible or not
         volume = volumes.get(t.number, volume)
         curve.append(volume)
     return curve
@@ -77,29 +88,44 @@ def main() -> None:
     if args.quick:
         args.trials, args.seeds = 30, 1
     checkpoints = [n for n in (50, 100, 200, 500) if n <= args.trials] or [args.trials]
-    length = {s: min(args.trials, args.gp_trials) if s == "gp" else args.trials
-              for s in args.samplers}
-    jobs = sorted(((s, seed) for s in args.samplers for seed in range(args.seeds)),
-                  key=lambda job: job[0] != "gp")          # the slowest first
+    length = {
+        s: min(args.trials, args.gp_trials) if s == "gp" else args.trials for s in args.samplers
+    }
+    jobs = sorted(
+        ((s, seed) for s in args.samplers for seed in range(args.seeds)),
+        key=lambda job: job[0] != "gp",
+    )  # the slowest first
     with ProcessPoolExecutor(2) as pool:
         curves = dict(zip(jobs, pool.map(one_run, *zip(*jobs), [length[s] for s, _ in jobs])))
-    median = {s: [statistics.median(curves[s, seed][i] for seed in range(args.seeds))
-                  for i in range(length[s])] for s in args.samplers}
+    median = {
+        s: [
+            statistics.median(curves[s, seed][i] for seed in range(args.seeds))
+            for i in range(length[s])
+        ]
+        for s in args.samplers
+    }
 
-    print(f"hypervolume of the feasible front (reference: log synflow {REFERENCE[0]:g}, "
-          f"{REFERENCE[1]:g} ms), median [min-max] of {args.seeds} seed(s)")
+    print(
+        f"hypervolume of the feasible front (reference: log synflow {REFERENCE[0]:g}, "
+        f"{REFERENCE[1]:g} ms), median [min-max] of {args.seeds} seed(s)"
+    )
     print("sampler   " + "".join(f"{n:>24}" for n in checkpoints))
     for s in args.samplers:
         cells = []
         for n in checkpoints:
             values = [curves[s, seed][n - 1] for seed in range(args.seeds) if n <= length[s]]
-            cells.append(f"{statistics.median(values):8.0f} [{min(values):.0f}-{max(values):.0f}]"
-                         if values else "not run")
+            cells.append(
+                f"{statistics.median(values):8.0f} [{min(values):.0f}-{max(values):.0f}]"
+                if values
+                else "not run"
+            )
         print(f"{s:9s} " + "".join(f"{c:>24}" for c in cells))
     if "random" in median:
         target = median["random"][-1]
-        print(f"\ntrials for the median run to reach random search's {args.trials}-trial "
-              f"median ({target:.0f}):")
+        print(
+            f"\ntrials for the median run to reach random search's {args.trials}-trial "
+            f"median ({target:.0f}):"
+        )
         for s in args.samplers:
             reached = next((i + 1 for i, v in enumerate(median[s]) if v >= target), None)
             print(f"  {s:9s} {reached if reached else f'not within {length[s]}'}")
@@ -107,11 +133,14 @@ def main() -> None:
     fig = go.Figure()
     for s in args.samplers:
         fig.add_scatter(x=list(range(1, length[s] + 1)), y=median[s], mode="lines", name=s)
-    fig.update_layout(title=f"Default study: hypervolume of the feasible front (median of "
-                            f"{args.seeds} seeds; reference {REFERENCE[0]:g} log synflow, "
-                            f"{REFERENCE[1]:g} ms)",
-                      xaxis_title="trials", yaxis_title="hypervolume (log synflow x ms)",
-                      template="plotly_white")
+    fig.update_layout(
+        title=f"Default study: hypervolume of the feasible front (median of "
+        f"{args.seeds} seeds; reference {REFERENCE[0]:g} log synflow, "
+        f"{REFERENCE[1]:g} ms)",
+        xaxis_title="trials",
+        yaxis_title="hypervolume (log synflow x ms)",
+        template="plotly_white",
+    )
     fig.write_html(args.out, include_plotlyjs=True)
     print(f"\nwrote {args.out}")
 

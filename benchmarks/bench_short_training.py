@@ -23,14 +23,14 @@ import statistics
 import time
 
 import torch
+from dev_data import NB201_DEV
 from scipy.stats import kendalltau
 
 from attend_search import nb201_spec
 from attend_search.cli.common import table
-from attend_search.evaluators.training.datasets import load_dataset
 from attend_search.evaluators.proxies import zero_cost
+from attend_search.evaluators.training.datasets import load_dataset
 from attend_search.evaluators.training.short import train_eval
-from dev_data import NB201_DEV
 
 DEV_DATA = str(NB201_DEV)
 
@@ -51,12 +51,17 @@ def main() -> None:
     random.Random(1).shuffle(rows)
     data = load_dataset(args.dataset)
     first, last, ensemble, truth, train_s, proxy_s = [], [], [], [], [], []
-    for row in rows[:args.specs]:
+    for row in rows[: args.specs]:
         spec = nb201_spec(row["arch_str"])
         epochs: list[float] = []
         start = time.thread_time()
-        train_eval(spec, data, args.epochs, callback=lambda _, acc, into=epochs: into.append(acc),
-                   progress=False)
+        train_eval(
+            spec,
+            data,
+            args.epochs,
+            callback=lambda _, acc, into=epochs: into.append(acc),
+            progress=False,
+        )
         middle = time.thread_time()
         ensemble.append(zero_cost(spec, proxy="ensemble"))
         proxy_s.append(time.thread_time() - middle)
@@ -64,23 +69,32 @@ def main() -> None:
         first.append(epochs[0])
         last.append(epochs[-1])
         truth.append(float(row["cifar10_test_accuracy"]))
-        print(f"{len(truth):3d} {row['arch_str']}  epochs {' '.join(f'{a:.3f}' for a in epochs)}"
-              f"  ensemble {ensemble[-1]:.2f}  NB201 {truth[-1]:.2f}", flush=True)
+        print(
+            f"{len(truth):3d} {row['arch_str']}  epochs {' '.join(f'{a:.3f}' for a in epochs)}"
+            f"  ensemble {ensemble[-1]:.2f}  NB201 {truth[-1]:.2f}",
+            flush=True,
+        )
 
     n = args.epochs
-    print(f"\n{len(truth)} NAS-Bench-201 architectures, {n} epochs on {args.dataset}: "
-          f"validation accuracy after epoch 1 {min(first):.3f} .. {max(first):.3f}, after "
-          f"epoch {n} {min(last):.3f} .. {max(last):.3f}\n")
+    print(
+        f"\n{len(truth)} NAS-Bench-201 architectures, {n} epochs on {args.dataset}: "
+        f"validation accuracy after epoch 1 {min(first):.3f} .. {max(first):.3f}, after "
+        f"epoch {n} {min(last):.3f} .. {max(last):.3f}\n"
+    )
     lines = [["pair", "Kendall tau"]]
-    for name, a, b in ((f"epoch 1 vs epoch {n}", first, last),
-                       (f"ensemble vs epoch {n}", ensemble, last),
-                       ("epoch 1 vs NB201 CIFAR-10", first, truth),
-                       (f"epoch {n} vs NB201 CIFAR-10", last, truth),
-                       ("ensemble vs NB201 CIFAR-10", ensemble, truth)):
+    for name, a, b in (
+        (f"epoch 1 vs epoch {n}", first, last),
+        (f"ensemble vs epoch {n}", ensemble, last),
+        ("epoch 1 vs NB201 CIFAR-10", first, truth),
+        (f"epoch {n} vs NB201 CIFAR-10", last, truth),
+        ("ensemble vs NB201 CIFAR-10", ensemble, truth),
+    ):
         lines.append([name, f"{kendalltau(a, b)[0]:+.3f}"])
     print(table(lines, right={1}))
-    print(f"\nCPU s per network (median): training {n} epochs {statistics.median(train_s):.1f}, "
-          f"ensemble {statistics.median(proxy_s):.3f}")
+    print(
+        f"\nCPU s per network (median): training {n} epochs {statistics.median(train_s):.1f}, "
+        f"ensemble {statistics.median(proxy_s):.3f}"
+    )
 
 
 if __name__ == "__main__":

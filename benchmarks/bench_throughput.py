@@ -51,17 +51,33 @@ def timed_run(trials: int, jobs: int, seed: int, folder: Path) -> tuple[float, f
     study = yaml.safe_load((resources.files("attend_search.studies") / "default.yaml").read_text())
     (folder / "study.yaml").write_text(yaml.safe_dump({**study, "seed": seed}))
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "attend_search.cli", "run", "study.yaml",
-                           "--budget", str(trials), "--jobs", str(jobs)], cwd=folder,
-                          capture_output=True, text=True, env={**os.environ, "CI": "true"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "attend_search.cli",
+            "run",
+            "study.yaml",
+            "--budget",
+            str(trials),
+            "--jobs",
+            str(jobs),
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI": "true"},
+    )
     if done.returncode != 0:
         raise SystemExit(f"--jobs {jobs} failed (exit {done.returncode}):\n{done.stderr}")
     wall = time.perf_counter() - start
-    study = optuna.load_study(study_name=STUDY,
-                              storage=f"sqlite:///{folder}/studies/{STUDY}/study.db")
+    study = optuna.load_study(
+        study_name=STUDY, storage=f"sqlite:///{folder}/studies/{STUDY}/study.db"
+    )
     done = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete]
-    span = (max(t.datetime_complete for t in done)
-            - min(t.datetime_start for t in done)).total_seconds()
+    span = (
+        max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)
+    ).total_seconds()
     return len(done) / span * 60, wall, done
 
 
@@ -89,6 +105,7 @@ class Exclusive:
             finally:
                 self._switch()
                 self.stack.pop()
+
         return timed
 
 
@@ -96,10 +113,12 @@ def breakdown(trials: int, folder: Path) -> tuple[dict[str, float], int]:
     """Milliseconds per trial by category, from one in-process `--jobs 1` run."""
     clock = Exclusive()
     config = load_study_file(None)
-    patches = [(evaluation_module, "analytic_cost", "cost"),
-               (evaluation_module, "predict_latency", "latency"),
-               (proxies_module, "zero_cost_all", "proxy"),   # imported where first needed
-               (Space, "resolve", "spec resolution")]
+    patches = [
+        (evaluation_module, "analytic_cost", "cost"),
+        (evaluation_module, "predict_latency", "latency"),
+        (proxies_module, "zero_cost_all", "proxy"),  # imported where first needed
+        (Space, "resolve", "spec resolution"),
+    ]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, category in patches:
         setattr(owner, name, clock.wrap(category, getattr(owner, name)))
@@ -110,10 +129,15 @@ def breakdown(trials: int, folder: Path) -> tuple[dict[str, float], int]:
             for name in dir(type(storage)):
                 if not name.startswith("_") and callable(getattr(storage, name)):
                     setattr(storage, name, clock.wrap("storage", getattr(storage, name)))
-            backend = storage._backend   # a trial's parameters go there in one write
+            backend = storage._backend  # a trial's parameters go there in one write
             backend.set_trial_params = clock.wrap("storage", backend.set_trial_params)
-            for name in ("infer_relative_search_space", "sample_relative",
-                         "sample_independent", "before_trial", "after_trial"):
+            for name in (
+                "infer_relative_search_space",
+                "sample_relative",
+                "sample_independent",
+                "before_trial",
+                "after_trial",
+            ):
                 setattr(sampler, name, clock.wrap("sampling", getattr(sampler, name)))
             total = clock.wrap("other (Optuna, records, rules)", optimize)
             total(run, n_trials=trials)
@@ -144,19 +168,26 @@ def main() -> None:
             rates[jobs].append(rate)
             walls[jobs].append(wall)
             feasible[jobs].append(sum(bool(r.feasible) for r in records) / len(done))
-            proxy_ms[jobs].append(sum(r.seconds.get("proxy", 0.0) for r in records)
-                                  / len(done) * 1e3)
-    print(f"default study, {args.trials} trials a run, {args.repeats} run(s) per setting, "
-          f"{os.cpu_count()} cores; repeat r on study seed r; median of the runs")
-    for jobs in (1, 2):   # the sampler's path, hence the proxy work, differs between runs
-        print(f"  --jobs {jobs}: {statistics.median(rates[jobs]):6.0f} trials/min "
-              f"(command wall time {statistics.median(walls[jobs]):.1f} s; "
-              f"{statistics.median(feasible[jobs]):.0%} feasible, proxies "
-              f"{statistics.median(proxy_ms[jobs]):.0f} ms a trial; per run: "
-              f"{', '.join(f'{r:.0f}' for r in rates[jobs])} trials/min)")
+            proxy_ms[jobs].append(
+                sum(r.seconds.get("proxy", 0.0) for r in records) / len(done) * 1e3
+            )
+    print(
+        f"default study, {args.trials} trials a run, {args.repeats} run(s) per setting, "
+        f"{os.cpu_count()} cores; repeat r on study seed r; median of the runs"
+    )
+    for jobs in (1, 2):  # the sampler's path, hence the proxy work, differs between runs
+        print(
+            f"  --jobs {jobs}: {statistics.median(rates[jobs]):6.0f} trials/min "
+            f"(command wall time {statistics.median(walls[jobs]):.1f} s; "
+            f"{statistics.median(feasible[jobs]):.0%} feasible, proxies "
+            f"{statistics.median(proxy_ms[jobs]):.0f} ms a trial; per run: "
+            f"{', '.join(f'{r:.0f}' for r in rates[jobs])} trials/min)"
+        )
     ratios = [b / a for a, b in zip(rates[1], rates[2])]
-    print(f"  --jobs 2 / --jobs 1: {statistics.median(ratios):.2f}x "
-          f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(
+        f"  --jobs 2 / --jobs 1: {statistics.median(ratios):.2f}x "
+        f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
     with tempfile.TemporaryDirectory() as folder:
         per_trial, n = breakdown(min(args.trials, 100), Path(folder))
     print(f"\nwhere a trial's time goes (--jobs 1, {n} trials, ms per trial, exclusive):")

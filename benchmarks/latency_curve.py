@@ -29,8 +29,10 @@ def macs(kernels: list[Kernel]) -> int:
 
 def scores(predicted: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
     """``(Kendall tau, MAPE %)``."""
-    return (float(kendalltau(predicted, measured).statistic),
-            float(np.mean(np.abs(predicted - measured) / measured) * 100))
+    return (
+        float(kendalltau(predicted, measured).statistic),
+        float(np.mean(np.abs(predicted - measured) / measured) * 100),
+    )
 
 
 def flops_fit(work: np.ndarray, measured: np.ndarray) -> float:
@@ -40,9 +42,16 @@ def flops_fit(work: np.ndarray, measured: np.ndarray) -> float:
     return float(r.sum() / (r * r).sum())
 
 
-def learning_curve(kernels: Sequence[list[Kernel]], measured: np.ndarray, base: DeviceProfile,
-                   sizes: Sequence[int], splits: int, modes: Sequence[str] = FIT_MODES,
-                   seed: int = 0, test: int | None = None) -> dict[tuple[int, str], tuple[float, float]]:
+def learning_curve(
+    kernels: Sequence[list[Kernel]],
+    measured: np.ndarray,
+    base: DeviceProfile,
+    sizes: Sequence[int],
+    splits: int,
+    modes: Sequence[str] = FIT_MODES,
+    seed: int = 0,
+    test: int | None = None,
+) -> dict[tuple[int, str], tuple[float, float]]:
     """``(n, mode or "flops") -> (median tau, median MAPE)`` over ``splits`` random splits;
     ``test`` caps the networks predicted per split (all the others by default)."""
     rng = np.random.default_rng(seed)
@@ -58,8 +67,10 @@ def learning_curve(kernels: Sequence[list[Kernel]], measured: np.ndarray, base: 
                 profile = fit_kernels([kernels[i] for i in fit], measured[fit], base, mode)
                 predicted = np.array([total_ms(kernels[i], profile) for i in held])
                 results.setdefault((n, mode), []).append(scores(predicted, measured[held]))
-    return {key: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v))
-            for key, v in results.items()}
+    return {
+        key: (statistics.median(t for t, _ in v), statistics.median(m for _, m in v))
+        for key, v in results.items()
+    }
 
 
 def print_curve(curve: dict[tuple[int, str], tuple[float, float]], title: str) -> None:

@@ -19,8 +19,13 @@ POSTGRES = os.environ.get("ATTEND_SEARCH_TEST_POSTGRES")
 
 
 def cli(*args, cwd, check=True, env=None):
-    out = subprocess.run([sys.executable, "-m", "attend_search.cli", *map(str, args)],
-                         capture_output=True, text=True, cwd=cwd, env=environment(**(env or {})))
+    out = subprocess.run(
+        [sys.executable, "-m", "attend_search.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment(**(env or {})),
+    )
     if check:
         assert out.returncode == 0, out.stderr
     return out
@@ -29,9 +34,14 @@ def cli(*args, cwd, check=True, env=None):
 def start(*args, cwd, until, env=None, timeout=180):
     """The command line in the background, returned once ``until()`` holds (it must not end
     before), for a test that interrupts it there."""
-    proc = subprocess.Popen([sys.executable, "-m", "attend_search.cli", *map(str, args)],
-                            cwd=cwd, env=environment(**(env or {})),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attend_search.cli", *map(str, args)],
+        cwd=cwd,
+        env=environment(**(env or {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + timeout
     while not until():
         assert proc.poll() is None and time.time() < deadline, proc.communicate()[1]
@@ -40,7 +50,7 @@ def start(*args, cwd, until, env=None, timeout=180):
 
 
 FAULTS = Path(__file__).parent / "faults"
-GRACE = 2   # heartbeat grace period (s) for the fault tests; 60 by default
+GRACE = 2  # heartbeat grace period (s) for the fault tests; 60 by default
 
 
 def fault_env(fault=None, mark=None):
@@ -57,8 +67,9 @@ def environment(**extra):
 
 
 def storage_trials(workdir, name="tiny"):
-    study = optuna.load_study(study_name=name,
-                              storage=f"sqlite:///{workdir}/studies/{name}/study.db")
+    study = optuna.load_study(
+        study_name=name, storage=f"sqlite:///{workdir}/studies/{name}/study.db"
+    )
     return study.get_trials(deepcopy=False)
 
 
@@ -84,15 +95,21 @@ def postgres_trials(name):
 def needs(path: Path):
     """Skip a test whose data file is missing, except in CI (``$CI``), where it must be there:
     a test that quietly never runs there would prove nothing."""
-    return pytest.mark.skipif(not path.is_file() and not os.environ.get("CI"),
-                              reason=f"{path} is not on this machine")
+    return pytest.mark.skipif(
+        not path.is_file() and not os.environ.get("CI"), reason=f"{path} is not on this machine"
+    )
 
 
 def cheap_study(**changes):
     """The AttendNeXt space (~1e23 architectures) with cheap objectives: fast trials."""
-    study = {"name": "cheap", "space": "attendnext",
-             "constraints": {"use": "best-practices", "params": {"max": 6.0e6}},
-             "objectives": [{"metric": "params"}, {"metric": "latency.cortex-a72"}],
-             "presets": False, **changes}
+    study = {
+        "name": "cheap",
+        "space": "attendnext",
+        "constraints": {"use": "best-practices", "params": {"max": 6.0e6}},
+        "objectives": [{"metric": "params"}, {"metric": "latency.cortex-a72"}],
+        "presets": False,
+        **changes,
+    }
     from attend_search.studies import read_study
+
     return read_study(study, DATA)

@@ -8,22 +8,39 @@ file, so anything a command writes is seen.
 from importlib import resources
 
 import pytest
+from bad_inputs.cases import CSV, DATA, DEVICE, SPACE, SPEC, STUDY
 
 from attend_search.cli import main
 from attend_search.search_space import get_preset
-from bad_inputs.cases import CSV, DATA, DEVICE, SPACE, SPEC, STUDY
 
-DEVICE_TEXT = (resources.files("attend_search.evaluators.latency.devices") / "cortex-a72.yaml").read_text()
-VALID = {"study": (DATA / "tiny_study.yaml").read_text(),
-         "space": (DATA / "tiny_space.yaml").read_text(),
-         "spec": get_preset("attendnext").to_json(),
-         "device": DEVICE_TEXT, "csv": "spec,latency_ms\n"}
-COMMANDS = {"study": ["run", "{file}", "--budget", "1"], "space": ["space", "{file}"],
-            "spec": ["build", "{file}"],
-            "device": ["latency", "predict", "attendnext", "--device", "{file}"],
-            "csv": ["latency", "calibrate", "{file}", "--base", "cortex-a72", "--out", "fit.yaml"]}
-CASES = [(kind, *case) for kind, cases in (("study", STUDY), ("space", SPACE), ("spec", SPEC),
-                                           ("device", DEVICE), ("csv", CSV)) for case in cases]
+DEVICE_TEXT = (
+    resources.files("attend_search.evaluators.latency.devices") / "cortex-a72.yaml"
+).read_text()
+VALID = {
+    "study": (DATA / "tiny_study.yaml").read_text(),
+    "space": (DATA / "tiny_space.yaml").read_text(),
+    "spec": get_preset("attendnext").to_json(),
+    "device": DEVICE_TEXT,
+    "csv": "spec,latency_ms\n",
+}
+COMMANDS = {
+    "study": ["run", "{file}", "--budget", "1"],
+    "space": ["space", "{file}"],
+    "spec": ["build", "{file}"],
+    "device": ["latency", "predict", "attendnext", "--device", "{file}"],
+    "csv": ["latency", "calibrate", "{file}", "--base", "cortex-a72", "--out", "fit.yaml"],
+}
+CASES = [
+    (kind, *case)
+    for kind, cases in (
+        ("study", STUDY),
+        ("space", SPACE),
+        ("spec", SPEC),
+        ("device", DEVICE),
+        ("csv", CSV),
+    )
+    for case in cases
+]
 
 
 def content(kind, given):
@@ -46,11 +63,13 @@ def refused(folder, monkeypatch, capsys, kind, file):
     return err.strip().removeprefix("attend-search: error: ")
 
 
-@pytest.mark.parametrize("kind, name, given, expected", CASES,
-                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_a_bad_file_is_exit_2_naming_file_and_field(tmp_path, monkeypatch, capsys, kind, name,
-                                                   given, expected):
-    (tmp_path / "tiny_space.yaml").write_text(VALID["space"])   # what the study names
+@pytest.mark.parametrize(
+    "kind, name, given, expected", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES]
+)
+def test_a_bad_file_is_exit_2_naming_file_and_field(
+    tmp_path, monkeypatch, capsys, kind, name, given, expected
+):
+    (tmp_path / "tiny_space.yaml").write_text(VALID["space"])  # what the study names
     file = f"bad-{kind}.{'csv' if kind == 'csv' else 'json' if kind == 'spec' else 'yaml'}"
     (tmp_path / file).write_bytes(content(kind, given))
     message = refused(tmp_path, monkeypatch, capsys, kind, file)

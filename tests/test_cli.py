@@ -9,8 +9,9 @@ from attend_search import get_preset
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "attend_search.cli", *args],
-                          capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "attend_search.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_help_lists_the_commands():
@@ -51,8 +52,9 @@ def test_bad_spec_exits_2_with_file_and_field_and_no_traceback(tmp_path):
     path.write_text(json.dumps(data))
     out = run("build", str(path))
     assert out.returncode == 2
-    assert out.stderr.strip() == (f"attend-search: error: {path}: stages[2].blocks[0].kernel: "
-                                  "4 is not one of 3, 5, 7")
+    assert out.stderr.strip() == (
+        f"attend-search: error: {path}: stages[2].blocks[0].kernel: 4 is not one of 3, 5, 7"
+    )
     assert "Traceback" not in out.stderr
 
 
@@ -79,8 +81,11 @@ def test_evaluate_prints_costs_latency_top_layers_and_proxies():
     assert re.search(r"^synflow \(log score\) +[\d.]+$", out.stdout, re.M)
     assert "slowest 3 kernels on cortex-a72" in out.stdout
     # the layer naming of `build`, not the module path: stages[3].blocks[1].pw
-    assert re.search(r"^(stem|head\.\w+|stages\[\d\](\.columns\[\d\])?\.blocks\[\d+\]\S*) ",
-                     out.stdout.split("slowest")[1].splitlines()[3], re.M)
+    assert re.search(
+        r"^(stem|head\.\w+|stages\[\d\](\.columns\[\d\])?\.blocks\[\d+\]\S*) ",
+        out.stdout.split("slowest")[1].splitlines()[3],
+        re.M,
+    )
 
 
 def test_evaluate_ensemble_prints_each_of_its_signals():
@@ -92,10 +97,12 @@ def test_evaluate_ensemble_prints_each_of_its_signals():
 
 def test_evaluate_json_matches_the_analytic_cost():
     from attend_search.evaluators.cost.analytic import analytic_cost
+
     out = run("evaluate", "mobilenet_v2", "--json", "--device", "cortex-a53", "--top", "2")
     data = json.loads(out.stdout)
-    assert {k: data[k] for k in ("params", "macs", "peak_activation_bytes")} == \
-        analytic_cost(get_preset("mobilenet_v2"))
+    assert {k: data[k] for k in ("params", "macs", "peak_activation_bytes")} == analytic_cost(
+        get_preset("mobilenet_v2")
+    )
     assert data["latency"]["ms"] > 0 and len(data["latency"]["top_layers"]) == 2
 
 
@@ -109,7 +116,8 @@ def test_build_json_and_the_kernel_breakdown_share_one_layer_naming():
     from attend_search.evaluators.cost.analytic import analytic_cost
     from attend_search.evaluators.latency.predict import predict_latency
     from attend_search.search_space.naming import layer_name
-    out = run("build", "attendnext", "--json")   # two-column stages: stages[0].columns[1]...
+
+    out = run("build", "attendnext", "--json")  # two-column stages: stages[0].columns[1]...
     data = json.loads(out.stdout)
     spec = get_preset("attendnext")
     layers = [layer["name"] for layer in data["layers"]]
@@ -117,9 +125,10 @@ def test_build_json_and_the_kernel_breakdown_share_one_layer_naming():
     cost = analytic_cost(spec)
     assert sum(layer["params"] for layer in data["layers"]) == cost["params"]
     merges = cost["macs"] - sum(layer["macs"] for layer in data["layers"])
-    assert 0 <= merges < 0.01 * cost["macs"]     # only the column merges are in no row
+    assert 0 <= merges < 0.01 * cost["macs"]  # only the column merges are in no row
     _, kernels = predict_latency(spec, "cortex-a72", breakdown=True)
-    for kernel in kernels:   # every kernel named under a row of `build` (or a stage's merge)
+    for kernel in kernels:  # every kernel named under a row of `build` (or a stage's merge)
         name = layer_name(kernel.name)
-        assert any(name == row or name.startswith(row + ".") for row in layers) or \
-            re.fullmatch(r"stages\[\d\]", name), name
+        assert any(name == row or name.startswith(row + ".") for row in layers) or re.fullmatch(
+            r"stages\[\d\]", name
+        ), name

@@ -14,8 +14,9 @@ from helpers import POSTGRES, cli, environment, postgres_trials
 
 from attend_search.explorer import record_of
 
-pytestmark = pytest.mark.skipif(not POSTGRES, reason="set ATTEND_SEARCH_TEST_POSTGRES "
-                                                     "(bash .ci/start-postgres prints one)")
+pytestmark = pytest.mark.skipif(
+    not POSTGRES, reason="set ATTEND_SEARCH_TEST_POSTGRES (bash .ci/start-postgres prints one)"
+)
 
 
 def _counts(text: str) -> tuple[int, int]:
@@ -32,10 +33,27 @@ def test_n_workers_on_one_postgresql_study_and_show_follows_them(workdir):
     # step 1, once (the job the array depends on): create the study, run its first trials
     cli("run", "cluster.yaml", "--budget", "2", "--storage", POSTGRES, cwd=workdir)
     # step 2, the array: each task is one worker knowing only the study's name and URL
-    workers = [subprocess.Popen([sys.executable, "-m", "attend_search.cli", "worker", name,
-                                 "--storage", POSTGRES, "--budget", "30"],
-                                cwd=workdir, env=environment(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "attend_search.cli",
+                "worker",
+                name,
+                "--storage",
+                POSTGRES,
+                "--budget",
+                "30",
+            ],
+            cwd=workdir,
+            env=environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     seen = []
     while any(w.poll() is None for w in workers):
         show = cli("show", name, "--storage", POSTGRES, cwd=workdir)

@@ -49,18 +49,28 @@ def _get(url: str, deadline: float):
 
 def test_the_dashboard_shows_infeasible_trials_as_infeasible(workdir):
     study = yaml.safe_load((workdir / "tiny_study.yaml").read_text())
-    study["constraints"]["params"] = {"max": 15000}     # about a third of the trials exceed it
+    study["constraints"]["params"] = {"max": 15000}  # about a third of the trials exceed it
     (workdir / "tiny_study.yaml").write_text(yaml.safe_dump(study))
     cli("run", "tiny_study.yaml", "--budget", "12", cwd=workdir)
     records = {t.number: record_of(t) for t in storage_trials(workdir)}
     ours = {number: r.feasible for number, r in records.items()}
-    assert 0 < sum(ours.values()) < len(ours)            # both kinds, or the test proves nothing
+    assert 0 < sum(ours.values()) < len(ours)  # both kinds, or the test proves nothing
 
     port = _free_port()
-    server = subprocess.Popen([_dashboard(), "sqlite:///studies/tiny/study.db", "--host",
-                               "127.0.0.1", "--port", str(port)], cwd=workdir,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              env=environment())
+    server = subprocess.Popen(
+        [
+            _dashboard(),
+            "sqlite:///studies/tiny/study.db",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=environment(),
+    )
     try:
         base = f"http://127.0.0.1:{port}/api/studies"
         deadline = time.monotonic() + 60
@@ -72,5 +82,5 @@ def test_the_dashboard_shows_infeasible_trials_as_infeasible(workdir):
     # the dashboard's own rule (its bundle.js): feasible when every constraint is <= 0
     theirs = {t["number"]: all(c <= 0 for c in t["constraints"]) for t in detail["trials"]}
     assert theirs == ours
-    for t in detail["trials"]:   # the worst violation is the one the record names
+    for t in detail["trials"]:  # the worst violation is the one the record names
         assert max(t["constraints"]) == pytest.approx(max(records[t["number"]].violations.values()))

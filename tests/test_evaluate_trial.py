@@ -14,7 +14,7 @@ def test_evaluate_a_trial_reproduces_what_the_study_stored(workdir):
     stored = record_of(trial).metrics
     out = cli("evaluate", "tiny", "--trial", trial.number, "--json", cwd=workdir)
     data = json.loads(out.stdout)
-    assert data["settings"] == {"proxy_batch_size": 4, "seed": 0}   # tiny_study.yaml's, not 16
+    assert data["settings"] == {"proxy_batch_size": 4, "seed": 0}  # tiny_study.yaml's, not 16
     assert data["digest"] == record_of(trial).digest
     assert data["proxies"]["synflow"] == pytest.approx(stored["synflow"], rel=1e-6)
     assert data["latency"]["device"] == "cortex-a72"
@@ -25,5 +25,7 @@ def test_evaluate_a_trial_reproduces_what_the_study_stored(workdir):
     assert "(proxies: batch 4, seed 0)" in text and "stored in the study" in text
 
     missing = cli("evaluate", "tiny", "--trial", 999, cwd=workdir, check=False)
-    assert missing.returncode == 2 and "--trial 999: study tiny has no evaluated trial" \
-        in missing.stderr
+    assert (
+        missing.returncode == 2
+        and "--trial 999: study tiny has no evaluated trial" in missing.stderr
+    )

@@ -42,9 +42,13 @@ def test_duplicate_architectures_are_evaluated_once():
     # a space of few architectures, explored by random sampling: duplicates are certain
     space = yaml.safe_load((DATA / "tiny_space.yaml").read_text())
     space["micro"] = {"block": "depthwise_separable", "kernel": [3, 5], "downsample": "aads"}
-    space["stages"] = {"count": 2, "slots": [{"stride": 2, "depth": 1, "width": 16,
-                                              "micro": {"kernel": 3}},
-                                             {"stride": 2, "depth": 1, "width": [16, 24]}]}
+    space["stages"] = {
+        "count": 2,
+        "slots": [
+            {"stride": 2, "depth": 1, "width": 16, "micro": {"kernel": 3}},
+            {"stride": 2, "depth": 1, "width": [16, 24]},
+        ],
+    }
     space.update(input_size=32, stem={"out": 8})
     space["head"] = {"channels": 0}
     search = config(space=space, sampler="random", presets=False)
@@ -53,7 +57,7 @@ def test_duplicate_architectures_are_evaluated_once():
     study = run(search, 12)
     digests = [record_of(t).digest for t in study.trials]
     assert len(set(digests)) <= 4 < len(digests)
-    assert sorted(CountingEvaluation.calls) == sorted(set(digests))   # each evaluated once
+    assert sorted(CountingEvaluation.calls) == sorted(set(digests))  # each evaluated once
     for t in study.trials:
         if record_of(t).duplicate_of is not None:
             twin = study.trials[record_of(t).duplicate_of]
@@ -62,8 +66,14 @@ def test_duplicate_architectures_are_evaluated_once():
 
 
 def test_infeasible_candidates_cost_nothing_and_are_never_best():
-    search = config(constraints={"use": "best-practices", "rules": {"condensers_per_stage": False},
-                                 "params": {"max": 12000}}, sampler="random")
+    search = config(
+        constraints={
+            "use": "best-practices",
+            "rules": {"condensers_per_stage": False},
+            "params": {"max": 12000},
+        },
+        sampler="random",
+    )
     CountingEvaluation.calls = []
     search = dataclasses.replace(search, evaluation=CountingEvaluation(proxy_batch_size=4))
     study = run(search, 16)
@@ -71,8 +81,8 @@ def test_infeasible_candidates_cost_nothing_and_are_never_best():
     feasible = [t for t in study.trials if record_of(t).feasible]
     assert infeasible and feasible
     for t in infeasible:
-        assert any(v > 0 for v in t.constraints.values())          # Optuna knows
-        assert record_of(t).imputed == ("synflow",)                # no proxy was paid for
+        assert any(v > 0 for v in t.constraints.values())  # Optuna knows
+        assert record_of(t).imputed == ("synflow",)  # no proxy was paid for
         assert record_of(t).digest not in CountingEvaluation.calls
     assert all(record_of(t).feasible for t in best(study.trials, search.objectives))
     assert {t.number for t in candidates(study.trials)} <= {t.number for t in feasible}
@@ -80,13 +90,17 @@ def test_infeasible_candidates_cost_nothing_and_are_never_best():
 
 
 def test_presets_in_the_space_start_the_study_when_they_meet_the_constraints():
-    space = yaml.safe_load(Path(__file__).parents[1].joinpath(
-        "src/attend_search/search_space/spaces/attendnext.yaml").read_text())
+    space = yaml.safe_load(
+        Path(__file__)
+        .parents[1]
+        .joinpath("src/attend_search/search_space/spaces/attendnext.yaml")
+        .read_text()
+    )
     loose = config(space=space, constraints={"use": "best-practices"}, sampler="random")
     with quiet_optuna():
         study = open_study(loose, optuna.storages.InMemoryStorage()).study
     queued = [t.user_attrs.get("preset") for t in study.get_trials(deepcopy=False)]
-    assert queued == ["attendnext"]   # attendnets breaks aads_downsampling; MobileNets are outside
+    assert queued == ["attendnext"]  # attendnets breaks aads_downsampling; MobileNets are outside
     tight = config(space=space, constraints={"params": {"max": 1.0e6}}, sampler="random")
     with quiet_optuna():
         study = open_study(tight, optuna.storages.InMemoryStorage()).study
@@ -94,11 +108,15 @@ def test_presets_in_the_space_start_the_study_when_they_meet_the_constraints():
 
 
 def test_training_objective_reports_every_epoch_to_the_pruner():
-    search = config(objectives=[{"metric": "accuracy"}], pruner="median", presets=False,
-                    evaluation={"training": {"epochs": 2, "input_size": 16, "batch_size": 64}})
+    search = config(
+        objectives=[{"metric": "accuracy"}],
+        pruner="median",
+        presets=False,
+        evaluation={"training": {"epochs": 2, "input_size": 16, "batch_size": 64}},
+    )
     study = run(search, 2)
     trained = [t for t in study.trials if record_of(t).feasible]
-    assert trained   # else nothing below would be checked
+    assert trained  # else nothing below would be checked
     for t in trained:
         assert sorted(t.intermediate_values) == [0, 1]
         assert 0.0 <= t.values[0] <= 1.0
@@ -117,5 +135,5 @@ def test_an_accuracy_estimate_is_labelled_with_its_measured_rank_correlation():
     label = Objective("ensemble", "maximize").label
     assert label.startswith("ensemble (score): accuracy estimate, not accuracy (Spearman ")
     assert f"{NB201_SPEARMAN['ensemble']:.2f}" in label
-    assert Objective("params", "minimize").label == "params (M)"     # a cost, not an estimate
+    assert Objective("params", "minimize").label == "params (M)"  # a cost, not an estimate
     assert Objective("latency.cortex-a72", "minimize").label == "latency.cortex-a72 (ms)"

@@ -13,20 +13,22 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from helpers import DATA, cli, fault_env, start
 from onnx import numpy_helper
 from safetensors.torch import load_file
 
 from attend_search.evaluators.cost.analytic import analytic_cost
 from attend_search.evaluators.runtimes.litert import litert_available
 from attend_search.search_space import build_model
-from attend_search.studies.export.network import export_network, file_sha256
 from attend_search.studies.export.folders import folder_pattern, partial_folder, remove_abandoned
 from attend_search.studies.export.model_card import Provenance
+from attend_search.studies.export.network import export_network, file_sha256
 from attend_search.studies.export.verify import ExportError, load_exported, verify_export
-from helpers import DATA, cli, fault_env, start
 
-needs_litert = pytest.mark.skipif(not litert_available(), reason="the optional extra 'litert' "
-                                  "(litert-torch, ai-edge-litert) is not installed")
+needs_litert = pytest.mark.skipif(
+    not litert_available(),
+    reason="the optional extra 'litert' (litert-torch, ai-edge-litert) is not installed",
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +46,21 @@ def folders(out):
 
 
 def test_export_writes_weights_seed_and_checks_that_mean_something(study, tmp_path):
-    cli("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx,pt2", "--seed", 3, "--out", "out",
-        cwd=tmp_path)
+    cli(
+        "export",
+        study,
+        "--top",
+        1,
+        "--sort",
+        "synflow",
+        "--format",
+        "onnx,pt2",
+        "--seed",
+        3,
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
     (folder,) = folders(tmp_path / "out")
     card = (folder / "MODEL_CARD.md").read_text()
     assert "`torch.manual_seed(3)`" in card
@@ -60,7 +75,7 @@ def test_export_writes_weights_seed_and_checks_that_mean_something(study, tmp_pa
     seeded = build_model(spec).state_dict()
     stored = load_file(folder / "weights.safetensors")
     assert all(torch.equal(stored[k], seeded[k]) for k in stored)
-    assert stat.S_IMODE(folder.stat().st_mode) & 0o055 == 0o055         # not mkdtemp's 0700
+    assert stat.S_IMODE(folder.stat().st_mode) & 0o055 == 0o055  # not mkdtemp's 0700
     assert all(stat.S_IMODE(p.stat().st_mode) & 0o044 == 0o044 for p in folder.iterdir())
 
     # the card's snippet rebuilds exactly this network; ONNX takes any batch
@@ -79,11 +94,23 @@ def test_export_writes_weights_seed_and_checks_that_mean_something(study, tmp_pa
 
 
 def test_the_cards_metrics_are_the_exact_costs_in_their_units(study, tmp_path):
-    cli("export", study, "--top", 1, "--sort", "synflow", "--format", "json", "--out", "out",
-        cwd=tmp_path)
+    cli(
+        "export",
+        study,
+        "--top",
+        1,
+        "--sort",
+        "synflow",
+        "--format",
+        "json",
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
     (folder,) = folders(tmp_path / "out")
-    rows = re.findall(r"^\| (\w+) \| ([0-9.,e+-]+) \| (.+) \|$",
-                      (folder / "MODEL_CARD.md").read_text(), re.M)
+    rows = re.findall(
+        r"^\| (\w+) \| ([0-9.,e+-]+) \| (.+) \|$", (folder / "MODEL_CARD.md").read_text(), re.M
+    )
     card = {metric: (float(value.replace(",", "")), unit) for metric, value, unit in rows}
     cost = analytic_cost(load_exported(folder)[0])
     for metric, unit in [("params", "M"), ("macs", "M"), ("peak_activation_bytes", "MB")]:
@@ -94,7 +121,19 @@ def test_the_cards_metrics_are_the_exact_costs_in_their_units(study, tmp_path):
 @pytest.mark.parametrize("factor", [1.01, 0.0], ids=["1%-off", "all-zero"])
 def test_a_broken_file_fails_the_check(study, tmp_path, factor):
     """Both pass the old check (atol 1e-4 on logits of about 1e-4) and fail this one."""
-    cli("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx", "--out", "out", cwd=tmp_path)
+    cli(
+        "export",
+        study,
+        "--top",
+        1,
+        "--sort",
+        "synflow",
+        "--format",
+        "onnx",
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
     (folder,) = folders(tmp_path / "out")
     assert verify_export(folder)[0].relative_error < 1e-4
     model = onnx.load(folder / "model.onnx")
@@ -106,25 +145,46 @@ def test_a_broken_file_fails_the_check(study, tmp_path, factor):
 
 
 def test_export_network_writes_the_given_weights(tmp_path):
-    from attend_search import get_preset, Spec
-    spec = Spec.from_dict({**get_preset("attendnets").to_dict(), "input_size": 32,
-                           "num_classes": 4})
+    from attend_search import Spec, get_preset
+
+    spec = Spec.from_dict(
+        {**get_preset("attendnets").to_dict(), "input_size": 32, "num_classes": 4}
+    )
     model = build_model(spec)
-    with torch.no_grad():                  # "trained": weights no builder would make
+    with torch.no_grad():  # "trained": weights no builder would make
         for p in model.parameters():
             p.add_(0.1)
-    folder = export_network(spec, model, tmp_path / "trained",
-                            Provenance(weights="Trained 2 epochs on digits"), formats=["onnx"])
+    folder = export_network(
+        spec,
+        model,
+        tmp_path / "trained",
+        Provenance(weights="Trained 2 epochs on digits"),
+        formats=["onnx"],
+    )
     _, rebuilt = load_exported(folder)
-    assert all(torch.equal(a, b) for a, b in zip(rebuilt.state_dict().values(),
-                                                 model.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(rebuilt.state_dict().values(), model.state_dict().values())
+    )
     card = (folder / "MODEL_CARD.md").read_text()
     assert "Trained 2 epochs on digits." in card and "manual_seed" not in card
     assert verify_export(folder)[0].largest_logit > 1e-3
 
 
 def test_stale_folders_are_refused_then_removed_with_force(study, tmp_path):
-    cli("export", study, "--top", 3, "--sort", "synflow", "--format", "json", "--out", "out", cwd=tmp_path)
+    cli(
+        "export",
+        study,
+        "--top",
+        3,
+        "--sort",
+        "synflow",
+        "--format",
+        "json",
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
     manifest = json.loads((tmp_path / "out" / "tiny.manifest.json").read_text())
     assert manifest["options"]["selection"] == "top 3" and manifest["study_state"]["trials"] == 10
     exported = {e["folder"] for e in manifest["exports"]}
@@ -132,12 +192,23 @@ def test_stale_folders_are_refused_then_removed_with_force(study, tmp_path):
     assert manifest["options"]["seed"] == 0 and manifest["written_at"].endswith("+00:00")
     top = manifest["exports"][0]["trial"]
 
-    again = cli("export", study, "--trial", top, "--format", "json", "--out", "out",
-                cwd=tmp_path, check=False)
+    again = cli(
+        "export",
+        study,
+        "--trial",
+        top,
+        "--format",
+        "json",
+        "--out",
+        "out",
+        cwd=tmp_path,
+        check=False,
+    )
     assert again.returncode == 2 and "is from an earlier export" in again.stderr
-    assert len(folders(tmp_path / "out")) == 3                 # nothing written or removed
-    cli("export", study, "--trial", top, "--format", "json", "--out", "out", "--force",
-        cwd=tmp_path)
+    assert len(folders(tmp_path / "out")) == 3  # nothing written or removed
+    cli(
+        "export", study, "--trial", top, "--format", "json", "--out", "out", "--force", cwd=tmp_path
+    )
     manifest = json.loads((tmp_path / "out" / "tiny.manifest.json").read_text())
     assert [p.name for p in folders(tmp_path / "out")] == [manifest["exports"][0]["folder"]]
     assert len(manifest["removed_stale"]) == 2
@@ -148,8 +219,21 @@ def export_interrupted(study, cwd, sig):
     """``export`` sent ``sig`` while its folder is half-written (held there by an injected
     fault); returns the process, ended."""
     out, mark = cwd / "out", cwd / "mark"
-    proc = start("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx",
-                 "--out", out, cwd=cwd, env=fault_env("export-hang", mark), until=mark.exists)
+    proc = start(
+        "export",
+        study,
+        "--top",
+        1,
+        "--sort",
+        "synflow",
+        "--format",
+        "onnx",
+        "--out",
+        out,
+        cwd=cwd,
+        env=fault_env("export-hang", mark),
+        until=mark.exists,
+    )
     assert any(out.glob(".*.partial"))
     proc.send_signal(sig)
     proc.communicate(timeout=60)
@@ -158,13 +242,26 @@ def export_interrupted(study, cwd, sig):
 
 def test_an_export_killed_mid_write_leaves_a_partial_folder_the_next_one_removes(study, tmp_path):
     export_interrupted(study, tmp_path, signal.SIGKILL)
-    (partial,) = (tmp_path / "out").glob(".*.partial")       # what SIGKILL cannot clean up
-    again = cli("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx", "--out",
-                "out", cwd=tmp_path)
+    (partial,) = (tmp_path / "out").glob(".*.partial")  # what SIGKILL cannot clean up
+    again = cli(
+        "export",
+        study,
+        "--top",
+        1,
+        "--sort",
+        "synflow",
+        "--format",
+        "onnx",
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
     assert f"{partial.name}: removed (half-written by an export that was killed)" in again.stdout
     (folder,) = folders(tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [folder.name,
-                                                                    "tiny.manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        folder.name,
+        "tiny.manifest.json",
+    ]
 
 
 def test_an_export_interrupted_with_ctrl_c_is_exit_130_and_leaves_nothing(study, tmp_path):
@@ -177,38 +274,82 @@ def test_a_live_exports_partial_folder_is_left_alone(tmp_path):
     """Only a dead writer's folder is ours to remove: this process's, and another export's
     name, stay."""
     mine = partial_folder(tmp_path / "tiny-trial1-ab12", os.getpid())
-    other = partial_folder(tmp_path / "other-trial1-ab12", 2 ** 22 + 1)   # above pid_max
+    other = partial_folder(tmp_path / "other-trial1-ab12", 2**22 + 1)  # above pid_max
     for path in (mine, other):
         path.mkdir()
     assert remove_abandoned(tmp_path, folder_pattern("tiny")) == []
     assert mine.is_dir() and other.is_dir()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--format", "onnx", "--quantize", "int8"], "--quantize int8 needs --calibration"),
-    (["--format", "pt2", "--quantize", "int8", "--calibration", "digits"],
-     "--quantize int8: quantizes the onnx and tflite formats"),
-    (["--format", "onnx", "--quantize", "int8", "--calibration", "missing.npz"], "missing.npz"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "onnx", "--quantize", "int8"], "--quantize int8 needs --calibration"),
+        (
+            ["--format", "pt2", "--quantize", "int8", "--calibration", "digits"],
+            "--quantize int8: quantizes the onnx and tflite formats",
+        ),
+        (["--format", "onnx", "--quantize", "int8", "--calibration", "missing.npz"], "missing.npz"),
+    ],
+)
 def test_int8_options_are_checked_before_writing(study, tmp_path, args, message):
-    out = cli("export", study, "--top", 1, "--sort", "synflow", *args, "--out", "out", cwd=tmp_path, check=False)
+    out = cli(
+        "export",
+        study,
+        "--top",
+        1,
+        "--sort",
+        "synflow",
+        *args,
+        "--out",
+        "out",
+        cwd=tmp_path,
+        check=False,
+    )
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 @needs_litert
 def test_litert_and_int8_export_from_the_command_line(study, tmp_path):
-    cli("export", study, "--top", 1, "--sort", "synflow", "--format", "onnx,tflite", "--quantize", "int8",
-        "--calibration", "digits", "--calibration-images", 16, "--out", "out", cwd=tmp_path)
+    cli(
+        "export",
+        study,
+        "--top",
+        1,
+        "--sort",
+        "synflow",
+        "--format",
+        "onnx,tflite",
+        "--quantize",
+        "int8",
+        "--calibration",
+        "digits",
+        "--calibration-images",
+        16,
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
     (folder,) = folders(tmp_path / "out")
     names = {p.name for p in folder.iterdir()}
-    assert {"model.onnx", "model.int8.onnx", "model.tflite", "model.int8.tflite",
-            "weights.safetensors", "spec.json", "MODEL_CARD.md"} <= names
+    assert {
+        "model.onnx",
+        "model.int8.onnx",
+        "model.tflite",
+        "model.int8.tflite",
+        "weights.safetensors",
+        "spec.json",
+        "MODEL_CARD.md",
+    } <= names
     card = (folder / "MODEL_CARD.md").read_text()
     assert "calibrated on 16 images of `digits`" in card
     for name in ("model.int8.onnx", "model.int8.tflite"):
-        row = re.search(rf"\| `{re.escape(name)}` \| ([\d.]+)% \| ([\d.]+)% \| (-?[\d.]+) \| "
-                        rf"([\d.]+)% \|", card)
+        row = re.search(
+            rf"\| `{re.escape(name)}` \| ([\d.]+)% \| ([\d.]+)% \| (-?[\d.]+) \| "
+            rf"([\d.]+)% \|",
+            card,
+        )
         int8, fp32, drop, same = map(float, row.groups())
         assert drop == pytest.approx(fp32 - int8, abs=0.11) and 0 <= same <= 100
     latency = dict(re.findall(r"\| `(model[\w.]+)` \| (?:onnxruntime|LiteRT) \| ([\d.]+) \|", card))
@@ -222,9 +363,13 @@ def test_without_the_litert_extra_tflite_says_what_to_install(monkeypatch):
 
     from attend_search.evaluators.runtimes import litert
     from attend_search.studies.export.network import parse_formats
+
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name in litert.PACKAGES else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in litert.PACKAGES else real(name, *a),
+    )
     assert not litert.litert_available()
     with pytest.raises(litert.LiteRTError, match=r"pip install 'attend-search\[litert\]'"):
         parse_formats("onnx,tflite")

@@ -14,15 +14,14 @@ import time
 import uuid
 from pathlib import Path
 
+import helpers
 import optuna
 import pytest
 import yaml
+from helpers import GRACE, POSTGRES, cli, fault_env, storage_trials
 from optuna.trial import TrialState
 
 from attend_search.explorer import record_of
-import helpers
-from helpers import GRACE, POSTGRES, cli, fault_env, storage_trials
-
 
 
 def start(*args, cwd, fault, mark):
@@ -45,8 +44,15 @@ def trials_of(workdir, name, storage):
     return optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
 
 
-STORAGES = [None, pytest.param(POSTGRES, marks=pytest.mark.skipif(
-    not POSTGRES, reason="set ATTEND_SEARCH_TEST_POSTGRES (.ci/run starts a server)"))]
+STORAGES = [
+    None,
+    pytest.param(
+        POSTGRES,
+        marks=pytest.mark.skipif(
+            not POSTGRES, reason="set ATTEND_SEARCH_TEST_POSTGRES (.ci/run starts a server)"
+        ),
+    ),
+]
 
 
 @pytest.mark.parametrize("storage", STORAGES, ids=["sqlite", "postgresql"])
@@ -60,7 +66,7 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_its_trial_is_retried_once(w
     (killed,) = [t for t in before.values() if t.state == TrialState.RUNNING]
     done = {n: t.values for n, t in before.items() if t.state == TrialState.COMPLETE}
     assert len(done) >= 3
-    time.sleep(GRACE + 1)   # the dead worker's heartbeat goes stale
+    time.sleep(GRACE + 1)  # the dead worker's heartbeat goes stale
 
     cli("run", file, "--budget", 4, *extra, cwd=workdir, env=fault_env())
     after = trials_of(workdir, name, storage)
@@ -69,19 +75,24 @@ def test_a_worker_killed_mid_trial_loses_nothing_and_its_trial_is_retried_once(w
     retries = [t for t in after if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1 and retries[0].params == killed.params
     assert retries[0].state == TrialState.COMPLETE and not record_of(retries[0]).duplicate_of
-    assert {n: by_number[n].values for n in done} == done             # nothing lost or changed
+    assert {n: by_number[n].values for n in done} == done  # nothing lost or changed
     complete = [t for t in after if t.state == TrialState.COMPLETE]
-    assert len(complete) == len(done) + 4                              # nothing counted twice
+    assert len(complete) == len(done) + 4  # nothing counted twice
     assert len({t.number for t in after}) == len(after)
     assert not [t for t in after if t.state == TrialState.RUNNING]
 
 
-@pytest.mark.parametrize("fault, message", [
-    ("raise:2", "RuntimeError: CUDA out of memory"),
-    ("nan:2", "ValueError: not a finite value: synflow = nan"),
-], ids=["raises", "nan-proxy"])
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        ("raise:2", "RuntimeError: CUDA out of memory"),
+        ("nan:2", "ValueError: not a finite value: synflow = nan"),
+    ],
+    ids=["raises", "nan-proxy"],
+)
 def test_a_failing_evaluation_fails_its_trial_with_the_message_and_the_study_goes_on(
-        workdir, fault, message):
+    workdir, fault, message
+):
     cli("run", "tiny_study.yaml", "--budget", 6, cwd=workdir, env=fault_env(fault))
     trials = storage_trials(workdir)
     (failed,) = [t for t in trials if t.state == TrialState.FAIL]
@@ -89,12 +100,20 @@ def test_a_failing_evaluation_fails_its_trial_with_the_message_and_the_study_goe
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 5
 
 
-@pytest.mark.parametrize("option, limit", [(["--max-failures", 3], 3), ([], 5)],
-                         ids=["max-failures-3", "default"])
-def test_failures_in_a_row_stop_the_run_with_exit_1_and_the_last_traceback(workdir, option,
-                                                                           limit):
-    out = cli("run", "tiny_study.yaml", "--budget", 50, *option, cwd=workdir, check=False,
-              env=fault_env("raise:all"))
+@pytest.mark.parametrize(
+    "option, limit", [(["--max-failures", 3], 3), ([], 5)], ids=["max-failures-3", "default"]
+)
+def test_failures_in_a_row_stop_the_run_with_exit_1_and_the_last_traceback(workdir, option, limit):
+    out = cli(
+        "run",
+        "tiny_study.yaml",
+        "--budget",
+        50,
+        *option,
+        cwd=workdir,
+        check=False,
+        env=fault_env("raise:all"),
+    )
     assert out.returncode == 1, out.stderr
     assert f"stopped after {limit} trials failed in a row" in out.stderr
     assert "Traceback" in out.stderr and "sitecustomize.py" in out.stderr
@@ -102,16 +121,32 @@ def test_failures_in_a_row_stop_the_run_with_exit_1_and_the_last_traceback(workd
 
 
 def test_debug_shows_each_failed_trials_traceback(workdir):
-    out = cli("--debug", "run", "tiny_study.yaml", "--budget", 2, cwd=workdir, check=False,
-              env=fault_env("raise:1"))
+    out = cli(
+        "--debug",
+        "run",
+        "tiny_study.yaml",
+        "--budget",
+        2,
+        cwd=workdir,
+        check=False,
+        env=fault_env("raise:1"),
+    )
     assert out.returncode == 0, out.stderr
     assert "Trial 0 failed" in out.stderr and 'raise RuntimeError("CUDA out of memory' in out.stderr
 
 
 def test_a_hanging_evaluation_ends_at_the_trial_timeout_and_the_worker_goes_on(workdir):
     started = time.time()
-    cli("run", "tiny_study.yaml", "--budget", 3, "--trial-timeout", 2, cwd=workdir,
-        env=fault_env("hang:1"))
+    cli(
+        "run",
+        "tiny_study.yaml",
+        "--budget",
+        3,
+        "--trial-timeout",
+        2,
+        cwd=workdir,
+        env=fault_env("hang:1"),
+    )
     assert time.time() - started < 120
     trials = storage_trials(workdir)
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 2
@@ -119,8 +154,9 @@ def test_a_hanging_evaluation_ends_at_the_trial_timeout_and_the_worker_goes_on(w
     assert "took longer than 2 s" in record_of(failed).error
 
 
-@pytest.mark.parametrize("command, sig", [("run", signal.SIGTERM), ("worker", signal.SIGTERM),
-                                          ("worker", signal.SIGINT)])
+@pytest.mark.parametrize(
+    "command, sig", [("run", signal.SIGTERM), ("worker", signal.SIGTERM), ("worker", signal.SIGINT)]
+)
 def test_a_signal_closes_the_running_trial_and_says_how_to_resume(workdir, command, sig):
     cli("run", "tiny_study.yaml", "--budget", 1, cwd=workdir)
     target = "tiny_study.yaml" if command == "run" else "tiny"
@@ -144,8 +180,15 @@ def test_a_storage_locked_by_another_process_is_exit_2_with_a_message(workdir):
     lock = sqlite3.connect(workdir / "studies" / "tiny" / "study.db", isolation_level=None)
     lock.execute("BEGIN EXCLUSIVE")
     try:
-        out = cli("run", "tiny_study.yaml", "--budget", 1, cwd=workdir, check=False,
-                  env={"ATTEND_SEARCH_LOCK_TIMEOUT": "1"})
+        out = cli(
+            "run",
+            "tiny_study.yaml",
+            "--budget",
+            1,
+            cwd=workdir,
+            check=False,
+            env={"ATTEND_SEARCH_LOCK_TIMEOUT": "1"},
+        )
     finally:
         lock.execute("ROLLBACK")
         lock.close()
@@ -177,7 +220,7 @@ class PrivateServer:
             pytest.skip("needs PostgreSQL's server binaries and root (.ci/start-postgres)")
         self.bin = bins[-1].parent
         self.data = Path(tempfile.mkdtemp(prefix="attend-search-postgres-"))  # not under
-        shutil.chown(self.data, "postgres")        # pytest's tmp: root-only, and postgres isn't
+        shutil.chown(self.data, "postgres")  # pytest's tmp: root-only, and postgres isn't
         self._as_postgres(f"{self.bin}/initdb -D {self.data} -A trust -U postgres")
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.PORT}/postgres"
 
@@ -187,8 +230,10 @@ class PrivateServer:
 
     def ctl(self, action: str) -> None:
         options = f"-p {self.PORT} -k {self.data} -c listen_addresses=127.0.0.1"
-        self._as_postgres(f"{self.bin}/pg_ctl -D {self.data} -m fast -w -l {self.data}/log "
-                          f"-o '{options}' {action}")
+        self._as_postgres(
+            f"{self.bin}/pg_ctl -D {self.data} -m fast -w -l {self.data}/log "
+            f"-o '{options}' {action}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -204,15 +249,14 @@ def run_until_paused(workdir, server, budget):
     """``run`` on the private server, its third evaluation paused until the mark is gone."""
     mark = workdir / "evaluating"
     file, name, extra = study_file(workdir, server.url)
-    proc = start("run", file, "--budget", budget, *extra, cwd=workdir, fault="pause:3",
-                 mark=mark)
+    proc = start("run", file, "--budget", budget, *extra, cwd=workdir, fault="pause:3", mark=mark)
     return proc, mark, file, name, extra
 
 
 @pytest.mark.slow
 def test_a_postgresql_restart_mid_trial_costs_nothing(workdir, private_server):
     proc, mark, _, name, _ = run_until_paused(workdir, private_server, 6)
-    private_server.ctl("restart")        # every pooled connection and the heartbeat's die
+    private_server.ctl("restart")  # every pooled connection and the heartbeat's die
     mark.unlink()
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0 and "Traceback" not in err, err
@@ -222,17 +266,18 @@ def test_a_postgresql_restart_mid_trial_costs_nothing(workdir, private_server):
 
 @pytest.mark.slow
 def test_a_postgresql_server_lost_mid_trial_stops_clearly_and_the_study_resumes(
-        workdir, private_server):
+    workdir, private_server
+):
     proc, mark, file, name, extra = run_until_paused(workdir, private_server, 6)
     private_server.ctl("stop")
-    mark.unlink()                        # the trial ends while the server is away
+    mark.unlink()  # the trial ends while the server is away
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1 and "Traceback" not in err, err
     assert "lost the connection to the storage" in err and "run the same command again" in err
     private_server.ctl("start")
     before = trials_of(workdir, name, private_server.url)
-    (lost,) = [t for t in before if t.state == TrialState.RUNNING]   # nothing half-written:
-    assert record_of(lost) is None                                   # no record, no values
+    (lost,) = [t for t in before if t.state == TrialState.RUNNING]  # nothing half-written:
+    assert record_of(lost) is None  # no record, no values
     time.sleep(GRACE + 1)
     cli("run", file, "--budget", 2, *extra, cwd=workdir, env=fault_env())
     after = {t.number: t for t in trials_of(workdir, name, private_server.url)}

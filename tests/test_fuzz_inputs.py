@@ -23,10 +23,15 @@ SPEC = load_space(DATA / "tiny_space.yaml").sample(seed=3).to_dict()
 STUDY = yaml.safe_load((DATA / "tiny_study.yaml").read_text())
 
 VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 600), st.sampled_from([0, -1, 10**15, 2**63]),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
-    st.lists(st.integers(-3, 64), max_size=3), st.dictionaries(st.text(max_size=5),
-                                                             st.integers(-3, 64), max_size=2))
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 600),
+    st.sampled_from([0, -1, 10**15, 2**63]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.integers(-3, 64), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(-3, 64), max_size=2),
+)
 
 
 def _paths(value, prefix=()):

@@ -27,13 +27,13 @@ def test_a_signal_raises_at_once_outside_a_search(installed):
 
 def test_during_a_search_it_waits_for_the_evaluation_or_the_trial_boundary(installed):
     with interrupts.deferred():
-        os.kill(os.getpid(), signal.SIGTERM)        # in Optuna's books: nothing raised here
-        with pytest.raises(KeyboardInterrupt):      # the next evaluation does not start
+        os.kill(os.getpid(), signal.SIGTERM)  # in Optuna's books: nothing raised here
+        with pytest.raises(KeyboardInterrupt):  # the next evaluation does not start
             with interrupts.immediate():
                 pytest.fail("an evaluation started after a stop request")
-        with pytest.raises(KeyboardInterrupt):      # nor does the next trial
+        with pytest.raises(KeyboardInterrupt):  # nor does the next trial
             interrupts.raise_if_requested()
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN   # the second is ignored
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # the second is ignored
 
 
 def test_a_signal_inside_an_evaluation_stops_it_at_once(installed):
@@ -44,11 +44,11 @@ def test_a_signal_inside_an_evaluation_stops_it_at_once(installed):
 
 class _Swallows:
     def __del__(self):
-        os.kill(os.getpid(), signal.SIGINT)   # raised in __del__: printed, then swallowed
+        os.kill(os.getpid(), signal.SIGINT)  # raised in __del__: printed, then swallowed
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_an_interrupt_swallowed_by_a_finalizer_is_still_honoured(installed):
-    _Swallows()                                # SQLAlchemy's weakref callbacks do this
+    _Swallows()  # SQLAlchemy's weakref callbacks do this
     with pytest.raises(KeyboardInterrupt):
         interrupts.raise_if_requested()

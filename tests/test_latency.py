@@ -21,12 +21,17 @@ import yaml
 from torch import nn
 
 from attend_search import get_preset, input_shape, list_presets, load_space
-from attend_search.evaluators.latency.calibrate import calibrate_latency
-from attend_search.evaluators.latency.devices import DeviceError, builtin_devices, load_device, read_device
 from attend_search.evaluators import UnknownOpsWarning
+from attend_search.evaluators.latency.calibrate import calibrate_latency
+from attend_search.evaluators.latency.devices import (
+    DeviceError,
+    builtin_devices,
+    load_device,
+    read_device,
+)
 from attend_search.evaluators.latency.kernels import OP_CLASSES, extract_kernels
-from attend_search.evaluators.latency.predict import predict_latency, total_ms
 from attend_search.evaluators.latency.measure import measure, measure_latency
+from attend_search.evaluators.latency.predict import predict_latency, total_ms
 from attend_search.evaluators.runtimes.onnx import export_onnx
 from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
 
@@ -34,30 +39,59 @@ from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem
 def tiny_spec(width: int = 16, expand: str = "bilinear") -> Spec:
     """A small spec with every block type, a DC-AC condenser and anti-aliased downsampling."""
     attention = Attention(embed=8, stages=2, groups=2, expand=expand, gate="hardsigmoid")
-    return Spec(name="tiny", input_size=64, num_classes=10, stem=Stem(out=width),
-                stages=(Stage((Block("condenser", out=2 * width, stride=2, downsample="aads",
-                                     attention=attention),), columns=2, merge="concat"),
-                        Stage((Block("inverted_residual", out=2 * width, mid=4 * width, se=8,
-                                     act="hswish"),
-                               Block("depthwise_separable", out=4 * width, stride=2),))),
-                head=Head(channels=64))
+    return Spec(
+        name="tiny",
+        input_size=64,
+        num_classes=10,
+        stem=Stem(out=width),
+        stages=(
+            Stage(
+                (
+                    Block(
+                        "condenser", out=2 * width, stride=2, downsample="aads", attention=attention
+                    ),
+                ),
+                columns=2,
+                merge="concat",
+            ),
+            Stage(
+                (
+                    Block("inverted_residual", out=2 * width, mid=4 * width, se=8, act="hswish"),
+                    Block("depthwise_separable", out=4 * width, stride=2),
+                )
+            ),
+        ),
+        head=Head(channels=64),
+    )
 
 
 def plain_net(width: int) -> nn.Sequential:
     """Standard layers, not a spec: every op class the model knows."""
     return nn.Sequential(
-        nn.Conv2d(3, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, width, 3, 1, 1, groups=width), nn.ReLU6(),
-        nn.Conv2d(width, 2 * width, 3, 1, 1, groups=2), nn.Hardswish(),
-        nn.Conv2d(2 * width, width, 1), nn.MaxPool2d(2), nn.Upsample(scale_factor=2),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10))
+        nn.Conv2d(3, width, 3, 2, 1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, 1, 1, groups=width),
+        nn.ReLU6(),
+        nn.Conv2d(width, 2 * width, 3, 1, 1, groups=2),
+        nn.Hardswish(),
+        nn.Conv2d(2 * width, width, 1),
+        nn.MaxPool2d(2),
+        nn.Upsample(scale_factor=2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(width, 10),
+    )
 
 
 def only_fixed_costs(device="cortex-a72"):
     """A profile under which compute and memory are free: the latency counts kernels."""
     p = load_device(device)
-    return replace(p, efficiency={c: 1e12 for c in OP_CLASSES},
-                   memory=tuple(replace(m, bandwidth_gbs=1e12) for m in p.memory))
+    return replace(
+        p,
+        efficiency={c: 1e12 for c in OP_CLASSES},
+        memory=tuple(replace(m, bandwidth_gbs=1e12) for m in p.memory),
+    )
 
 
 # --------------------------------------------------------------------------- prediction
@@ -72,23 +106,44 @@ def test_prediction_is_positive_finite_and_monotone_in_width(device):
 def test_plain_sequential_kernels_and_classes():
     kernels = extract_kernels(plain_net(16), (1, 3, 64, 64))
     assert [k.op_class for k in kernels] == [
-        "conv", "depthwise", "grouped", "elementwise", "pointwise", "max_pool", "upsample",
-        "global_pool", "linear"]
+        "conv",
+        "depthwise",
+        "grouped",
+        "elementwise",
+        "pointwise",
+        "max_pool",
+        "upsample",
+        "global_pool",
+        "linear",
+    ]
     assert kernels[0].ops == ("convolution", "native_batch_norm", "relu")
     assert kernels[0].macs == 32 * 32 * 16 * 3 * 9
     assert kernels[0].bytes == 4 * (3 * 64 * 64 + 16 * 32 * 32 + 16 * 3 * 9 + 4 * 16)
 
 
-@pytest.mark.parametrize("net, shape, ops", [
-    (nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()), (1, 3, 16, 16),
-     [("convolution", "native_batch_norm", "relu")]),
-    (nn.Sequential(nn.Conv2d(3, 8, 1, bias=True), nn.Sigmoid()), (1, 3, 16, 16),
-     [("convolution", "sigmoid")]),
-    (nn.Sequential(nn.Linear(8, 8), nn.ReLU()), (1, 8), [("addmm", "relu")]),
-    # onnxruntime fuses no hard-swish into a convolution on ARM: two kernels
-    (nn.Sequential(nn.Conv2d(3, 8, 1), nn.Hardswish()), (1, 3, 16, 16),
-     [("convolution",), ("hardswish",)]),
-], ids=["conv-bn-relu", "conv-bias-sigmoid", "linear-relu", "conv-hswish"])
+@pytest.mark.parametrize(
+    "net, shape, ops",
+    [
+        (
+            nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()),
+            (1, 3, 16, 16),
+            [("convolution", "native_batch_norm", "relu")],
+        ),
+        (
+            nn.Sequential(nn.Conv2d(3, 8, 1, bias=True), nn.Sigmoid()),
+            (1, 3, 16, 16),
+            [("convolution", "sigmoid")],
+        ),
+        (nn.Sequential(nn.Linear(8, 8), nn.ReLU()), (1, 8), [("addmm", "relu")]),
+        # onnxruntime fuses no hard-swish into a convolution on ARM: two kernels
+        (
+            nn.Sequential(nn.Conv2d(3, 8, 1), nn.Hardswish()),
+            (1, 3, 16, 16),
+            [("convolution",), ("hardswish",)],
+        ),
+    ],
+    ids=["conv-bn-relu", "conv-bias-sigmoid", "linear-relu", "conv-hswish"],
+)
 def test_runtime_fusion_rules(net, shape, ops):
     assert [k.ops for k in extract_kernels(net, shape)] == ops
     fixed = load_device("cortex-a72").fixed_cost_us
@@ -101,23 +156,46 @@ class TwoPools(nn.Module):
         return F.avg_pool2d(x, 2, ceil_mode=True) + F.avg_pool2d(x, 2, ceil_mode=True)
 
 
-@pytest.mark.parametrize("net, shape, ops", [
-    # the input's NCHW -> NHWC transpose; a PAD before a stride-2 3x3 convolution on an even
-    # side (TensorFlow's SAME pads 0 before, 1 after); ReLU fused, sigmoid alone
-    (nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(),
-                   nn.Conv2d(8, 8, 1), nn.Sigmoid()), (1, 3, 16, 16),
-     [("permute",), ("constant_pad_nd",), ("convolution", "native_batch_norm", "relu"),
-      ("convolution",), ("sigmoid",)]),
-    # on an odd side SAME pads 1 and 1 as PyTorch does: no PAD; hard-sigmoid's ReLU6 rides
-    # on the convolution, its / 6 is a multiply, and after an add it is an op of its own
-    (nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.Hardsigmoid(), nn.Hardsigmoid()), (1, 3, 15, 15),
-     [("permute",), ("convolution", "hardsigmoid"), ("mul",), ("hardsigmoid",), ("mul",)]),
-    # a ceil-mode average pooling of an odd side: PAD, pool, multiply by the window's share;
-    # the same pooling twice on one input is one
-    (TwoPools(), (1, 8, 7, 7), [("permute",), ("constant_pad_nd",), ("avg_pool2d",), ("mul",),
-                                ("add",)]),
-    (nn.Sequential(nn.Linear(8, 8), nn.Hardswish()), (1, 8), [("addmm",), ("hardswish",)]),
-], ids=["pad-relu-sigmoid", "odd-side-hardsigmoid", "ceil-avg-pool-once", "linear-hswish"])
+@pytest.mark.parametrize(
+    "net, shape, ops",
+    [
+        # the input's NCHW -> NHWC transpose; a PAD before a stride-2 3x3 convolution on an even
+        # side (TensorFlow's SAME pads 0 before, 1 after); ReLU fused, sigmoid alone
+        (
+            nn.Sequential(
+                nn.Conv2d(3, 8, 3, 2, 1),
+                nn.BatchNorm2d(8),
+                nn.ReLU(),
+                nn.Conv2d(8, 8, 1),
+                nn.Sigmoid(),
+            ),
+            (1, 3, 16, 16),
+            [
+                ("permute",),
+                ("constant_pad_nd",),
+                ("convolution", "native_batch_norm", "relu"),
+                ("convolution",),
+                ("sigmoid",),
+            ],
+        ),
+        # on an odd side SAME pads 1 and 1 as PyTorch does: no PAD; hard-sigmoid's ReLU6 rides
+        # on the convolution, its / 6 is a multiply, and after an add it is an op of its own
+        (
+            nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.Hardsigmoid(), nn.Hardsigmoid()),
+            (1, 3, 15, 15),
+            [("permute",), ("convolution", "hardsigmoid"), ("mul",), ("hardsigmoid",), ("mul",)],
+        ),
+        # a ceil-mode average pooling of an odd side: PAD, pool, multiply by the window's share;
+        # the same pooling twice on one input is one
+        (
+            TwoPools(),
+            (1, 8, 7, 7),
+            [("permute",), ("constant_pad_nd",), ("avg_pool2d",), ("mul",), ("add",)],
+        ),
+        (nn.Sequential(nn.Linear(8, 8), nn.Hardswish()), (1, 8), [("addmm",), ("hardswish",)]),
+    ],
+    ids=["pad-relu-sigmoid", "odd-side-hardsigmoid", "ceil-avg-pool-once", "linear-hswish"],
+)
 def test_litert_fusion_rules(net, shape, ops):
     assert [k.ops for k in extract_kernels(net, shape, runtime="litert")] == ops
 
@@ -127,7 +205,8 @@ def test_a_litert_profile_predicts_from_litert_kernels():
     onnx, litert = load_device("cortex-a76"), replace(load_device("cortex-a76"), runtime="litert")
     for profile in (onnx, litert):
         assert predict_latency(spec, profile) == pytest.approx(
-            total_ms(extract_kernels(spec, runtime=profile.runtime), profile), rel=1e-12)
+            total_ms(extract_kernels(spec, runtime=profile.runtime), profile), rel=1e-12
+        )
     assert predict_latency(spec, litert) != predict_latency(spec, onnx)
 
 
@@ -137,7 +216,7 @@ class ResidualAddRelu(nn.Module):
         self.conv = nn.Conv2d(8, 8, 3, padding=1)
 
     def forward(self, x):
-        y = self.conv(x)                      # read twice: cannot be fused with the ReLU
+        y = self.conv(x)  # read twice: cannot be fused with the ReLU
         return F.relu(y + F.relu(y))
 
 
@@ -155,18 +234,25 @@ def test_transformer_encoder_layer_kernels():
     # q @ k^T and attn @ v: heads x tokens x tokens x head width each
     assert [k.macs for k in by_class["matmul"]] == [heads * tokens * tokens * (d // heads)] * 2
     # in-projection (q, k, v), out-projection, feed-forward in and out
-    assert [k.macs for k in by_class["linear"]] == [tokens * d * 3 * d, tokens * d * d,
-                                                    tokens * d * hidden, tokens * hidden * d]
+    assert [k.macs for k in by_class["linear"]] == [
+        tokens * d * 3 * d,
+        tokens * d * d,
+        tokens * d * hidden,
+        tokens * hidden * d,
+    ]
     assert [k.macs for k in by_class["softmax"]] == [heads * tokens * tokens]
     assert [k.macs for k in by_class["layer_norm"]] == [tokens * d] * 2
     assert [k.ops for k in by_class["gelu"]] == [("gelu",)]
     assert not by_class["unknown"]
-    assert all(k.ops[0] not in {"_softmax", "_safe_softmax", "native_layer_norm", "gelu"}
-               for k in by_class["elementwise"])
+    assert all(
+        k.ops[0] not in {"_softmax", "_safe_softmax", "native_layer_norm", "gelu"}
+        for k in by_class["elementwise"]
+    )
     # each kernel pays its own class's dispatch
     fixed = load_device("cortex-a72").fixed_cost_us
     assert predict_latency(layer, only_fixed_costs(), (1, tokens, d)) == pytest.approx(
-        sum(fixed[k.op_class] for k in kernels) / 1e3, rel=1e-6)
+        sum(fixed[k.op_class] for k in kernels) / 1e3, rel=1e-6
+    )
     assert torch.backends.mha.get_fastpath_enabled()  # the trace restores PyTorch's setting
 
 
@@ -197,7 +283,8 @@ def test_an_unknown_op_is_reported_by_name_and_costed():
 def test_conv_bn_relu_costs_exactly_one_fixed_cost():
     net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
     assert predict_latency(net, only_fixed_costs(), (1, 3, 16, 16)) == pytest.approx(
-        load_device("cortex-a72").fixed_cost_us["conv"] / 1e3, rel=1e-6)
+        load_device("cortex-a72").fixed_cost_us["conv"] / 1e3, rel=1e-6
+    )
 
 
 def test_breakdown_sums_to_the_total_and_names_layers(space):
@@ -228,8 +315,9 @@ def assert_walk_equals_trace(spec: Spec) -> None:
     """The kernels walked from the spec are the traced model's, for each runtime's grouping,
     and so are the latencies."""
     model = build_model(spec)
-    assert extract_kernels(spec, runtime="litert") == extract_kernels(model, input_shape(spec),
-                                                                      runtime="litert")
+    assert extract_kernels(spec, runtime="litert") == extract_kernels(
+        model, input_shape(spec), runtime="litert"
+    )
     traced = extract_kernels(model, input_shape(spec))
     assert extract_kernels(spec) == traced
     for device in builtin_devices():
@@ -243,9 +331,15 @@ def test_walked_kernels_equal_traced_on_presets(name):
     assert_walk_equals_trace(get_preset(name))
 
 
-@pytest.mark.parametrize("seeds", [range(WALKED)] + [
-    pytest.param(range(start, min(start + CHUNK, SLOW_WALKED)), marks=pytest.mark.slow)
-    for start in range(WALKED, SLOW_WALKED, CHUNK)], ids=lambda r: f"seeds{r.start}-{r.stop - 1}")
+@pytest.mark.parametrize(
+    "seeds",
+    [range(WALKED)]
+    + [
+        pytest.param(range(start, min(start + CHUNK, SLOW_WALKED)), marks=pytest.mark.slow)
+        for start in range(WALKED, SLOW_WALKED, CHUNK)
+    ],
+    ids=lambda r: f"seeds{r.start}-{r.stop - 1}",
+)
 def test_walked_kernels_equal_traced_on_sampled_specs(space, seeds):
     for seed in seeds:
         assert_walk_equals_trace(space.sample(seed))
@@ -260,8 +354,9 @@ def test_walked_kernels_equal_traced_on_the_tiny_space():
 def test_walked_kernels_equal_traced_on_settings_the_space_never_samples(unsampled_spec):
     assert_walk_equals_trace(unsampled_spec)
     # a one-channel input blurred before the stem: the blur is a plain convolution then
-    assert_walk_equals_trace(replace(unsampled_spec, stem=replace(
-        unsampled_spec.stem, stride=2, downsample="aads")))
+    assert_walk_equals_trace(
+        replace(unsampled_spec, stem=replace(unsampled_spec.stem, stride=2, downsample="aads"))
+    )
 
 
 def test_a_spec_at_another_input_shape_is_walked_or_traced():
@@ -292,14 +387,25 @@ def test_profiles_round_trip_through_yaml(tmp_path):
         assert load_device(str(tmp_path / f"{name}.yaml")) == profile
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda d: d["memory"][2].update(bandwidth_gbs=25.0),
-     r"bad.yaml: memory\[2\].bandwidth_gbs: 25.0 exceeds the bandwidth of the level before it"),
-    (lambda d: d.update(runtime=" "), "bad.yaml: runtime: empty"),
-    (lambda d: d["efficiency"].pop("depthwise"), "efficiency.depthwise: missing required field"),
-    (lambda d: d["fixed_cost_us"].update(conv=-1), "fixed_cost_us.conv: -1.0 is not a non-negative"),
-    (lambda d: d["compute"].update(clock=2), "compute.clock: unknown field"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda d: d["memory"][2].update(bandwidth_gbs=25.0),
+            r"bad.yaml: memory\[2\].bandwidth_gbs: 25.0 exceeds the bandwidth of the level before it",
+        ),
+        (lambda d: d.update(runtime=" "), "bad.yaml: runtime: empty"),
+        (
+            lambda d: d["efficiency"].pop("depthwise"),
+            "efficiency.depthwise: missing required field",
+        ),
+        (
+            lambda d: d["fixed_cost_us"].update(conv=-1),
+            "fixed_cost_us.conv: -1.0 is not a non-negative",
+        ),
+        (lambda d: d["compute"].update(clock=2), "compute.clock: unknown field"),
+    ],
+)
 def test_bad_profiles_name_the_field(tmp_path, edit, message):
     data = load_device("cortex-a76").to_dict()
     edit(data)
@@ -313,13 +419,16 @@ TRANSFORMER_CLASSES = ("matmul", "softmax", "layer_norm", "gelu", "copy", "unkno
 
 
 def test_a_profile_saved_before_the_transformer_classes_loads_them_from_its_base(tmp_path):
-    fitted = calibrate_latency([(plain_net(w), (1, 3, 32, 32), 2.0 + w / 8) for w in (8, 16, 32)],
-                               "cortex-a53", name="old-board")
+    fitted = calibrate_latency(
+        [(plain_net(w), (1, 3, 32, 32), 2.0 + w / 8) for w in (8, 16, 32)],
+        "cortex-a53",
+        name="old-board",
+    )
     data = fitted.to_dict()
     for group in ("efficiency", "fixed_cost_us"):
         for c in TRANSFORMER_CLASSES:
             data[group].pop(c)
-    del data["runtime"]                      # nor did it name its runtime
+    del data["runtime"]  # nor did it name its runtime
     (tmp_path / "old.yaml").write_text(yaml.safe_dump(data))
     loaded = load_device(tmp_path / "old.yaml")
     base = load_device("cortex-a53")
@@ -395,8 +504,24 @@ def random_net(rng: random.Random) -> tuple[nn.Module, tuple[int, ...]]:
     w = rng.choice([8, 16, 32, 64])
     layers = [nn.Conv2d(3, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
     for _ in range(rng.randint(2, 7)):
-        kind = rng.choice(["conv", "dw", "pw", "grouped", "max", "avg", "up", "hswish", "se", "cat",
-                           "attn", "ln", "gelu", "transpose"])
+        kind = rng.choice(
+            [
+                "conv",
+                "dw",
+                "pw",
+                "grouped",
+                "max",
+                "avg",
+                "up",
+                "hswish",
+                "se",
+                "cat",
+                "attn",
+                "ln",
+                "gelu",
+                "transpose",
+            ]
+        )
         if kind == "conv":
             layers += [nn.Conv2d(w, w, 3, 1, 1), nn.ReLU()]
         elif kind == "dw":
@@ -437,26 +562,39 @@ def random_net(rng: random.Random) -> tuple[nn.Module, tuple[int, ...]]:
 def test_calibration_recovers_a_profile_from_its_own_predictions():
     base = load_device("cortex-a72")
     true = replace(
-        base, name="truth",
+        base,
+        name="truth",
         efficiency={c: e * (0.5 + 0.1 * i) for i, (c, e) in enumerate(base.efficiency.items())},
         fixed_cost_us={c: f * 1.4 for c, f in base.fixed_cost_us.items()},  # one scale fitted
-        memory=tuple(replace(m, bandwidth_gbs=m.bandwidth_gbs * s)
-                     for m, s in zip(base.memory, (0.7, 1.3))))
+        memory=tuple(
+            replace(m, bandwidth_gbs=m.bandwidth_gbs * s) for m, s in zip(base.memory, (0.7, 1.3))
+        ),
+    )
     rng = random.Random(0)
     nets = [random_net(rng) for _ in range(60)]
     samples = [(net, shape, predict_latency(net, true, shape)) for net, shape in nets]
     fitted = calibrate_latency(samples, base, name="fitted")
     unconstrained = set(fitted.provenance["unconstrained"])
     # classes without work, or memory bound in these networks (element-wise alike)
-    assert unconstrained <= {"efficiency.linear", "efficiency.elementwise", "efficiency.concat",
-                             "efficiency.global_pool", "efficiency.upsample", "efficiency.max_pool",
-                             "efficiency.avg_pool", "efficiency.copy", "efficiency.unknown",
-                             "efficiency.gelu", "efficiency.layer_norm"}
+    assert unconstrained <= {
+        "efficiency.linear",
+        "efficiency.elementwise",
+        "efficiency.concat",
+        "efficiency.global_pool",
+        "efficiency.upsample",
+        "efficiency.max_pool",
+        "efficiency.avg_pool",
+        "efficiency.copy",
+        "efficiency.unknown",
+        "efficiency.gelu",
+        "efficiency.layer_norm",
+    }
     for group in ("efficiency", "fixed_cost_us"):
         for c in OP_CLASSES:
             if f"{group}.{c}" not in unconstrained:
-                assert getattr(fitted, group)[c] == pytest.approx(getattr(true, group)[c],
-                                                                  rel=1e-3), (group, c)
+                assert getattr(fitted, group)[c] == pytest.approx(
+                    getattr(true, group)[c], rel=1e-3
+                ), (group, c)
     for got, want in zip(fitted.memory, true.memory):
         assert got.bandwidth_gbs == pytest.approx(want.bandwidth_gbs, rel=1e-3)
     assert fitted.provenance["mape_pct"] < 0.01 and fitted.provenance["samples"] == 60
@@ -464,10 +602,14 @@ def test_calibration_recovers_a_profile_from_its_own_predictions():
 
 def test_fitting_three_scales_recovers_a_uniformly_faster_device():
     base = load_device("cortex-a72")
-    true = replace(base, name="truth", runtime="litert",
-                   efficiency={c: e * 1.7 for c, e in base.efficiency.items()},
-                   fixed_cost_us={c: f * 0.3 for c, f in base.fixed_cost_us.items()},
-                   memory=tuple(replace(m, bandwidth_gbs=m.bandwidth_gbs * 2.5) for m in base.memory))
+    true = replace(
+        base,
+        name="truth",
+        runtime="litert",
+        efficiency={c: e * 1.7 for c, e in base.efficiency.items()},
+        fixed_cost_us={c: f * 0.3 for c, f in base.fixed_cost_us.items()},
+        memory=tuple(replace(m, bandwidth_gbs=m.bandwidth_gbs * 2.5) for m in base.memory),
+    )
     rng = random.Random(1)
     nets = [random_net(rng) for _ in range(12)]
     samples = [(net, shape, predict_latency(net, true, shape)) for net, shape in nets]
@@ -484,11 +626,21 @@ def test_a_prior_fit_stays_nearer_the_base_than_a_full_one():
     base = load_device("cortex-a72")
     rng = random.Random(2)
     nets = [random_net(rng) for _ in range(6)]
-    samples = [(net, shape, 0.6 * predict_latency(net, base, shape) * (1 + 0.3 * rng.random()))
-               for net, shape in nets]
-    moved = {fit: sum(abs(math.log(calibrate_latency(samples, base, fit=fit).efficiency[c]
-                                   / base.efficiency[c])) for c in OP_CLASSES)
-             for fit in ("prior", "full")}
+    samples = [
+        (net, shape, 0.6 * predict_latency(net, base, shape) * (1 + 0.3 * rng.random()))
+        for net, shape in nets
+    ]
+    moved = {
+        fit: sum(
+            abs(
+                math.log(
+                    calibrate_latency(samples, base, fit=fit).efficiency[c] / base.efficiency[c]
+                )
+            )
+            for c in OP_CLASSES
+        )
+        for fit in ("prior", "full")
+    }
     assert moved["prior"] < moved["full"]
 
 
@@ -498,11 +650,16 @@ def test_auto_chooses_the_fit_that_predicts_left_out_networks_best(per_class, ch
     apart needs every efficiency fitted."""
     base = load_device("cortex-a72")
     factor = {c: (0.5 + 0.1 * i if per_class else 1.7) for i, c in enumerate(OP_CLASSES)}
-    true = replace(base, efficiency={c: e * factor[c] for c, e in base.efficiency.items()},
-                   fixed_cost_us={c: f * 0.3 for c, f in base.fixed_cost_us.items()})
+    true = replace(
+        base,
+        efficiency={c: e * factor[c] for c, e in base.efficiency.items()},
+        fixed_cost_us={c: f * 0.3 for c, f in base.fixed_cost_us.items()},
+    )
     rng = random.Random(3)
-    samples = [(net, shape, predict_latency(net, true, shape))
-               for net, shape in (random_net(rng) for _ in range(30))]
+    samples = [
+        (net, shape, predict_latency(net, true, shape))
+        for net, shape in (random_net(rng) for _ in range(30))
+    ]
     assert calibrate_latency(samples, base, fit="auto").provenance["fit"] == f"auto: {chosen}"
 
 
@@ -527,13 +684,18 @@ def test_a_measurement_reports_rounds_pins_threads_and_keeps_the_file_it_ran(tmp
     assert 0 < m.low_ms <= m.median_ms <= m.high_ms and (m.rounds, m.repeats) == (3, 4)
     assert m.busy and m.load_average == 3.5 and m.threads == 2
     assert seen[0].intra_op_num_threads == 2
-    assert m.model_file == tmp_path / "model.onnx" and sorted(os.listdir(tmp_path)) == ["model.onnx"]
+    assert m.model_file == tmp_path / "model.onnx" and sorted(os.listdir(tmp_path)) == [
+        "model.onnx"
+    ]
     monkeypatch.undo()
     session = ort.InferenceSession(str(m.model_file), providers=["CPUExecutionProvider"])
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        assert np.allclose(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0],
-                           net.eval()(x).numpy(), atol=1e-4)
+        assert np.allclose(
+            session.run(None, {session.get_inputs()[0].name: x.numpy()})[0],
+            net.eval()(x).numpy(),
+            atol=1e-4,
+        )
 
 
 class ThreadCount(nn.Module):
@@ -557,12 +719,17 @@ def _spy(cls, seen):
     def make(path, options, **kwargs):
         seen.append(options)
         return cls(path, options, **kwargs)
+
     return make
 
 
-@pytest.mark.parametrize("spec", [
-    pytest.param(tiny_spec(expand="bilinear"), id="condenser-bilinear-aads"),
-    pytest.param(get_preset("attendnets"), id="attendnets", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(tiny_spec(expand="bilinear"), id="condenser-bilinear-aads"),
+        pytest.param(get_preset("attendnets"), id="attendnets", marks=pytest.mark.slow),
+    ],
+)
 def test_onnx_export_matches_pytorch(spec, tmp_path):
     model = build_model(spec).eval()
     x = torch.rand(1, 3, spec.input_size, spec.input_size)
@@ -577,8 +744,12 @@ def test_onnx_export_matches_pytorch(spec, tmp_path):
 
 # --------------------------------------------------------------------------- command line
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "attend_search.cli", "latency", *args],
-                          capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "attend_search.cli", "latency", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
 
 
 def write_measurements(tmp_path, rows):
@@ -596,11 +767,27 @@ def test_cli_calibrate_writes_a_profile_that_loads(tmp_path):
         spec = tiny_spec(w)
         (tmp_path / "nets" / f"w{w}.json").write_text(spec.to_json())
         rows.append([f"nets/w{w}.json", f"{predict_latency(spec, truth):.4f}", ""])
-    rows.append(["attendnets", f"{predict_latency(get_preset('attendnets'), truth, (1, 3, 160, 160)):.4f}",
-                 "160"])
-    out = run("calibrate", str(write_measurements(tmp_path, rows)), "--base", "cortex-a72",
-              "--out", str(tmp_path / "fitted.yaml"), "--machine", "test board",
-              "--fit", "prior", "--runtime", "litert")
+    rows.append(
+        [
+            "attendnets",
+            f"{predict_latency(get_preset('attendnets'), truth, (1, 3, 160, 160)):.4f}",
+            "160",
+        ]
+    )
+    out = run(
+        "calibrate",
+        str(write_measurements(tmp_path, rows)),
+        "--base",
+        "cortex-a72",
+        "--out",
+        str(tmp_path / "fitted.yaml"),
+        "--machine",
+        "test board",
+        "--fit",
+        "prior",
+        "--runtime",
+        "litert",
+    )
     assert out.returncode == 0, out.stderr
     assert "on 6 networks" in out.stdout and "MAPE" in out.stdout
     profile = load_device(tmp_path / "fitted.yaml")
@@ -609,11 +796,17 @@ def test_cli_calibrate_writes_a_profile_that_loads(tmp_path):
     assert profile.provenance["samples"] == 6 and profile.provenance["base"] == "cortex-a72"
 
 
-@pytest.mark.parametrize("row, message", [
-    (["attendnets", "abc", ""], "measured.csv:3: latency_ms: expected a positive number, got 'abc'"),
-    (["nets/none.json", "3.0", ""], "measured.csv:3: spec: nets/none.json: no such spec file"),
-    (["attendnets", "3.0", "1.5"], "measured.csv:3: input_size: expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (
+            ["attendnets", "abc", ""],
+            "measured.csv:3: latency_ms: expected a positive number, got 'abc'",
+        ),
+        (["nets/none.json", "3.0", ""], "measured.csv:3: spec: nets/none.json: no such spec file"),
+        (["attendnets", "3.0", "1.5"], "measured.csv:3: input_size: expected a positive integer"),
+    ],
+)
 def test_cli_calibrate_bad_rows_exit_2_and_write_nothing(tmp_path, row, message):
     path = write_measurements(tmp_path, [["attendnext", "80.0", ""], row])
     out = run("calibrate", str(path), "--out", str(tmp_path / "fitted.yaml"))
@@ -624,17 +817,35 @@ def test_cli_calibrate_bad_rows_exit_2_and_write_nothing(tmp_path, row, message)
 
 def test_cli_measure_writes_the_measurement_the_spec_and_the_onnx_it_ran(tmp_path):
     (tmp_path / "tiny.json").write_text(tiny_spec(8).to_json())
-    out = run("measure", "tiny.json", "--out", "m", "--repeats", "3", "--rounds", "3",
-              "--warmup", "1", cwd=tmp_path)
+    out = run(
+        "measure",
+        "tiny.json",
+        "--out",
+        "m",
+        "--repeats",
+        "3",
+        "--rounds",
+        "3",
+        "--warmup",
+        "1",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
-    assert re.search(r"^[\d.]+ ms  \(interval [\d.]+-[\d.]+ ms: lowest and highest median of 3 "
-                     r"rounds of 3 runs; onnxruntime, 1 thread", out.stdout, re.M)
+    assert re.search(
+        r"^[\d.]+ ms  \(interval [\d.]+-[\d.]+ ms: lowest and highest median of 3 "
+        r"rounds of 3 runs; onnxruntime, 1 thread",
+        out.stdout,
+        re.M,
+    )
     record = json.loads((tmp_path / "m" / "measurement.json").read_text())
     assert record["interval_ms"][0] <= record["median_ms"] <= record["interval_ms"][1]
     assert record["digest"] == tiny_spec(8).digest and record["model_file"] == "model.onnx"
     assert record["busy"] == (record["load_average"] >= 1) == ("busy" in out.stderr)
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["measurement.json", "model.onnx",
-                                                                   "spec.json"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "measurement.json",
+        "model.onnx",
+        "spec.json",
+    ]
     ort.InferenceSession(str(tmp_path / "m" / "model.onnx"), providers=["CPUExecutionProvider"])
 
 

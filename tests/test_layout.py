@@ -12,17 +12,48 @@ import attend_search.evaluators
 PACKAGE = Path(attend_search.__file__).parent
 
 PUBLIC = {
-    attend_search: ["AttendSearchError", "Space", "SpaceError", "Spec", "SpecError",
-                    "__version__", "build_model", "builtin_spaces", "get_preset",
-                    "get_reference_model", "input_shape", "list_presets",
-                    "list_reference_models", "load_space", "nb201_spec"],
-    attend_search.evaluators: ["Dataset", "DatasetError", "DeviceProfile", "Measurement",
-                               "PROXIES", "UnknownOpsWarning", "analytic_cost", "as_model",
-                               "builtin_devices", "calibrate_latency", "check_proxy",
-                               "export_onnx", "flop_analysis", "fvcore_cost", "load_dataset",
-                               "load_device",
-                               "measure", "measure_latency", "peak_activation_bytes",
-                               "predict_latency", "train_eval", "zero_cost", "zero_cost_all"],
+    attend_search: [
+        "AttendSearchError",
+        "Space",
+        "SpaceError",
+        "Spec",
+        "SpecError",
+        "__version__",
+        "build_model",
+        "builtin_spaces",
+        "get_preset",
+        "get_reference_model",
+        "input_shape",
+        "list_presets",
+        "list_reference_models",
+        "load_space",
+        "nb201_spec",
+    ],
+    attend_search.evaluators: [
+        "Dataset",
+        "DatasetError",
+        "DeviceProfile",
+        "Measurement",
+        "PROXIES",
+        "UnknownOpsWarning",
+        "analytic_cost",
+        "as_model",
+        "builtin_devices",
+        "calibrate_latency",
+        "check_proxy",
+        "export_onnx",
+        "flop_analysis",
+        "fvcore_cost",
+        "load_dataset",
+        "load_device",
+        "measure",
+        "measure_latency",
+        "peak_activation_bytes",
+        "predict_latency",
+        "train_eval",
+        "zero_cost",
+        "zero_cost_all",
+    ],
 }
 
 
@@ -46,7 +77,7 @@ def _imports() -> dict[str, set[str]]:
         base = name.split(".") if package else name.split(".")[:-1]
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
-                start = base[:len(base) - node.level + 1] if node.level else []
+                start = base[: len(base) - node.level + 1] if node.level else []
                 target = ".".join([*start, *([node.module] if node.module else [])])
                 for alias in node.names:
                     full = f"{target}.{alias.name}"
@@ -73,31 +104,43 @@ def test_no_module_imports_itself_back():
     assert not cycles, cycles[:3]
 
 
-@pytest.mark.parametrize("package, downstream", [
-    ("search_space", ("evaluators", "constraints", "explorer", "studies", "cli")),
-    ("evaluators", ("constraints", "explorer", "studies", "cli")),
-    ("explorer", ("studies", "cli")),
-    ("studies", ("cli",)),
-])
+@pytest.mark.parametrize(
+    "package, downstream",
+    [
+        ("search_space", ("evaluators", "constraints", "explorer", "studies", "cli")),
+        ("evaluators", ("constraints", "explorer", "studies", "cli")),
+        ("explorer", ("studies", "cli")),
+        ("studies", ("cli",)),
+    ],
+)
 def test_data_flows_one_way(package, downstream):
     graph = _imports()
     prefix = f"attend_search.{package}"
-    wrong = {(m, d) for m, deps in graph.items() if m.startswith(prefix) for d in deps
-             if any(d.startswith(f"attend_search.{p}") for p in downstream)}
+    wrong = {
+        (m, d)
+        for m, deps in graph.items()
+        if m.startswith(prefix)
+        for d in deps
+        if any(d.startswith(f"attend_search.{p}") for p in downstream)
+    }
     assert not wrong
 
 
 def test_optuna_internals_live_in_the_adapters():
     """A private Optuna name (``optuna._x``, ``optuna.x._y``, ``_Name``) is imported by the
     two adapter modules and the storage's schema reader only."""
-    allowed = {"explorer/optuna_adapter.py", "studies/storage/optuna_storage.py",
-               "studies/storage/trial_reader.py"}
+    allowed = {
+        "explorer/optuna_adapter.py",
+        "studies/storage/optuna_storage.py",
+        "studies/storage/trial_reader.py",
+    }
     users = set()
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("optuna"):
                 private = any(p.startswith("_") for p in node.module.split(".")) or any(
-                    a.name.startswith("_") for a in node.names)
+                    a.name.startswith("_") for a in node.names
+                )
                 if private:
                     users.add(path.relative_to(PACKAGE).as_posix())
     assert users <= allowed, users - allowed

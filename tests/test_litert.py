@@ -7,22 +7,46 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-
-from attend_search.evaluators.latency.kernels import extract_kernels
-from attend_search.evaluators.runtimes.litert import (TFLiteModel, convert_tflite, litert_available,
-                                             quantize_tflite, run_tflite, tflite_ops)
-from attend_search.evaluators.latency.measure import measure_latency
-from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
 from helpers import cli
 
-pytestmark = pytest.mark.skipif(not litert_available(), reason="the optional extra 'litert' "
-                                "(litert-torch, ai-edge-litert) is not installed")
+from attend_search.evaluators.latency.kernels import extract_kernels
+from attend_search.evaluators.latency.measure import measure_latency
+from attend_search.evaluators.runtimes.litert import (
+    TFLiteModel,
+    convert_tflite,
+    litert_available,
+    quantize_tflite,
+    run_tflite,
+    tflite_ops,
+)
+from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
 
-SPEC = Spec(name="small", input_size=32, num_classes=10, stem=Stem(out=8),
-            stages=(Stage((Block("condenser", out=16, stride=2, downsample="aads",
-                                 attention=Attention(embed=8, stages=2)),)),
-                    Stage((Block("inverted_residual", out=24, stride=2, mid=48, se=8),))),
-            head=Head(channels=32))
+pytestmark = pytest.mark.skipif(
+    not litert_available(),
+    reason="the optional extra 'litert' (litert-torch, ai-edge-litert) is not installed",
+)
+
+SPEC = Spec(
+    name="small",
+    input_size=32,
+    num_classes=10,
+    stem=Stem(out=8),
+    stages=(
+        Stage(
+            (
+                Block(
+                    "condenser",
+                    out=16,
+                    stride=2,
+                    downsample="aads",
+                    attention=Attention(embed=8, stages=2),
+                ),
+            )
+        ),
+        Stage((Block("inverted_residual", out=24, stride=2, mid=48, se=8),)),
+    ),
+    head=Head(channels=32),
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +54,7 @@ def converted(tmp_path_factory):
     """The network, a batch of images, and its float and int8 files (calibrated on 32 images)."""
     torch.manual_seed(0)
     model = build_model(SPEC).eval()
-    with torch.no_grad():       # logits of order 1 (not the initialisation's 1e-7)
+    with torch.no_grad():  # logits of order 1 (not the initialisation's 1e-7)
         model.classifier.fc.weight.normal_(0, 5.0)
     images = torch.rand(48, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     folder = tmp_path_factory.mktemp("litert")
@@ -57,18 +81,32 @@ def test_int8_file_is_int8_smaller_and_close(converted):
     assert TFLiteModel(int8_path).int8
     assert int8_path.stat().st_size < float_path.stat().st_size
     error = np.abs(got - want).max() / np.abs(want).max()
-    assert 0 < error < 0.2                  # quantized: not exact, but near
+    assert 0 < error < 0.2  # quantized: not exact, but near
     assert (got.argmax(1) == want.argmax(1)).mean() >= 0.8
 
 
 # the .tflite op each LiteRT kernel runs as: by class, else by its first op
-TFLITE_OP = {"conv": "CONV_2D", "pointwise": "CONV_2D", "grouped": "CONV_2D",
-             "depthwise": "DEPTHWISE_CONV_2D", "max_pool": "MAX_POOL_2D",
-             "avg_pool": "AVERAGE_POOL_2D", "global_pool": "MEAN", "linear": "FULLY_CONNECTED",
-             "concat": "CONCATENATION", "permute": "TRANSPOSE", "constant_pad_nd": "PAD",
-             "hardswish_": "HARD_SWISH", "relu_": "RELU", "sigmoid": "LOGISTIC", "mul": "MUL",
-             "add": "ADD", "hardsigmoid": "ADD", "upsample_nearest2d": "RESIZE_NEAREST_NEIGHBOR",
-             "upsample_bilinear2d": "RESIZE_BILINEAR"}
+TFLITE_OP = {
+    "conv": "CONV_2D",
+    "pointwise": "CONV_2D",
+    "grouped": "CONV_2D",
+    "depthwise": "DEPTHWISE_CONV_2D",
+    "max_pool": "MAX_POOL_2D",
+    "avg_pool": "AVERAGE_POOL_2D",
+    "global_pool": "MEAN",
+    "linear": "FULLY_CONNECTED",
+    "concat": "CONCATENATION",
+    "permute": "TRANSPOSE",
+    "constant_pad_nd": "PAD",
+    "hardswish_": "HARD_SWISH",
+    "relu_": "RELU",
+    "sigmoid": "LOGISTIC",
+    "mul": "MUL",
+    "add": "ADD",
+    "hardsigmoid": "ADD",
+    "upsample_nearest2d": "RESIZE_NEAREST_NEIGHBOR",
+    "upsample_bilinear2d": "RESIZE_BILINEAR",
+}
 
 
 def test_litert_kernels_are_the_ops_of_the_tflite_file(converted):
@@ -76,11 +114,12 @@ def test_litert_kernels_are_the_ops_of_the_tflite_file(converted):
     before training, a multiply the converter drops (a trained network runs it)."""
     kernels = extract_kernels(SPEC, runtime="litert")
     ops = Counter(TFLITE_OP.get(k.op_class) or TFLITE_OP[k.ops[0]] for k in kernels)
-    scales = sum(1 for k in kernels if k.name.endswith(".attention") and k.ops == ("mul",)
-                 and k.bytes % 8)          # x * gate reads two maps; * scale one and a float
+    scales = sum(
+        1 for k in kernels if k.name.endswith(".attention") and k.ops == ("mul",) and k.bytes % 8
+    )  # x * gate reads two maps; * scale one and a float
     assert scales == 1
     assert ops - Counter({"MUL": scales}) == Counter(tflite_ops(converted[2]))
-    assert ops["PAD"] == 3 and ops["TRANSPOSE"] == 1    # stem, blur, strided depthwise
+    assert ops["PAD"] == 3 and ops["TRANSPOSE"] == 1  # stem, blur, strided depthwise
 
 
 @pytest.mark.slow
@@ -91,8 +130,18 @@ def test_measure_latency_on_litert():
 
 def test_cli_latency_measure_runtime_litert(tmp_path):
     (tmp_path / "small.json").write_text(SPEC.to_json())
-    out = cli("latency", "measure", "small.json", "--runtime", "litert", "--repeats", 3,
-              "--warmup", 1, cwd=tmp_path)
+    out = cli(
+        "latency",
+        "measure",
+        "small.json",
+        "--runtime",
+        "litert",
+        "--repeats",
+        3,
+        "--warmup",
+        1,
+        cwd=tmp_path,
+    )
     assert "runs; litert, 1 thread(s)" in out.stdout
     assert (tmp_path / f"latency-{SPEC.digest[:12]}-litert" / "model.tflite").is_file()
     # the converter's progress and C++ logs are silenced; only a loaded machine is warned of

@@ -12,8 +12,10 @@ from attend_search.evaluators.cost.traced import fvcore_cost, peak_activation_by
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.search_space.nb201_cell import OPS, arch_string, cell_form, parse_arch
 
-ALL_CONV3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|" \
-            "nor_conv_3x3~2|"
+ALL_CONV3 = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|"
+    "nor_conv_3x3~2|"
+)
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 # node 2 sums two skips of the input (one value read twice); every op between the two
 MIXED = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|"
@@ -31,14 +33,27 @@ def test_cell_networks_have_the_benchmarks_published_parameter_counts():
 
 def test_arch_strings_parse_and_print_back():
     edges = parse_arch(MIXED)
-    assert edges == ("skip_connect", "skip_connect", "skip_connect", "none", "nor_conv_1x1",
-                     "nor_conv_3x3")
+    assert edges == (
+        "skip_connect",
+        "skip_connect",
+        "skip_connect",
+        "none",
+        "nor_conv_1x1",
+        "nor_conv_3x3",
+    )
     assert arch_string(edges) == MIXED
     assert nb201_spec(MIXED).name == MIXED
 
 
-@pytest.mark.parametrize("arch", ["|nor_conv_3x3~0|+|none~0|", MIXED.replace("none", "conv_5x5"),
-                                  ("none",) * 5, ("none",) * 5 + ("sep_conv_3x3",)])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        "|nor_conv_3x3~0|+|none~0|",
+        MIXED.replace("none", "conv_5x5"),
+        ("none",) * 5,
+        ("none",) * 5 + ("sep_conv_3x3",),
+    ],
+)
 def test_bad_arch_strings_are_refused(arch):
     with pytest.raises(SpecError):
         nb201_spec(arch)
@@ -47,8 +62,11 @@ def test_bad_arch_strings_are_refused(arch):
 def test_bad_cells_in_spec_files_are_refused_with_the_field_path():
     data = nb201_spec(MIXED).to_dict()
     data["stages"][1]["blocks"][2]["edges"][4] = "sep_conv_3x3"
-    with pytest.raises(SpecError, match=r"stages\[1\]\.blocks\[2\]\.edges\[4\]: sep_conv_3x3 is "
-                                        r"not one of none"):
+    with pytest.raises(
+        SpecError,
+        match=r"stages\[1\]\.blocks\[2\]\.edges\[4\]: sep_conv_3x3 is "
+        r"not one of none",
+    ):
         Spec.from_dict(data)
     data["stages"][1]["blocks"][2]["edges"] = ["none"] * 5
     with pytest.raises(SpecError, match=r"stages\[1\]\.blocks\[2\]\.edges: a cell has 6 edges"):
@@ -61,7 +79,7 @@ def test_bad_cells_in_spec_files_are_refused_with_the_field_path():
 
 def test_the_space_samples_cells_that_round_trip_and_replay():
     space = load_space("nas-bench-201")
-    assert space.size == 5 ** 6
+    assert space.size == 5**6
     specs = [space.sample(seed) for seed in range(20)]
     assert len({s.digest for s in specs}) > 15
     for spec in specs:
@@ -81,8 +99,9 @@ def test_isomorphic_cells_share_a_digest_and_others_do_not():
     # a convolution into node 1, which reaches the output only through none edges
     dead = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
     assert digest(dead) == digest(dead.replace("nor_conv_3x3~0", "avg_pool_3x3~0"))
-    assert n_params(nb201_spec(dead)) != n_params(nb201_spec(
-        dead.replace("nor_conv_3x3~0", "avg_pool_3x3~0")))
+    assert n_params(nb201_spec(dead)) != n_params(
+        nb201_spec(dead.replace("nor_conv_3x3~0", "avg_pool_3x3~0"))
+    )
     # the same sum in another order: node 3 = conv(0) + skip(avg(0)) = avg(0) + skip(conv(0))
     a = "|avg_pool_3x3~0|+|none~0|none~1|+|nor_conv_3x3~0|skip_connect~1|none~2|"
     b = "|nor_conv_3x3~0|+|none~0|none~1|+|avg_pool_3x3~0|skip_connect~1|none~2|"
@@ -105,8 +124,10 @@ def test_the_15625_cells_form_the_benchmarks_6466_classes():
 def test_walked_cost_and_kernels_equal_the_traced_cell_network(arch):
     spec = nb201_spec(arch)
     model, shape = build_model(spec), input_shape(spec)
-    assert analytic_cost(spec) == {**fvcore_cost(model, shape),
-                                   "peak_activation_bytes": peak_activation_bytes(model, shape)}
+    assert analytic_cost(spec) == {
+        **fvcore_cost(model, shape),
+        "peak_activation_bytes": peak_activation_bytes(model, shape),
+    }
     assert extract_kernels(spec) == extract_kernels(model, shape)
 
 

@@ -5,10 +5,17 @@ from dataclasses import replace
 import pytest
 import torch
 
-from attend_search import AttendSearchError, build_model, get_preset, input_shape, list_presets, nb201_spec
+from attend_search import (
+    AttendSearchError,
+    build_model,
+    get_preset,
+    input_shape,
+    list_presets,
+    nb201_spec,
+)
 from attend_search.evaluators import proxies
-from attend_search.search_space.blocks import Columns
 from attend_search.evaluators.proxies import PROXIES, check_proxy, zero_cost, zero_cost_all
+from attend_search.search_space.blocks import Columns
 
 
 def snapshot(model):
@@ -60,8 +67,10 @@ def synflow_fast_and_reference(model):
     """Synflow of the same weights by the float32 rescaled path and by the float64 reference."""
     shape = input_shape(model.spec)
     fast = copy.deepcopy(model).eval()
-    return (proxies._synflow_scaled(fast, list(fast.modules()), shape),
-            proxies._synflow_float64(copy.deepcopy(model).eval(), shape))
+    return (
+        proxies._synflow_scaled(fast, list(fast.modules()), shape),
+        proxies._synflow_float64(copy.deepcopy(model).eval(), shape),
+    )
 
 
 @pytest.mark.parametrize("name", list_presets())
@@ -77,7 +86,7 @@ def test_fast_synflow_equals_the_float64_reference_on_sampled_specs(space, seed)
     assert fast == pytest.approx(reference, rel=1e-6)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 6])      # spec 5 has no parallel columns
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 6])  # spec 5 has no parallel columns
 def test_fast_synflow_exact_with_columns_at_other_scales(monkeypatch, space, seed):
     """The first column of each stage made 1000x weaker, and rescaling before every unit:
     columns reach their merge at different scales, which must be aligned."""
@@ -93,12 +102,17 @@ def test_fast_synflow_exact_with_columns_at_other_scales(monkeypatch, space, see
 
 
 @pytest.mark.parametrize("rescale", [0, proxies.RESCALE])
-@pytest.mark.parametrize("name, weight_scale, bias_std, curved", [
-    ("attendnets", 0.2, 1.0, True), ("mobilenet_v3_large", 0.2, 1.0, True),
-    ("mobilenet_v3_large", 1.0, 1e18, False)])
-def test_fast_synflow_exact_with_biases_and_gates_curved_or_saturated(monkeypatch, name,
-                                                                      weight_scale, bias_std,
-                                                                      curved, rescale):
+@pytest.mark.parametrize(
+    "name, weight_scale, bias_std, curved",
+    [
+        ("attendnets", 0.2, 1.0, True),
+        ("mobilenet_v3_large", 0.2, 1.0, True),
+        ("mobilenet_v3_large", 1.0, 1e18, False),
+    ],
+)
+def test_fast_synflow_exact_with_biases_and_gates_curved_or_saturated(
+    monkeypatch, name, weight_scale, bias_std, curved, rescale
+):
     """At 32 pixels, weights scaled by 0.2 keep the gates (condenser sigmoids, SE hard-sigmoids)
     in their curved range, which reverse mode must take; unscaled, they saturate and forward
     mode runs, with activations so large that only huge biases count. The random biases must
@@ -116,14 +130,16 @@ def test_fast_synflow_exact_with_biases_and_gates_curved_or_saturated(monkeypatc
     gated = []
     for gate in model.modules():
         if isinstance(gate, proxies.GATES):
-            gate.register_forward_hook(lambda m, args, y: gated.append(((y > 0.05) & (y < 0.95)).any()))
+            gate.register_forward_hook(
+                lambda m, args, y: gated.append(((y > 0.05) & (y < 0.95)).any())
+            )
     backward = []
     grad = torch.autograd.grad
     monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: backward.append(1) or grad(*a, **k))
     fast, reference = synflow_fast_and_reference(model)
     assert gated and all(gated) == curved and any(gated) == curved
     assert bool(backward) == curved
-    assert fast == pytest.approx(reference, abs=1e-6)      # 1e-6 relative on the raw flow
+    assert fast == pytest.approx(reference, abs=1e-6)  # 1e-6 relative on the raw flow
     unbiased = copy.deepcopy(model)
     for layer in unbiased.modules():
         if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)) and layer.bias is not None:
@@ -135,11 +151,12 @@ def test_synflow_takes_the_fast_path_only_for_modules_it_knows(monkeypatch):
     spec = get_preset("attendnets", num_classes=10, input_size=32)
     model = build_model(spec).eval()
     foreign = copy.deepcopy(model)
-    foreign.stem.act = torch.nn.GELU()          # not homogeneous: rescaling would change it
+    foreign.stem.act = torch.nn.GELU()  # not homogeneous: rescaling would change it
     shape = input_shape(spec)
-    assert proxies.synflow(copy.deepcopy(foreign), shape) == \
-        proxies._synflow_float64(copy.deepcopy(foreign), shape)
-    monkeypatch.setattr(proxies, "_synflow_float64", None)      # a call would fail
+    assert proxies.synflow(copy.deepcopy(foreign), shape) == proxies._synflow_float64(
+        copy.deepcopy(foreign), shape
+    )
+    monkeypatch.setattr(proxies, "_synflow_float64", None)  # a call would fail
     assert math.isfinite(proxies.synflow(model, shape))
 
 
@@ -171,8 +188,14 @@ def test_caller_rng_untouched():
 
 def test_module_input_for_classes_taken_from_output():
     nn = torch.nn
-    net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(8, 5))
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 5),
+    )
     scores = zero_cost_all(net, (1, 1, 12, 12), batch_size=8)
     assert all(math.isfinite(v) for v in scores.values())
 
@@ -183,11 +206,14 @@ def test_unknown_proxy_refused_with_the_known_names():
     assert check_proxy("zico") == "zico"
 
 
-@pytest.mark.parametrize("batch, message", [
-    ((torch.zeros(3, 3, 32, 32),), "pair"),
-    ((torch.zeros(3, 3, 32, 32), torch.zeros(2, dtype=torch.long)), "one target per input"),
-    ((torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long)), "zico needs a batch of at"),
-])
+@pytest.mark.parametrize(
+    "batch, message",
+    [
+        ((torch.zeros(3, 3, 32, 32),), "pair"),
+        ((torch.zeros(3, 3, 32, 32), torch.zeros(2, dtype=torch.long)), "one target per input"),
+        ((torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long)), "zico needs a batch of at"),
+    ],
+)
 def test_bad_batches_refused(batch, message):
     with pytest.raises(AttendSearchError, match=message):
         zero_cost(get_preset("attendnets", input_size=32), proxy="zico", batch=batch)
@@ -210,7 +236,7 @@ def test_proxies_share_one_copy_and_one_pass_each_with_the_values_of_separate_ru
     assert len(copies) == 1
     # the ensemble's 2 examples, zico's halves; naswot, grad_norm and snip share one
     assert sorted(batches) == [2, 4, 4, 8]
-    for proxy, score in together.items():    # (synflow runs its units, not forward)
+    for proxy, score in together.items():  # (synflow runs its units, not forward)
         assert zero_cost(model, input_shape(spec), proxy=proxy, batch_size=8) == score, proxy
 
 
@@ -231,19 +257,24 @@ def test_ensemble_is_deterministic_for_a_seed_and_independent_of_what_else_is_as
     assert together["ensemble"] == alone
     signals = {k.partition(".")[2]: v for k, v in together.items() if k.startswith("ensemble.")}
     assert set(signals) == set(proxies.ENSEMBLE_SCALES)
-    assert alone == pytest.approx(sum(proxies.ENSEMBLE_WEIGHTS[k] * v / proxies.ENSEMBLE_SCALES[k]
-                                      for k, v in signals.items()))
+    assert alone == pytest.approx(
+        sum(
+            proxies.ENSEMBLE_WEIGHTS[k] * v / proxies.ENSEMBLE_SCALES[k] for k, v in signals.items()
+        )
+    )
     # complexity: the log of the parameter count of the network as built (biases included)
-    assert signals["complexity"] == pytest.approx(math.log(sum(p.numel() for p in
-                                                               build_model(spec).parameters())))
+    assert signals["complexity"] == pytest.approx(
+        math.log(sum(p.numel() for p in build_model(spec).parameters()))
+    )
     assert signals["synflow"] == together["synflow"]
 
 
 def test_ensemble_is_finite_on_sampled_specs_and_a_network_without_flow(space):
     from attend_search import load_space
 
-    specs = [space.sample(seed) for seed in range(3)] + [load_space("nas-bench-201").sample(s)
-                                                        for s in range(3)]
+    specs = [space.sample(seed) for seed in range(3)] + [
+        load_space("nas-bench-201").sample(s) for s in range(3)
+    ]
     dead = nb201_spec("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
     assert zero_cost(dead, proxy="synflow") == -math.inf
     for spec in [*specs, dead]:
@@ -254,7 +285,7 @@ def test_ensemble_is_finite_on_sampled_specs_and_a_network_without_flow(space):
 def test_feature_entropies_are_high_for_isotropic_features_and_zero_for_one_direction():
     iso = torch.nn.Sequential(torch.nn.Identity())
     x = torch.randn(64, 8, 4, 4, generator=torch.Generator().manual_seed(0))
-    (spread,), = proxies.feature_entropies(iso, x)
+    ((spread,),) = proxies.feature_entropies(iso, x)
     assert math.log(8) - 0.1 < spread <= math.log(8)
-    flat = x[:, :1].expand(-1, 8, -1, -1)            # every channel the same: one direction
+    flat = x[:, :1].expand(-1, 8, -1, -1)  # every channel the same: one direction
     assert proxies.feature_entropies(iso, flat) == [[pytest.approx(0.0, abs=1e-9)]]

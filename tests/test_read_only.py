@@ -14,11 +14,12 @@ def test_show_report_and_export_leave_the_study_as_it_was(workdir):
 
 def test_export_refuses_to_overwrite_unless_forced(workdir):
     cli("run", "tiny_study.yaml", "--budget", 6, cwd=workdir)
-    best = ("--top", 1, "--sort", "synflow")      # two objectives: --top needs --sort
+    best = ("--top", 1, "--sort", "synflow")  # two objectives: --top needs --sort
     cli("export", "tiny", *best, "--format", "json,csv", "--out", "out", cwd=workdir)
     written = {p: p.stat().st_mtime_ns for p in (workdir / "out").rglob("*")}
-    again = cli("export", "tiny", *best, "--format", "json,csv", "--out", "out",
-                cwd=workdir, check=False)
+    again = cli(
+        "export", "tiny", *best, "--format", "json,csv", "--out", "out", cwd=workdir, check=False
+    )
     assert again.returncode == 2 and "already exists; --force replaces it" in again.stderr
     assert {p: p.stat().st_mtime_ns for p in (workdir / "out").rglob("*")} == written
     cli("export", "tiny", *best, "--format", "json,csv", "--out", "out", "--force", cwd=workdir)

@@ -15,8 +15,12 @@ from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.search_space.reference_models import mobileone_s1
 
 # timm's published parameter counts (timm.create_model(name).num_params, 1000 classes)
-TIMM_PARAMS = {"fbnetc_100": 5_572_200, "mobileone_s1": 4_825_192,
-               "mobileone_s1_reparam": 4_764_840, "mobilevit_xs": 2_317_848}
+TIMM_PARAMS = {
+    "fbnetc_100": 5_572_200,
+    "mobileone_s1": 4_825_192,
+    "mobileone_s1_reparam": 4_764_840,
+    "mobilevit_xs": 2_317_848,
+}
 
 
 def test_the_registry_holds_the_papers_comparisons():
@@ -29,7 +33,7 @@ def test_the_registry_holds_the_papers_comparisons():
 def test_parameter_counts_match_timm(name):
     model, shape = get_reference_model(name)
     assert sum(p.numel() for p in model.parameters()) == TIMM_PARAMS[name]
-    side = 256 if name == "mobilevit_xs" else 224   # where timm evaluates them
+    side = 256 if name == "mobilevit_xs" else 224  # where timm evaluates them
     assert shape == (1, 3, side, side)
     model, _ = get_reference_model(name, num_classes=10)
     assert model(torch.zeros(shape)).shape == (1, 10)

@@ -10,48 +10,67 @@ from helpers import cli
 def test_report_lists_the_pareto_set_with_export_folders_units_and_reference_point(workdir):
     cli("run", "tiny_study.yaml", "--budget", "16", cwd=workdir)
     show = cli("show", "tiny", cwd=workdir).stdout
-    pareto = [int(line.split()[0]) for line in show.split("Pareto set:")[1].splitlines()[3:]
-              if line.strip()]
-    exported = cli("export", "tiny", "--trial", pareto[0], "--format", "json", "--out", "ex",
-                   cwd=workdir).stdout.split(":")[0]
+    pareto = [
+        int(line.split()[0])
+        for line in show.split("Pareto set:")[1].splitlines()[3:]
+        if line.strip()
+    ]
+    exported = cli(
+        "export", "tiny", "--trial", pareto[0], "--format", "json", "--out", "ex", cwd=workdir
+    ).stdout.split(":")[0]
     cli("report", "tiny", "--out", "out/report.html", "--exports", "ex", cwd=workdir)
     page = html.unescape((workdir / "out" / "report.html").read_text())
 
     table = page.split("<h2>Pareto set</h2>")[1].split("</table>")[0]
     rows = re.findall(r"<tr><td>(\d+)</td>", table)
-    assert [int(n) for n in rows] == pareto                    # the same members as `show`
-    for header in ("synflow (log score)", "latency.cortex-a72 (ms)", "params (M)", "macs (M)",
-                   "peak_activation_bytes (MB)", "export"):
+    assert [int(n) for n in rows] == pareto  # the same members as `show`
+    for header in (
+        "synflow (log score)",
+        "latency.cortex-a72 (ms)",
+        "params (M)",
+        "macs (M)",
+        "peak_activation_bytes (MB)",
+        "export",
+    ):
         assert f"<th>{header}</th>" in table
     # the exported member links its folder, relative to the report; the others say how
     assert f"<a href='../{exported}/'>{exported}</a>" in table
     assert table.count("(not exported yet)") == len(pareto) - 1
-    assert f"{len(pareto) - 1} not exported yet: attend-search export tiny --pareto --out ex." \
-        in page
+    assert (
+        f"{len(pareto) - 1} not exported yet: attend-search export tiny --pareto --out ex." in page
+    )
 
     # every axis has its unit; the estimate is named as one, with its measured quality
     titles = re.findall(r'"title":\{"text":"([^"]+)"', page)
-    axis_titles = [t for t in titles   # all but the two figure titles
-                   if not t.startswith("Hypervolume dominated") and "ms predicted on" not in t]
+    axis_titles = [
+        t
+        for t in titles  # all but the two figure titles
+        if not t.startswith("Hypervolume dominated") and "ms predicted on" not in t
+    ]
     assert "synflow (log score), an accuracy estimate" in axis_titles
     for title in axis_titles:
         assert re.search(r"\(.+\)|an accuracy estimate|^trial$", title), title
     assert "synflow (log score): accuracy estimate, not accuracy (Spearman 0.76" in page
     # the hypervolume's reference point, in the units shown
-    assert re.search(r"Reference point: synflow \(log score\) [\d.]+, latency\.cortex-a72 \(ms\) "
-                     r"[\d.]+ \(each objective's worst feasible value, 10% further out\)", page)
+    assert re.search(
+        r"Reference point: synflow \(log score\) [\d.]+, latency\.cortex-a72 \(ms\) "
+        r"[\d.]+ \(each objective's worst feasible value, 10% further out\)",
+        page,
+    )
     assert "hypervolume (log score x ms)" in titles
 
 
 def test_top_on_two_objectives_needs_sort(workdir):
     early = cli("run", "tiny_study.yaml", "--budget", "6", "--top", "3", cwd=workdir, check=False)
     assert early.returncode == 2 and "needs --sort METRIC" in early.stderr
-    assert not (workdir / "studies" / "tiny").exists()          # refused before any trial
+    assert not (workdir / "studies" / "tiny").exists()  # refused before any trial
     cli("run", "tiny_study.yaml", "--budget", "6", cwd=workdir)
     refused = cli("show", "tiny", "--top", "3", cwd=workdir, check=False)
     assert refused.returncode == 2
-    assert "--top on a study of 2 objectives (synflow, latency.cortex-a72) needs --sort METRIC" \
+    assert (
+        "--top on a study of 2 objectives (synflow, latency.cortex-a72) needs --sort METRIC"
         in refused.stderr
+    )
     bad = cli("export", "tiny", "--top", "2", "--sort", "params", cwd=workdir, check=False)
     assert bad.returncode == 2 and "'params' is not an objective" in bad.stderr
     fastest = cli("show", "tiny", "--top", "3", "--sort", "latency.cortex-a72", cwd=workdir)

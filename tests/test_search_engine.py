@@ -28,8 +28,9 @@ from attend_search.studies.storage.trial_reader import finished_count, read_tria
 
 # NSGA-II's first generation (population 20) is what a fresh stream draws; later generations
 # may legitimately breed a parent's twin (evaluated once, see the claims test).
-@pytest.mark.parametrize("sampler", [{"name": "tpe", "n_startup_trials": 4},
-                                     {"name": "nsga2", "population_size": 20}])
+@pytest.mark.parametrize(
+    "sampler", [{"name": "tpe", "n_startup_trials": 4}, {"name": "nsga2", "population_size": 20}]
+)
 def test_chunked_runs_never_replay_the_sampler(tmp_path, sampler):
     config = cheap_study(sampler=sampler)
     where = place("cheap", root=tmp_path)
@@ -39,7 +40,7 @@ def test_chunked_runs_never_replay_the_sampler(tmp_path, sampler):
     trials = optuna.load_study(study_name="cheap", storage=where.url).get_trials()
     records = [record_of(t) for t in trials]
     assert len(records) == 18 and all(r is not None for r in records)
-    assert len({r.digest for r in records}) == 18            # no architecture proposed twice
+    assert len({r.digest for r in records}) == 18  # no architecture proposed twice
     assert [r.stream for r in records] == [0] * 6 + [1] * 6 + [2] * 6
 
 
@@ -72,12 +73,13 @@ def test_sql_ledger_streams_and_claims_are_atomic(tmp_path):
     for t in threads:
         t.join()
     assert sorted(streams) == [0, 1, 2, 3]
-    assert len(set(owners)) == 1 and owners[0] in range(10, 14)   # exactly one winner
+    assert len(set(owners)) == 1 and owners[0] in range(10, 14)  # exactly one winner
     winner = owners[0]
-    assert ledgers[0].take_over("abc", old=99, new=42) == winner    # not the owner: no change
+    assert ledgers[0].take_over("abc", old=99, new=42) == winner  # not the owner: no change
     assert ledgers[0].take_over("abc", old=winner, new=42) == 42
-    other = SqlLedger(store.engine, store.create_new_study(
-        [optuna.study.StudyDirection.MINIMIZE], "t"))
+    other = SqlLedger(
+        store.engine, store.create_new_study([optuna.study.StudyDirection.MINIMIZE], "t")
+    )
     assert other.new_stream() == 0 and other.claim("abc", 7) == 7  # per study
 
 
@@ -88,21 +90,42 @@ def test_two_worker_processes_evaluate_an_architecture_once(tmp_path):
     space["micro"] = {"block": "depthwise_separable", "downsample": "aads"}
     space["stages"] = {"count": 1, "slots": [{"stride": 2, "depth": 1, "width": 16}]}
     space["head"] = {"channels": 0}
-    study = {"name": "one", "space": space, "presets": False, "sampler": "random",
-             "constraints": {"use": "none"}, "objectives": [{"metric": "accuracy"}],
-             "evaluation": {"training": {"epochs": 2, "input_size": 32}}}
+    study = {
+        "name": "one",
+        "space": space,
+        "presets": False,
+        "sampler": "random",
+        "constraints": {"use": "none"},
+        "objectives": [{"metric": "accuracy"}],
+        "evaluation": {"training": {"epochs": 2, "input_size": 32}},
+    }
     (tmp_path / "one.yaml").write_text(yaml.safe_dump(study))
-    out = subprocess.run([sys.executable, "-m", "attend_search.cli", "run", "one.yaml",
-                          "--budget", "4", "--jobs", "2"], cwd=tmp_path, capture_output=True,
-                         text=True, env={**os.environ, "CI": "true"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "attend_search.cli",
+            "run",
+            "one.yaml",
+            "--budget",
+            "4",
+            "--jobs",
+            "2",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI": "true"},
+    )
     assert out.returncode == 0, out.stderr
-    trials = optuna.load_study(study_name="one",
-                               storage=f"sqlite:///{tmp_path}/studies/one/study.db").get_trials()
+    trials = optuna.load_study(
+        study_name="one", storage=f"sqlite:///{tmp_path}/studies/one/study.db"
+    ).get_trials()
     records = [record_of(t) for t in trials]
     assert len(trials) == 4 and all(t.state.is_finished() for t in trials)
     evaluated = [t for t, r in zip(trials, records) if r.duplicate_of is None]
-    assert len(evaluated) == 1                                   # trained once, not twice
-    assert len({r.stream for r in records}) == 2                 # one stream per worker
+    assert len(evaluated) == 1  # trained once, not twice
+    assert len({r.stream for r in records}) == 2  # one stream per worker
     assert {r.duplicate_of for r in records} == {None, evaluated[0].number}
     assert len({t.values[0] for t in trials}) == 1
 
@@ -110,16 +133,18 @@ def test_two_worker_processes_evaluate_an_architecture_once(tmp_path):
 def test_nsga2_children_inherit_conditional_parameters_from_their_parents():
     """With block types varying per stage, attention parameters are conditional; NSGA-II must
     still cross them over from parents rather than draw them at random."""
-    config = cheap_study(sampler={"name": "nsga2", "population_size": 8},
-                         constraints={"use": "none"}).search
+    config = cheap_study(
+        sampler={"name": "nsga2", "population_size": 8}, constraints={"use": "none"}
+    ).search
     with quiet_optuna():
         run = open_study(config, optuna.storages.InMemoryStorage())
         optimize(run, n_trials=40)
     study, sampler = run.study, run.study.sampler
-    attention = [p.name for p in config.space.parameters() if ".attention." in p.name
-                 and not p.dim.fixed]
+    attention = [
+        p.name for p in config.space.parameters() if ".attention." in p.name and not p.dim.fixed
+    ]
     trials = study.get_trials(deepcopy=False)
-    assert all(set(attention) <= set(t.params) for t in trials)     # asked on every trial
+    assert all(set(attention) <= set(t.params) for t in trials)  # asked on every trial
     assert set(attention) <= set(sampler.infer_relative_search_space(study, trials[-1]))
     inherited = total = 0
     for child in trials:
@@ -127,19 +152,28 @@ def test_nsga2_children_inherit_conditional_parameters_from_their_parents():
         if generation == 0:
             continue
         parents = sampler.get_parent_population(study, generation)
-        best = max(sum(child.params[k] in (a.params[k], b.params[k]) for k in attention)
-                   for a, b in combinations(parents, 2))
+        best = max(
+            sum(child.params[k] in (a.params[k], b.params[k]) for k in attention)
+            for a, b in combinations(parents, 2)
+        )
         inherited, total = inherited + best, total + len(attention)
-    assert total and inherited / total >= 0.95     # a random draw matches far less often
+    assert total and inherited / total >= 0.95  # a random draw matches far less often
 
 
-@pytest.mark.parametrize("sampler, message", [
-    ({"name": "tpe", "population_size": 8},
-     "sampler.population_size: tpe has no option 'population_size'"),
-    ({"name": "random", "n_startup_trials": 3},
-     "sampler.n_startup_trials: random has no option 'n_startup_trials' (it takes: no options)"),
-    ({"name": "nsga2", "mutation_prob": 2}, "sampler.mutation_prob: 2 is outside [0.0, 1.0]"),
-])
+@pytest.mark.parametrize(
+    "sampler, message",
+    [
+        (
+            {"name": "tpe", "population_size": 8},
+            "sampler.population_size: tpe has no option 'population_size'",
+        ),
+        (
+            {"name": "random", "n_startup_trials": 3},
+            "sampler.n_startup_trials: random has no option 'n_startup_trials' (it takes: no options)",
+        ),
+        ({"name": "nsga2", "mutation_prob": 2}, "sampler.mutation_prob: 2 is outside [0.0, 1.0]"),
+    ],
+)
 def test_sampler_options_are_checked_with_their_field_path(sampler, message):
     with pytest.raises(AttendSearchError, match=None) as err:
         cheap_study(sampler=sampler)
@@ -149,9 +183,11 @@ def test_sampler_options_are_checked_with_their_field_path(sampler, message):
 def test_hypervolume_history_by_hand():
     from attend_search.explorer import Objective
     from attend_search.studies.results import hypervolume_history
+
     objectives = (Objective("synflow", "maximize"), Objective("params", "minimize"))
-    trials = [optuna.trial.create_trial(values=v) for v in
-              ([-2, 8], [-5, 5], [-8, 2], [-6, 6], [-11, 1])]   # last: beyond the reference
+    trials = [
+        optuna.trial.create_trial(values=v) for v in ([-2, 8], [-5, 5], [-8, 2], [-6, 6], [-11, 1])
+    ]  # last: beyond the reference
     assert hypervolume_history(trials, objectives, [-10, 10]) == [16, 31, 37, 37, 37]
 
 
@@ -160,19 +196,27 @@ def test_the_pareto_set_is_optunas():
     ``best_trials``, on values with ties and repeated points, one objective maximised."""
     from attend_search.explorer import Objective
     from attend_search.studies.results import pareto
-    objectives = (Objective("synflow", "maximize"), Objective("params", "minimize"),
-                  Objective("macs", "minimize"))
+
+    objectives = (
+        Objective("synflow", "maximize"),
+        Objective("params", "minimize"),
+        Objective("macs", "minimize"),
+    )
     rng = np.random.default_rng(0)
     study = optuna.create_study(directions=[o.direction for o in objectives])
-    a, b, c = rng.integers(0, 8, size=(3, 400))   # more synflow costs parameters or MACs
-    study.add_trials([optuna.trial.create_trial(values=[float(v) for v in values])
-                      for values in zip(a + b, a + c // 3, b + c % 3)])
+    a, b, c = rng.integers(0, 8, size=(3, 400))  # more synflow costs parameters or MACs
+    study.add_trials(
+        [
+            optuna.trial.create_trial(values=[float(v) for v in values])
+            for values in zip(a + b, a + c // 3, b + c % 3)
+        ]
+    )
     trials = study.get_trials()
     front = pareto(trials, objectives)
     assert sorted(t.number for t in front) == sorted(t.number for t in study.best_trials)
     assert len(front) > 10
     first = [-t.values[0] for t in front]
-    assert first == sorted(first)   # ordered by the first objective, best first
+    assert first == sorted(first)  # ordered by the first objective, best first
 
 
 def test_queued_trials_are_run_once_by_concurrent_workers(tmp_path):
@@ -185,10 +229,25 @@ def test_queued_trials_are_run_once_by_concurrent_workers(tmp_path):
         study = create(config, where).study
     for seed in range(30):
         study.enqueue_trial(config.search.space.params_for(config.search.space.sample(seed)))
-    workers = [subprocess.Popen([sys.executable, "-m", "attend_search.cli", "worker", "cheap",
-                                 "--root", str(tmp_path), "--budget", "10"],
-                                stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "CI": "true"}) for _ in range(3)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "attend_search.cli",
+                "worker",
+                "cheap",
+                "--root",
+                str(tmp_path),
+                "--budget",
+                "10",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "CI": "true"},
+        )
+        for _ in range(3)
+    ]
     errors = [w.communicate(timeout=300)[1] for w in workers]
     assert [w.returncode for w in workers] == [0, 0, 0], errors
     trials = optuna.load_study(study_name="cheap", storage=where.url).get_trials()
@@ -201,8 +260,11 @@ def test_storage_refuses_a_parameter_whose_distribution_changed(tmp_path):
     kinds = optuna.distributions.IntDistribution(0, 9), optuna.distributions.FloatDistribution(0, 9)
     for kind in kinds:
         trial = study.ask()
-        with pytest.raises(ValueError, match="Cannot set different distribution kind") \
-                if kind is kinds[1] else contextlib.nullcontext():
+        with (
+            pytest.raises(ValueError, match="Cannot set different distribution kind")
+            if kind is kinds[1]
+            else contextlib.nullcontext()
+        ):
             trial.storage._backend.set_trial_params(trial._trial_id, [("x", 2.0, kind)])
 
 
@@ -235,7 +297,7 @@ def test_a_worker_killed_at_once_leaves_a_stale_trial(tmp_path, monkeypatch):
     monkeypatch.setenv("ATTEND_SEARCH_HEARTBEAT_GRACE", "1")
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="s", storage=storage(url))
-    trial_id = study._storage.create_new_trial(study._study_id)   # no heartbeat thread
+    trial_id = study._storage.create_new_trial(study._study_id)  # no heartbeat thread
     time.sleep(2.5)
     other = optuna.load_study(study_name="s", storage=storage(url))
     optuna.storages.fail_stale_trials(other)

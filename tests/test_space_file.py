@@ -84,23 +84,37 @@ def write(tmp_path, text):
     return str(path)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("kernel: [3, 5]", "kernel: [3, 4]"), "micro.kernel[1]: 4 is not one of 3, 5, 7"),
-    (("groups: [1, 2]", "groups: [1, 3]"), "micro.attention.groups[1]: 3 is not one of 1, 2, 4, 8"),
-    (("width: 16}", "width: 12, micro: {attention: {groups: 8}}}"),
-     "stages.slots[0].micro.attention.groups: groups=8 does not divide the 12 channels that "
-     "can enter a condenser of stage 0"),
-    (("block: [condenser,", "block: [transformer,"),
-     "micro.block[0]: transformer is not one of condenser, depthwise_separable, inverted_residual, cell, "
-     "resnet_basic"),
-    (("schema: attend-search/space/v1", "schema: v9"),
-     "schema: unsupported schema 'v9', expected 'attend-search/space/v1'"),
-    (("depth: {low: 1, high: 2}", "depth: {low: 3, high: 2}"),
-     "stages.slots[0].depth.high: 2 is below the minimum 3"),
-    (("count: [1, 2]", "count: [1, 3]"), "stages.count[1]: 3 is above the maximum 2"),
-    (("num_classes: 10\n", ""), "num_classes: missing required field"),
-    (("head: {", "head: {colour: red, "), "head.colour: unknown field"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("kernel: [3, 5]", "kernel: [3, 4]"), "micro.kernel[1]: 4 is not one of 3, 5, 7"),
+        (
+            ("groups: [1, 2]", "groups: [1, 3]"),
+            "micro.attention.groups[1]: 3 is not one of 1, 2, 4, 8",
+        ),
+        (
+            ("width: 16}", "width: 12, micro: {attention: {groups: 8}}}"),
+            "stages.slots[0].micro.attention.groups: groups=8 does not divide the 12 channels that "
+            "can enter a condenser of stage 0",
+        ),
+        (
+            ("block: [condenser,", "block: [transformer,"),
+            "micro.block[0]: transformer is not one of condenser, depthwise_separable, inverted_residual, cell, "
+            "resnet_basic",
+        ),
+        (
+            ("schema: attend-search/space/v1", "schema: v9"),
+            "schema: unsupported schema 'v9', expected 'attend-search/space/v1'",
+        ),
+        (
+            ("depth: {low: 1, high: 2}", "depth: {low: 3, high: 2}"),
+            "stages.slots[0].depth.high: 2 is below the minimum 3",
+        ),
+        (("count: [1, 2]", "count: [1, 3]"), "stages.count[1]: 3 is above the maximum 2"),
+        (("num_classes: 10\n", ""), "num_classes: missing required field"),
+        (("head: {", "head: {colour: red, "), "head.colour: unknown field"),
+    ],
+)
 def test_bad_space_files_are_refused_with_file_and_field(tmp_path, edit, message):
     text = TINY.replace("micro:\n", "micro:\n  kernel: [3, 5]\n")
     assert edit[0] in text
@@ -117,13 +131,16 @@ def test_malformed_yaml_names_the_line(tmp_path):
 
 
 def test_unknown_space_lists_the_builtin_ones():
-    with pytest.raises(SpaceError, match="neither a built-in space \\(attendnext, nas-bench-201\\) nor a file"):
+    with pytest.raises(
+        SpaceError, match="neither a built-in space \\(attendnext, nas-bench-201\\) nor a file"
+    ):
         load_space("no-such-space")
 
 
 def test_params_for_recovers_sampled_specs_and_presets_in_the_space(space):
     from attend_search import get_preset
     from attend_search.search_space.space import RandomChooser
+
     for seed in range(100):
         chooser = RandomChooser(seed)
         spec = space.resolve(chooser)
@@ -132,7 +149,7 @@ def test_params_for_recovers_sampled_specs_and_presets_in_the_space(space):
         replayed = space.resolve(RandomChooserFrom(params))
         assert replayed.digest == spec.digest
     assert space.params_for(get_preset("attendnext")) is not None
-    assert space.params_for(get_preset("mobilenet_v2")) is None   # 7 stages, ReLU6: outside
+    assert space.params_for(get_preset("mobilenet_v2")) is None  # 7 stages, ReLU6: outside
 
 
 class RandomChooserFrom:

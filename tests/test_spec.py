@@ -7,8 +7,13 @@ from attend_search.search_space.spec import SCHEMA
 
 
 def minimal(**block):
-    return {"schema": SCHEMA, "input_size": 64, "num_classes": 10, "stem": {"out": 16},
-            "stages": [{"blocks": [{"type": "depthwise_separable", "out": 16, **block}]}]}
+    return {
+        "schema": SCHEMA,
+        "input_size": 64,
+        "num_classes": 10,
+        "stem": {"out": 16},
+        "stages": [{"blocks": [{"type": "depthwise_separable", "out": 16, **block}]}],
+    }
 
 
 def test_digest_ignores_key_order_defaults_and_name():
@@ -49,25 +54,43 @@ def bad(mutate):
     return data
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["stages"][2]["blocks"][0].update(type="resnet"),
-     "stages[2].blocks[0].type: resnet is not one of condenser, depthwise_separable, "
-     "inverted_residual, cell, resnet_basic"),
-    (lambda d: d["stages"][2]["blocks"][0].update(kernel=4),
-     "stages[2].blocks[0].kernel: 4 is not one of 3, 5, 7"),
-    (lambda d: d["stages"][1]["blocks"][1]["attention"].update(groups=3),
-     "stages[1].blocks[1].attention.groups: groups=3 does not divide the 128 input channels"),
-    (lambda d: d["stem"].pop("out"), "stem.out: missing required field"),
-    (lambda d: d.update(schema="attend-search/spec/v0"),
-     "schema: unsupported schema 'attend-search/spec/v0', expected 'attend-search/spec/v1'"),
-    (lambda d: d["head"].update(chanels=10), "head.chanels: unknown field"),
-    (lambda d: d["stages"][0]["blocks"][0].update(mid=64), "stages[0].blocks[0].mid: unknown field"),
-    (lambda d: d["stages"][3]["blocks"][0].update(out=-4),
-     "stages[3].blocks[0].out: -4 is below the minimum 1"),
-    (lambda d: d.update(stages=[]), "stages: needs at least 1 item(s), got 0"),
-    (lambda d: d["stages"][0]["blocks"][0].update(residual="yes"),
-     "stages[0].blocks[0].residual: expected true or false, got yes"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda d: d["stages"][2]["blocks"][0].update(type="resnet"),
+            "stages[2].blocks[0].type: resnet is not one of condenser, depthwise_separable, "
+            "inverted_residual, cell, resnet_basic",
+        ),
+        (
+            lambda d: d["stages"][2]["blocks"][0].update(kernel=4),
+            "stages[2].blocks[0].kernel: 4 is not one of 3, 5, 7",
+        ),
+        (
+            lambda d: d["stages"][1]["blocks"][1]["attention"].update(groups=3),
+            "stages[1].blocks[1].attention.groups: groups=3 does not divide the 128 input channels",
+        ),
+        (lambda d: d["stem"].pop("out"), "stem.out: missing required field"),
+        (
+            lambda d: d.update(schema="attend-search/spec/v0"),
+            "schema: unsupported schema 'attend-search/spec/v0', expected 'attend-search/spec/v1'",
+        ),
+        (lambda d: d["head"].update(chanels=10), "head.chanels: unknown field"),
+        (
+            lambda d: d["stages"][0]["blocks"][0].update(mid=64),
+            "stages[0].blocks[0].mid: unknown field",
+        ),
+        (
+            lambda d: d["stages"][3]["blocks"][0].update(out=-4),
+            "stages[3].blocks[0].out: -4 is below the minimum 1",
+        ),
+        (lambda d: d.update(stages=[]), "stages: needs at least 1 item(s), got 0"),
+        (
+            lambda d: d["stages"][0]["blocks"][0].update(residual="yes"),
+            "stages[0].blocks[0].residual: expected true or false, got yes",
+        ),
+    ],
+)
 def test_bad_specs_are_refused_with_the_field_path(mutate, message):
     with pytest.raises(SpecError) as info:
         Spec.from_dict(bad(mutate), source="net.json")

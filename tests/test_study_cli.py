@@ -16,12 +16,12 @@ import optuna
 import pytest
 import torch
 import yaml
+from helpers import DATA, POSTGRES, cli, dump, environment, postgres_trials, start, storage_trials
 from optuna.trial import TrialState
 
 from attend_search import Spec
 from attend_search.explorer import record_of
-from helpers import (DATA, POSTGRES, cli, dump, environment, postgres_trials, start,
-                     storage_trials)
+
 
 def test_run_show_export_report_end_to_end(workdir):
     run = cli("run", "tiny_study.yaml", "--budget", "20", cwd=workdir)
@@ -46,7 +46,7 @@ def test_run_show_export_report_end_to_end(workdir):
     assert folders and not [p for p in (workdir / "out").iterdir() if p.name.startswith(".")]
     for folder in folders:
         assert Spec.from_json((folder / "spec.json").read_text()).digest in folder.name
-        assert "| NO |" not in (folder / "MODEL_CARD.md").read_text()   # constraints all met
+        assert "| NO |" not in (folder / "MODEL_CARD.md").read_text()  # constraints all met
 
     chosen = min(pareto_numbers)
     cli("export", "tiny", "--trial", chosen, "--format", "onnx,pt2", "--out", "one", cwd=workdir)
@@ -63,13 +63,22 @@ def test_run_show_export_report_end_to_end(workdir):
 
     cli("report", "tiny", "--out", "report.html", cwd=workdir)
     page = (workdir / "report.html").read_text()
-    for section in ("Pareto front", "Hypervolume history", "Parameter importances",
-                    "Feasible and infeasible", "Where the time goes", "attendnext"):
+    for section in (
+        "Pareto front",
+        "Hypervolume history",
+        "Parameter importances",
+        "Feasible and infeasible",
+        "Where the time goes",
+        "attendnext",
+    ):
         assert section in page
-    assert "cdn.plot.ly" not in page.split("<script")[1][:200]   # plotly.js inlined: offline
+    assert "cdn.plot.ly" not in page.split("<script")[1][:200]  # plotly.js inlined: offline
     # the accuracy axis says it is an estimate, and how well it ranked true accuracy
-    assert re.search(r"synflow \(log score\): accuracy estimate, not accuracy \(Spearman 0\.\d\d "
-                     r"with NAS-Bench-201 CIFAR-10 accuracy\)", page)
+    assert re.search(
+        r"synflow \(log score\): accuracy estimate, not accuracy \(Spearman 0\.\d\d "
+        r"with NAS-Bench-201 CIFAR-10 accuracy\)",
+        page,
+    )
 
 
 def test_resume_adds_to_the_same_study(workdir):
@@ -88,7 +97,7 @@ def test_a_changed_config_is_refused_not_mixed_in(workdir):
     before = dump(workdir)
     out = cli("run", "tiny_study.yaml", "--budget", "2", cwd=workdir, check=False)
     assert out.returncode == 2 and "different configuration" in out.stderr
-    assert dump(workdir) == before          # not even a sampler stream claimed
+    assert dump(workdir) == before  # not even a sampler stream claimed
 
 
 def test_two_worker_processes_share_one_sqlite_study(workdir):
@@ -112,10 +121,15 @@ def test_same_seed_same_trials(tmp_path):
 
 
 def test_ctrl_c_loses_nothing_and_resume_counts_exactly(workdir):
-    proc = subprocess.Popen([sys.executable, "-m", "attend_search.cli", "run", "tiny_study.yaml",
-                             "--budget", "1000"], cwd=workdir, env=environment(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ready = workdir / "studies" / "tiny" / "study.yaml"   # written once the study exists
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "attend_search.cli", "run", "tiny_study.yaml", "--budget", "1000"],
+        cwd=workdir,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ready = workdir / "studies" / "tiny" / "study.yaml"  # written once the study exists
     deadline = time.time() + 120
     while time.time() < deadline:
         time.sleep(1)
@@ -154,21 +168,28 @@ def test_ctrl_c_at_random_moments_of_a_search_stops_quickly_and_loses_nothing(wo
     delays = random.Random(0)
     for _ in range(10):
         before = {t.number: t for t in storage_trials(workdir)}
-        proc = start("run", "tiny_study.yaml", "--budget", "1000", cwd=workdir,
-                     until=lambda: trial_count(workdir) > len(before))
+        proc = start(
+            "run",
+            "tiny_study.yaml",
+            "--budget",
+            "1000",
+            cwd=workdir,
+            until=lambda: trial_count(workdir) > len(before),
+        )
         time.sleep(delays.uniform(0, 2))
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130 and time.monotonic() - sent < 10, err   # a hang: 60 s
+        assert proc.returncode == 130 and time.monotonic() - sent < 10, err  # a hang: 60 s
         trials = storage_trials(workdir)
         after = {t.number: t for t in trials}
-        assert len(after) == len(trials)                                   # numbers unique
+        assert len(after) == len(trials)  # numbers unique
         states = Counter(t.state for t in trials)
-        assert set(states) <= {TrialState.COMPLETE, TrialState.FAIL}, states   # none running
-        assert states[TrialState.FAIL] <= 1 + sum(t.state == TrialState.FAIL
-                                                  for t in before.values())
-        assert all(after[n].values == t.values for n, t in before.items())   # kept as they were
+        assert set(states) <= {TrialState.COMPLETE, TrialState.FAIL}, states  # none running
+        assert states[TrialState.FAIL] <= 1 + sum(
+            t.state == TrialState.FAIL for t in before.values()
+        )
+        assert all(after[n].values == t.values for n, t in before.items())  # kept as they were
     complete = states[TrialState.COMPLETE]
     cli("run", "tiny_study.yaml", "--budget", "2", cwd=workdir)
     assert sum(t.state == TrialState.COMPLETE for t in storage_trials(workdir)) == complete + 2
@@ -187,25 +208,39 @@ def test_validate_reports_constraints_no_spec_can_meet(workdir):
     assert "Traceback" not in bad.stderr
 
 
-@pytest.mark.parametrize("edit, message", [
-    (("sampler: {name: tpe, n_startup_trials: 5}", "sampler: annealing"),
-     "tiny_study.yaml: sampler: annealing is not one of tpe, nsga2, random, gp"),
-    (("metric: synflow", "metric: accurracy"), "tiny_study.yaml: objectives[0].metric: unknown metric 'accurracy'"),
-    (("latency.cortex-a72", "latency.cortex-m4"), "tiny_study.yaml: objectives[1].metric: no such device: 'cortex-m4'"),
-    (("space: tiny_space.yaml", "space: nowhere.yaml"), "nowhere.yaml"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            ("sampler: {name: tpe, n_startup_trials: 5}", "sampler: annealing"),
+            "tiny_study.yaml: sampler: annealing is not one of tpe, nsga2, random, gp",
+        ),
+        (
+            ("metric: synflow", "metric: accurracy"),
+            "tiny_study.yaml: objectives[0].metric: unknown metric 'accurracy'",
+        ),
+        (
+            ("latency.cortex-a72", "latency.cortex-m4"),
+            "tiny_study.yaml: objectives[1].metric: no such device: 'cortex-m4'",
+        ),
+        (("space: tiny_space.yaml", "space: nowhere.yaml"), "nowhere.yaml"),
+    ],
+)
 def test_bad_study_files_exit_2_naming_file_and_field(workdir, edit, message):
     text = (workdir / "tiny_study.yaml").read_text()
     assert edit[0] in text
     (workdir / "tiny_study.yaml").write_text(text.replace(*edit))
     out = cli("run", "tiny_study.yaml", "--budget", "1", cwd=workdir, check=False)
     assert out.returncode == 2 and message in out.stderr, out.stderr
-    assert not (workdir / "studies" / "tiny").exists()   # nothing half-made
+    assert not (workdir / "studies" / "tiny").exists()  # nothing half-made
 
 
-@pytest.mark.skipif(not POSTGRES, reason="set ATTEND_SEARCH_TEST_POSTGRES (.ci/run starts a server)")
+@pytest.mark.skipif(
+    not POSTGRES, reason="set ATTEND_SEARCH_TEST_POSTGRES (.ci/run starts a server)"
+)
 def test_two_workers_share_a_study_on_a_real_postgresql_server(workdir):
     import uuid
+
     name = f"tiny-pg-{uuid.uuid4().hex[:8]}"
     study = yaml.safe_load((workdir / "tiny_study.yaml").read_text())
     (workdir / "pg.yaml").write_text(yaml.safe_dump({**study, "name": name}))

@@ -10,8 +10,12 @@ from attend_search.evaluators.training.datasets import DatasetError, adapt_image
 from attend_search.evaluators.training.short import train_eval
 from attend_search.search_space import Block, Spec, Stage, Stem
 
-TINY = Spec(input_size=32, num_classes=1000, stem=Stem(out=8),
-            stages=(Stage((Block("depthwise_separable", out=16, stride=2),)),))
+TINY = Spec(
+    input_size=32,
+    num_classes=1000,
+    stem=Stem(out=8),
+    stages=(Stage((Block("depthwise_separable", out=16, stride=2),)),),
+)
 
 
 class Pruned(Exception):
@@ -25,9 +29,9 @@ def digits():
 
 def test_digits_learned_well_above_chance_with_one_report_per_epoch(digits):
     reports = []
-    spec = get_preset("attendnets", num_classes=1000, input_size=32)   # rebuilt for 10 classes
+    spec = get_preset("attendnets", num_classes=1000, input_size=32)  # rebuilt for 10 classes
     accuracy = train_eval(spec, digits, 2, callback=lambda e, a: reports.append((e, a)))
-    assert accuracy > 0.6          # chance is 0.1
+    assert accuracy > 0.6  # chance is 0.1
     assert [e for e, _ in reports] == [0, 1] and reports[-1][1] == accuracy
 
 
@@ -60,16 +64,19 @@ def test_module_trained_on_a_copy(digits):
 
 
 def test_progress_bar_only_when_asked_or_on_a_terminal(digits, capsys):
-    train_eval(TINY, digits, 1)                  # stderr is captured, so not a terminal
+    train_eval(TINY, digits, 1)  # stderr is captured, so not a terminal
     assert capsys.readouterr().err == ""
     train_eval(TINY, digits, 1, progress=True)
     assert "training digits" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 0}, "epochs and batch_size must be 1 or more"),
-    ({"epochs": 1, "device": "gpu7"}, "unknown device 'gpu7'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"epochs": 0}, "epochs and batch_size must be 1 or more"),
+        ({"epochs": 1, "device": "gpu7"}, "unknown device 'gpu7'"),
+    ],
+)
 def test_bad_arguments_refused(digits, kwargs, message):
     with pytest.raises(AttendSearchError, match=message):
         train_eval(TINY, digits, **kwargs)
@@ -101,18 +108,22 @@ def test_hard_digits_distort_the_split_digits_and_noise_only_training_labels():
     again, other = load_dataset("digits-hard"), load_dataset("digits-hard", seed=1)
     assert torch.equal(hard.x_train, again.x_train) and not torch.equal(hard.x_val, other.x_val)
     assert hard.x_train.shape == plain.x_train.shape and hard.x_val.shape == plain.x_val.shape
-    assert torch.equal(hard.y_val, plain.y_val)          # validation labels are true
+    assert torch.equal(hard.y_val, plain.y_val)  # validation labels are true
     changed = float((hard.y_train != plain.y_train).float().mean())
-    assert 0.5 * HARD_LABEL_NOISE < changed < HARD_LABEL_NOISE   # a random class may be the same
-    assert float((hard.x_val - plain.x_val).abs().mean()) > 0.1      # every image distorted
+    assert 0.5 * HARD_LABEL_NOISE < changed < HARD_LABEL_NOISE  # a random class may be the same
+    assert float((hard.x_val - plain.x_val).abs().mean()) > 0.1  # every image distorted
 
 
 def test_npz_with_splits_channels_last_uint8(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "set.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (12, 10, 10, 3), dtype=np.uint8),
-             y_train=np.arange(12) % 3, x_val=rng.integers(0, 256, (6, 10, 10, 3), dtype=np.uint8),
-             y_val=np.arange(6) % 3)
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (12, 10, 10, 3), dtype=np.uint8),
+        y_train=np.arange(12) % 3,
+        x_val=rng.integers(0, 256, (6, 10, 10, 3), dtype=np.uint8),
+        y_val=np.arange(6) % 3,
+    )
     data = load_dataset(path)
     assert data.x_train.shape == (12, 3, 10, 10) and data.x_val.shape == (6, 3, 10, 10)
     assert data.num_classes == 3 and float(data.x_train.max()) <= 1
@@ -123,16 +134,21 @@ def test_npz_grayscale_without_split_trains(tmp_path):
     np.savez(tmp_path / "gray.npz", x=x, y=np.arange(40) % 2)
     data = load_dataset(tmp_path / "gray.npz", val_fraction=0.25)
     assert data.x_train.shape == (30, 1, 12, 12) and data.num_classes == 2
-    assert 0 <= train_eval(TINY, data, 1, batch_size=8) <= 1    # gray repeated to 3 channels
+    assert 0 <= train_eval(TINY, data, 1, batch_size=8) <= 1  # gray repeated to 3 channels
 
 
-@pytest.mark.parametrize("arrays, message", [
-    ({"images": np.zeros((2, 4, 4))}, "expected arrays x_train, y_train, x_val, y_val .or x, y., "
-                                      "found images"),
-    ({"x": np.zeros((2, 4)), "y": np.zeros(2, int)}, "x: images must be"),
-    ({"x": np.zeros((2, 4, 4)), "y": np.zeros(3, int)}, "y: labels must be 2 integers"),
-    ({"x": np.zeros((2, 4, 4)), "y": np.zeros(2)}, "y: labels must be 2 integers"),
-])
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        (
+            {"images": np.zeros((2, 4, 4))},
+            "expected arrays x_train, y_train, x_val, y_val .or x, y., found images",
+        ),
+        ({"x": np.zeros((2, 4)), "y": np.zeros(2, int)}, "x: images must be"),
+        ({"x": np.zeros((2, 4, 4)), "y": np.zeros(3, int)}, "y: labels must be 2 integers"),
+        ({"x": np.zeros((2, 4, 4)), "y": np.zeros(2)}, "y: labels must be 2 integers"),
+    ],
+)
 def test_bad_npz_named(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
@@ -150,16 +166,19 @@ def test_image_folder(tmp_path):
     data = load_dataset(tmp_path, image_size=8, val_fraction=0.34)
     assert data.num_classes == 2 and data.x_train.shape == (4, 3, 8, 8) and len(data.y_val) == 2
     gray = load_dataset(tmp_path, channels=1)
-    assert gray.channels == 1 and gray.image_size == (20, 20)     # the first image's width
+    assert gray.channels == 1 and gray.image_size == (20, 20)  # the first image's width
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p, "no images found: expected one sub-folder of images per class"),
-    (lambda p: p / "missing.npz", "no such file"),
-    (lambda p: p / "missing", "no such file or folder"),
-    (lambda p: (p / "a.csv").write_text("1,2") and p / "a.csv", "not a dataset"),
-    (lambda p: (p / "a.npz").write_text("junk") and p / "a.npz", "not a readable .npz file"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p, "no images found: expected one sub-folder of images per class"),
+        (lambda p: p / "missing.npz", "no such file"),
+        (lambda p: p / "missing", "no such file or folder"),
+        (lambda p: (p / "a.csv").write_text("1,2") and p / "a.csv", "not a dataset"),
+        (lambda p: (p / "a.npz").write_text("junk") and p / "a.npz", "not a readable .npz file"),
+    ],
+)
 def test_bad_sources_named(tmp_path, make, message):
     source = make(tmp_path)
     with pytest.raises(DatasetError, match=message) as info:

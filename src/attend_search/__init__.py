@@ -16,15 +16,36 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
-_LAZY = {"Spec": ".search_space", "build_model": ".search_space", "get_preset": ".search_space",
-         "get_reference_model": ".search_space", "input_shape": ".search_space",
-         "list_presets": ".search_space", "list_reference_models": ".search_space",
-         "nb201_spec": ".search_space",
-         "Space": ".search_space.space", "builtin_spaces": ".search_space.space",
-         "load_space": ".search_space.space"}
+_LAZY = {
+    "Spec": ".search_space",
+    "build_model": ".search_space",
+    "get_preset": ".search_space",
+    "get_reference_model": ".search_space",
+    "input_shape": ".search_space",
+    "list_presets": ".search_space",
+    "list_reference_models": ".search_space",
+    "nb201_spec": ".search_space",
+    "Space": ".search_space.space",
+    "builtin_spaces": ".search_space.space",
+    "load_space": ".search_space.space",
+}
 
-__all__ = ["AttendSearchError", "Space", "SpaceError", "Spec", "SpecError", "__version__",
-           "build_model", "builtin_spaces", "get_preset", "get_reference_model", "input_shape",
-           "list_presets", "list_reference_models", "load_space", "nb201_spec"]
+__all__ = [
+    "AttendSearchError",
+    "Space",
+    "SpaceError",
+    "Spec",
+    "SpecError",
+    "__version__",
+    "build_model",
+    "builtin_spaces",
+    "get_preset",
+    "get_reference_model",
+    "input_shape",
+    "list_presets",
+    "list_reference_models",
+    "load_space",
+    "nb201_spec",
+]
 
 __getattr__ = lazy_names(__name__, _LAZY)

@@ -11,8 +11,10 @@ from typing import Any
 def lazy_names(package: str, where: dict[str, str]) -> Callable[[str], Any]:
     """A module ``__getattr__`` for ``package``: ``where`` maps each name to the submodule
     (relative, ``.builder``) that defines it."""
+
     def __getattr__(name: str) -> Any:
         if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         return getattr(import_module(where[name], package), name)
+
     return __getattr__

@@ -51,7 +51,7 @@ def _mode(immediate: bool) -> Iterator[None]:
     global _immediate
     before, _immediate = _immediate, immediate
     try:
-        if immediate:        # a request that came while deferred is honoured on the way in
+        if immediate:  # a request that came while deferred is honoured on the way in
             raise_if_requested()
         yield
     finally:

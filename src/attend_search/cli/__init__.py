@@ -30,7 +30,8 @@ COMMAND_MODULES = [spec_commands, evaluate, latency, study_commands, output_comm
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="attend-search",
-        description="Design fast attention-condenser backbones for edge devices.")
+        description="Design fast attention-condenser backbones for edge devices.",
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,16 +46,17 @@ def _storage_error(exc: Exception) -> AttendSearchError | None:
     if "sqlalchemy" not in sys.modules:
         return None
     from ..studies.storage.store import storage_error
+
     return storage_error(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    interrupts.install()   # Ctrl-C and SIGTERM: the running trial is closed as failed
+    interrupts.install()  # Ctrl-C and SIGTERM: the running trial is closed as failed
     try:
         args.func(args)
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
-        sys.stderr.close()   # (before `Exception`, which would take it for a failure)
+        sys.stderr.close()  # (before `Exception`, which would take it for a failure)
     except Exception as exc:
         error = exc if isinstance(exc, AttendSearchError) else _storage_error(exc)
         if error is None or args.debug:
@@ -63,8 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         resume = getattr(args, "resume", None)
-        print("interrupted" + (f": the running trial was closed as failed and completed trials "
-                               f"are kept; to resume: {resume}" if resume else ""),
-              file=sys.stderr)
+        print(
+            "interrupted"
+            + (
+                f": the running trial was closed as failed and completed trials "
+                f"are kept; to resume: {resume}"
+                if resume
+                else ""
+            ),
+            file=sys.stderr,
+        )
         return 130
     return 0

@@ -9,16 +9,19 @@ from collections.abc import Callable
 
 def positive(kind: type) -> Callable[[str], int | float]:
     """An argparse type: a number of ``kind`` above 0 (a count, a number of seconds)."""
+
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
         except ValueError:
             value = None
         if value is None or not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a positive "
-                                             f"{'integer' if kind is int else 'number'}")
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a positive {'integer' if kind is int else 'number'}"
+            )
         return value
-    parse.__name__ = kind.__name__   # argparse names the type in its messages
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
 
 
@@ -27,7 +30,9 @@ def table(rows: list[list[str]], right: set[int] = frozenset()) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ]
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))

@@ -21,7 +21,8 @@ from pathlib import Path
 from ..errors import AttendSearchError
 from .common import positive, table
 
-# the choices of evaluators.runtimes.RUNTIMES and evaluators.latency.calibrate.FIT_MODES, written out
+# the choices of evaluators.runtimes.RUNTIMES and evaluators.latency.calibrate.FIT_MODES,
+# written out
 # so that `--help` needs no PyTorch (tests/test_cli_startup.py holds them equal)
 RUNTIMES = ("onnxruntime", "torch", "litert")
 FIT_MODES = ("full", "prior", "scales", "auto")
@@ -36,14 +37,25 @@ def cmd_predict(args: argparse.Namespace) -> None:
     spec = load_spec(args.spec)
     profile = load_device(args.device)
     total, times = predict_latency(spec, profile, breakdown=True)
-    print(f"{spec.name or args.spec}  digest {spec.digest}  on {profile.name}: "
-          f"{total:.2f} ms predicted ({len(times)} kernels)\n")
+    print(
+        f"{spec.name or args.spec}  digest {spec.digest}  on {profile.name}: "
+        f"{total:.2f} ms predicted ({len(times)} kernels)\n"
+    )
     rows = [["op class", "ms", "share"]]
     rows += [[c, f"{ms:.2f}", f"{ms / total:.0%}"] for c, ms in time_by_class(times).items()]
     print(table(rows, right={1, 2}))
     rows = [["kernel", "op class", "ms", "MMACs", "KiB", "bound"]]
-    rows += [[layer_name(t.name), t.op_class, f"{t.ms:.3f}", f"{t.macs / 1e6:.2f}", f"{t.bytes / 1024:.0f}",
-              t.bound] for t in sorted(times, key=lambda t: -t.ms)[:args.top]]
+    rows += [
+        [
+            layer_name(t.name),
+            t.op_class,
+            f"{t.ms:.3f}",
+            f"{t.macs / 1e6:.2f}",
+            f"{t.bytes / 1024:.0f}",
+            t.bound,
+        ]
+        for t in sorted(times, key=lambda t: -t.ms)[: args.top]
+    ]
     print(f"\ntop {min(args.top, len(times))} kernels")
     print(table(rows, right={2, 3, 4}))
 
@@ -56,33 +68,56 @@ def cmd_measure(args: argparse.Namespace) -> None:
     spec = load_spec(args.spec)
     out = Path(args.out or f"latency-{spec.digest[:12]}-{args.runtime}")
     if not out.resolve().parent.is_dir():
-        raise AttendSearchError("the folder to write the measurement in does not exist",
-                                source=str(out))
+        raise AttendSearchError(
+            "the folder to write the measurement in does not exist", source=str(out)
+        )
     out.mkdir(exist_ok=True)
-    m = measure(spec, runtime=args.runtime, threads=args.threads, warmup=args.warmup,
-                repeats=args.repeats, rounds=args.rounds, keep=out)
+    m = measure(
+        spec,
+        runtime=args.runtime,
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        rounds=args.rounds,
+        keep=out,
+    )
     write_atomic(out / "spec.json", spec.to_json())
     write_atomic(out / "measurement.json", json.dumps(_record(spec, m), indent=2) + "\n")
     if m.busy:
-        print(f"warning: this machine is busy (1-minute load average {m.load_average:.1f} on "
-              f"{m.cores} cores): other processes slow the measurement and widen its interval",
-              file=sys.stderr)
-    print(f"{m.median_ms:.3f} ms  (interval {m.low_ms:.3f}-{m.high_ms:.3f} ms: lowest and "
-          f"highest median of {m.rounds} rounds of {m.repeats} runs; {m.runtime}, "
-          f"{m.threads} thread(s), {platform.node()})")
-    print(f"wrote {out}/: measurement.json, spec.json" +
-          (f", {m.model_file.name} (the file measured)" if m.model_file else ""))
+        print(
+            f"warning: this machine is busy (1-minute load average {m.load_average:.1f} on "
+            f"{m.cores} cores): other processes slow the measurement and widen its interval",
+            file=sys.stderr,
+        )
+    print(
+        f"{m.median_ms:.3f} ms  (interval {m.low_ms:.3f}-{m.high_ms:.3f} ms: lowest and "
+        f"highest median of {m.rounds} rounds of {m.repeats} runs; {m.runtime}, "
+        f"{m.threads} thread(s), {platform.node()})"
+    )
+    print(
+        f"wrote {out}/: measurement.json, spec.json"
+        + (f", {m.model_file.name} (the file measured)" if m.model_file else "")
+    )
 
 
 def _record(spec, m) -> dict:
     """What a measurement was, of what, where and how: enough to repeat it on a board."""
-    return {"spec": spec.name or None, "digest": spec.digest, "median_ms": round(m.median_ms, 4),
-            "interval_ms": [round(m.low_ms, 4), round(m.high_ms, 4)], "rounds": m.rounds,
-            "repeats": m.repeats, "runtime": m.runtime, "threads": m.threads,
-            "load_average": round(m.load_average, 2), "cores": m.cores, "busy": m.busy,
-            "machine": f"{platform.node()} ({platform.machine()}, {platform.platform()})",
-            "model_file": m.model_file.name if m.model_file else None,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "spec": spec.name or None,
+        "digest": spec.digest,
+        "median_ms": round(m.median_ms, 4),
+        "interval_ms": [round(m.low_ms, 4), round(m.high_ms, 4)],
+        "rounds": m.rounds,
+        "repeats": m.repeats,
+        "runtime": m.runtime,
+        "threads": m.threads,
+        "load_average": round(m.load_average, 2),
+        "cores": m.cores,
+        "busy": m.busy,
+        "machine": f"{platform.node()} ({platform.machine()}, {platform.platform()})",
+        "model_file": m.model_file.name if m.model_file else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def cmd_devices(args: argparse.Namespace) -> None:
@@ -107,13 +142,23 @@ def cmd_bench(args: argparse.Namespace) -> None:
     specs = calibration_suite(args.samples)
     samples = []
     for n, spec in enumerate(specs, 1):
-        ms = measure_latency(spec, runtime=args.runtime, threads=args.threads,
-                             warmup=args.warmup, repeats=args.repeats, rounds=args.rounds)
-        print(f"[{n}/{len(specs)}] {spec.name or 'attendnext sample'} {spec.digest}: {ms:.2f} ms",
-              flush=True)
+        ms = measure_latency(
+            spec,
+            runtime=args.runtime,
+            threads=args.threads,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            rounds=args.rounds,
+        )
+        print(
+            f"[{n}/{len(specs)}] {spec.name or 'attendnext sample'} {spec.digest}: {ms:.2f} ms",
+            flush=True,
+        )
         samples.append((spec, None, ms))
-    machine = (f"{platform.node()} ({platform.machine()}, {platform.platform()}), "
-               f"{args.runtime}, {args.threads} thread(s)")
+    machine = (
+        f"{platform.node()} ({platform.machine()}, {platform.platform()}), "
+        f"{args.runtime}, {args.threads} thread(s)"
+    )
     _fit_and_save(samples, args, machine, threads=args.threads)
 
 
@@ -122,8 +167,12 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
     _check_fit_options(args)
     samples = read_measurements(Path(args.measurements))
-    _fit_and_save(samples, args, args.machine or f"measurements from {args.measurements}",
-                  threads=args.threads)
+    _fit_and_save(
+        samples,
+        args,
+        args.machine or f"measurements from {args.measurements}",
+        threads=args.threads,
+    )
 
 
 def _check_fit_options(args: argparse.Namespace) -> None:
@@ -132,29 +181,42 @@ def _check_fit_options(args: argparse.Namespace) -> None:
 
     load_device(args.base)
     if not Path(args.out).resolve().parent.is_dir():
-        raise AttendSearchError("the folder to write the profile in does not exist", source=args.out)
+        raise AttendSearchError(
+            "the folder to write the profile in does not exist", source=args.out
+        )
 
 
-def _fit_and_save(samples: list, args: argparse.Namespace, machine: str,
-                  threads: int | None) -> None:
+def _fit_and_save(
+    samples: list, args: argparse.Namespace, machine: str, threads: int | None
+) -> None:
     """``samples``: ``calibrate.Sample`` tuples."""
     from ..evaluators.latency.calibrate import calibrate_latency
 
-    profile = calibrate_latency(samples, args.base, name=args.name or Path(args.out).stem,
-                                machine=machine, threads=threads, fit=args.fit,
-                                runtime=args.runtime)
+    profile = calibrate_latency(
+        samples,
+        args.base,
+        name=args.name or Path(args.out).stem,
+        machine=machine,
+        threads=threads,
+        fit=args.fit,
+        runtime=args.runtime,
+    )
     profile.save(args.out)
     _print_fit(profile, args.out)
 
 
 def _print_fit(profile, out: str) -> None:
     p = profile.provenance
-    print(f"fitted {profile.name} from {p['base']} on {p['samples']} networks: "
-          f"MAPE {p['mape_pct']:.1f}%, max error {p['max_error_pct']:.1f}%, "
-          f"Kendall tau {p['kendall_tau']:.3f}")
+    print(
+        f"fitted {profile.name} from {p['base']} on {p['samples']} networks: "
+        f"MAPE {p['mape_pct']:.1f}%, max error {p['max_error_pct']:.1f}%, "
+        f"Kendall tau {p['kendall_tau']:.3f}"
+    )
     if p["unconstrained"]:
-        print(f"not constrained by these networks (kept near the base): "
-              f"{', '.join(p['unconstrained'])}")
+        print(
+            f"not constrained by these networks (kept near the base): "
+            f"{', '.join(p['unconstrained'])}"
+        )
     print(f"wrote {out}")
 
 
@@ -165,55 +227,91 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = lsub.add_parser("predict", help="predicted latency of a spec and where the time goes")
     s.add_argument("spec", help="spec JSON file, or a preset name")
-    s.add_argument("--device", default="cortex-a72",
-                   help="built-in device (see `latency devices`) or profile YAML")
+    s.add_argument(
+        "--device",
+        default="cortex-a72",
+        help="built-in device (see `latency devices`) or profile YAML",
+    )
     s.add_argument("--top", type=positive(int), default=10, help="kernels to list (default 10)")
     s.set_defaults(func=cmd_predict)
 
     s = lsub.add_parser("measure", help="measure a spec's latency on this machine")
     s.add_argument("spec", help="spec JSON file, or a preset name")
-    s.add_argument("--out", help="folder for measurement.json, spec.json and the model file "
-                                 "measured (default latency-DIGEST-RUNTIME)")
+    s.add_argument(
+        "--out",
+        help="folder for measurement.json, spec.json and the model file "
+        "measured (default latency-DIGEST-RUNTIME)",
+    )
     _measure_options(s)
     s.set_defaults(func=cmd_measure)
 
     s = lsub.add_parser("devices", help="list the built-in device profiles")
     s.set_defaults(func=cmd_devices)
 
-    s = lsub.add_parser("bench", help="measure this machine on a fixed suite of networks and "
-                                      "fit a device profile to it")
+    s = lsub.add_parser(
+        "bench",
+        help="measure this machine on a fixed suite of networks and fit a device profile to it",
+    )
     _fit_options(s)
-    s.add_argument("--samples", type=int, default=40,
-                   help="networks to measure: the presets, then attendnext samples (default 40)")
+    s.add_argument(
+        "--samples",
+        type=int,
+        default=40,
+        help="networks to measure: the presets, then attendnext samples (default 40)",
+    )
     _measure_options(s)
     s.set_defaults(func=cmd_bench)
 
     s = lsub.add_parser("calibrate", help="fit a device profile to latencies measured elsewhere")
-    s.add_argument("measurements", help="CSV with columns spec (a spec JSON path relative to "
-                                        "the CSV, or a preset name), latency_ms, optional input_size")
+    s.add_argument(
+        "measurements",
+        help="CSV with columns spec (a spec JSON path relative to "
+        "the CSV, or a preset name), latency_ms, optional input_size",
+    )
     _fit_options(s)
-    s.add_argument("--threads", type=positive(int), help="threads the measurements used (default: the base's)")
-    s.add_argument("--runtime", default="onnxruntime",
-                   help="the runtime that made the measurements (default onnxruntime)")
+    s.add_argument(
+        "--threads", type=positive(int), help="threads the measurements used (default: the base's)"
+    )
+    s.add_argument(
+        "--runtime",
+        default="onnxruntime",
+        help="the runtime that made the measurements (default onnxruntime)",
+    )
     s.add_argument("--machine", help="where the measurements were made, for the provenance")
     s.set_defaults(func=cmd_calibrate)
 
 
 def _fit_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--out", required=True, help="profile YAML to write")
-    s.add_argument("--base", default="cortex-a72",
-                   help="profile to start from: its datasheet figures are kept (default cortex-a72)")
+    s.add_argument(
+        "--base",
+        default="cortex-a72",
+        help="profile to start from: its datasheet figures are kept (default cortex-a72)",
+    )
     s.add_argument("--name", help="name of the fitted profile (default: the output file's stem)")
-    s.add_argument("--fit", choices=FIT_MODES, default="full",
-                   help="which coefficients the measurements move (default full; see the README)")
+    s.add_argument(
+        "--fit",
+        choices=FIT_MODES,
+        default="full",
+        help="which coefficients the measurements move (default full; see the README)",
+    )
 
 
 def _measure_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--runtime", choices=RUNTIMES, default="onnxruntime")
-    s.add_argument("--threads", type=positive(int), default=1,
-                   help="threads of the runtime and of PyTorch (default 1)")
+    s.add_argument(
+        "--threads",
+        type=positive(int),
+        default=1,
+        help="threads of the runtime and of PyTorch (default 1)",
+    )
     s.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
-    s.add_argument("--repeats", type=positive(int), default=10,
-                   help="timed runs per round (default 10)")
-    s.add_argument("--rounds", type=positive(int), default=5,
-                   help="rounds; their medians give the interval (default 5)")
+    s.add_argument(
+        "--repeats", type=positive(int), default=10, help="timed runs per round (default 10)"
+    )
+    s.add_argument(
+        "--rounds",
+        type=positive(int),
+        default=5,
+        help="rounds; their medians give the interval (default 5)",
+    )

@@ -24,17 +24,20 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
     config = load_study_file(args.study)
     search = config.search
-    print(f"study {search.name}: space {search.space.name} ({search.space.size:.3g} "
-          f"architectures once the rules narrow it; `attend-search space` gives both sizes), "
-          f"{len(search.constraints.rules)} rules, "
-          f"{len(search.constraints.budgets)} budgets, objectives "
-          + ", ".join(f"{o.direction} {o.metric}" for o in search.objectives))
+    print(
+        f"study {search.name}: space {search.space.name} ({search.space.size:.3g} "
+        f"architectures once the rules narrow it; `attend-search space` gives both sizes), "
+        f"{len(search.constraints.rules)} rules, "
+        f"{len(search.constraints.budgets)} budgets, objectives "
+        + ", ".join(f"{o.direction} {o.metric}" for o in search.objectives)
+    )
     try:
         result = require_feasible(search, trials=args.tries)
     except AttendSearchError as exc:
         raise exc.located(_source(args.study))
-    print(f"ok: a feasible spec was found in {result.tried} tries (digest "
-          f"{result.feasible.digest})")
+    print(
+        f"ok: a feasible spec was found in {result.tried} tries (digest {result.feasible.digest})"
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -47,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     _check_top(args)
     config = load_study_file(args.study)
-    rank_columns(config.search.objectives, args.top, args.sort)   # refused now, not after
+    rank_columns(config.search.objectives, args.top, args.sort)  # refused now, not after
     budget = parse_budget(args.budget)
     where = place(config.name, args.storage, args.root)
     args.resume = f"attend-search run {args.study or ''} --budget N".replace("  ", " ")
@@ -59,12 +62,25 @@ def cmd_run(args: argparse.Namespace) -> None:
         study = run.study
         before = finished_count(study)
         if args.jobs == 1:
-            optimize(run, budget.trials, budget.seconds, progress=_interactive(),
-                     max_failures=args.max_failures, trial_timeout=args.trial_timeout)
+            optimize(
+                run,
+                budget.trials,
+                budget.seconds,
+                progress=_interactive(),
+                max_failures=args.max_failures,
+                trial_timeout=args.trial_timeout,
+            )
         else:
-            run_workers(config.name, where.url, args.root, budget, args.jobs,
-                        _worker_options(args), debug=args.debug,
-                        finished=(lambda: finished_count(study)) if _interactive() else None)
+            run_workers(
+                config.name,
+                where.url,
+                args.root,
+                budget,
+                args.jobs,
+                _worker_options(args),
+                debug=args.debug,
+                finished=(lambda: finished_count(study)) if _interactive() else None,
+            )
     n = finished_count(study) - before
     if budget.trials is None:
         ran = f"{n} trials in {budget}"
@@ -88,9 +104,14 @@ def cmd_worker(args: argparse.Namespace) -> None:
     args.resume = f"attend-search worker {args.study} --budget N"
     with quiet_optuna(tracebacks=args.debug):
         _, run = join(where)
-        optimize(run, budget.trials, budget.seconds,
-                 progress=_interactive() and not args.no_progress,
-                 max_failures=args.max_failures, trial_timeout=args.trial_timeout)
+        optimize(
+            run,
+            budget.trials,
+            budget.seconds,
+            progress=_interactive() and not args.no_progress,
+            max_failures=args.max_failures,
+            trial_timeout=args.trial_timeout,
+        )
 
 
 def _worker_options(args: argparse.Namespace) -> list[str]:
@@ -124,50 +145,79 @@ def _show(where, top: int | None, sort: str | None) -> None:
     objectives = config.search.objectives
     trials = read_trials(study, params=False)
     c = counts(trials)
-    print(f"study {config.name}: {c.total} trials: {c.complete} complete, {c.infeasible} "
-          f"infeasible, {c.pruned} pruned, {c.failed} failed"
-          + (f", {c.running} running" if c.running else "")
-          + f" ({c.duplicates} duplicates not re-evaluated)")
+    print(
+        f"study {config.name}: {c.total} trials: {c.complete} complete, {c.infeasible} "
+        f"infeasible, {c.pruned} pruned, {c.failed} failed"
+        + (f", {c.running} running" if c.running else "")
+        + f" ({c.duplicates} duplicates not re-evaluated)"
+    )
     trials = best(trials, objectives, top, sort)
     if not trials:
         print("no feasible trial yet")
         return
-    title = "Pareto set" if len(objectives) > 1 and top is None else \
-        f"best {len(trials)}" + (f" by {sort}" if sort else "")
+    title = (
+        "Pareto set"
+        if len(objectives) > 1 and top is None
+        else f"best {len(trials)}" + (f" by {sort}" if sort else "")
+    )
     print(f"{title}:")
     extra = [m for m in COST_METRICS if m not in {o.metric for o in objectives}]
     metrics = [o.metric for o in objectives] + extra
     rows = [["trial", "digest", *map(metric_label, metrics), "preset"]]
     for t in trials:
         r = record_of(t)
-        rows.append([str(t.number), r.digest, *[f"{shown(m, r.metrics[m]):.4g}" for m in metrics],
-                     r.preset or ""])
+        rows.append(
+            [
+                str(t.number),
+                r.digest,
+                *[f"{shown(m, r.metrics[m]):.4g}" for m in metrics],
+                r.preset or "",
+            ]
+        )
     print(table(rows, right=set(range(2, len(rows[0]) - 1))))
 
 
 def _trial_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-failures", type=positive(int), default=5, metavar="K",
-                   help="stop (exit code 1) after K trials fail in a row (default 5)")
-    p.add_argument("--trial-timeout", type=positive(float), metavar="SECONDS",
-                   help="fail an evaluation that runs longer, and go on")
+    p.add_argument(
+        "--max-failures",
+        type=positive(int),
+        default=5,
+        metavar="K",
+        help="stop (exit code 1) after K trials fail in a row (default 5)",
+    )
+    p.add_argument(
+        "--trial-timeout",
+        type=positive(float),
+        metavar="SECONDS",
+        help="fail an evaluation that runs longer, and go on",
+    )
 
 
 def _top_arguments(p: argparse.ArgumentParser, top_help: str) -> None:
     p.add_argument("--top", type=positive(int), metavar="K", help=top_help)
-    p.add_argument("--sort", metavar="METRIC", help="with --top on a study of several "
-                   "objectives: the objective to rank by (required there)")
+    p.add_argument(
+        "--sort",
+        metavar="METRIC",
+        help="with --top on a study of several "
+        "objectives: the objective to rank by (required there)",
+    )
 
 
 def _study_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", help="Optuna storage URL (default: sqlite in the study "
-                   "directory; also $ATTEND_SEARCH_STORAGE), e.g. postgresql://user@host/db")
+    p.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: sqlite in the study "
+        "directory; also $ATTEND_SEARCH_STORAGE), e.g. postgresql://user@host/db",
+    )
     p.add_argument("--root", default="studies", help="folder of study directories (studies)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("validate", help="check a study file and that its constraints can be met")
     s.add_argument("study", nargs="?", help="study YAML (default: the built-in default study)")
-    s.add_argument("--tries", type=positive(int), default=300, help="candidates tried for feasibility")
+    s.add_argument(
+        "--tries", type=positive(int), default=300, help="candidates tried for feasibility"
+    )
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("run", help="run (or resume) a study")

@@ -35,8 +35,11 @@ class Budget:
 
     @property
     def name(self) -> str:
-        return f"{self.metric} <= {self.max:g}" if self.max is not None \
+        return (
+            f"{self.metric} <= {self.max:g}"
+            if self.max is not None
             else f"{self.metric} >= {self.min:g}"
+        )
 
     def violation(self, value: float) -> float:
         """Relative amount outside the budget; <= 0 within it."""
@@ -69,13 +72,20 @@ class ConstraintSet:
     def budget_violations(self, metrics: dict[str, float]) -> dict[str, float]:
         """Violations of the budgets whose metric is in ``metrics`` (known so far: cheap
         metrics first, expensive ones once the candidate is feasible on the cheap ones)."""
-        return {b.name: b.violation(metrics[b.metric]) for b in self.budgets
-                if b.metric in metrics}
+        return {b.name: b.violation(metrics[b.metric]) for b in self.budgets if b.metric in metrics}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rules": self.rules,
-                "budgets": [{k: v for k, v in (("metric", b.metric), ("max", b.max), ("min", b.min))
-                             if v is not None} for b in self.budgets]}
+        return {
+            "rules": self.rules,
+            "budgets": [
+                {
+                    k: v
+                    for k, v in (("metric", b.metric), ("max", b.max), ("min", b.min))
+                    if v is not None
+                }
+                for b in self.budgets
+            ],
+        }
 
 
 def builtin_rulesets() -> list[str]:
@@ -87,14 +97,19 @@ def _ruleset(name: str, f: Fields) -> dict[str, dict[str, Any]]:
     if name == "none":
         return {}
     if name not in builtin_rulesets():
-        raise f.fail("use", f"unknown rule set {name!r}; known: none, {', '.join(builtin_rulesets())}")
+        raise f.fail(
+            "use", f"unknown rule set {name!r}; known: none, {', '.join(builtin_rulesets())}"
+        )
     text = (resources.files(__package__) / "rulesets" / f"{name}.yaml").read_text()
     return {k: dict(v or {}) for k, v in yaml.safe_load(text)["rules"].items()}
 
 
 # Shorthand budget sections: key -> (metric, field holding the bound, max or min).
-_SHORTHANDS = {"params": ("params", "max"), "macs": ("macs", "max"),
-               "peak_activation": ("peak_activation_bytes", "max_bytes")}
+_SHORTHANDS = {
+    "params": ("params", "max"),
+    "macs": ("macs", "max"),
+    "peak_activation": ("peak_activation_bytes", "max_bytes"),
+}
 
 
 def read_constraints(data: Any, path: str = "constraints") -> ConstraintSet:
@@ -119,8 +134,13 @@ def read_constraints(data: Any, path: str = "constraints") -> ConstraintSet:
             b.done()
     if f.has("latency"):
         b = f.sub("latency")
-        budgets.append(Budget(f"latency.{b.str('device')}", max=_positive(b, "max_ms"),
-                              where=join(b.path, "device")))
+        budgets.append(
+            Budget(
+                f"latency.{b.str('device')}",
+                max=_positive(b, "max_ms"),
+                where=join(b.path, "device"),
+            )
+        )
         b.done()
     for m in f.items("metrics", []):
         lo, hi = m.float("min", None), m.float("max", None)
@@ -147,8 +167,9 @@ def _check_consistent(budgets: list[Budget]) -> None:
         for high in (b for b in budgets if b.max is not None and b.metric == low.metric):
             if low.min > high.max:
                 later = max(low, high, key=budgets.index)
-                raise ConstraintError(f"{low.name} contradicts {high.name}: no value meets both",
-                                      path=later.where)
+                raise ConstraintError(
+                    f"{low.name} contradicts {high.name}: no value meets both", path=later.where
+                )
 
 
 def _rule_params(name: str, value: Any, path: str) -> dict[str, Any]:

@@ -21,15 +21,16 @@ class Rule:
     name: str
     doc: str
     check: Callable[..., float]
-    params: dict[str, type | int]   # bool, or the least value of an integer parameter
+    params: dict[str, type | int]  # bool, or the least value of an integer parameter
     narrow: Callable[..., Space] | None = None
 
 
 RULES: dict[str, Rule] = {}
 
 
-def rule(narrow: Callable[..., Space] | None = None, **params: type | int
-         ) -> Callable[[Callable[..., float]], Callable[..., float]]:
+def rule(
+    narrow: Callable[..., Space] | None = None, **params: type | int
+) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Register ``fn(spec, **params) -> violation`` under its name; its docstring says why.
     Each parameter is ``bool`` or an integer given by its least allowed value.
 
@@ -37,10 +38,13 @@ def rule(narrow: Callable[..., Space] | None = None, **params: type | int
     only break the rule, so sampling does not waste trials on them (the rule is still
     checked on every candidate).
     """
+
     def register(fn: Callable[..., float]) -> Callable[..., float]:
-        RULES[fn.__name__] = Rule(fn.__name__, (fn.__doc__ or "").strip().split("\n")[0], fn,
-                                  params, narrow)
+        RULES[fn.__name__] = Rule(
+            fn.__name__, (fn.__doc__ or "").strip().split("\n")[0], fn, params, narrow
+        )
         return fn
+
     return register
 
 
@@ -50,17 +54,23 @@ def _only(dim: Dim, value: Any) -> Dim:
 
 
 def _narrow_micro(space: Space, key: str, value: Any, applies: Callable[[Any], bool]) -> Space:
-    slots = tuple(replace(slot, micro={**slot.micro, key: _only(slot.micro[key], value)})
-                  if applies(slot) else slot for slot in space.slots)
+    slots = tuple(
+        replace(slot, micro={**slot.micro, key: _only(slot.micro[key], value)})
+        if applies(slot)
+        else slot
+        for slot in space.slots
+    )
     return replace(space, slots=slots)
 
 
 def _aads_only(space: Space, stem: bool = False) -> Space:
-    space = _narrow_micro(space, "downsample", "aads",
-                          lambda slot: any(s > 1 for s in slot.stride.values))
+    space = _narrow_micro(
+        space, "downsample", "aads", lambda slot: any(s > 1 for s in slot.stride.values)
+    )
     if stem:
-        space = replace(space, stem={**space.stem,
-                                     "downsample": _only(space.stem["downsample"], "aads")})
+        space = replace(
+            space, stem={**space.stem, "downsample": _only(space.stem["downsample"], "aads")}
+        )
     return space
 
 
@@ -101,8 +111,9 @@ def aads_downsampling(spec: Spec, stem: bool = False) -> float:
 @rule(narrow=_condensers_only, min=0)
 def condensers_per_stage(spec: Spec, min: int = 1) -> float:
     """Each stage holds at least ``min`` attention condenser blocks (per column)."""
-    return float(sum(max(0, min - sum(b.type == "condenser" for b in stage.blocks))
-                     for stage in spec.stages))
+    return float(
+        sum(max(0, min - sum(b.type == "condenser" for b in stage.blocks)) for stage in spec.stages)
+    )
 
 
 @rule(max=1)

@@ -13,18 +13,20 @@ One sub-package per concern: ``graph`` (a network op by op: a spec's walk, a mod
 
 from .._lazy import lazy_names
 
-_LAZY = {"calibrate_latency": ".latency.calibrate",
-         "analytic_cost": ".cost.analytic",
-         **dict.fromkeys(["flop_analysis", "fvcore_cost", "peak_activation_bytes"],
-                         ".cost.traced"),
-         **dict.fromkeys(["Dataset", "DatasetError", "load_dataset"], ".training.datasets"),
-         **dict.fromkeys(["DeviceProfile", "builtin_devices", "load_device"], ".latency.devices"),
-         "UnknownOpsWarning": ".latency.kernels", "predict_latency": ".latency.predict",
-         **dict.fromkeys(["Measurement", "measure", "measure_latency"], ".latency.measure"),
-         "export_onnx": ".runtimes.onnx",
-         "as_model": ".model_input",
-         **dict.fromkeys(["PROXIES", "check_proxy", "zero_cost", "zero_cost_all"], ".proxies"),
-         "train_eval": ".training.short"}
+_LAZY = {
+    "calibrate_latency": ".latency.calibrate",
+    "analytic_cost": ".cost.analytic",
+    **dict.fromkeys(["flop_analysis", "fvcore_cost", "peak_activation_bytes"], ".cost.traced"),
+    **dict.fromkeys(["Dataset", "DatasetError", "load_dataset"], ".training.datasets"),
+    **dict.fromkeys(["DeviceProfile", "builtin_devices", "load_device"], ".latency.devices"),
+    "UnknownOpsWarning": ".latency.kernels",
+    "predict_latency": ".latency.predict",
+    **dict.fromkeys(["Measurement", "measure", "measure_latency"], ".latency.measure"),
+    "export_onnx": ".runtimes.onnx",
+    "as_model": ".model_input",
+    **dict.fromkeys(["PROXIES", "check_proxy", "zero_cost", "zero_cost_all"], ".proxies"),
+    "train_eval": ".training.short",
+}
 
 __all__ = sorted(_LAZY)
 

@@ -14,13 +14,16 @@ from ..search_space import Spec, build_model, input_shape
 Shape = tuple[int, ...]
 
 
-def as_model(model_or_spec: nn.Module | Spec, shape: Shape | None = None) -> tuple[nn.Module, Shape]:
+def as_model(
+    model_or_spec: nn.Module | Spec, shape: Shape | None = None
+) -> tuple[nn.Module, Shape]:
     """``(module, input shape)``; a spec is built, and gives its own shape (batch 1) by default."""
     if isinstance(model_or_spec, Spec):
         return build_model(model_or_spec), tuple(shape or input_shape(model_or_spec))
     if not isinstance(model_or_spec, nn.Module):
-        raise AttendSearchError(f"expected a Spec or torch.nn.Module, got "
-                                f"{type(model_or_spec).__name__}")
+        raise AttendSearchError(
+            f"expected a Spec or torch.nn.Module, got {type(model_or_spec).__name__}"
+        )
     if shape is None:
         raise AttendSearchError("an input shape is needed for a module that is not a Spec")
     return model_or_spec, tuple(shape)

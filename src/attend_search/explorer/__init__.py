@@ -10,6 +10,21 @@ from .record import TrialRecord, record_of
 from .samplers import PRUNERS, SAMPLERS
 from .search import Run, SearchConfig, open_study, optimize
 
-__all__ = ["METRICS", "PRUNERS", "SAMPLERS", "Evaluation", "Ledger", "MemoryLedger", "Objective",
-           "Run", "SearchConfig", "Training", "TrialRecord", "check_metric", "kind_of",
-           "open_study", "optimize", "record_of"]
+__all__ = [
+    "METRICS",
+    "PRUNERS",
+    "SAMPLERS",
+    "Evaluation",
+    "Ledger",
+    "MemoryLedger",
+    "Objective",
+    "Run",
+    "SearchConfig",
+    "Training",
+    "TrialRecord",
+    "check_metric",
+    "kind_of",
+    "open_study",
+    "optimize",
+    "record_of",
+]

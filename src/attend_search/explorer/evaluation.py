@@ -39,10 +39,11 @@ class Evaluation:
     proxy_batch_size: int = 16
     seed: int = 0
     training: Training = Training()
-    threads: int = 1     # per worker: parallelism comes from --jobs, not from oversubscription
+    threads: int = 1  # per worker: parallelism comes from --jobs, not from oversubscription
 
-    def cheap(self, spec: Spec, metrics: list[str], clock: Stopwatch | None = None
-              ) -> dict[str, float]:
+    def cheap(
+        self, spec: Spec, metrics: list[str], clock: Stopwatch | None = None
+    ) -> dict[str, float]:
         """Costs (always all three: they are free) and any latency predictions asked for."""
         clock = clock or Stopwatch()
         with clock("cost"):
@@ -59,9 +60,13 @@ class Evaluation:
         if not all(map(is_cheap, metrics)):
             from ..evaluators import proxies, training  # noqa: F401
 
-    def expensive(self, spec: Spec, metrics: list[str],
-                  report: Callable[[int, float], None] | None = None,
-                  clock: Stopwatch | None = None) -> dict[str, float]:
+    def expensive(
+        self,
+        spec: Spec,
+        metrics: list[str],
+        report: Callable[[int, float], None] | None = None,
+        clock: Stopwatch | None = None,
+    ) -> dict[str, float]:
         """Proxies on one shared batch, then short training if ``accuracy`` is asked for, on
         ``threads`` threads."""
         proxies = by_evaluator(metrics, "zero_cost")
@@ -77,19 +82,29 @@ class Evaluation:
         with torch_threads(self.threads):
             if proxies:
                 with clock("proxy"):
-                    values = zero_cost_all(spec, proxies=proxies, seed=self.seed,
-                                           batch_size=self.proxy_batch_size)
+                    values = zero_cost_all(
+                        spec, proxies=proxies, seed=self.seed, batch_size=self.proxy_batch_size
+                    )
             for metric in trained:
                 t = self.training
                 with clock("training"):
                     values[metric] = train_eval(
-                        spec, _dataset(t.dataset), t.epochs, batch_size=t.batch_size,
-                        input_size=t.input_size, device=t.device, seed=self.seed,
-                        callback=report, progress=False)
+                        spec,
+                        _dataset(t.dataset),
+                        t.epochs,
+                        batch_size=t.batch_size,
+                        input_size=t.input_size,
+                        device=t.device,
+                        seed=self.seed,
+                        callback=report,
+                        progress=False,
+                    )
         broken = {name: value for name, value in values.items() if not math.isfinite(value)}
         if broken:  # a singular naswot kernel, synflow of a dead network: not a ranking
-            raise ValueError("not a finite value: " + ", ".join(
-                f"{name} = {value}" for name, value in broken.items()))
+            raise ValueError(
+                "not a finite value: "
+                + ", ".join(f"{name} = {value}" for name, value in broken.items())
+            )
         return values
 
 
@@ -97,5 +112,5 @@ class Evaluation:
 def _dataset(source: str) -> Dataset:
     """Loaded once per process, not once per trial."""
     from ..evaluators.training.datasets import load_dataset
-    return load_dataset(source)
 
+    return load_dataset(source)

@@ -24,7 +24,7 @@ from .trial_chooser import TrialChooser
 @dataclass(frozen=True)
 class Feasibility:
     feasible: Spec | None
-    closest: dict[str, float]      # violations of the least-violating candidate
+    closest: dict[str, float]  # violations of the least-violating candidate
     tried: int
 
     @property
@@ -60,7 +60,9 @@ def require_feasible(config: SearchConfig, trials: int = 300) -> Feasibility:
     result = check_feasibility(config, trials=trials)
     if result.feasible is None:
         worst = ", ".join(f"{n} ({result.closest[n]:+.3g})" for n in result.blockers)
-        raise AttendSearchError(f"no spec of the space met every constraint in {result.tried} "
-                                f"tries; the closest still violates: {worst}", path="constraints")
+        raise AttendSearchError(
+            f"no spec of the space met every constraint in {result.tried} "
+            f"tries; the closest still violates: {worst}",
+            path="constraints",
+        )
     return result
-

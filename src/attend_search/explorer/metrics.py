@@ -15,7 +15,7 @@ from ..errors import AttendSearchError
 from ..evaluators.latency.devices import load_device
 
 DIRECTIONS = ("minimize", "maximize")
-DEFAULT_DEVICE = "cortex-a72"   # where latency is predicted when a study names no device
+DEFAULT_DEVICE = "cortex-a72"  # where latency is predicted when a study names no device
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,11 @@ class MetricKind:
 
     pattern: str
     cheap: bool
-    direction: str           # the default direction of an objective on it
-    unit: str                # of the value shown, after ``scale``: "M", "MB", "ms"
-    evaluator: str           # what computes it, for messages and the report
-    spearman: float | None = None   # measured rank correlation with true accuracy, if estimated
-    scale: float = 1.0       # shown value = stored value x scale (parameters in millions)
+    direction: str  # the default direction of an objective on it
+    unit: str  # of the value shown, after ``scale``: "M", "MB", "ms"
+    evaluator: str  # what computes it, for messages and the report
+    spearman: float | None = None  # measured rank correlation with true accuracy, if estimated
+    scale: float = 1.0  # shown value = stored value x scale (parameters in millions)
 
     def matches(self, metric: str) -> bool:
         if self.pattern.endswith("."):
@@ -40,8 +40,16 @@ class MetricKind:
 # CIFAR-10 test accuracy after 200 epochs, 1,000 dev architectures, mean of 3 seeds
 # (`python benchmarks/bench_proxies.py --archs 1000 --seeds 3 --batch-size 16`; README).
 # Shown beside the estimate wherever it stands for accuracy, so nobody takes it for accuracy.
-NB201_SPEARMAN = {"params": 0.781, "macs": 0.754, "synflow": 0.758, "naswot": 0.701,
-                  "grad_norm": 0.533, "snip": 0.608, "zico": 0.811, "ensemble": 0.912}
+NB201_SPEARMAN = {
+    "params": 0.781,
+    "macs": 0.754,
+    "synflow": 0.758,
+    "naswot": 0.701,
+    "grad_norm": 0.533,
+    "snip": 0.608,
+    "zico": 0.811,
+    "ensemble": 0.912,
+}
 # The zero-cost proxies (``evaluators.proxies.PROXIES`` implements these names; a test holds
 # the two equal), named here so that reading the table needs no PyTorch.
 ZERO_COST = ("synflow", "naswot", "grad_norm", "snip", "zico", "ensemble")
@@ -51,8 +59,17 @@ METRICS: tuple[MetricKind, ...] = (
     MetricKind("macs", True, "minimize", "M", "analytic_cost", NB201_SPEARMAN["macs"], 1e-6),
     MetricKind("peak_activation_bytes", True, "minimize", "MB", "analytic_cost", None, 1e-6),
     MetricKind("latency.", True, "minimize", "ms", "predict_latency"),
-    *(MetricKind(name, False, "maximize", "log score" if name == "synflow" else "score",
-                 "zero_cost", NB201_SPEARMAN[name]) for name in ZERO_COST),
+    *(
+        MetricKind(
+            name,
+            False,
+            "maximize",
+            "log score" if name == "synflow" else "score",
+            "zero_cost",
+            NB201_SPEARMAN[name],
+        )
+        for name in ZERO_COST
+    ),
     MetricKind("accuracy", False, "maximize", "top-1 fraction", "train_eval"),
 )
 COST_METRICS = tuple(k.pattern for k in METRICS if k.evaluator == "analytic_cost")
@@ -63,8 +80,7 @@ def kind_of(metric: str) -> MetricKind:
     for kind in METRICS:
         if kind.matches(metric):
             return kind
-    known = ", ".join(k.pattern + ("<device>" if k.pattern.endswith(".") else "")
-                      for k in METRICS)
+    known = ", ".join(k.pattern + ("<device>" if k.pattern.endswith(".") else "") for k in METRICS)
     raise AttendSearchError(f"unknown metric {metric!r}; known: {known}")
 
 
@@ -117,5 +133,7 @@ class Objective:
         spearman = kind_of(self.metric).spearman
         if spearman is None or self.direction == "minimize":
             return metric_label(self.metric)
-        return (f"{metric_label(self.metric)}: accuracy estimate, not accuracy (Spearman "
-                f"{spearman:.2f} with NAS-Bench-201 CIFAR-10 accuracy)")
+        return (
+            f"{metric_label(self.metric)}: accuracy estimate, not accuracy (Spearman "
+            f"{spearman:.2f} with NAS-Bench-201 CIFAR-10 accuracy)"
+        )

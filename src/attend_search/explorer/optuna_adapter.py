@@ -2,13 +2,21 @@
 and ``tests/test_optuna_contract.py`` fails if Optuna changes the behaviour it relies on.
 pyproject.toml declares only the Optuna versions CI tests (the lowest and the newest).
 
-| internal | what it buys (measured) |
-|---|---|
-| ``Trial.storage`` swapped while a trial's space is resolved (:func:`params_written_together`) | one transaction for ~70 parameters instead of ~70: about 60 ms a trial, all of it under SQLite's write lock that parallel workers queue for |
-| ``Trial._trial_id``, ``Study._storage`` (:func:`trial_id`, :func:`storage_of`, :func:`save_attrs`) | a trial's record and constraints in one transaction, not two; the ledger's claims name trials by id |
-| ``_CONSTRAINTS_KEY`` (:data:`CONSTRAINTS_KEY`) | constraints written as Optuna's own ``constraints_func`` path writes them, in one attribute: ``trial.set_constraint`` costs a read of the whole trial and a write per constraint, a third of a cheap trial's time |
-| TPE's ``_RELATIVE_PARAMS_KEY`` and ``Study._get_trials`` (:class:`GroupedTPESampler`) | TPE's constant liar reads every trial again for each group of parameters (about six reads a trial on the full space, a tenth of a cheap trial's time, growing with the study); one read a trial here. Its relative parameters are not written (one write-lock transaction a trial less) |
-| ``optuna._hypervolume.compute_hypervolume`` (:func:`hypervolume`) | the report's hypervolume history, with Optuna's own algorithm |
+- ``Trial.storage`` swapped while a trial's space is resolved (:func:`params_written_together`):
+  one transaction for ~70 parameters instead of ~70: about 60 ms a trial, all of it under
+  SQLite's write lock that parallel workers queue for.
+- ``Trial._trial_id``, ``Study._storage`` (:func:`trial_id`, :func:`storage_of`,
+  :func:`save_attrs`): a trial's record and constraints in one transaction, not two; the
+  ledger's claims name trials by id.
+- ``_CONSTRAINTS_KEY`` (:data:`CONSTRAINTS_KEY`): constraints written as Optuna's own
+  ``constraints_func`` path writes them, in one attribute: ``trial.set_constraint`` costs a read
+  of the whole trial and a write per constraint, a third of a cheap trial's time.
+- TPE's ``_RELATIVE_PARAMS_KEY`` and ``Study._get_trials`` (:class:`GroupedTPESampler`): TPE's
+  constant liar reads every trial again for each group of parameters (about six reads a trial on
+  the full space, a tenth of a cheap trial's time, growing with the study); one read a trial
+  here. Its relative parameters are not written (one write-lock transaction a trial less).
+- ``optuna._hypervolume.compute_hypervolume`` (:func:`hypervolume`): the report's hypervolume
+  history, with Optuna's own algorithm.
 """
 
 from __future__ import annotations
@@ -104,8 +112,9 @@ class _OneReadPerTrial:
         self._study, self._trials = study, None
         self._storage = _NoRelativeParams(study._storage)
 
-    def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False
-                    ) -> list[optuna.trial.FrozenTrial]:
+    def _get_trials(
+        self, deepcopy: bool = True, states: Any = None, use_cache: bool = False
+    ) -> list[optuna.trial.FrozenTrial]:
         if self._trials is None:
             self._trials = self._study._get_trials(deepcopy=False, use_cache=True)
         trials = [t for t in self._trials if states is None or t.state in states]
@@ -143,8 +152,9 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
     def __init__(self, **kwargs: Any):
         super().__init__(multivariate=True, group=True, **kwargs)
 
-    def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
-                        search_space: dict[str, Any]) -> dict[str, Any]:
+    def sample_relative(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, Any]
+    ) -> dict[str, Any]:
         return super().sample_relative(_OneReadPerTrial(study), trial, search_space)
 
 
@@ -159,7 +169,7 @@ class NSGAIISampler(optuna.samplers.NSGAIISampler):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self._settled = 0                       # trials [0, _settled) are finished, counted
+        self._settled = 0  # trials [0, _settled) are finished, counted
         self._complete_by_generation: Counter[int] = Counter()
         self._parents: dict[int, list[optuna.trial.FrozenTrial]] = {}
 
@@ -167,12 +177,12 @@ class NSGAIISampler(optuna.samplers.NSGAIISampler):
         key = self._get_generation_key()
         if key in trial.system_attrs:
             return trial.system_attrs[key]
-        trials = study._get_trials(deepcopy=False, use_cache=True)   # by number, only grows
+        trials = study._get_trials(deepcopy=False, use_cache=True)  # by number, only grows
         while self._settled < len(trials) and trials[self._settled].state.is_finished():
             self._count(self._complete_by_generation, trials[self._settled], key)
             self._settled += 1
         counts = self._complete_by_generation.copy()
-        for t in trials[self._settled:]:
+        for t in trials[self._settled :]:
             self._count(counts, t, key)
         latest = max((g for g, n in counts.items() if g >= 0 and n), default=0)
         generation = latest if counts[latest] < self._population_size else latest + 1
@@ -184,8 +194,9 @@ class NSGAIISampler(optuna.samplers.NSGAIISampler):
         if trial.state == optuna.trial.TrialState.COMPLETE:
             counts[trial.system_attrs.get(key, -1)] += 1
 
-    def get_parent_population(self, study: optuna.Study, generation: int
-                              ) -> list[optuna.trial.FrozenTrial]:
+    def get_parent_population(
+        self, study: optuna.Study, generation: int
+    ) -> list[optuna.trial.FrozenTrial]:
         if generation not in self._parents:
             self._parents = {generation: super().get_parent_population(study, generation)}
         return self._parents[generation]

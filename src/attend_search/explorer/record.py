@@ -16,18 +16,18 @@ KEY = "record"
 
 @dataclass(frozen=True)
 class TrialRecord:
-    spec: dict[str, Any]                       # the resolved architecture (Spec.to_dict())
+    spec: dict[str, Any]  # the resolved architecture (Spec.to_dict())
     digest: str
-    version: str                               # attend-search version that evaluated it
-    stream: int                                # the sampler stream that proposed it
+    version: str  # attend-search version that evaluated it
+    stream: int  # the sampler stream that proposed it
     metrics: dict[str, float] = field(default_factory=dict)
-    violations: dict[str, float] = field(default_factory=dict)   # <= 0: constraint met
+    violations: dict[str, float] = field(default_factory=dict)  # <= 0: constraint met
     feasible: bool = False
-    imputed: tuple[str, ...] = ()              # objectives filled in, not measured
-    duplicate_of: int | None = None            # trial whose evaluation was reused
-    preset: str | None = None                  # reference architecture it was enqueued as
-    error: str | None = None                   # why the evaluation failed
-    seconds: dict[str, float] = field(default_factory=dict)   # per phase: resolve, cost, ...
+    imputed: tuple[str, ...] = ()  # objectives filled in, not measured
+    duplicate_of: int | None = None  # trial whose evaluation was reused
+    preset: str | None = None  # reference architecture it was enqueued as
+    error: str | None = None  # why the evaluation failed
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: resolve, cost, ...
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

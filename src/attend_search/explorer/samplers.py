@@ -50,60 +50,92 @@ class Registered:
     name: str
     make: Callable[..., Any]
     options: dict[str, Option] = field(default_factory=dict)
-    full_space: bool = False      # samplers only; see the module docstring
+    full_space: bool = False  # samplers only; see the module docstring
 
     def read_options(self, f: Fields) -> dict[str, Any]:
         """Options from a study file's mapping (``name`` already read), checked."""
         unknown = [key for key in f.data if key != "name" and key not in self.options]
         if unknown:
             takes = ", ".join(self.options) or "no options"
-            raise f.fail(str(unknown[0]), f"{self.name} has no option {unknown[0]!r} "
-                                          f"(it takes: {takes})")
+            raise f.fail(
+                str(unknown[0]), f"{self.name} has no option {unknown[0]!r} (it takes: {takes})"
+            )
         return {key: opt.read(f, key) for key, opt in self.options.items() if f.has(key)}
 
 
 def _quiet(make: Callable[..., Any]) -> Callable[..., Any]:
     """Optuna warns that some samplers are experimental on every construction."""
+
     def made(**kwargs: Any) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return make(**kwargs)
+
     return made
 
 
 _PROBABILITY = Option(float, 0.0, 1.0)
 
-SAMPLERS: dict[str, Registered] = {s.name: s for s in (
-    Registered("tpe", _quiet(GroupedTPESampler),
-        {"n_startup_trials": Option(int, 0), "n_ei_candidates": Option(int, 1),
-         "prior_weight": Option(float, 1e-6), "consider_endpoints": Option(bool),
-         "constant_liar": Option(bool)}),
-    Registered("nsga2", _quiet(NSGAIISampler),
-               {"population_size": Option(int, 2), "mutation_prob": _PROBABILITY,
-                "crossover_prob": _PROBABILITY, "swapping_prob": _PROBABILITY},
-               full_space=True),
-    Registered("random", optuna.samplers.RandomSampler),
-    Registered("gp", _quiet(lambda **kw: optuna.samplers.GPSampler(
-        warn_independent_sampling=False, **kw)),
-        {"n_startup_trials": Option(int, 1), "deterministic_objective": Option(bool)},
-        full_space=True),
-)}
+SAMPLERS: dict[str, Registered] = {
+    s.name: s
+    for s in (
+        Registered(
+            "tpe",
+            _quiet(GroupedTPESampler),
+            {
+                "n_startup_trials": Option(int, 0),
+                "n_ei_candidates": Option(int, 1),
+                "prior_weight": Option(float, 1e-6),
+                "consider_endpoints": Option(bool),
+                "constant_liar": Option(bool),
+            },
+        ),
+        Registered(
+            "nsga2",
+            _quiet(NSGAIISampler),
+            {
+                "population_size": Option(int, 2),
+                "mutation_prob": _PROBABILITY,
+                "crossover_prob": _PROBABILITY,
+                "swapping_prob": _PROBABILITY,
+            },
+            full_space=True,
+        ),
+        Registered("random", optuna.samplers.RandomSampler),
+        Registered(
+            "gp",
+            _quiet(lambda **kw: optuna.samplers.GPSampler(warn_independent_sampling=False, **kw)),
+            {"n_startup_trials": Option(int, 1), "deterministic_objective": Option(bool)},
+            full_space=True,
+        ),
+    )
+}
 
-PRUNERS: dict[str, Registered] = {p.name: p for p in (
-    Registered("none", lambda max_resource: optuna.pruners.NopPruner()),
-    Registered("median", lambda max_resource, n_startup_trials=5, n_warmup_steps=0:
-               optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials,
-                                           n_warmup_steps=n_warmup_steps),
-               {"n_startup_trials": Option(int, 0), "n_warmup_steps": Option(int, 0)}),
-    Registered("hyperband", lambda max_resource, reduction_factor=3:
-               optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_resource,
-                                              reduction_factor=reduction_factor),
-               {"reduction_factor": Option(int, 2)}),
-)}
+PRUNERS: dict[str, Registered] = {
+    p.name: p
+    for p in (
+        Registered("none", lambda max_resource: optuna.pruners.NopPruner()),
+        Registered(
+            "median",
+            lambda max_resource, n_startup_trials=5, n_warmup_steps=0: optuna.pruners.MedianPruner(
+                n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps
+            ),
+            {"n_startup_trials": Option(int, 0), "n_warmup_steps": Option(int, 0)},
+        ),
+        Registered(
+            "hyperband",
+            lambda max_resource, reduction_factor=3: optuna.pruners.HyperbandPruner(
+                min_resource=1, max_resource=max_resource, reduction_factor=reduction_factor
+            ),
+            {"reduction_factor": Option(int, 2)},
+        ),
+    )
+}
 
 
-def read_choice(f: Fields, key: str, registry: dict[str, Registered], default: str
-                ) -> tuple[str, dict[str, Any]]:
+def read_choice(
+    f: Fields, key: str, registry: dict[str, Registered], default: str
+) -> tuple[str, dict[str, Any]]:
     """``key: name`` or ``key: {name: ..., option: value}`` -> (name, checked options)."""
     raw = f.raw(key, default)
     if not isinstance(raw, dict):
@@ -117,6 +149,5 @@ def make_sampler(name: str, options: dict[str, Any], seed: int) -> optuna.sample
     return SAMPLERS[name].make(seed=seed, **options)
 
 
-def make_pruner(name: str, options: dict[str, Any], max_resource: int
-                ) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, options: dict[str, Any], max_resource: int) -> optuna.pruners.BasePruner:
     return PRUNERS[name].make(max_resource=max_resource, **options)

@@ -124,22 +124,31 @@ def quiet_optuna(tracebacks: bool = False) -> Iterator[None]:
         optuna.logging.set_verbosity(before)
 
 
-def open_study(config: SearchConfig, storage: str | optuna.storages.BaseStorage,
-               ledger: Ledger | None = None, create: bool = True) -> Run:
+def open_study(
+    config: SearchConfig,
+    storage: str | optuna.storages.BaseStorage,
+    ledger: Ledger | None = None,
+    create: bool = True,
+) -> Run:
     """Create the study (enqueueing the presets that lie in the space) or load it, with a
     sampler on a stream of the ledger that no earlier run of the study has used."""
     ledger = ledger or MemoryLedger()
     stream = ledger.new_stream()
-    sampler = make_sampler(config.sampler, config.sampler_options,
-                           stream_seed(config.seed, stream))
+    sampler = make_sampler(config.sampler, config.sampler_options, stream_seed(config.seed, stream))
     pruner = make_pruner(config.pruner, config.pruner_options, config.evaluation.training.epochs)
     if not create:
-        study = optuna.load_study(study_name=config.name, storage=storage, sampler=sampler,
-                                  pruner=pruner)
+        study = optuna.load_study(
+            study_name=config.name, storage=storage, sampler=sampler, pruner=pruner
+        )
         return Run(study, config, ledger, stream)
-    study = optuna.create_study(study_name=config.name, storage=storage, sampler=sampler,
-                                pruner=pruner, directions=[o.direction for o in config.objectives],
-                                load_if_exists=True)
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        directions=[o.direction for o in config.objectives],
+        load_if_exists=True,
+    )
     if config.enqueue_presets and not study.user_attrs.get("presets_enqueued"):
         study.set_user_attr("presets_enqueued", True)
         for name, spec, params in presets_in_space(config.space):
@@ -162,8 +171,9 @@ def presets_in_space(space: Space) -> list[tuple[str, Spec, dict[str, Any]]]:
     return out
 
 
-def cheap_violations(config: SearchConfig, spec: Spec, clock: Stopwatch | None = None
-                     ) -> tuple[dict[str, float], dict[str, float]]:
+def cheap_violations(
+    config: SearchConfig, spec: Spec, clock: Stopwatch | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
     """``(cheap metrics, violations)``: the rules and the budgets on cost and predicted
     latency, what is known before any proxy or training."""
     cs = config.constraints
@@ -210,12 +220,18 @@ class TrialObjective:
 
     def _trial(self, trial: optuna.Trial) -> float | list[float]:
         config, clock = self.config, Stopwatch()
-        with clock("resolve"), params_written_together(trial):   # the sampler answers each
-            chooser = (FullSpaceChooser(trial, config.space) if self.full_space
-                       else TrialChooser(trial))
+        with clock("resolve"), params_written_together(trial):  # the sampler answers each
+            chooser = (
+                FullSpaceChooser(trial, config.space) if self.full_space else TrialChooser(trial)
+            )
             spec = config.space.resolve(chooser)
-        base = TrialRecord(spec=spec.to_dict(), digest=spec.digest, version=__version__,
-                           stream=self.stream, preset=trial.user_attrs.get("preset"))
+        base = TrialRecord(
+            spec=spec.to_dict(),
+            digest=spec.digest,
+            version=__version__,
+            stream=self.stream,
+            preset=trial.user_attrs.get("preset"),
+        )
         with clock("claim"):
             twin = self._claim(trial, spec.digest)
         if twin is not None:
@@ -226,8 +242,10 @@ class TrialObjective:
         except (optuna.TrialPruned, KeyboardInterrupt):
             raise
         except Exception as exc:  # recorded, then Optuna marks the trial FAIL and goes on
-            _save(trial, replace(base, error=f"{type(exc).__name__}: {exc}",
-                                 seconds=dict(clock.seconds)))
+            _save(
+                trial,
+                replace(base, error=f"{type(exc).__name__}: {exc}", seconds=dict(clock.seconds)),
+            )
             raise
 
     def _claim(self, trial: optuna.Trial, digest: str) -> FrozenTrial | None:
@@ -250,8 +268,9 @@ class TrialObjective:
             pause = min(2 * pause, 1.0)
         return None
 
-    def _evaluate(self, trial: optuna.Trial, spec: Spec, base: TrialRecord, clock: Stopwatch
-                  ) -> list[float]:
+    def _evaluate(
+        self, trial: optuna.Trial, spec: Spec, base: TrialRecord, clock: Stopwatch
+    ) -> list[float]:
         config, cs = self.config, self.config.constraints
         metrics, violations = cheap_violations(config, spec, clock)
         feasible = all(v <= 0 for v in violations.values())
@@ -260,12 +279,20 @@ class TrialObjective:
             report = self._reporter(trial)
             expensive = [m for m in config.metrics if not is_cheap(m)]
             try:
-                with interrupts.immediate():   # proxies or training: minutes, stop at once
+                with interrupts.immediate():  # proxies or training: minutes, stop at once
                     metrics.update(self.evaluation.expensive(spec, expensive, report, clock))
-            except optuna.TrialPruned:   # a pruned trial keeps what it knew before training
-                _save(trial, replace(base, metrics=metrics, violations=violations,
-                                     feasible=True, seconds=dict(clock.seconds)),
-                      _constraints(config.constraint_names, violations))
+            except optuna.TrialPruned:  # a pruned trial keeps what it knew before training
+                _save(
+                    trial,
+                    replace(
+                        base,
+                        metrics=metrics,
+                        violations=violations,
+                        feasible=True,
+                        seconds=dict(clock.seconds),
+                    ),
+                    _constraints(config.constraint_names, violations),
+                )
                 raise
             violations.update(cs.budget_violations(metrics))
             feasible = all(v <= 0 for v in violations.values())
@@ -278,11 +305,20 @@ class TrialObjective:
             if objective.metric not in imputed:
                 value = metrics[objective.metric]
                 self.worst[objective.metric] = objective.worst(
-                    self.worst.get(objective.metric, value), value)
-        _save(trial, replace(base, metrics={k: float(v) for k, v in metrics.items()},
-                             violations=violations, feasible=feasible, imputed=tuple(imputed),
-                             seconds=dict(clock.seconds)),
-              _constraints(config.constraint_names, violations))
+                    self.worst.get(objective.metric, value), value
+                )
+        _save(
+            trial,
+            replace(
+                base,
+                metrics={k: float(v) for k, v in metrics.items()},
+                violations=violations,
+                feasible=feasible,
+                imputed=tuple(imputed),
+                seconds=dict(clock.seconds),
+            ),
+            _constraints(config.constraint_names, violations),
+        )
         return [metrics[o.metric] for o in config.objectives]
 
     def _reporter(self, trial: optuna.Trial):
@@ -294,26 +330,40 @@ class TrialObjective:
             trial.report(accuracy, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
         return report
 
     def _reuse(self, trial: optuna.Trial, base: TrialRecord, twin: FrozenTrial) -> list[float]:
         found = record_of(twin)
-        _save(trial, replace(found, spec=base.spec, stream=base.stream, preset=base.preset,
-                             version=base.version, seconds=base.seconds,
-                             duplicate_of=twin.number),
-              _constraints(self.config.constraint_names, found.violations))
+        _save(
+            trial,
+            replace(
+                found,
+                spec=base.spec,
+                stream=base.stream,
+                preset=base.preset,
+                version=base.version,
+                seconds=base.seconds,
+                duplicate_of=twin.number,
+            ),
+            _constraints(self.config.constraint_names, found.violations),
+        )
         if twin.state == TrialState.PRUNED:
             raise optuna.TrialPruned(f"same architecture as pruned trial {twin.number}")
         return list(twin.values)
 
 
-def _save(trial: optuna.Trial, record: TrialRecord,
-          constraints: tuple[float, ...] | None = None) -> None:
+def _save(
+    trial: optuna.Trial, record: TrialRecord, constraints: tuple[float, ...] | None = None
+) -> None:
     """The trial's record and, once known, its constraints (:func:`_constraints`), in one
     transaction where the storage offers ``set_trial_attrs``
     (:mod:`attend_search.studies.store`; two writes under SQLite's lock otherwise)."""
-    save_attrs(trial, {KEY: record.to_json()},
-               {} if constraints is None else {CONSTRAINTS_KEY: constraints})
+    save_attrs(
+        trial,
+        {KEY: record.to_json()},
+        {} if constraints is None else {CONSTRAINTS_KEY: constraints},
+    )
 
 
 def _constraints(names: list[str], violations: dict[str, float]) -> tuple[float, ...]:
@@ -348,9 +398,14 @@ def _stop_if_interrupted(study: optuna.Study, trial: FrozenTrial) -> None:
     interrupts.raise_if_requested()
 
 
-def optimize(run: Run, n_trials: int | None = None, timeout: float | None = None,
-             progress: bool = False, max_failures: int = 5,
-             trial_timeout: float | None = None) -> None:
+def optimize(
+    run: Run,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    progress: bool = False,
+    max_failures: int = 5,
+    trial_timeout: float | None = None,
+) -> None:
     """Run trials until ``n_trials`` more have finished or ``timeout`` seconds have passed.
 
     A failing evaluation (or one past ``trial_timeout`` seconds) marks its trial FAIL, the
@@ -362,10 +417,17 @@ def optimize(run: Run, n_trials: int | None = None, timeout: float | None = None
     with interrupts.deferred():
         run.config.evaluation.load(run.config.metrics)
         interrupts.raise_if_requested()
-        run.study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,),
-                           callbacks=[_stop_if_interrupted],
-                           show_progress_bar=progress and n_trials is not None)
+        run.study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(Exception,),
+            callbacks=[_stop_if_interrupted],
+            show_progress_bar=progress and n_trials is not None,
+        )
     if objective.failures_in_a_row >= max_failures:
-        raise RunStopped(f"stopped after {objective.failures_in_a_row} trials failed in a row "
-                         f"(a bug, not a bad candidate?); completed trials are kept. The last "
-                         f"error:\n{objective.last_traceback.rstrip()}")
+        raise RunStopped(
+            f"stopped after {objective.failures_in_a_row} trials failed in a row "
+            f"(a bug, not a bad candidate?); completed trials are kept. The last "
+            f"error:\n{objective.last_traceback.rstrip()}"
+        )

@@ -34,8 +34,9 @@ class FullSpaceChooser:
 
     def __init__(self, trial: optuna.Trial, space: Space):
         asker = TrialChooser(trial)
-        self.values = {p.name: p.dim.pick(asker, p.name) for p in space.parameters()
-                       if not p.dim.fixed}
+        self.values = {
+            p.name: p.dim.pick(asker, p.name) for p in space.parameters() if not p.dim.fixed
+        }
 
     def choose(self, name: str, choices: Sequence[Any]) -> Any:
         return self.values[name]

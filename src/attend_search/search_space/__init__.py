@@ -9,12 +9,20 @@ code that only reads them (``attend-search space``, ``presets``) never imports i
 
 from .._lazy import lazy_names
 
-_LAZY = {"Backbone": ".builder", "build_model": ".builder", "input_shape": ".builder",
-         "get_preset": ".presets", "list_presets": ".presets", "load_spec": ".presets",
-         "get_reference_model": ".reference_models",
-         "list_reference_models": ".reference_models", "nb201_spec": ".nb201",
-         **dict.fromkeys(["SCHEMA", "Attention", "Block", "Head", "Spec", "Stage", "Stem",
-                          "make_divisible"], ".spec")}
+_LAZY = {
+    "Backbone": ".builder",
+    "build_model": ".builder",
+    "input_shape": ".builder",
+    "get_preset": ".presets",
+    "list_presets": ".presets",
+    "load_spec": ".presets",
+    "get_reference_model": ".reference_models",
+    "list_reference_models": ".reference_models",
+    "nb201_spec": ".nb201",
+    **dict.fromkeys(
+        ["SCHEMA", "Attention", "Block", "Head", "Spec", "Stage", "Stem", "make_divisible"], ".spec"
+    ),
+}
 
 __all__ = sorted(_LAZY)
 

@@ -31,11 +31,19 @@ class ConvBNAct(nn.Sequential):
     """Bias-free convolution, batch norm, optional activation (None or ``"none"``: without):
     one fused kernel at inference."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1,
-                 act: str | None = "relu"):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        act: str | None = "relu",
+    ):
         layers: OrderedDict[str, nn.Module] = OrderedDict(
             conv=nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
-            bn=nn.BatchNorm2d(cout))
+            bn=nn.BatchNorm2d(cout),
+        )
         if act not in (None, "none"):
             layers["act"] = activation(act)
         super().__init__(layers)
@@ -61,12 +69,22 @@ class BlurPool(nn.Module):
         return F.conv2d(x, self.kernel, stride=self.stride, padding=1, groups=self.channels)
 
 
-def strided(cin: int, cout: int, kernel: int, stride: int, downsample: str, groups: int = 1,
-            act: str | None = "relu") -> nn.Module:
+def strided(
+    cin: int,
+    cout: int,
+    kernel: int,
+    stride: int,
+    downsample: str,
+    groups: int = 1,
+    act: str | None = "relu",
+) -> nn.Module:
     """A conv that downsamples either by its own stride or by a BlurPool in front of it."""
     if stride > 1 and downsample == "aads":
-        return nn.Sequential(OrderedDict(
-            blur=BlurPool(cin, stride), conv=ConvBNAct(cin, cout, kernel, 1, groups, act)))
+        return nn.Sequential(
+            OrderedDict(
+                blur=BlurPool(cin, stride), conv=ConvBNAct(cin, cout, kernel, 1, groups, act)
+            )
+        )
     return ConvBNAct(cin, cout, kernel, stride, groups, act)
 
 
@@ -102,9 +120,12 @@ class AttentionCondenser(nn.Module):
         cin = channels
         for i in range(1, cfg.stages + 1):
             steps[f"condense{i}"] = pool(cfg.factor, cfg.factor, ceil_mode=True)
-            steps[f"embed{i}"] = nn.Sequential(OrderedDict(
-                spatial=ConvBNAct(cin, cfg.embed, cfg.kernel, groups=cfg.groups),
-                point=ConvBNAct(cfg.embed, cfg.embed, 1)))
+            steps[f"embed{i}"] = nn.Sequential(
+                OrderedDict(
+                    spatial=ConvBNAct(cin, cfg.embed, cfg.kernel, groups=cfg.groups),
+                    point=ConvBNAct(cfg.embed, cfg.embed, 1),
+                )
+            )
             cin = cfg.embed
         self.condense = nn.Sequential(steps)
         self.expand = nn.Conv2d(cfg.embed, channels, 1)
@@ -113,8 +134,12 @@ class AttentionCondenser(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.expand(self.condense(x))
-        a = F.interpolate(a, size=x.shape[-2:], mode=self.cfg.expand,
-                          **({"align_corners": False} if self.cfg.expand == "bilinear" else {}))
+        a = F.interpolate(
+            a,
+            size=x.shape[-2:],
+            mode=self.cfg.expand,
+            **({"align_corners": False} if self.cfg.expand == "bilinear" else {}),
+        )
         attended = x * self.gate(a) * self.scale
         return x + attended if self.cfg.skip else attended
 
@@ -139,10 +164,13 @@ class CondenserBlock(_Residual):
     def __init__(self, cin: int, block: Block):
         super().__init__(_use_residual(block, cin))
         assert block.attention is not None
-        self.body = nn.Sequential(OrderedDict(
-            attention=AttentionCondenser(cin, block.attention),
-            dw=strided(cin, cin, block.kernel, block.stride, block.downsample, cin, block.act),
-            pw=ConvBNAct(cin, block.out, 1, act=block.act)))
+        self.body = nn.Sequential(
+            OrderedDict(
+                attention=AttentionCondenser(cin, block.attention),
+                dw=strided(cin, cin, block.kernel, block.stride, block.downsample, cin, block.act),
+                pw=ConvBNAct(cin, block.out, 1, act=block.act),
+            )
+        )
 
 
 class DepthwiseSeparable(_Residual):
@@ -151,7 +179,8 @@ class DepthwiseSeparable(_Residual):
     def __init__(self, cin: int, block: Block):
         super().__init__(_use_residual(block, cin))
         layers: OrderedDict[str, nn.Module] = OrderedDict(
-            dw=strided(cin, cin, block.kernel, block.stride, block.downsample, cin, block.act))
+            dw=strided(cin, cin, block.kernel, block.stride, block.downsample, cin, block.act)
+        )
         if block.se:
             layers["se"] = SqueezeExcite(cin, block.se, block.se_gate)
         layers["pw"] = ConvBNAct(cin, block.out, 1, act=block.act)
@@ -166,8 +195,9 @@ class InvertedResidual(_Residual):
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         if block.mid != cin:
             layers["expand"] = ConvBNAct(cin, block.mid, 1, act=block.act)
-        layers["dw"] = strided(block.mid, block.mid, block.kernel, block.stride, block.downsample,
-                               block.mid, block.act)
+        layers["dw"] = strided(
+            block.mid, block.mid, block.kernel, block.stride, block.downsample, block.mid, block.act
+        )
         if block.se:
             layers["se"] = SqueezeExcite(block.mid, block.se, block.se_gate)
         layers["project"] = ConvBNAct(block.mid, block.out, 1, act=None)
@@ -179,9 +209,13 @@ class ReLUConvBN(nn.Sequential):
     convolution, batch norm."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
-        super().__init__(OrderedDict(
-            act=nn.ReLU(), conv=nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
-            bn=nn.BatchNorm2d(cout)))
+        super().__init__(
+            OrderedDict(
+                act=nn.ReLU(),
+                conv=nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+                bn=nn.BatchNorm2d(cout),
+            )
+        )
 
 
 class Zero(nn.Module):
@@ -232,7 +266,7 @@ class ResNetBasic(nn.Module):
         self.conv_a = ReLUConvBN(cin, block.out, 3, block.stride)
         self.conv_b = ReLUConvBN(block.out, block.out, 3)
         shortcut: OrderedDict[str, nn.Module] = OrderedDict()
-        if block.stride > 1:   # ceil mode: the strided convolution's size at any input size
+        if block.stride > 1:  # ceil mode: the strided convolution's size at any input size
             shortcut["pool"] = nn.AvgPool2d(block.stride, block.stride, ceil_mode=True)
         if cin != block.out:
             shortcut["conv"] = nn.Conv2d(cin, block.out, 1, bias=False)

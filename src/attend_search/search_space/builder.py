@@ -23,11 +23,16 @@ class Backbone(nn.Module):
         self.spec = spec
         stem = spec.stem
         if stem.stride > 1 and stem.downsample == "aads":
-            self.stem = nn.Sequential(OrderedDict(
-                blur=BlurPool(spec.in_channels, stem.stride),
-                conv=ConvBNAct(spec.in_channels, stem.out, stem.kernel, 1, act=stem.act)))
+            self.stem = nn.Sequential(
+                OrderedDict(
+                    blur=BlurPool(spec.in_channels, stem.stride),
+                    conv=ConvBNAct(spec.in_channels, stem.out, stem.kernel, 1, act=stem.act),
+                )
+            )
         else:
-            self.stem = ConvBNAct(spec.in_channels, stem.out, stem.kernel, stem.stride, act=stem.act)
+            self.stem = ConvBNAct(
+                spec.in_channels, stem.out, stem.kernel, stem.stride, act=stem.act
+            )
 
         stages, channels = [], stem.out
         for index, stage in enumerate(spec.stages):
@@ -43,8 +48,13 @@ class Backbone(nn.Module):
         self.stages = nn.Sequential(*stages)
 
         head = spec.head
-        self.head_conv = ConvBNAct(channels, head.channels, 1, act=head.act) if head.channels \
-            else _norm_act(channels, head.act) if head.norm else nn.Identity()
+        self.head_conv = (
+            ConvBNAct(channels, head.channels, 1, act=head.act)
+            if head.channels
+            else _norm_act(channels, head.act)
+            if head.norm
+            else nn.Identity()
+        )
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
         classifier: OrderedDict[str, nn.Module] = OrderedDict()
         width = spec.features
@@ -68,8 +78,11 @@ class Backbone(nn.Module):
         block (a stage of parallel columns as one :class:`Columns`), the head, the pool, the
         classifier. Applied in order they compute ``forward``; synflow rescales between them.
         """
-        blocks = [block for stage in self.stages
-                  for block in ([stage] if isinstance(stage, Columns) else stage)]
+        blocks = [
+            block
+            for stage in self.stages
+            for block in ([stage] if isinstance(stage, Columns) else stage)
+        ]
         return [self.stem, *blocks, self.head_conv, self.pool, self.classifier]
 
 

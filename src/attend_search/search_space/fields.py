@@ -42,9 +42,10 @@ def read_user_file(path: str | Path, error: type[AttendSearchError], what: str =
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise error(f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line}",
-                    source=source) from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line}", source=source
+        ) from None
 
 
 def parse_yaml(text: str, source: str, error: type[AttendSearchError]) -> Any:
@@ -55,8 +56,9 @@ def parse_yaml(text: str, source: str, error: type[AttendSearchError]) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise error(f"malformed YAML{where}: {getattr(exc, 'problem', None) or exc}",
-                    source=source) from None
+        raise error(
+            f"malformed YAML{where}: {getattr(exc, 'problem', None) or exc}", source=source
+        ) from None
     except RecursionError:
         raise error("YAML nested too deeply", source=source) from None
     check_size(data, source, error)
@@ -71,8 +73,11 @@ def check_size(data: Any, source: str, error: type[AttendSearchError]) -> None:
         value = pending.pop()
         seen += 1
         if seen > MAX_VALUES:
-            raise error(f"document too large: more than {MAX_VALUES:,} values once YAML "
-                        f"aliases are expanded", source=source)
+            raise error(
+                f"document too large: more than {MAX_VALUES:,} values once YAML "
+                f"aliases are expanded",
+                source=source,
+            )
         if isinstance(value, Mapping):
             pending.extend(value.values())
         elif isinstance(value, list):
@@ -135,8 +140,10 @@ class Fields:
 
     def items(self, key: str, default: Any = MISSING, min_len: int = 0) -> list["Fields"]:
         """A list of mappings."""
-        return [Fields(v, join(join(self.path, key), i), self.error)
-                for i, v in enumerate(self.list(key, default, min_len))]
+        return [
+            Fields(v, join(join(self.path, key), i), self.error)
+            for i, v in enumerate(self.list(key, default, min_len))
+        ]
 
     def list(self, key: str, default: Any = MISSING, min_len: int = 0) -> list[Any]:
         value = self.raw(key, default)
@@ -146,13 +153,20 @@ class Fields:
             raise self.fail(key, f"needs at least {min_len} item(s), got {len(value)}")
         return value
 
-    def int(self, key: str, default: Any = MISSING, lo: int | None = None,
-            hi: int | None = None, choices: Sequence[int] | None = None) -> int:
+    def int(
+        self,
+        key: str,
+        default: Any = MISSING,
+        lo: int | None = None,
+        hi: int | None = None,
+        choices: Sequence[int] | None = None,
+    ) -> int:
         value = self.raw(key, default)
         return check_int(value, join(self.path, key), self.error, lo, hi, choices)
 
-    def float(self, key: str, default: Any = MISSING, lo: float | None = None,
-              hi: float | None = None) -> float:
+    def float(
+        self, key: str, default: Any = MISSING, lo: float | None = None, hi: float | None = None
+    ) -> float:
         value = self.raw(key, default)
         if value is None and default is None:  # optional and absent
             return None
@@ -198,8 +212,14 @@ def _yaml_number(value: Any) -> Any:
     return value
 
 
-def check_int(value: Any, path: str, error: type[AttendSearchError], lo: int | None = None,
-              hi: int | None = None, choices: Sequence[int] | None = None) -> int:
+def check_int(
+    value: Any,
+    path: str,
+    error: type[AttendSearchError],
+    lo: int | None = None,
+    hi: int | None = None,
+    choices: Sequence[int] | None = None,
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise error(f"expected an integer, got {_show(value)}", path=path)
     if choices is not None and value not in choices:
@@ -211,8 +231,9 @@ def check_int(value: Any, path: str, error: type[AttendSearchError], lo: int | N
     return value
 
 
-def check_choice(value: Any, choices: Sequence[Any], path: str,
-                 error: type[AttendSearchError]) -> Any:
+def check_choice(
+    value: Any, choices: Sequence[Any], path: str, error: type[AttendSearchError]
+) -> Any:
     if isinstance(value, bool) != any(isinstance(c, bool) for c in choices) or value not in choices:
         raise error(f"{_show(value)} is not one of {describe(choices)}", path=path)
     return value

@@ -8,8 +8,12 @@ from __future__ import annotations
 import re
 
 _BLOCK = re.compile(r"^stages\.(\d+)(?:\.columns\.(\d+))?(?:\.(\d+)(?:\.body)?)?(?=\.|$)")
-_HEAD = {"head_conv": "head.conv", "pool": "head.pool", "pool.0": "head.pool",
-         "classifier": "head.classifier"}
+_HEAD = {
+    "head_conv": "head.conv",
+    "pool": "head.pool",
+    "pool.0": "head.pool",
+    "classifier": "head.classifier",
+}
 
 
 def layer_name(module: str) -> str:
@@ -19,12 +23,15 @@ def layer_name(module: str) -> str:
     match = _BLOCK.match(module)
     if match:
         stage, column, block = match.groups()
-        name = f"stages[{stage}]" + (f".columns[{column}]" if column is not None else "") \
+        name = (
+            f"stages[{stage}]"
+            + (f".columns[{column}]" if column is not None else "")
             + (f".blocks[{block}]" if block is not None else "")
-        return name + module[match.end():]
+        )
+        return name + module[match.end() :]
     for prefix in sorted(_HEAD, key=len, reverse=True):
         if module == prefix or module.startswith(prefix + "."):
-            return _HEAD[prefix] + module[len(prefix):]
+            return _HEAD[prefix] + module[len(prefix) :]
     return module
 
 

@@ -27,8 +27,13 @@ def nb201_spec(arch: str | tuple[str, ...], num_classes: int = 10, input_size: i
         cells = tuple(Block("cell", out=width, edges=edges) for _ in range(CELLS_PER_STAGE))
         reduction = (Block("resnet_basic", out=width, stride=2),) if s else ()
         stages.append(Stage(reduction + cells))
-    spec = Spec(input_size=input_size, num_classes=num_classes,
-                stem=Stem(out=WIDTHS[0], stride=1, act="none"), stages=tuple(stages),
-                head=Head(norm=True), name=arch_string(edges))
+    spec = Spec(
+        input_size=input_size,
+        num_classes=num_classes,
+        stem=Stem(out=WIDTHS[0], stride=1, act="none"),
+        stages=tuple(stages),
+        head=Head(norm=True),
+        name=arch_string(edges),
+    )
     spec.check()
     return spec

@@ -13,7 +13,7 @@ import re
 from ..errors import SpecError
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))     # (node, input) per edge
+EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (node, input) per edge
 
 _ARCH = re.compile(r"^\|(\w+)~0\|\+\|(\w+)~0\|(\w+)~1\|\+\|(\w+)~0\|(\w+)~1\|(\w+)~2\|$")
 
@@ -22,8 +22,10 @@ def parse_arch(arch: str) -> tuple[str, ...]:
     """The six edge ops of an NB201 arch string, in :data:`EDGES` order."""
     match = _ARCH.match(arch.strip())
     if not match:
-        raise SpecError(f"not a NAS-Bench-201 arch string: {arch!r} (expected "
-                        f"|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)")
+        raise SpecError(
+            f"not a NAS-Bench-201 arch string: {arch!r} (expected "
+            f"|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)"
+        )
     edges = match.groups()
     for op in edges:
         if op not in OPS:
@@ -33,8 +35,9 @@ def parse_arch(arch: str) -> tuple[str, ...]:
 
 def arch_string(edges: tuple[str, ...]) -> str:
     """The NB201 arch string of a cell's six edges (the inverse of :func:`parse_arch`)."""
-    nodes = ["|".join(f"{op}~{j}" for op, (i, j) in zip(edges, EDGES) if i == node)
-             for node in (1, 2, 3)]
+    nodes = [
+        "|".join(f"{op}~{j}" for op, (i, j) in zip(edges, EDGES) if i == node) for node in (1, 2, 3)
+    ]
     return "+".join(f"|{n}|" for n in nodes)
 
 

@@ -33,6 +33,7 @@ def _reference(input_size: int):
     def register(fn: Callable[[int], nn.Module]) -> Callable[[int], nn.Module]:
         _MODELS[fn.__name__] = (fn, input_size)
         return fn
+
     return register
 
 
@@ -44,17 +45,23 @@ def get_reference_model(name: str, num_classes: int = 1000) -> tuple[nn.Module, 
     """``(module, batch-1 input shape)`` of a reference network, at the input size timm
     evaluates it at; weights freshly initialised, train mode."""
     if name not in _MODELS:
-        raise AttendSearchError(f"unknown reference model {name!r}; known: "
-                                f"{', '.join(list_reference_models())}")
+        raise AttendSearchError(
+            f"unknown reference model {name!r}; known: {', '.join(list_reference_models())}"
+        )
     factory, size = _MODELS[name]
     return factory(num_classes), (1, 3, size, size)
 
 
-def _classifier(cin: int, features: int | None, act: str, num_classes: int) -> list[tuple[str, nn.Module]]:
+def _classifier(
+    cin: int, features: int | None, act: str, num_classes: int
+) -> list[tuple[str, nn.Module]]:
     """Optional 1x1 conv to ``features`` channels, global average pool, linear."""
     head = [("head", ConvBNAct(cin, features, 1, act=act))] if features else []
-    return head + [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()),
-                   ("classifier", nn.Linear(features or cin, num_classes))]
+    return head + [
+        ("pool", nn.AdaptiveAvgPool2d(1)),
+        ("flatten", nn.Flatten()),
+        ("classifier", nn.Linear(features or cin, num_classes)),
+    ]
 
 
 class MBConv(nn.Sequential):
@@ -62,10 +69,13 @@ class MBConv(nn.Sequential):
     is not in the search space's ``inverted_residual``), linear projection, identity skip."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, mid: int, act: str):
-        super().__init__(OrderedDict(
-            expand=ConvBNAct(cin, mid, 1, act=act),
-            dw=ConvBNAct(mid, mid, kernel, stride, groups=mid, act=act),
-            project=ConvBNAct(mid, cout, 1, act=None)))
+        super().__init__(
+            OrderedDict(
+                expand=ConvBNAct(cin, mid, 1, act=act),
+                dw=ConvBNAct(mid, mid, kernel, stride, groups=mid, act=act),
+                project=ConvBNAct(mid, cout, 1, act=None),
+            )
+        )
         self.skip = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,12 +100,26 @@ def fbnetc_100(num_classes: int = 1000) -> nn.Module:
     for stage in stages:
         for repeats, kernel, stride, expansion, cout in stage:
             for i in range(repeats):
-                blocks.append(MBConv(cin, cout, kernel, stride if i == 0 else 1,
-                                     make_divisible(cin * expansion), "relu"))
+                blocks.append(
+                    MBConv(
+                        cin,
+                        cout,
+                        kernel,
+                        stride if i == 0 else 1,
+                        make_divisible(cin * expansion),
+                        "relu",
+                    )
+                )
                 cin = cout
-    return nn.Sequential(OrderedDict([
-        ("stem", ConvBNAct(3, 16, 3, 2)), ("blocks", nn.Sequential(*blocks)),
-        *_classifier(cin, 1984, "relu", num_classes)]))
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("stem", ConvBNAct(3, 16, 3, 2)),
+                ("blocks", nn.Sequential(*blocks)),
+                *_classifier(cin, 1984, "relu", num_classes),
+            ]
+        )
+    )
 
 
 # --------------------------------------------------------------------------- MobileOne-S1
@@ -132,12 +156,23 @@ class MobileOneBlock(nn.Module):
             eye = torch.zeros_like(weight)
             per_group = conv.in_channels // conv.groups
             centre = conv.kernel_size[0] // 2
-            eye[torch.arange(conv.out_channels), torch.arange(conv.out_channels) % per_group,
-                centre, centre] = 1.0
+            eye[
+                torch.arange(conv.out_channels),
+                torch.arange(conv.out_channels) % per_group,
+                centre,
+                centre,
+            ] = 1.0
             w, b = _fold_bn(eye, self.identity)
             weight, bias = weight + w, bias + b
-        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                          conv.padding, groups=conv.groups, bias=True)
+        fused = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            groups=conv.groups,
+            bias=True,
+        )
         fused.weight.copy_(weight)
         fused.bias.copy_(bias)
         self.conv, self.scale, self.identity = fused, None, None
@@ -164,14 +199,22 @@ def mobileone_s1(num_classes: int = 1000) -> MobileOne:
     ``reparameterize()`` for the 4,764,840-parameter inference network."""
     blocks, cin = [], 64
     for depth, width in zip((2, 8, 10, 1), (96, 192, 512, 1280)):  # widths 64/128/256/512 x
-        for i in range(depth):                                       # 1.5, 1.5, 2, 2.5
+        for i in range(depth):  # 1.5, 1.5, 2, 2.5
             stride = 2 if i == 0 else 1
-            blocks += [MobileOneBlock(cin, cin, 3, stride, groups=cin),
-                       MobileOneBlock(cin, width, 1, 1, groups=1)]
+            blocks += [
+                MobileOneBlock(cin, cin, 3, stride, groups=cin),
+                MobileOneBlock(cin, width, 1, 1, groups=1),
+            ]
             cin = width
-    return MobileOne(OrderedDict([
-        ("stem", MobileOneBlock(3, 64, 3, 2, groups=1)), ("blocks", nn.Sequential(*blocks)),
-        *_classifier(cin, None, "relu", num_classes)]))
+    return MobileOne(
+        OrderedDict(
+            [
+                ("stem", MobileOneBlock(3, 64, 3, 2, groups=1)),
+                ("blocks", nn.Sequential(*blocks)),
+                *_classifier(cin, None, "relu", num_classes),
+            ]
+        )
+    )
 
 
 @_reference(224)
@@ -193,8 +236,11 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, dim = x.shape
-        q, k, v = (self.qkv(x).reshape(batch, tokens, 3, self.heads, dim // self.heads)
-                   .permute(2, 0, 3, 1, 4))
+        q, k, v = (
+            self.qkv(x)
+            .reshape(batch, tokens, 3, self.heads, dim // self.heads)
+            .permute(2, 0, 3, 1, 4)
+        )
         attention = torch.softmax(q @ k.transpose(-2, -1) * (dim // self.heads) ** -0.5, -1)
         return self.proj((attention @ v).transpose(1, 2).reshape(batch, tokens, dim))
 
@@ -208,8 +254,9 @@ class TransformerBlock(nn.Module):
         self.attn = SelfAttention(dim, heads)
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(OrderedDict(fc1=nn.Linear(dim, hidden), act=activation(act),
-                                             fc2=nn.Linear(hidden, dim)))
+        self.mlp = nn.Sequential(
+            OrderedDict(fc1=nn.Linear(dim, hidden), act=activation(act), fc2=nn.Linear(hidden, dim))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -227,8 +274,9 @@ class MobileViTBlock(nn.Module):
         self.patch = patch
         self.local = ConvBNAct(channels, channels, 3, act="silu")
         self.to_tokens = nn.Conv2d(channels, dim, 1, bias=False)
-        self.transformer = nn.Sequential(*[TransformerBlock(dim, heads, 2.0, "silu")
-                                           for _ in range(depth)])
+        self.transformer = nn.Sequential(
+            *[TransformerBlock(dim, heads, 2.0, "silu") for _ in range(depth)]
+        )
         self.norm = nn.LayerNorm(dim)
         self.project = ConvBNAct(dim, channels, 1, act="silu")
         self.fusion = ConvBNAct(2 * channels, channels, 3, act="silu")
@@ -238,7 +286,9 @@ class MobileViTBlock(nn.Module):
         b, c, h, w = y.shape
         p, nh, nw = self.patch, h // self.patch, w // self.patch
         # (B, C, nh, p, nw, p) -> (B * p * p, nh * nw, C): one sequence per patch position
-        tokens = y.reshape(b, c, nh, p, nw, p).permute(0, 3, 5, 2, 4, 1).reshape(b * p * p, nh * nw, c)
+        tokens = (
+            y.reshape(b, c, nh, p, nw, p).permute(0, 3, 5, 2, 4, 1).reshape(b * p * p, nh * nw, c)
+        )
         tokens = self.norm(self.transformer(tokens))
         y = tokens.reshape(b, p, p, nh, nw, c).permute(0, 5, 3, 1, 4, 2).reshape(b, c, h, w)
         return self.fusion(torch.cat((x, self.project(y)), 1))
@@ -248,14 +298,24 @@ class MobileViTBlock(nn.Module):
 def mobilevit_xs(num_classes: int = 1000) -> nn.Module:
     """MobileViT-XS as timm's ``mobilevit_xs``: 2,317,848 parameters, evaluated at 256 px."""
     blocks, cin = [], 16
-    for repeats, stride, cout, transformer in [(1, 1, 32, None), (3, 2, 48, None),
-                                               (1, 2, 64, (96, 2)), (1, 2, 80, (120, 4)),
-                                               (1, 2, 96, (144, 3))]:
+    for repeats, stride, cout, transformer in [
+        (1, 1, 32, None),
+        (3, 2, 48, None),
+        (1, 2, 64, (96, 2)),
+        (1, 2, 80, (120, 4)),
+        (1, 2, 96, (144, 3)),
+    ]:
         for i in range(repeats):
             blocks.append(MBConv(cin, cout, 3, stride if i == 0 else 1, 4 * cin, "silu"))
             cin = cout
         if transformer:
             blocks.append(MobileViTBlock(cout, *transformer))
-    return nn.Sequential(OrderedDict([
-        ("stem", ConvBNAct(3, 16, 3, 2, act="silu")), ("blocks", nn.Sequential(*blocks)),
-        *_classifier(cin, 384, "silu", num_classes)]))
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("stem", ConvBNAct(3, 16, 3, 2, act="silu")),
+                ("blocks", nn.Sequential(*blocks)),
+                *_classifier(cin, 384, "silu", num_classes),
+            ]
+        )
+    )

@@ -26,12 +26,38 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpaceError
-from .fields import (MISSING, Fields, check_choice, check_int, describe, join, parse_yaml,
-                     read_user_file)
+from .fields import (
+    MISSING,
+    Fields,
+    check_choice,
+    check_int,
+    describe,
+    join,
+    parse_yaml,
+    read_user_file,
+)
 from .nb201_cell import EDGES, OPS
-from .spec import (ACTIVATIONS, ATTENTION_KERNELS, BLOCK_TYPES, CONDENSE, DOWNSAMPLE, EXPAND,
-                   GATES, KERNELS, MAX_CHANNELS, MAX_CLASSES, MERGE, STEM_ACTIVATIONS, Attention,
-                   Block, Head, Spec, Stage, Stem, make_divisible)
+from .spec import (
+    ACTIVATIONS,
+    ATTENTION_KERNELS,
+    BLOCK_TYPES,
+    CONDENSE,
+    DOWNSAMPLE,
+    EXPAND,
+    GATES,
+    KERNELS,
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    MERGE,
+    STEM_ACTIVATIONS,
+    Attention,
+    Block,
+    Head,
+    Spec,
+    Stage,
+    Stem,
+    make_divisible,
+)
 
 SCHEMA = "attend-search/space/v1"
 
@@ -151,7 +177,7 @@ class Space:
     count: Dim
     slots: tuple[Slot, ...]
     head: dict[str, Dim]
-    cell: Dim = Dim(OPS)          # the ops each cell edge may take
+    cell: Dim = Dim(OPS)  # the ops each cell edge may take
     description: str = ""
     source: str = ""
     raw: dict = field(default_factory=dict, compare=False, repr=False)
@@ -162,15 +188,18 @@ class Space:
         return self.resolve(RandomChooser(seed))
 
     def resolve(self, chooser: Chooser) -> Spec:
-        stem = Stem(out=self.stem["out"].pick(chooser, "stem.out"),
-                    kernel=self.stem["kernel"].pick(chooser, "stem.kernel"),
-                    stride=(stride := self.stem["stride"].pick(chooser, "stem.stride")),
-                    act=self.stem["act"].pick(chooser, "stem.act"),
-                    downsample=self.stem["downsample"].pick(chooser, "stem.downsample")
-                    if stride > 1 else "conv")
+        stem = Stem(
+            out=self.stem["out"].pick(chooser, "stem.out"),
+            kernel=self.stem["kernel"].pick(chooser, "stem.kernel"),
+            stride=(stride := self.stem["stride"].pick(chooser, "stem.stride")),
+            act=self.stem["act"].pick(chooser, "stem.act"),
+            downsample=self.stem["downsample"].pick(chooser, "stem.downsample")
+            if stride > 1
+            else "conv",
+        )
         input_size = self.input_size.pick(chooser, "input_size")
         stages, channels = [], stem.out
-        cell: list[tuple[str, ...]] = []     # chosen when a stage first needs it
+        cell: list[tuple[str, ...]] = []  # chosen when a stage first needs it
 
         def cell_edges() -> tuple[str, ...]:
             if not cell:
@@ -186,14 +215,22 @@ class Space:
         channels_out = h["channels"].pick(chooser, "head.channels")
         norm = h["norm"].pick(chooser, "head.norm") if not channels_out else False
         hidden = h["hidden"].pick(chooser, "head.hidden")
-        head = Head(channels=channels_out, norm=norm,
-                    act=h["act"].pick(chooser, "head.act") if channels_out or norm else "relu",
-                    hidden=hidden,
-                    hidden_act=h["hidden_act"].pick(chooser, "head.hidden_act") if hidden
-                    else "hswish",
-                    dropout=h["dropout"].pick(chooser, "head.dropout"))
-        spec = Spec(input_size=input_size, num_classes=self.num_classes, stem=stem,
-                    stages=tuple(stages), head=head, in_channels=self.in_channels)
+        head = Head(
+            channels=channels_out,
+            norm=norm,
+            act=h["act"].pick(chooser, "head.act") if channels_out or norm else "relu",
+            hidden=hidden,
+            hidden_act=h["hidden_act"].pick(chooser, "head.hidden_act") if hidden else "hswish",
+            dropout=h["dropout"].pick(chooser, "head.dropout"),
+        )
+        spec = Spec(
+            input_size=input_size,
+            num_classes=self.num_classes,
+            stem=stem,
+            stages=tuple(stages),
+            head=head,
+            in_channels=self.in_channels,
+        )
         spec.check()
         return spec
 
@@ -219,8 +256,10 @@ class Space:
         out.append(Param("stages.count", self.count))
         for i, slot in enumerate(self.slots):
             p, used = f"s{i}", f"stages.count > {i}" if i >= min(self.count.values) else ""
+
             def add(name: str, dim: Dim, when: str = "") -> None:
                 out.append(Param(f"{p}.{name}", dim, " and ".join(w for w in (used, when) if w)))
+
             add("stride", slot.stride)
             add("depth", slot.depth)
             add("width", slot.width)
@@ -257,17 +296,24 @@ class Space:
         n = self.input_size.size * stem["out"].size * stem["kernel"].size * stem["act"].size
         n *= sum(stem["downsample"].size if s > 1 else 1 for s in stem["stride"].values)
         h = self.head
-        n *= sum(h["act"].size if c else sum(h["act"].size if norm else 1
-                                               for norm in h["norm"].values)
-                 for c in h["channels"].values)
+        n *= sum(
+            h["act"].size if c else sum(h["act"].size if norm else 1 for norm in h["norm"].values)
+            for c in h["channels"].values
+        )
         n *= sum(h["hidden_act"].size if c else 1 for c in h["hidden"].values)
         n *= h["dropout"].size
         # the cell's edges multiply every assignment with at least one cell stage
         cells = self.cell.size ** len(EDGES)
         per_slot = [_slot_size(slot) for slot in self.slots]
-        return n * sum(cells * (math.prod(c + o for c, o in per_slot[:count])
-                                - math.prod(o for _, o in per_slot[:count]))
-                       + math.prod(o for _, o in per_slot[:count]) for count in self.count.values)
+        return n * sum(
+            cells
+            * (
+                math.prod(c + o for c, o in per_slot[:count])
+                - math.prod(o for _, o in per_slot[:count])
+            )
+            + math.prod(o for _, o in per_slot[:count])
+            for count in self.count.values
+        )
 
 
 def _slot_size(slot: Slot) -> tuple[int, int]:
@@ -280,8 +326,13 @@ def _slot_size(slot: Slot) -> tuple[int, int]:
     n *= m["kernel"].size * m["act"].size * m["residual"].size
     n *= sum(m["merge"].size if c > 1 else 1 for c in m["columns"].values)
     se = sum(m["se_gate"].size if r else 1 for r in m["se_ratio"].values)
-    per_block = {"inverted_residual": m["expand_ratio"].size * se, "depthwise_separable": se,
-                 "condenser": math.prod(d.size for d in a.values()), "resnet_basic": 1, "cell": 0}
+    per_block = {
+        "inverted_residual": m["expand_ratio"].size * se,
+        "depthwise_separable": se,
+        "condenser": math.prod(d.size for d in a.values()),
+        "resnet_basic": 1,
+        "cell": 0,
+    }
     return cells, n * sum(per_block[b] for b in kinds)
 
 
@@ -289,17 +340,19 @@ def _edge_param(edge: tuple[int, int]) -> str:
     return f"cell.{edge[0]}<-{edge[1]}"
 
 
-def _resolve_stage(slot: Slot, p: str, cin: int, chooser: Chooser,
-                   cell_edges: Callable[[], tuple[str, ...]]) -> Stage:
+def _resolve_stage(
+    slot: Slot, p: str, cin: int, chooser: Chooser, cell_edges: Callable[[], tuple[str, ...]]
+) -> Stage:
     m, a = slot.micro, slot.attention
     stride = slot.stride.pick(chooser, f"{p}.stride")
     depth = slot.depth.pick(chooser, f"{p}.depth")
     width = slot.width.pick(chooser, f"{p}.width")
     kind = m["block"].pick(chooser, f"{p}.block")
-    if kind == "cell":   # no micro-parameter applies
+    if kind == "cell":  # no micro-parameter applies
         edges = cell_edges()
-        reduction = (Block("resnet_basic", out=width, stride=stride),) \
-            if stride > 1 or cin != width else ()
+        reduction = (
+            (Block("resnet_basic", out=width, stride=stride),) if stride > 1 or cin != width else ()
+        )
         return Stage(reduction + tuple(Block("cell", out=width, edges=edges) for _ in range(depth)))
     kernel = m["kernel"].pick(chooser, f"{p}.kernel")
     act = m["act"].pick(chooser, f"{p}.act")
@@ -328,9 +381,21 @@ def _resolve_stage(slot: Slot, p: str, cin: int, chooser: Chooser,
         if kind == "condenser":
             divisor = math.lcm(8, att["groups"])
             attention = Attention(embed=make_divisible(ch * embed_ratio, divisor), **att)
-        blocks.append(Block(kind, out=out, kernel=kernel, stride=stride if j == 0 else 1, act=act,
-                            residual=residual, downsample=downsample, mid=mid, se=se,
-                            se_gate=se_gate, attention=attention))
+        blocks.append(
+            Block(
+                kind,
+                out=out,
+                kernel=kernel,
+                stride=stride if j == 0 else 1,
+                act=act,
+                residual=residual,
+                downsample=downsample,
+                mid=mid,
+                se=se,
+                se_gate=se_gate,
+                attention=attention,
+            )
+        )
         ch = out
     return Stage(tuple(blocks), columns=columns, merge=merge)
 
@@ -368,8 +433,11 @@ class _SpecReplay:
             return len(spec.stages)
         if head == "cell":
             cells = [b for stage in spec.stages for b in stage.blocks if b.type == "cell"]
-            return cells[0].edges[[_edge_param(e) for e in EDGES].index(name)] if cells \
+            return (
+                cells[0].edges[[_edge_param(e) for e in EDGES].index(name)]
+                if cells
                 else _NotInSpace
+            )
         if head in ("stem", "head"):
             return getattr(getattr(spec, head), key)
         index = int(head[1:])
@@ -380,8 +448,9 @@ class _SpecReplay:
 
         def matching(derived) -> Any:
             """The option that reproduces a derived field on every block of the stage."""
-            return next((o for o in options if all(derived(o, b, c) for b, c in inputs)),
-                        _NotInSpace)
+            return next(
+                (o for o in options if all(derived(o, b, c) for b, c in inputs)), _NotInSpace
+            )
 
         cells = sum(b.type == "cell" for b in stage.blocks)
         if key == "depth":
@@ -393,15 +462,21 @@ class _SpecReplay:
         if key == "residual":  # only observable on blocks where it can apply
             return stage.blocks[-1].residual if len(stage.blocks) > 1 else options[0]
         if key == "width":
-            return matching(lambda w, b, c: (make_divisible(w / stage.columns)
-                                             if stage.merge == "concat" else w) == b.out)
+            return matching(
+                lambda w, b, c: (
+                    (make_divisible(w / stage.columns) if stage.merge == "concat" else w) == b.out
+                )
+            )
         if key == "expand_ratio":
             return matching(lambda r, b, c: make_divisible(c * r) == b.mid)
         if key == "se_ratio":
             return matching(lambda r, b, c: (make_divisible((b.mid or c) * r) if r else 0) == b.se)
         if key == "attention.embed_ratio":
-            return matching(lambda r, b, c: make_divisible(
-                c * r, math.lcm(8, b.attention.groups)) == b.attention.embed)
+            return matching(
+                lambda r, b, c: (
+                    make_divisible(c * r, math.lcm(8, b.attention.groups)) == b.attention.embed
+                )
+            )
         if key.startswith("attention."):
             return getattr(first.attention, key.partition(".")[2])
         return getattr(first, key)
@@ -429,8 +504,10 @@ def _space_text(name_or_path: str) -> tuple[str, str]:
         return path.read_text(), f"<built-in space {name_or_path}>"
     path = Path(name_or_path)
     if not path.exists():
-        raise SpaceError(f"no such space: {name_or_path!r} is neither a built-in space "
-                         f"({', '.join(builtin_spaces())}) nor a file")
+        raise SpaceError(
+            f"no such space: {name_or_path!r} is neither a built-in space "
+            f"({', '.join(builtin_spaces())}) nor a file"
+        )
     return read_user_file(path, SpaceError, "space file"), str(path)
 
 
@@ -440,11 +517,13 @@ def read_space(data: Any, source: str = "") -> Space:
     if schema != SCHEMA:
         raise f.fail("schema", f"unsupported schema {schema!r}, expected {SCHEMA!r}")
     stem_f = f.sub("stem")
-    stem = {"out": _dim(stem_f, "out", None, lo=1, hi=MAX_CHANNELS),
-            "kernel": _dim(stem_f, "kernel", KERNELS, 3),
-            "stride": _dim(stem_f, "stride", (1, 2), 2),
-            "act": _dim(stem_f, "act", STEM_ACTIVATIONS, "relu"),
-            "downsample": _dim(stem_f, "downsample", DOWNSAMPLE, "conv")}
+    stem = {
+        "out": _dim(stem_f, "out", None, lo=1, hi=MAX_CHANNELS),
+        "kernel": _dim(stem_f, "kernel", KERNELS, 3),
+        "stride": _dim(stem_f, "stride", (1, 2), 2),
+        "act": _dim(stem_f, "act", STEM_ACTIVATIONS, "relu"),
+        "downsample": _dim(stem_f, "downsample", DOWNSAMPLE, "conv"),
+    }
     stem_f.done()
     micro_f = f.sub("micro", {})
     micro, attention = _read_micro(micro_f, {}, {})
@@ -455,29 +534,45 @@ def read_space(data: Any, source: str = "") -> Space:
         override = slot_f.sub("micro", {})
         slot_micro, slot_att = _read_micro(override, micro, attention)
         override.done()
-        slots.append(Slot(stride=_dim(slot_f, "stride", (1, 2), 2),
-                          depth=_dim(slot_f, "depth", None, lo=1, hi=32),
-                          width=_dim(slot_f, "width", None, lo=1, hi=MAX_CHANNELS), micro=slot_micro,
-                          attention=slot_att))
+        slots.append(
+            Slot(
+                stride=_dim(slot_f, "stride", (1, 2), 2),
+                depth=_dim(slot_f, "depth", None, lo=1, hi=32),
+                width=_dim(slot_f, "width", None, lo=1, hi=MAX_CHANNELS),
+                micro=slot_micro,
+                attention=slot_att,
+            )
+        )
         slot_f.done()
     count = _dim(stages_f, "count", None, len(slots), lo=1, hi=len(slots))
     stages_f.done()
     head_f = f.sub("head", {})
-    head = {"channels": _dim(head_f, "channels", None, 0, lo=0, hi=MAX_CHANNELS),
-            "act": _dim(head_f, "act", ACTIVATIONS, "relu"),
-            "hidden": _dim(head_f, "hidden", None, 0, lo=0, hi=MAX_CHANNELS),
-            "hidden_act": _dim(head_f, "hidden_act", ACTIVATIONS, "hswish"),
-            "dropout": _dim(head_f, "dropout", None, 0.0, number=True, lo=0.0, hi=0.9),
-            "norm": _dim(head_f, "norm", (False, True), False)}
+    head = {
+        "channels": _dim(head_f, "channels", None, 0, lo=0, hi=MAX_CHANNELS),
+        "act": _dim(head_f, "act", ACTIVATIONS, "relu"),
+        "hidden": _dim(head_f, "hidden", None, 0, lo=0, hi=MAX_CHANNELS),
+        "hidden_act": _dim(head_f, "hidden_act", ACTIVATIONS, "hswish"),
+        "dropout": _dim(head_f, "dropout", None, 0.0, number=True, lo=0.0, hi=0.9),
+        "norm": _dim(head_f, "norm", (False, True), False),
+    }
     head_f.done()
     cell_f = f.sub("cell", {})
     cell = _dim(cell_f, "edges", OPS, Dim(OPS))
     cell_f.done()
-    space = Space(name=f.str("name"), description=f.str("description", ""), cell=cell,
-                  input_size=_dim(f, "input_size", None, lo=32, hi=2048),
-                  in_channels=f.int("in_channels", 3, lo=1, hi=64),
-                  num_classes=f.int("num_classes", lo=1, hi=MAX_CLASSES), stem=stem, count=count,
-                  slots=tuple(slots), head=head, source=source, raw=data)
+    space = Space(
+        name=f.str("name"),
+        description=f.str("description", ""),
+        cell=cell,
+        input_size=_dim(f, "input_size", None, lo=32, hi=2048),
+        in_channels=f.int("in_channels", 3, lo=1, hi=64),
+        num_classes=f.int("num_classes", lo=1, hi=MAX_CLASSES),
+        stem=stem,
+        count=count,
+        slots=tuple(slots),
+        head=head,
+        source=source,
+        raw=data,
+    )
     f.done()
     _check_groups_fit(space)
     return space
@@ -492,11 +587,20 @@ def _read_micro(f: Fields, base: dict[str, Dim], base_att: dict[str, Dim]):
     return micro, attention
 
 
-def _read_table(f: Fields, table: dict[str, tuple[Sequence[Any] | None, Any]],
-                base: dict[str, Dim]) -> dict[str, Dim]:
-    return {key: _dim(f, key, allowed, base.get(key) or Dim((default,)),
-                      number=key in _RATIO_RANGE, **_ratio_bounds(key))
-            for key, (allowed, default) in table.items()}
+def _read_table(
+    f: Fields, table: dict[str, tuple[Sequence[Any] | None, Any]], base: dict[str, Dim]
+) -> dict[str, Dim]:
+    return {
+        key: _dim(
+            f,
+            key,
+            allowed,
+            base.get(key) or Dim((default,)),
+            number=key in _RATIO_RANGE,
+            **_ratio_bounds(key),
+        )
+        for key, (allowed, default) in table.items()
+    }
 
 
 def _ratio_bounds(key: str) -> dict[str, float]:
@@ -506,8 +610,16 @@ def _ratio_bounds(key: str) -> dict[str, float]:
     return {"lo": lo, "hi": hi}
 
 
-def _dim(f: Fields, key: str, allowed: Sequence[Any] | None, default: Any = MISSING, *,
-         number: bool = False, lo: float | None = None, hi: float | None = None) -> Dim:
+def _dim(
+    f: Fields,
+    key: str,
+    allowed: Sequence[Any] | None,
+    default: Any = MISSING,
+    *,
+    number: bool = False,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> Dim:
     """Read ``key`` as a fixed value, a list / ``{choices: [...]}``, or ``{low, high, step}``.
 
     Every value is checked here, so a space that loads can only produce valid specs.
@@ -531,16 +643,24 @@ def _dim(f: Fields, key: str, allowed: Sequence[Any] | None, default: Any = MISS
         values = raw if isinstance(raw, list) else [raw]
     if not values:
         raise SpaceError("needs at least one choice", path=path)
-    reader = Fields({join(path, i) if isinstance(raw, (list, dict)) else path: v
-                     for i, v in enumerate(values)}, "", SpaceError)
+    reader = Fields(
+        {join(path, i) if isinstance(raw, (list, dict)) else path: v for i, v in enumerate(values)},
+        "",
+        SpaceError,
+    )
     for where, value in reader.data.items():
         if allowed is not None:
             check_choice(value, tuple(allowed), where, SpaceError)
         elif number:
             reader.float(where, lo=lo, hi=hi)
         else:
-            check_int(value, where, SpaceError, None if lo is None else int(lo),
-                      None if hi is None else int(hi))
+            check_int(
+                value,
+                where,
+                SpaceError,
+                None if lo is None else int(lo),
+                None if hi is None else int(hi),
+            )
     if len(set(map(repr, values))) != len(values):
         raise SpaceError("choices repeat a value", path=path)
     return Dim(tuple(values))
@@ -558,9 +678,14 @@ def _check_groups_fit(space: Space) -> None:
         for groups in slot.attention["groups"].values:
             bad = sorted(w for w in widths if w % groups)
             if bad:
-                own = "groups" in ((space.raw["stages"]["slots"][i].get("micro") or {})
-                                   .get("attention") or {})
-                path = f"stages.slots[{i}].micro.attention.groups" if own \
-                    else "micro.attention.groups"
-                raise SpaceError(f"groups={groups} does not divide the {bad[0]} channels that "
-                                 f"can enter a condenser of stage {i}", path=path)
+                own = "groups" in (
+                    (space.raw["stages"]["slots"][i].get("micro") or {}).get("attention") or {}
+                )
+                path = (
+                    f"stages.slots[{i}].micro.attention.groups" if own else "micro.attention.groups"
+                )
+                raise SpaceError(
+                    f"groups={groups} does not divide the {bad[0]} channels that "
+                    f"can enter a condenser of stage {i}",
+                    path=path,
+                )

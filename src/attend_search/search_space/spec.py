@@ -24,7 +24,7 @@ SCHEMA = "attend-search/spec/v1"
 
 BLOCK_TYPES = ("condenser", "depthwise_separable", "inverted_residual", "cell", "resnet_basic")
 ACTIVATIONS = ("relu", "relu6", "hswish", "silu")
-STEM_ACTIVATIONS = (*ACTIVATIONS, "none")   # none: pre-activation networks (NAS-Bench-201)
+STEM_ACTIVATIONS = (*ACTIVATIONS, "none")  # none: pre-activation networks (NAS-Bench-201)
 GATES = ("sigmoid", "hardsigmoid")
 KERNELS = (3, 5, 7)
 ATTENTION_KERNELS = (1, 3, 5, 7)
@@ -41,15 +41,15 @@ MAX_CLASSES = 100_000
 class Attention:
     """Attention condenser micro-architecture (``stages=1``: AC, ``stages=2``: DC-AC)."""
 
-    embed: int                   # embedding channels (both condensation stages)
-    stages: int = 2              # number of condensation + embedding stages
-    condense: str = "max"        # condensation pooling operator
-    factor: int = 2              # condensation factor (pool kernel = stride)
-    groups: int = 1              # groups of the k x k embedding convolutions
-    kernel: int = 3              # kernel of the embedding convolutions
-    expand: str = "nearest"      # upsampling mode of the expansion
-    gate: str = "sigmoid"        # gate applied to the expanded attention map
-    skip: bool = False           # V' = V + V * gate(A) * s instead of V * gate(A) * s
+    embed: int  # embedding channels (both condensation stages)
+    stages: int = 2  # number of condensation + embedding stages
+    condense: str = "max"  # condensation pooling operator
+    factor: int = 2  # condensation factor (pool kernel = stride)
+    groups: int = 1  # groups of the k x k embedding convolutions
+    kernel: int = 3  # kernel of the embedding convolutions
+    expand: str = "nearest"  # upsampling mode of the expansion
+    gate: str = "sigmoid"  # gate applied to the expanded attention map
+    skip: bool = False  # V' = V + V * gate(A) * s instead of V * gate(A) * s
 
 
 @dataclass(frozen=True)
@@ -59,20 +59,20 @@ class Block:
     kernel: int = 3
     stride: int = 1
     act: str = "relu"
-    residual: bool = True        # only takes effect when stride == 1 and in == out
-    downsample: str = "conv"     # how stride 2 is done: strided conv, or AADS blur-pool first
-    mid: int = 0                 # inverted_residual: expanded channels (== in: no expansion)
-    se: int = 0                  # squeeze-excitation channels, 0 = none
+    residual: bool = True  # only takes effect when stride == 1 and in == out
+    downsample: str = "conv"  # how stride 2 is done: strided conv, or AADS blur-pool first
+    mid: int = 0  # inverted_residual: expanded channels (== in: no expansion)
+    se: int = 0  # squeeze-excitation channels, 0 = none
     se_gate: str = "hardsigmoid"
-    attention: Attention | None = None   # condenser blocks only
+    attention: Attention | None = None  # condenser blocks only
     edges: tuple[str, ...] = ()  # cell blocks only: the six NAS-Bench-201 edge ops (nb201_cell.py)
 
 
 @dataclass(frozen=True)
 class Stage:
     blocks: tuple[Block, ...]
-    columns: int = 1             # parallel copies of the block sequence
-    merge: str = "add"           # how columns are merged
+    columns: int = 1  # parallel copies of the block sequence
+    merge: str = "add"  # how columns are merged
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,13 @@ class Stem:
 
 @dataclass(frozen=True)
 class Head:
-    channels: int = 0            # final 1x1 conv width before pooling, 0 = none
+    channels: int = 0  # final 1x1 conv width before pooling, 0 = none
     act: str = "relu"
-    hidden: int = 0              # hidden linear layer after pooling, 0 = none
+    hidden: int = 0  # hidden linear layer after pooling, 0 = none
     hidden_act: str = "hswish"
     dropout: float = 0.0
-    norm: bool = False           # batch norm and ``act`` before pooling, without ``channels``
-                                 # (pre-activation networks, whose blocks end on batch norm)
+    norm: bool = False  # batch norm and ``act`` before pooling, without ``channels``
+    # (pre-activation networks, whose blocks end on batch norm)
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class Spec:
     stages: tuple[Stage, ...]
     head: Head = field(default_factory=Head)
     in_channels: int = 3
-    name: str = ""               # metadata, not part of the digest
+    name: str = ""  # metadata, not part of the digest
 
     # ----------------------------------------------------------------- (de)serialisation
     @classmethod
@@ -122,8 +122,9 @@ class Spec:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SpecError(f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                            source=source) from None
+            raise SpecError(
+                f"malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", source=source
+            ) from None
         except RecursionError:
             raise SpecError("JSON nested too deeply", source=source) from None
         return cls.from_dict(data, source=source)
@@ -151,8 +152,9 @@ class Spec:
         """Stable 16-hex-digit hash of the canonical network (metadata excluded); a cell is
         hashed by its isomorphism class, so isomorphic cells share a digest (even where one
         carries convolutions that cannot reach its output, and so more parameters)."""
-        text = json.dumps(_cell_classes(self.to_dict(metadata=False)), sort_keys=True,
-                          separators=(",", ":"))
+        text = json.dumps(
+            _cell_classes(self.to_dict(metadata=False)), sort_keys=True, separators=(",", ":")
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def renamed(self, name: str) -> "Spec":
@@ -246,23 +248,33 @@ def _canonical_block(block: Block, in_channels: int) -> Block:
 def _check_block_fit(layout: BlockLayout) -> None:
     block, cin, path = layout.block, layout.in_channels, layout.path
     if block.type == "cell" and (block.out != cin or block.stride != 1):
-        raise SpecError(f"a cell keeps its {cin} input channels and size (a resnet_basic block "
-                        f"changes them)", path=f"{path}.out")
+        raise SpecError(
+            f"a cell keeps its {cin} input channels and size (a resnet_basic block changes them)",
+            path=f"{path}.out",
+        )
     if block.type == "inverted_residual" and block.se > block.mid:
-        raise SpecError(f"{block.se} squeeze channels exceed the {block.mid} expanded channels",
-                        path=f"{path}.se")
+        raise SpecError(
+            f"{block.se} squeeze channels exceed the {block.mid} expanded channels",
+            path=f"{path}.se",
+        )
     if block.type == "condenser" and block.se:
-        raise SpecError("condenser blocks have no squeeze-excitation (their attention "
-                        "condenser gates the features)", path=f"{path}.se")
+        raise SpecError(
+            "condenser blocks have no squeeze-excitation (their attention "
+            "condenser gates the features)",
+            path=f"{path}.se",
+        )
     if block.type != "inverted_residual" and block.se > cin:
-        raise SpecError(f"{block.se} squeeze channels exceed the {cin} input channels",
-                        path=f"{path}.se")
+        raise SpecError(
+            f"{block.se} squeeze channels exceed the {cin} input channels", path=f"{path}.se"
+        )
     att = block.attention
     if att is not None:
         for name, channels in (("input", cin), ("embed", att.embed)):
             if channels % att.groups:
-                raise SpecError(f"groups={att.groups} does not divide the {channels} {name} "
-                                f"channels", path=f"{path}.attention.groups")
+                raise SpecError(
+                    f"groups={att.groups} does not divide the {channels} {name} channels",
+                    path=f"{path}.attention.groups",
+                )
 
 
 def _prune(data: Any) -> Any:
@@ -281,19 +293,47 @@ def _prune(data: Any) -> Any:
 
 _CELL_ONLY = {"edges"}
 _NOT_FOR = {
-    "condenser": {"mid", "se", "se_gate", *_CELL_ONLY},   # the attention condenser gates
+    "condenser": {"mid", "se", "se_gate", *_CELL_ONLY},  # the attention condenser gates
     "depthwise_separable": {"mid", "attention", *_CELL_ONLY},
     "inverted_residual": {"attention", *_CELL_ONLY},
     # NAS-Bench-201's blocks: ReLU-conv-BN edges, 3x3 reductions, no micro-parameters
-    "cell": {"kernel", "stride", "act", "residual", "downsample", "mid", "se", "se_gate",
-             "attention"},
-    "resnet_basic": {"kernel", "act", "residual", "downsample", "mid", "se", "se_gate",
-                     "attention", *_CELL_ONLY},
+    "cell": {
+        "kernel",
+        "stride",
+        "act",
+        "residual",
+        "downsample",
+        "mid",
+        "se",
+        "se_gate",
+        "attention",
+    },
+    "resnet_basic": {
+        "kernel",
+        "act",
+        "residual",
+        "downsample",
+        "mid",
+        "se",
+        "se_gate",
+        "attention",
+        *_CELL_ONLY,
+    },
 }
 # The fields NAS-Bench-201's blocks do not read, at the values their builders assume.
-_FIXED = {kind: {"kernel": 3, "act": "relu", "residual": True, "downsample": "conv", "mid": 0,
-                 "se": 0, "se_gate": "hardsigmoid", "attention": None}
-          for kind in ("cell", "resnet_basic")}
+_FIXED = {
+    kind: {
+        "kernel": 3,
+        "act": "relu",
+        "residual": True,
+        "downsample": "conv",
+        "mid": 0,
+        "se": 0,
+        "se_gate": "hardsigmoid",
+        "attention": None,
+    }
+    for kind in ("cell", "resnet_basic")
+}
 
 
 def _cell_classes(data: Any) -> Any:
@@ -326,17 +366,23 @@ def _read_spec(f: Fields) -> Spec:
 
 
 def _read_stem(f: Fields) -> Stem:
-    stem = Stem(out=f.int("out", lo=1, hi=MAX_CHANNELS), kernel=f.int("kernel", 3, choices=KERNELS),
-                stride=f.int("stride", 2, choices=(1, 2)),
-                act=f.choice("act", STEM_ACTIVATIONS, "relu"),
-                downsample=f.choice("downsample", DOWNSAMPLE, "conv"))
+    stem = Stem(
+        out=f.int("out", lo=1, hi=MAX_CHANNELS),
+        kernel=f.int("kernel", 3, choices=KERNELS),
+        stride=f.int("stride", 2, choices=(1, 2)),
+        act=f.choice("act", STEM_ACTIVATIONS, "relu"),
+        downsample=f.choice("downsample", DOWNSAMPLE, "conv"),
+    )
     f.done()
     return stem
 
 
 def _read_stage(f: Fields) -> Stage:
-    stage = Stage(blocks=tuple(_read_block(b) for b in f.items("blocks", min_len=1)),
-                  columns=f.int("columns", 1, lo=1, hi=8), merge=f.choice("merge", MERGE, "add"))
+    stage = Stage(
+        blocks=tuple(_read_block(b) for b in f.items("blocks", min_len=1)),
+        columns=f.int("columns", 1, lo=1, hi=8),
+        merge=f.choice("merge", MERGE, "add"),
+    )
     f.done()
     return stage
 
@@ -397,11 +443,14 @@ def _read_attention(f: Fields) -> Attention:
 
 def _read_head(f: Fields) -> Head:
     d = Head()
-    head = Head(channels=f.int("channels", d.channels, lo=0, hi=MAX_CHANNELS), act=f.choice("act", ACTIVATIONS, d.act),
-                hidden=f.int("hidden", d.hidden, lo=0, hi=MAX_CHANNELS),
-                hidden_act=f.choice("hidden_act", ACTIVATIONS, d.hidden_act),
-                dropout=f.float("dropout", d.dropout, lo=0.0, hi=0.9),
-                norm=f.bool("norm", d.norm))
+    head = Head(
+        channels=f.int("channels", d.channels, lo=0, hi=MAX_CHANNELS),
+        act=f.choice("act", ACTIVATIONS, d.act),
+        hidden=f.int("hidden", d.hidden, lo=0, hi=MAX_CHANNELS),
+        hidden_act=f.choice("hidden_act", ACTIVATIONS, d.hidden_act),
+        dropout=f.float("dropout", d.dropout, lo=0.0, hi=0.9),
+        norm=f.bool("norm", d.norm),
+    )
     f.done()
     return head
 

@@ -33,5 +33,6 @@ def parse_budget(text: str) -> Budget:
     match = _DURATION.match(text.strip())
     if match and float(match[1]) > 0:
         return Budget(seconds=float(match[1]) * _SECONDS[match[2]])
-    raise AttendSearchError(f"--budget: {text!r} is neither a number of trials (200) nor a "
-                            f"duration (90s, 30m, 2h)")
+    raise AttendSearchError(
+        f"--budget: {text!r} is neither a number of trials (200) nor a duration (90s, 30m, 2h)"
+    )

@@ -23,7 +23,7 @@ from ..search_space.space import load_space, read_space
 
 SCHEMA = "attend-search/study/v1"
 DEFAULT_STUDY = "default"
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")   # whole names: fullmatch
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # whole names: fullmatch
 
 
 class StudyError(AttendSearchError):
@@ -33,7 +33,7 @@ class StudyError(AttendSearchError):
 @dataclass(frozen=True)
 class StudyConfig:
     search: SearchConfig
-    document: dict[str, Any]      # self-contained (space inlined), as stored with the study
+    document: dict[str, Any]  # self-contained (space inlined), as stored with the study
 
     @property
     def name(self) -> str:
@@ -73,10 +73,19 @@ def read_study(data: Any, base: Path | None = None) -> StudyConfig:
     sampler, options = read_choice(f, "sampler", SAMPLERS, "tpe")
     pruner, pruner_options = read_choice(f, "pruner", PRUNERS, "none")
     evaluation = _read_evaluation(f.sub("evaluation", {}), f.int("seed", 0, lo=0))
-    search = SearchConfig(name=name, space=constraints.narrow(space), constraints=constraints,
-                          objectives=objectives, sampler=sampler, sampler_options=options,
-                          pruner=pruner, pruner_options=pruner_options, seed=evaluation.seed,
-                          evaluation=evaluation,                          enqueue_presets=f.bool("presets", True))
+    search = SearchConfig(
+        name=name,
+        space=constraints.narrow(space),
+        constraints=constraints,
+        objectives=objectives,
+        sampler=sampler,
+        sampler_options=options,
+        pruner=pruner,
+        pruner_options=pruner_options,
+        seed=evaluation.seed,
+        evaluation=evaluation,
+        enqueue_presets=f.bool("presets", True),
+    )
     for budget in constraints.budgets:
         _metric(budget.metric, budget.where)
     f.done()
@@ -117,14 +126,21 @@ def _read_objective(f: Fields) -> Objective:
 def _read_evaluation(f: Fields, seed: int) -> Evaluation:
     t = f.sub("training", {})
     d = Training()
-    training = Training(dataset=t.str("dataset", d.dataset),
-                        epochs=t.int("epochs", d.epochs, lo=1, hi=10_000),
-                        batch_size=t.int("batch_size", d.batch_size, lo=2, hi=65_536),
-                        input_size=t.int("input_size", d.input_size, lo=8, hi=2048)
-                        if t.raw("input_size", d.input_size) is not None else None,
-                        device=t.choice("device", ("cpu", "cuda"), d.device))
+    training = Training(
+        dataset=t.str("dataset", d.dataset),
+        epochs=t.int("epochs", d.epochs, lo=1, hi=10_000),
+        batch_size=t.int("batch_size", d.batch_size, lo=2, hi=65_536),
+        input_size=t.int("input_size", d.input_size, lo=8, hi=2048)
+        if t.raw("input_size", d.input_size) is not None
+        else None,
+        device=t.choice("device", ("cpu", "cuda"), d.device),
+    )
     t.done()
-    evaluation = Evaluation(proxy_batch_size=f.int("proxy_batch_size", 16, lo=2, hi=4096), seed=seed,
-                            training=training, threads=f.int("threads", 1, lo=1, hi=256))
+    evaluation = Evaluation(
+        proxy_batch_size=f.int("proxy_batch_size", 16, lo=2, hi=4096),
+        seed=seed,
+        training=training,
+        threads=f.int("threads", 1, lo=1, hi=256),
+    )
     f.done()
     return evaluation

@@ -27,20 +27,20 @@ from ..evaluators.latency.predict import predict_latency
 from ..explorer import Objective, record_of
 from ..explorer.metrics import COST_METRICS, is_cheap, kind_of, latency_device, metric_label, shown
 from ..explorer.search import quiet_optuna
+from ..files import write_atomic
 from ..search_space import Spec, get_preset, list_presets
 from ..search_space.naming import layer_name
 from .config import StudyConfig
 from .export.folders import export_folder
 from .results import best, candidates, counts, hypervolume_history, trials_frame
-from ..files import write_atomic
 from .storage.trial_reader import read_trials, with_params
-
 
 _IMPORTANCE_SAMPLE = 1000
 
 
-def write_report(study: optuna.Study, config: StudyConfig, path: Path,
-                 exports: Path = Path("exports")) -> None:
+def write_report(
+    study: optuna.Study, config: StudyConfig, path: Path, exports: Path = Path("exports")
+) -> None:
     """``exports``: the folder ``attend-search export`` wrote (or will write) the Pareto set
     to; the report links each member's folder there."""
     with quiet_optuna(), warnings.catch_warnings():
@@ -52,13 +52,17 @@ def write_report(study: optuna.Study, config: StudyConfig, path: Path,
 
 def _page(study: optuna.Study, config: StudyConfig, path: Path, exports: Path) -> str:
     objectives = config.search.objectives
-    trials = read_trials(study, params=False)   # the importances read their sample's
+    trials = read_trials(study, params=False)  # the importances read their sample's
     feasible = candidates(trials)
     first = objectives[0].metric
     members = best(trials, objectives, sort=None if len(objectives) > 1 else first)
-    sections = [("Summary", _summary(trials, config)),
-                ("Pareto set" if len(objectives) > 1 else f"Best {len(members)} by {first}",
-                 _members(members, config, path, exports))]
+    sections = [
+        ("Summary", _summary(trials, config)),
+        (
+            "Pareto set" if len(objectives) > 1 else f"Best {len(members)} by {first}",
+            _members(members, config, path, exports),
+        ),
+    ]
     if len(objectives) >= 2:
         sections.append(("Pareto front", _pareto_figure(feasible, members, config)))
     sections.append(("Optimisation history", _history(feasible, config)))
@@ -69,28 +73,39 @@ def _page(study: optuna.Study, config: StudyConfig, path: Path, exports: Path) -
     top = best(trials, objectives, top=1, sort=first)
     device = next(filter(None, map(latency_device, config.search.metrics)), None)
     if top and device:
-        sections.append((f"Where the time goes: trial {top[0].number}, the best by {first}",
-                         _breakdown(top[0], device)))
+        sections.append(
+            (
+                f"Where the time goes: trial {top[0].number}, the best by {first}",
+                _breakdown(top[0], device),
+            )
+        )
     body, script = [], True
     for title, content in sections:
         caption = ""
         if isinstance(content, tuple):
             content, caption = content
         if isinstance(content, go.Figure):
-            content.update_layout(template="plotly_white", margin=dict(t=40, r=40),
-                                  height=content.layout.height or 480)
+            content.update_layout(
+                template="plotly_white",
+                margin=dict(t=40, r=40),
+                height=content.layout.height or 480,
+            )
             content = content.to_html(full_html=False, include_plotlyjs=script)
             script = False
-        body.append(f"<h2>{html.escape(title)}</h2>\n{content}"
-                    + (f"<p class='caption'>{html.escape(caption)}</p>" if caption else ""))
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(config.name)}"
-            f" - attend-search</title><style>body{{font-family:sans-serif;max-width:1300px;"
-            f"margin:auto}} table{{border-collapse:collapse}} td,th{{padding:2px 8px;"
-            f"border-bottom:1px solid #ddd;text-align:right}} th{{text-align:left}} "
-            f"td.text{{text-align:left;font-family:monospace;white-space:nowrap}} "
-            f"table.summary td{{text-align:left}} .caption{{color:#444}}"
-            f"</style></head><body>"
-            f"<h1>Study {html.escape(config.name)}</h1>" + "\n".join(body) + "</body></html>")
+        body.append(
+            f"<h2>{html.escape(title)}</h2>\n{content}"
+            + (f"<p class='caption'>{html.escape(caption)}</p>" if caption else "")
+        )
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(config.name)}"
+        f" - attend-search</title><style>body{{font-family:sans-serif;max-width:1300px;"
+        f"margin:auto}} table{{border-collapse:collapse}} td,th{{padding:2px 8px;"
+        f"border-bottom:1px solid #ddd;text-align:right}} th{{text-align:left}} "
+        f"td.text{{text-align:left;font-family:monospace;white-space:nowrap}} "
+        f"table.summary td{{text-align:left}} .caption{{color:#444}}"
+        f"</style></head><body>"
+        f"<h1>Study {html.escape(config.name)}</h1>" + "\n".join(body) + "</body></html>"
+    )
 
 
 def _axis(objective: Objective) -> str:
@@ -109,19 +124,36 @@ def _estimates(config: StudyConfig) -> str:
 def _summary(trials: list[FrozenTrial], config: StudyConfig) -> str:
     c, s = counts(trials), config.search
     objectives = ", ".join(f"{o.direction} {o.label}" for o in s.objectives)
-    rows = [("trials", c.total), ("complete (feasible)", c.complete), ("infeasible", c.infeasible),
-            ("pruned", c.pruned), ("failed", c.failed), ("duplicates reused", c.duplicates),
-            ("space", f"{s.space.name} ({s.space.size:.3g} architectures once the study's "
-                      f"rules narrow it)"),
-            ("objectives", objectives), ("sampler", s.sampler), ("seed", s.seed),
-            ("constraints", ", ".join(s.constraint_names)), ("attend-search", __version__)]
-    return "<table class=summary>" + "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in rows) + "</table>"
+    rows = [
+        ("trials", c.total),
+        ("complete (feasible)", c.complete),
+        ("infeasible", c.infeasible),
+        ("pruned", c.pruned),
+        ("failed", c.failed),
+        ("duplicates reused", c.duplicates),
+        (
+            "space",
+            f"{s.space.name} ({s.space.size:.3g} architectures once the study's rules narrow it)",
+        ),
+        ("objectives", objectives),
+        ("sampler", s.sampler),
+        ("seed", s.seed),
+        ("constraints", ", ".join(s.constraint_names)),
+        ("attend-search", __version__),
+    ]
+    return (
+        "<table class=summary>"
+        + "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        + "</table>"
+    )
 
 
-def _members(members: list[FrozenTrial], config: StudyConfig, path: Path, exports: Path
-             ) -> tuple[str, str] | str:
+def _members(
+    members: list[FrozenTrial], config: StudyConfig, path: Path, exports: Path
+) -> tuple[str, str] | str:
     """The Pareto set (or best trials) with their metrics and the folder each is exported to."""
     if not members:
         return "<p>No feasible trial yet.</p>"
@@ -133,21 +165,47 @@ def _members(members: list[FrozenTrial], config: StudyConfig, path: Path, export
         r = record_of(t)
         folder = export_folder(t, config, exports)
         link = Path(os.path.relpath(folder.resolve(), path.resolve().parent)).as_posix()
-        where = (f"<a href='{html.escape(link)}/'>{html.escape(str(folder))}</a>"
-                 if folder.is_dir() else f"{html.escape(str(folder))} (not exported yet)")
-        rows.append([str(t.number), r.digest, *[f"{shown(m, r.metrics[m]):.4g}" for m in metrics],
-                     html.escape(r.preset or ""), where])
-    text = {1, len(head) - 1}   # digest and folder: left-aligned, unbroken
-    table = ("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-             + "".join("<tr>" + "".join(f"<td{' class=text' if i in text else ''}>"
-                                        f"{cell}</td>" for i, cell in enumerate(row)) + "</tr>"
-                       for row in rows) + "</table>")
+        where = (
+            f"<a href='{html.escape(link)}/'>{html.escape(str(folder))}</a>"
+            if folder.is_dir()
+            else f"{html.escape(str(folder))} (not exported yet)"
+        )
+        rows.append(
+            [
+                str(t.number),
+                r.digest,
+                *[f"{shown(m, r.metrics[m]):.4g}" for m in metrics],
+                html.escape(r.preset or ""),
+                where,
+            ]
+        )
+    text = {1, len(head) - 1}  # digest and folder: left-aligned, unbroken
+    table = (
+        "<table><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        + "</tr>"
+        + "".join(
+            "<tr>"
+            + "".join(
+                f"<td{' class=text' if i in text else ''}>{cell}</td>" for i, cell in enumerate(row)
+            )
+            + "</tr>"
+            for row in rows
+        )
+        + "</table>"
+    )
     missing = sum(not export_folder(t, config, exports).is_dir() for t in members)
     several = len(config.search.objectives) > 1
-    caption = (f"{missing} not exported yet: attend-search export {config.name} "
-               f"{'--pareto' if several else '--top 10'} --out {exports}." if missing else "")
+    caption = (
+        f"{missing} not exported yet: attend-search export {config.name} "
+        f"{'--pareto' if several else '--top 10'} --out {exports}."
+        if missing
+        else ""
+    )
     estimates = _estimates(config)
-    return table, " ".join(filter(None, [caption, estimates and f"Accuracy estimates: {estimates}."]))
+    return table, " ".join(
+        filter(None, [caption, estimates and f"Accuracy estimates: {estimates}."])
+    )
 
 
 def _preset_points(config: StudyConfig, metrics: list[str]) -> dict[str, dict[str, float]]:
@@ -167,22 +225,35 @@ def _preset_points(config: StudyConfig, metrics: list[str]) -> dict[str, dict[st
     return points
 
 
-def _pareto_figure(feasible: list[FrozenTrial], front: list[FrozenTrial], config: StudyConfig
-                   ) -> tuple[go.Figure, str]:
+def _pareto_figure(
+    feasible: list[FrozenTrial], front: list[FrozenTrial], config: StudyConfig
+) -> tuple[go.Figure, str]:
     ox, oy = config.search.objectives[:2]
     x, y = ox.metric, oy.metric
     fig = go.Figure()
-    for trials, name, style in ((feasible, "feasible trials", dict(color="#9ecae1")),
-                                (front, "Pareto front", dict(color="#08519c"))):
-        fig.add_scatter(x=[shown(x, t.values[0]) for t in trials],
-                        y=[shown(y, t.values[1]) for t in trials],
-                        mode="markers" if trials is feasible else "lines+markers", name=name,
-                        marker=style, text=[f"trial {t.number}" for t in trials])
+    for trials, name, style in (
+        (feasible, "feasible trials", dict(color="#9ecae1")),
+        (front, "Pareto front", dict(color="#08519c")),
+    ):
+        fig.add_scatter(
+            x=[shown(x, t.values[0]) for t in trials],
+            y=[shown(y, t.values[1]) for t in trials],
+            mode="markers" if trials is feasible else "lines+markers",
+            name=name,
+            marker=style,
+            text=[f"trial {t.number}" for t in trials],
+        )
     points = _preset_points(config, [x, y])
     for name, values in points.items():
-        fig.add_scatter(x=[shown(x, values[x])], y=[shown(y, values[y])], mode="markers+text",
-                        name=name, text=[name], textposition="top center",
-                        marker=dict(symbol="star", size=14))
+        fig.add_scatter(
+            x=[shown(x, values[x])],
+            y=[shown(y, values[y])],
+            mode="markers+text",
+            name=name,
+            text=[name],
+            textposition="top center",
+            marker=dict(symbol="star", size=14),
+        )
     fig.update_layout(xaxis_title=_axis(ox), yaxis_title=_axis(oy))
     untrained = "" if points else "The presets are not drawn: their accuracy would need training."
     return fig, " ".join(filter(None, [_estimates(config), untrained]))
@@ -199,11 +270,12 @@ def _history(feasible: list[FrozenTrial], config: StudyConfig) -> go.Figure | st
         running = list(accumulate(values, min if o.direction == "minimize" else max))
         numbers = [t.number for t in feasible]
         fig.add_scatter(x=numbers, y=values, mode="markers", name=o.metric, row=i + 1, col=1)
-        fig.add_scatter(x=numbers, y=running, mode="lines", name=f"best {o.metric}",
-                        row=i + 1, col=1)
+        fig.add_scatter(
+            x=numbers, y=running, mode="lines", name=f"best {o.metric}", row=i + 1, col=1
+        )
         fig.update_yaxes(title_text=_axis(o), row=i + 1, col=1)
     fig.update_xaxes(title_text="trial", row=len(objectives), col=1)
-    fig.update_layout(height=340 * len(objectives) + 120)   # room for each axis title
+    fig.update_layout(height=340 * len(objectives) + 120)  # room for each axis title
     return fig, _estimates(config)
 
 
@@ -215,26 +287,35 @@ def _hypervolume(feasible: list[FrozenTrial], config: StudyConfig) -> tuple[go.F
         values = [t.values[i] for t in feasible]
         worst = max(values) if o.direction == "minimize" else min(values)
         reference.append(worst + 0.1 * abs(worst) * (1 if o.direction == "minimize" else -1))
-    scale = math.prod(shown(o.metric, 1.0) for o in objectives)   # into the shown units
+    scale = math.prod(shown(o.metric, 1.0) for o in objectives)  # into the shown units
     volumes = [v * scale for v in hypervolume_history(feasible, objectives, reference)]
-    fig = go.Figure(go.Scatter(x=[t.number for t in feasible], y=volumes, mode="lines",
-                               name="hypervolume"))
-    point = ", ".join(f"{metric_label(o.metric)} {shown(o.metric, v):.4g}"
-                      for o, v in zip(objectives, reference))
+    fig = go.Figure(
+        go.Scatter(x=[t.number for t in feasible], y=volumes, mode="lines", name="hypervolume")
+    )
+    point = ", ".join(
+        f"{metric_label(o.metric)} {shown(o.metric, v):.4g}" for o, v in zip(objectives, reference)
+    )
     units = " x ".join(kind_of(o.metric).unit for o in objectives)
-    fig.update_layout(title="Hypervolume dominated by the feasible front, trial by trial",
-                      xaxis_title="trial", yaxis_title=f"hypervolume ({units})")
-    return fig, (f"Reference point: {point} (each objective's worst feasible value, 10% "
-                 f"further out). A larger hypervolume is a better front.")
+    fig.update_layout(
+        title="Hypervolume dominated by the feasible front, trial by trial",
+        xaxis_title="trial",
+        yaxis_title=f"hypervolume ({units})",
+    )
+    return fig, (
+        f"Reference point: {point} (each objective's worst feasible value, 10% "
+        f"further out). A larger hypervolume is a better front."
+    )
 
 
-def _importances(stored: optuna.Study, feasible: list[FrozenTrial], config: StudyConfig
-                 ) -> go.Figure | str:
+def _importances(
+    stored: optuna.Study, feasible: list[FrozenTrial], config: StudyConfig
+) -> go.Figure | str:
     """fANOVA with 8 trees of depth 8 on at most 1,000 feasible trials (a seeded sample):
     Optuna's default forest (64 trees, depth 64) took ~11 s per objective on 900 trials of
     ~70 parameters and grows with the study; the smaller forest on a sample ranks mostly the
     same leading parameters (3 to 5 of the top 5 of a 32-tree, depth-16 forest on 2,000 of
-    10,000 trials) in a few percent of the time, whatever the study's size. Only the sample is read with its
+    10,000 trials) in a few percent of the time, whatever the study's size. Only the sample is
+    read with its
     parameters, and it enters the forest's study as parameters and values alone."""
     if len(feasible) < 4:
         return "<p>Too few feasible trials to estimate importances (need 4).</p>"
@@ -242,18 +323,28 @@ def _importances(stored: optuna.Study, feasible: list[FrozenTrial], config: Stud
         feasible = random.Random(0).sample(feasible, _IMPORTANCE_SAMPLE)
     feasible = with_params(stored, feasible)
     study = optuna.create_study(directions=[o.direction for o in config.search.objectives])
-    study.add_trials([optuna.trial.create_trial(params=t.params, distributions=t.distributions,
-                                                values=t.values) for t in feasible])
+    study.add_trials(
+        [
+            optuna.trial.create_trial(
+                params=t.params, distributions=t.distributions, values=t.values
+            )
+            for t in feasible
+        ]
+    )
     fig = go.Figure()
     for i, o in enumerate(config.search.objectives):
         scores = optuna.importance.get_param_importances(
-            study, target=lambda t, i=i: t.values[i],
-            evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0, n_trees=8,
-                                                                  max_depth=8))
+            study,
+            target=lambda t, i=i: t.values[i],
+            evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0, n_trees=8, max_depth=8),
+        )
         top = list(scores.items())[:15][::-1]
         fig.add_bar(x=[v for _, v in top], y=[k for k, _ in top], orientation="h", name=o.metric)
-    fig.update_layout(xaxis_title="importance (fANOVA: share of the objective's variance)",
-                      barmode="group", height=640)
+    fig.update_layout(
+        xaxis_title="importance (fANOVA: share of the objective's variance)",
+        barmode="group",
+        height=640,
+    )
     return fig
 
 
@@ -277,23 +368,36 @@ def _feasibility(trials: list[FrozenTrial], config: StudyConfig) -> go.Figure | 
         part = frame[frame["feasible"] == feasible]
         violations = part.filter(like="violation.")
         names = [c.removeprefix("violation.") for c in violations.columns]
-        violated = [", ".join(n for n, v in zip(names, row) if v > 0)
-                    for row in violations.to_numpy().tolist()]
-        fig.add_scatter(x=shown(x, part[f"metric.{x}"]), y=shown(y, part[f"metric.{y}"]),
-                        mode="markers", marker=dict(color=color),
-                        name="feasible" if feasible else "infeasible",
-                        text=[f"trial {n}: {v}" for n, v in zip(part["number"], violated)])
+        violated = [
+            ", ".join(n for n, v in zip(names, row) if v > 0)
+            for row in violations.to_numpy().tolist()
+        ]
+        fig.add_scatter(
+            x=shown(x, part[f"metric.{x}"]),
+            y=shown(y, part[f"metric.{y}"]),
+            mode="markers",
+            marker=dict(color=color),
+            name="feasible" if feasible else "infeasible",
+            text=[f"trial {n}: {v}" for n, v in zip(part["number"], violated)],
+        )
     fig.update_layout(xaxis_title=metric_label(x), yaxis_title=metric_label(y))
     return fig
 
 
 def _breakdown(trial: FrozenTrial, device: str) -> go.Figure:
-    total, rows = predict_latency(Spec.from_dict(record_of(trial).spec), device,
-                                  breakdown=True)
+    total, rows = predict_latency(Spec.from_dict(record_of(trial).spec), device, breakdown=True)
     top = sorted(rows, key=lambda r: r.ms, reverse=True)[:25][::-1]
-    fig = go.Figure(go.Bar(x=[r.ms for r in top],
-                           y=[f"{layer_name(r.name)} ({r.op_class})" for r in top],
-                           orientation="h", text=[r.bound for r in top]))
-    fig.update_layout(title=f"{total:.3g} ms predicted on {device}; the 25 slowest kernels",
-                      xaxis_title="predicted time (ms, batch 1)", height=700)
+    fig = go.Figure(
+        go.Bar(
+            x=[r.ms for r in top],
+            y=[f"{layer_name(r.name)} ({r.op_class})" for r in top],
+            orientation="h",
+            text=[r.bound for r in top],
+        )
+    )
+    fig.update_layout(
+        title=f"{total:.3g} ms predicted on {device}; the 25 slowest kernels",
+        xaxis_title="predicted time (ms, batch 1)",
+        height=700,
+    )
     return fig

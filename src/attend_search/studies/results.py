@@ -65,8 +65,9 @@ def candidates(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 
 def _signed(trials: list[FrozenTrial], objectives: tuple[Objective, ...]) -> np.ndarray:
     """Objective values with maximised ones negated: lower is better in every column."""
-    return (np.array([t.values for t in trials], dtype=float).reshape(len(trials), -1)
-            * _signs(objectives))
+    return np.array([t.values for t in trials], dtype=float).reshape(len(trials), -1) * _signs(
+        objectives
+    )
 
 
 def _signs(objectives: tuple[Objective, ...]) -> np.ndarray:
@@ -78,7 +79,7 @@ def pareto(trials: list[FrozenTrial], objectives: tuple[Objective, ...]) -> list
     if not trials:
         return []
     values = _signed(trials, objectives)
-    front: list[int] = []   # in lexicographic order, no point is dominated by a later one
+    front: list[int] = []  # in lexicographic order, no point is dominated by a later one
     for i in np.lexsort(values.T[::-1]):
         kept = values[front]
         if not np.any(np.all(kept <= values[i], axis=1) & np.any(kept < values[i], axis=1)):
@@ -86,8 +87,9 @@ def pareto(trials: list[FrozenTrial], objectives: tuple[Objective, ...]) -> list
     return [trials[i] for i in front]
 
 
-def hypervolume_history(trials: list[FrozenTrial], objectives: tuple[Objective, ...],
-                        reference: list[float]) -> list[float]:
+def hypervolume_history(
+    trials: list[FrozenTrial], objectives: tuple[Objective, ...], reference: list[float]
+) -> list[float]:
     """Hypervolume of the front of ``trials[:k + 1]``, for each k (in the order given), against
     ``reference`` (in the objectives' own directions). Recomputed only when a trial joins the
     front, so a long study costs little more than a scan."""
@@ -104,8 +106,12 @@ def hypervolume_history(trials: list[FrozenTrial], objectives: tuple[Objective, 
     return history
 
 
-def best(trials: list[FrozenTrial], objectives: tuple[Objective, ...], top: int | None = None,
-         sort: str | None = None) -> list[FrozenTrial]:
+def best(
+    trials: list[FrozenTrial],
+    objectives: tuple[Objective, ...],
+    top: int | None = None,
+    sort: str | None = None,
+) -> list[FrozenTrial]:
     """Pareto set (several objectives) or the ``top`` best (default 10) by ``sort`` (see
     :func:`rank_columns`)."""
     trials = candidates(trials)
@@ -117,8 +123,9 @@ def best(trials: list[FrozenTrial], objectives: tuple[Objective, ...], top: int 
     return [trials[i] for i in order][: top or 10]
 
 
-def rank_columns(objectives: tuple[Objective, ...], top: int | None, sort: str | None
-                 ) -> list[int] | None:
+def rank_columns(
+    objectives: tuple[Objective, ...], top: int | None, sort: str | None
+) -> list[int] | None:
     """The objectives the best trials are ranked by, or None for the Pareto set (several
     objectives, no ``top``). With several objectives the top K need ``sort``, the metric of
     the objective to rank by: a Pareto front has no single order. Called before a run too,
@@ -129,11 +136,14 @@ def rank_columns(objectives: tuple[Objective, ...], top: int | None, sort: str |
             return [0]
         if top is None:
             return None
-        raise AttendSearchError(f"--top on a study of {len(names)} objectives ({', '.join(names)}) "
-                                f"needs --sort METRIC, the objective to rank by")
+        raise AttendSearchError(
+            f"--top on a study of {len(names)} objectives ({', '.join(names)}) "
+            f"needs --sort METRIC, the objective to rank by"
+        )
     if sort not in names:
-        raise AttendSearchError(f"--sort: {sort!r} is not an objective of the study; "
-                                f"one of {', '.join(names)}")
+        raise AttendSearchError(
+            f"--sort: {sort!r} is not an objective of the study; one of {', '.join(names)}"
+        )
     return [names.index(sort)]
 
 
@@ -142,10 +152,18 @@ def trials_frame(trials: list[FrozenTrial]) -> pd.DataFrame:
     rows = []
     for t in trials:
         r = record_of(t) or TrialRecord(spec={}, digest=None, version=None, stream=None)
-        row = {"number": t.number, "state": t.state.name, "feasible": is_feasible(t, r),
-               "digest": r.digest, "preset": r.preset, "duplicate_of": r.duplicate_of,
-               "imputed": ",".join(r.imputed), "error": r.error, "stream": r.stream,
-               "duration_s": t.duration.total_seconds() if t.duration else None}
+        row = {
+            "number": t.number,
+            "state": t.state.name,
+            "feasible": is_feasible(t, r),
+            "digest": r.digest,
+            "preset": r.preset,
+            "duplicate_of": r.duplicate_of,
+            "imputed": ",".join(r.imputed),
+            "error": r.error,
+            "stream": r.stream,
+            "duration_s": t.duration.total_seconds() if t.duration else None,
+        }
         row.update({f"metric.{k}": v for k, v in r.metrics.items()})
         row.update({f"violation.{k}": v for k, v in r.violations.items()})
         row.update({f"param.{k}": v for k, v in t.params.items()})

@@ -19,22 +19,42 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
-from .budget import Budget
 from ..errors import RunStopped
+from .budget import Budget
 
 POLL_SECONDS = 0.5
 
 
-def run_workers(name: str, url: str, root: str, budget: Budget, jobs: int,
-                options: list[str] = (), debug: bool = False,
-                finished: Callable[[], int] | None = None) -> None:
+def run_workers(
+    name: str,
+    url: str,
+    root: str,
+    budget: Budget,
+    jobs: int,
+    options: list[str] = (),
+    debug: bool = False,
+    finished: Callable[[], int] | None = None,
+) -> None:
     """Split ``budget`` among ``jobs`` workers (each given ``options``) and wait for all;
     with ``finished`` (the study's count of finished trials), show their progress in one bar."""
     procs = []
     for share in budget.split(jobs):
-        cmd = [sys.executable, "-m", "attend_search.cli", *["--debug"] * debug, "worker", name,
-               *options, "--storage", url, "--root", root, "--no-progress", "--budget",
-               str(share.trials) if share.trials is not None else f"{share.seconds:g}s"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "attend_search.cli",
+            *["--debug"] * debug,
+            "worker",
+            name,
+            *options,
+            "--storage",
+            url,
+            "--root",
+            root,
+            "--no-progress",
+            "--budget",
+            str(share.trials) if share.trials is not None else f"{share.seconds:g}s",
+        ]
         procs.append(subprocess.Popen(cmd))
     try:
         if finished is not None:
@@ -51,8 +71,9 @@ def run_workers(name: str, url: str, root: str, budget: Budget, jobs: int,
 def _progress(procs: list[subprocess.Popen], finished: Callable[[], int], budget: Budget) -> None:
     """One bar, advanced by the trials the storage says have finished since the start."""
     start = finished()
-    with tqdm(total=budget.trials, unit="trial", desc=f"{len(procs)} workers",
-              dynamic_ncols=True) as bar:
+    with tqdm(
+        total=budget.trials, unit="trial", desc=f"{len(procs)} workers", dynamic_ncols=True
+    ) as bar:
         while True:
             done = all(p.poll() is not None for p in procs)
             bar.update(finished() - start - bar.n)

@@ -66,8 +66,8 @@ def peak_bytes(sizes: Sequence[int], ops: Sequence[ValueOp], outputs: Iterable[i
     """Largest sum of live buffers over the steps of ``ops`` (the model in the docstring)."""
     last = {v: step for step, (ins, _, _) in enumerate(ops) for v in ins}
     last.update({v: len(ops) for v in outputs})
-    buffer = {0: 0}            # value -> the value that allocated its buffer
-    span = {0: [0, last[0]]}   # buffer -> first and last step it is live
+    buffer = {0: 0}  # value -> the value that allocated its buffer
+    span = {0: [0, last[0]]}  # buffer -> first and last step it is live
     for step, (ins, made, elementwise) in enumerate(ops):
         dying = [v for v in ins if last[v] == step] if elementwise else []
         for v in (v for v in made if v in last):  # values nothing reads are not activations
@@ -92,5 +92,8 @@ def analytic_cost(spec: Spec) -> dict[str, int]:
     :func:`.traced.peak_activation_bytes` give."""
     walk = walk_spec(spec)
     ops = [(op.inputs, (op.output,), op.elementwise) for op in walk.ops]
-    return {"params": walk.params, "macs": walk.macs,
-            "peak_activation_bytes": peak_bytes(walk.sizes, ops, [walk.output])}
+    return {
+        "params": walk.params,
+        "macs": walk.macs,
+        "peak_activation_bytes": peak_bytes(walk.sizes, ops, [walk.output]),
+    }

@@ -18,17 +18,17 @@ class Op(NamedTuple):  # a tuple: a walk makes hundreds, and tuples are made fas
     ``macs``, ``params`` and ``elementwise`` are the walk's cost figures (a trace is costed
     by fvcore, and leaves them at their defaults)."""
 
-    name: str                    # the ATen op a trace records: "convolution", "relu_"
-    op_class: str                # the kernel class (latency.kernels.OP_CLASSES)
-    work: int                    # a kernel's work: MACs, one per element for element-wise ops
-    inputs: tuple[int, ...]      # activation values read, in argument order
+    name: str  # the ATen op a trace records: "convolution", "relu_"
+    op_class: str  # the kernel class (latency.kernels.OP_CLASSES)
+    work: int  # a kernel's work: MACs, one per element for element-wise ops
+    inputs: tuple[int, ...]  # activation values read, in argument order
     output: int
-    weight_bytes: int            # parameters and buffers read (BN statistics, the blur)
-    module: str                  # its module path, as ``named_modules()`` names it
-    pad: int = 0                 # elements of the padded copy LiteRT makes (tflite_padded)
-    macs: int = 0                # cost.analytic's rule
+    weight_bytes: int  # parameters and buffers read (BN statistics, the blur)
+    module: str  # its module path, as ``named_modules()`` names it
+    pad: int = 0  # elements of the padded copy LiteRT makes (tflite_padded)
+    macs: int = 0  # cost.analytic's rule
     params: int = 0
-    elementwise: bool = False    # may write over an input of its size (peak memory)
+    elementwise: bool = False  # may write over an input of its size (peak memory)
 
 
 @dataclass
@@ -36,13 +36,17 @@ class Trace:
     """The ops of one forward pass, traced or walked, and the values they make."""
 
     ops: list[Op] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)      # bytes of each value
-    outputs: set[int] = field(default_factory=set)      # values the network returns
-    image: bool = False                                  # is the input (value 0) NCHW
+    sizes: list[int] = field(default_factory=list)  # bytes of each value
+    outputs: set[int] = field(default_factory=set)  # values the network returns
+    image: bool = False  # is the input (value 0) NCHW
 
 
-def tflite_padded(sides: tuple[int, ...], kernels: tuple[int, ...], strides: tuple[int, ...],
-                  paddings: tuple[int, ...]) -> tuple[int, ...] | None:
+def tflite_padded(
+    sides: tuple[int, ...],
+    kernels: tuple[int, ...],
+    strides: tuple[int, ...],
+    paddings: tuple[int, ...],
+) -> tuple[int, ...] | None:
     """The padded input sides of a convolution that LiteRT pads with a PAD op of its own, or
     None where its convolution pads as PyTorch does.
 
@@ -61,15 +65,18 @@ def tflite_padded(sides: tuple[int, ...], kernels: tuple[int, ...], strides: tup
     return None
 
 
-def tflite_pool_padded(sides: tuple[int, ...], kernels: tuple[int, ...],
-                       strides: tuple[int, ...]) -> tuple[int, ...] | None:
+def tflite_pool_padded(
+    sides: tuple[int, ...], kernels: tuple[int, ...], strides: tuple[int, ...]
+) -> tuple[int, ...] | None:
     """The padded input sides of an unpadded ``ceil_mode`` average pooling whose last window
     overhangs the input, or None where every window fits. LiteRT pads the input with zeros
     (PAD), pools, and multiplies each output by its window's size over the part inside."""
     if all((side - kernel) % stride == 0 for side, kernel, stride in zip(sides, kernels, strides)):
         return None
-    return tuple(-(-(side - kernel) // stride) * stride + kernel
-                 for side, kernel, stride in zip(sides, kernels, strides))
+    return tuple(
+        -(-(side - kernel) // stride) * stride + kernel
+        for side, kernel, stride in zip(sides, kernels, strides)
+    )
 
 
 def conv_class(in_channels: int, groups: int, window: int) -> str:

@@ -1,7 +1,8 @@
 """One inference forward of a module, handed op by op (ATen level) to a log.
 
 The traced evaluators (peak activation memory in :mod:`..cost.analytic`, runtime kernels in
-:mod:`..latency.kernels`) read the same forward pass and differ only in what they keep of each op, so
+:mod:`..latency.kernels`) read the same forward pass and differ only in what they keep of each
+op, so
 they share this recorder and its inference context; each brings an :class:`OpLog`.
 
 A ``TorchDispatchMode`` sees every ATen op with real shapes, for any ``nn.Module`` built from
@@ -46,8 +47,11 @@ def record_forward(model: nn.Module, shape: Shape, log: OpLog) -> None:
     """One forward of a zero batch of ``shape`` in :func:`inference` mode, every ATen op
     handed to ``log`` with the name of the module running it."""
     param = next(model.parameters(), None)
-    x = torch.zeros(shape, dtype=param.dtype if param is not None else torch.float32,
-                    device=param.device if param is not None else "cpu")
+    x = torch.zeros(
+        shape,
+        dtype=param.dtype if param is not None else torch.float32,
+        device=param.device if param is not None else "cpu",
+    )
     with inference(model), _module_names(model) as stack:
         log.input(x)
         with _Recorder(log, stack):
@@ -56,8 +60,13 @@ def record_forward(model: nn.Module, shape: Shape, log: OpLog) -> None:
 
 
 # Element-wise by definition, but not tagged pointwise in aten.
-_UNTAGGED_ELEMENTWISE = {"hardswish", "hardswish_", "native_batch_norm",
-                         "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
+_UNTAGGED_ELEMENTWISE = {
+    "hardswish",
+    "hardswish_",
+    "native_batch_norm",
+    "_native_batch_norm_legit_no_training",
+    "_native_batch_norm_legit",
+}
 
 
 def is_elementwise(func: Any) -> bool:
@@ -130,7 +139,7 @@ def _module_names(model: nn.Module) -> Iterator[list[str]]:
     stack = ["(model)"]
 
     def enter(name: str):
-        return lambda *_: stack.append(name)       # returns None: leaves the input alone
+        return lambda *_: stack.append(name)  # returns None: leaves the input alone
 
     def leave(*_) -> None:
         stack.pop()

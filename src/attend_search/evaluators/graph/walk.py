@@ -21,17 +21,25 @@ from .ops import FLOAT32_BYTES, Op, conv_class, tflite_padded, tflite_pool_padde
 # Element-wise ops: the ATen op a trace records and MACs per output element. The builder's
 # activations run in place (relu_), its gates do not, nor NAS-Bench-201's ReLUs (relu_copy),
 # whose input feeds other edges.
-ELEMENTWISE = {"batch_norm": ("native_batch_norm", 2),
-               "relu": ("relu_", 0), "relu_copy": ("relu", 0), "relu6": ("hardtanh_", 0), "hswish": ("hardswish_", 1),
-               "silu": ("silu_", 1), "sigmoid": ("sigmoid", 1), "hardsigmoid": ("hardsigmoid", 1),
-               "mul": ("mul", 1), "add": ("add", 1)}
+ELEMENTWISE = {
+    "batch_norm": ("native_batch_norm", 2),
+    "relu": ("relu_", 0),
+    "relu_copy": ("relu", 0),
+    "relu6": ("hardtanh_", 0),
+    "hswish": ("hardswish_", 1),
+    "silu": ("silu_", 1),
+    "sigmoid": ("sigmoid", 1),
+    "hardsigmoid": ("hardsigmoid", 1),
+    "mul": ("mul", 1),
+    "add": ("add", 1),
+}
 UPSAMPLE = {"nearest": ("upsample_nearest2d", 1), "bilinear": ("upsample_bilinear2d", 4)}
 _POOL = {"max": ("max_pool2d_with_indices", "max_pool"), "avg": ("avg_pool2d", "avg_pool")}
 _CONV, _LINEAR, _GLOBAL_POOL, _CONCAT = "convolution", "addmm", "mean", "cat"
 
 
 def walk_spec(spec: Spec) -> SpecWalk:
-    walk = SpecWalk(spec.in_channels * spec.input_size ** 2)
+    walk = SpecWalk(spec.in_channels * spec.input_size**2)
     walk.output = walk.network(spec.canonical())
     return walk
 
@@ -53,9 +61,19 @@ class SpecWalk:
         """cost.py's MACs (its table of rules)."""
         return sum(op.macs for op in self.ops)
 
-    def op(self, aten: str, op_class: str, module: str, inputs: tuple[int, ...], elements: int,
-           macs: int = 0, params: int = 0, weights: int | None = None,
-           elementwise: bool = False, pad: int = 0) -> int:
+    def op(
+        self,
+        aten: str,
+        op_class: str,
+        module: str,
+        inputs: tuple[int, ...],
+        elements: int,
+        macs: int = 0,
+        params: int = 0,
+        weights: int | None = None,
+        elementwise: bool = False,
+        pad: int = 0,
+    ) -> int:
         """Record an op making a new value of ``elements`` float32s; returns that value.
         ``weights``: the elements of parameters and buffers it reads, where not ``params``.
         A value read twice (a cell's sum of two skips of one node) is one input, as traced."""
@@ -64,40 +82,114 @@ class SpecWalk:
         output = len(self.sizes) - 1
         work = elements if op_class == "elementwise" else macs
         weight_bytes = (params if weights is None else weights) * FLOAT32_BYTES
-        self.ops.append(Op(aten, op_class, work, inputs, output, weight_bytes, module, pad, macs,
-                           params, elementwise))
+        self.ops.append(
+            Op(
+                aten,
+                op_class,
+                work,
+                inputs,
+                output,
+                weight_bytes,
+                module,
+                pad,
+                macs,
+                params,
+                elementwise,
+            )
+        )
         return output
 
-    def pointwise(self, rule: str, module: str, *inputs: int, elements: int, params: int = 0,
-                  weights: int | None = None) -> int:
+    def pointwise(
+        self,
+        rule: str,
+        module: str,
+        *inputs: int,
+        elements: int,
+        params: int = 0,
+        weights: int | None = None,
+    ) -> int:
         aten, macs = ELEMENTWISE[rule]
-        return self.op(aten, "elementwise", module, inputs, elements, macs * elements, params,
-                       weights, elementwise=True)
+        return self.op(
+            aten,
+            "elementwise",
+            module,
+            inputs,
+            elements,
+            macs * elements,
+            params,
+            weights,
+            elementwise=True,
+        )
 
-    def conv(self, x: int, module: str, cin: int, cout: int, kernel: int, size: int,
-             groups: int = 1, bias: bool = False, stride: int = 1, buffer: bool = False) -> int:
+    def conv(
+        self,
+        x: int,
+        module: str,
+        cin: int,
+        cout: int,
+        kernel: int,
+        size: int,
+        groups: int = 1,
+        bias: bool = False,
+        stride: int = 1,
+        buffer: bool = False,
+    ) -> int:
         """A square convolution padded by ``kernel // 2``; ``size``: the output side.
         ``buffer``: its filter is a fixed buffer (the blur's), not parameters."""
-        weights = cout * cin // groups * kernel ** 2
+        weights = cout * cin // groups * kernel**2
         side = math.isqrt(self.sizes[x] // FLOAT32_BYTES // cin)
         padded = tflite_padded((side,), (kernel,), (stride,), (kernel // 2,))
-        return self.op(_CONV, conv_class(cin, groups, kernel ** 2), module, (x,), cout * size ** 2,
-                       weights * size ** 2, 0 if buffer else weights + bias * cout,
-                       weights if buffer else None,
-                       pad=cin * padded[0] ** 2 if padded else 0)
+        return self.op(
+            _CONV,
+            conv_class(cin, groups, kernel**2),
+            module,
+            (x,),
+            cout * size**2,
+            weights * size**2,
+            0 if buffer else weights + bias * cout,
+            weights if buffer else None,
+            pad=cin * padded[0] ** 2 if padded else 0,
+        )
 
-    def conv_bn_act(self, x: int, module: str, cin: int, cout: int, kernel: int, size: int,
-                    groups: int = 1, act: str | None = "relu", stride: int = 1) -> int:
+    def conv_bn_act(
+        self,
+        x: int,
+        module: str,
+        cin: int,
+        cout: int,
+        kernel: int,
+        size: int,
+        groups: int = 1,
+        act: str | None = "relu",
+        stride: int = 1,
+    ) -> int:
         """blocks.ConvBNAct."""
         x = self.conv(x, f"{module}.conv", cin, cout, kernel, size, groups, stride=stride)
-        x = self.pointwise("batch_norm", f"{module}.bn", x, elements=cout * size ** 2,
-                           params=2 * cout, weights=4 * cout)
+        x = self.pointwise(
+            "batch_norm",
+            f"{module}.bn",
+            x,
+            elements=cout * size**2,
+            params=2 * cout,
+            weights=4 * cout,
+        )
         if act in (None, "none"):
             return x
-        return self.pointwise(act, f"{module}.act", x, elements=cout * size ** 2)
+        return self.pointwise(act, f"{module}.act", x, elements=cout * size**2)
 
-    def strided(self, x: int, module: str, cin: int, cout: int, kernel: int, stride: int,
-                downsample: str, size: int, groups: int = 1, act: str = "relu") -> int:
+    def strided(
+        self,
+        x: int,
+        module: str,
+        cin: int,
+        cout: int,
+        kernel: int,
+        stride: int,
+        downsample: str,
+        size: int,
+        groups: int = 1,
+        act: str = "relu",
+    ) -> int:
         """blocks.strided; ``size``: the output side. The blur's fixed kernel is a buffer."""
         if stride > 1 and downsample == "aads":
             x = self.conv(x, f"{module}.blur", cin, cin, 3, size, cin, stride=stride, buffer=True)
@@ -108,24 +200,47 @@ class SpecWalk:
         return self.op(_LINEAR, "linear", module, (x,), fout, fin * fout, fin * fout + fout)
 
     def global_pool(self, x: int, module: str, channels: int, size: int) -> int:
-        return self.op(_GLOBAL_POOL, "global_pool", module, (x,), channels, channels * size ** 2)
+        return self.op(_GLOBAL_POOL, "global_pool", module, (x,), channels, channels * size**2)
 
-    def pool(self, x: int, module: str, kind: str, channels: int, window: int, size: int,
-             ceil: bool = True) -> int:
+    def pool(
+        self,
+        x: int,
+        module: str,
+        kind: str,
+        channels: int,
+        window: int,
+        size: int,
+        ceil: bool = True,
+    ) -> int:
         """Max or average pooling of a ``window`` x ``window`` window; ``size``: the output side.
         ``ceil``: strided by its window in ceil mode; else NAS-Bench-201's (stride 1, padded)."""
         aten, op_class = _POOL[kind]
         side = math.isqrt(self.sizes[x] // FLOAT32_BYTES // channels)
         padded = ceil and kind == "avg" and tflite_pool_padded((side,), (window,), (window,))
-        return self.op(aten, op_class, module, (x,), channels * size ** 2,
-                       macs=window ** 2 * channels * size ** 2,
-                       pad=channels * padded[0] ** 2 if padded else 0)
+        return self.op(
+            aten,
+            op_class,
+            module,
+            (x,),
+            channels * size**2,
+            macs=window**2 * channels * size**2,
+            pad=channels * padded[0] ** 2 if padded else 0,
+        )
 
     def network(self, spec: Spec) -> int:
         """builder.Backbone (a canonical spec: ``residual`` says where a residual is used)."""
         stem = spec.stem
-        x = self.strided(0, "stem", spec.in_channels, stem.out, stem.kernel, stem.stride,
-                         stem.downsample, spec.stem_size, act=stem.act)
+        x = self.strided(
+            0,
+            "stem",
+            spec.in_channels,
+            stem.out,
+            stem.kernel,
+            stem.stride,
+            stem.downsample,
+            spec.stem_size,
+            act=stem.act,
+        )
         layouts = spec.blocks()
         for s, stage in enumerate(spec.stages):
             module = f"stages.{s}"
@@ -137,7 +252,7 @@ class SpecWalk:
                     layout = next(layouts)
                     y = self.block(y, f"{column}.{b}", layout)
                 outs.append(y)
-            elements = layout.block.out * layout.out_size ** 2  # of the stage's last block
+            elements = layout.block.out * layout.out_size**2  # of the stage's last block
             if stage.merge == "concat":
                 x = self.op(_CONCAT, "concat", module, tuple(outs), elements * len(outs))
             else:
@@ -150,12 +265,25 @@ class SpecWalk:
         head, size = spec.head, spec.final_size
         width = spec.features
         if head.channels:
-            x = self.conv_bn_act(x, "head_conv", spec.stage_out(len(spec.stages) - 1),
-                                 head.channels, 1, size, act=head.act)
+            x = self.conv_bn_act(
+                x,
+                "head_conv",
+                spec.stage_out(len(spec.stages) - 1),
+                head.channels,
+                1,
+                size,
+                act=head.act,
+            )
         elif head.norm:
-            x = self.pointwise("batch_norm", "head_conv.bn", x, elements=width * size ** 2,
-                               params=2 * width, weights=4 * width)
-            x = self.pointwise(head.act, "head_conv.act", x, elements=width * size ** 2)
+            x = self.pointwise(
+                "batch_norm",
+                "head_conv.bn",
+                x,
+                elements=width * size**2,
+                params=2 * width,
+                weights=4 * width,
+            )
+            x = self.pointwise(head.act, "head_conv.act", x, elements=width * size**2)
         x = self.global_pool(x, "pool.0", width, size)
         if head.hidden:
             x = self.linear(x, "classifier.hidden", width, head.hidden)
@@ -179,24 +307,25 @@ class SpecWalk:
             if b.mid != cin:
                 y = self.conv_bn_act(y, f"{body}.expand", cin, b.mid, 1, size, act=b.act)
             width = b.mid
-        y = self.strided(y, f"{body}.dw", width, width, b.kernel, b.stride, b.downsample, out,
-                         width, b.act)
+        y = self.strided(
+            y, f"{body}.dw", width, width, b.kernel, b.stride, b.downsample, out, width, b.act
+        )
         if b.se:
             y = self.squeeze_excite(y, f"{body}.se", width, b.se, b.se_gate, out)
         last = f"{body}.project" if b.type == "inverted_residual" else f"{body}.pw"
-        y = self.conv_bn_act(y, last, width, b.out, 1, out,
-                             act=None if b.type == "inverted_residual" else b.act)
-        return self.pointwise("add", module, x, y, elements=b.out * out ** 2) if b.residual else y
+        y = self.conv_bn_act(
+            y, last, width, b.out, 1, out, act=None if b.type == "inverted_residual" else b.act
+        )
+        return self.pointwise("add", module, x, y, elements=b.out * out**2) if b.residual else y
 
-    def relu_conv_bn(self, x: int, module: str, cin: int, cout: int, kernel: int,
-                     size: int) -> int:
+    def relu_conv_bn(self, x: int, module: str, cin: int, cout: int, kernel: int, size: int) -> int:
         """blocks.ReLUConvBN; ``size``: the output side (the ReLU runs on the input's)."""
         x = self.pointwise("relu_copy", f"{module}.act", x, elements=self.sizes[x] // FLOAT32_BYTES)
         return self.conv_bn_act(x, module, cin, cout, kernel, size, act=None)
 
     def cell(self, x: int, module: str, channels: int, edges: tuple[str, ...], size: int) -> int:
         """blocks.Cell: node i sums its edges' outputs, in edge order."""
-        nodes, n = [x], channels * size ** 2
+        nodes, n = [x], channels * size**2
         for node in (1, 2, 3):
             total = None
             for k, (op, (i, j)) in enumerate(zip(edges, EDGES)):
@@ -210,14 +339,14 @@ class SpecWalk:
                 elif op == "avg_pool_3x3":
                     y = self.pool(nodes[j], edge, "avg", channels, 3, size, ceil=False)
                 else:
-                    y = self.relu_conv_bn(nodes[j], edge, channels, channels,
-                                          1 if op == "nor_conv_1x1" else 3, size)
+                    y = self.relu_conv_bn(
+                        nodes[j], edge, channels, channels, 1 if op == "nor_conv_1x1" else 3, size
+                    )
                 total = y if total is None else self.pointwise("add", module, total, y, elements=n)
             nodes.append(total)
         return nodes[3]
 
-    def resnet_basic(self, x: int, module: str, cin: int, cout: int, stride: int,
-                     size: int) -> int:
+    def resnet_basic(self, x: int, module: str, cin: int, cout: int, stride: int, size: int) -> int:
         """blocks.ResNetBasic; ``size``: the output side."""
         shortcut = x
         if stride > 1:
@@ -226,7 +355,7 @@ class SpecWalk:
             shortcut = self.conv(shortcut, f"{module}.shortcut.conv", cin, cout, 1, size)
         y = self.relu_conv_bn(x, f"{module}.conv_a", cin, cout, 3, size)
         y = self.relu_conv_bn(y, f"{module}.conv_b", cout, cout, 3, size)
-        return self.pointwise("add", module, shortcut, y, elements=cout * size ** 2)
+        return self.pointwise("add", module, shortcut, y, elements=cout * size**2)
 
     def attention(self, x: int, module: str, channels: int, att: Attention, size: int) -> int:
         """blocks.AttentionCondenser."""
@@ -235,25 +364,28 @@ class SpecWalk:
             side = conv_out(side, att.factor)  # ceil mode, kernel = stride = factor
             a = self.pool(a, f"{module}.condense.condense{i}", att.condense, cin, att.factor, side)
             embed = f"{module}.condense.embed{i}"
-            a = self.conv_bn_act(a, f"{embed}.spatial", cin, att.embed, att.kernel, side,
-                                 att.groups)
+            a = self.conv_bn_act(
+                a, f"{embed}.spatial", cin, att.embed, att.kernel, side, att.groups
+            )
             a = self.conv_bn_act(a, f"{embed}.point", att.embed, att.embed, 1, side)
             cin = att.embed
         a = self.conv(a, f"{module}.expand", att.embed, channels, 1, side, bias=True)
-        n = channels * size ** 2
+        n = channels * size**2
         aten, macs = UPSAMPLE[att.expand]
         a = self.op(aten, "upsample", module, (a,), n, macs * n)  # not element-wise
-        a = self.pointwise("mul", module, x,
-                           self.pointwise(att.gate, f"{module}.gate", a, elements=n), elements=n)
+        a = self.pointwise(
+            "mul", module, x, self.pointwise(att.gate, f"{module}.gate", a, elements=n), elements=n
+        )
         a = self.pointwise("mul", module, a, elements=n, params=1)  # the learned scale
         return self.pointwise("add", module, x, a, elements=n) if att.skip else a
 
-    def squeeze_excite(self, x: int, module: str, channels: int, squeeze: int, gate: str,
-                       size: int) -> int:
+    def squeeze_excite(
+        self, x: int, module: str, channels: int, squeeze: int, gate: str, size: int
+    ) -> int:
         """blocks.SqueezeExcite."""
         s = self.global_pool(x, f"{module}.pool", channels, size)
         s = self.conv(s, f"{module}.fc1", channels, squeeze, 1, 1, bias=True)
         s = self.pointwise("relu", f"{module}.act", s, elements=squeeze)
         s = self.conv(s, f"{module}.fc2", squeeze, channels, 1, 1, bias=True)
         s = self.pointwise(gate, f"{module}.gate", s, elements=channels)
-        return self.pointwise("mul", module, x, s, elements=channels * size ** 2)
+        return self.pointwise("mul", module, x, s, elements=channels * size**2)

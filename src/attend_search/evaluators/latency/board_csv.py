@@ -13,8 +13,8 @@ from pathlib import Path
 from ...errors import AttendSearchError
 from ...search_space import load_spec
 from ...search_space.fields import read_user_file
-from .calibrate import Sample
 from ..runtimes import MeasurementError
+from .calibrate import Sample
 
 _COLUMNS = ("spec", "latency_ms", "input_size")
 
@@ -30,9 +30,13 @@ def read_measurements(path: Path) -> list[Sample]:
         for row in reader:
             samples.append(_read_row(row, path, reader.line_num))
     except csv.Error as exc:
-        raise MeasurementError(f"malformed CSV: {exc}", source=f"{path}:{reader.line_num}") from None
+        raise MeasurementError(
+            f"malformed CSV: {exc}", source=f"{path}:{reader.line_num}"
+        ) from None
     if len(samples) < 2:
-        raise MeasurementError(f"needs at least 2 measurements, got {len(samples)}", source=str(path))
+        raise MeasurementError(
+            f"needs at least 2 measurements, got {len(samples)}", source=str(path)
+        )
     return samples
 
 
@@ -49,8 +53,9 @@ def _check_header(header: list[str], where: str) -> None:
 def _read_row(row: dict, path: Path, line: int) -> Sample:
     where = f"{path}:{line}"
     if None in row or None in row.values():
-        raise MeasurementError(f"{'more' if None in row else 'fewer'} fields than the header",
-                               source=where)
+        raise MeasurementError(
+            f"{'more' if None in row else 'fewer'} fields than the header", source=where
+        )
     name = row["spec"].strip()
     if not name:
         raise MeasurementError("empty", path="spec", source=where)
@@ -72,6 +77,9 @@ def _number(text: str, column: str, where: str, kind: type) -> float:
     except ValueError:
         value = None
     if value is None or not value > 0 or value == float("inf"):
-        raise MeasurementError(f"expected a positive {'integer' if kind is int else 'number'}, "
-                               f"got {text.strip()!r}", path=column, source=where)
+        raise MeasurementError(
+            f"expected a positive {'integer' if kind is int else 'number'}, got {text.strip()!r}",
+            path=column,
+            source=where,
+        )
     return value

@@ -47,32 +47,38 @@ from torch import nn
 
 from ...search_space import Spec, get_preset, list_presets
 from ...search_space.space import load_space
+from ..model_input import Shape
 from .devices import DeviceError, DeviceProfile, load_device
 from .kernels import OP_CLASSES, Kernel, extract_kernels
 from .predict import Device, total_ms
-from ..model_input import Shape
 
-Sample = tuple[nn.Module | Spec, Shape | None, float]   # (network, input shape or None, ms)
+Sample = tuple[nn.Module | Spec, Shape | None, float]  # (network, input shape or None, ms)
 
-_PULL = 1e-8          # weight of the pull toward the base, against squared relative errors
-_PRIOR_PULL = 1e-3    # "prior": moving a coefficient to 2x the base's costs a 3% miss on one network
+_PULL = 1e-8  # weight of the pull toward the base, against squared relative errors
+_PRIOR_PULL = 1e-3  # "prior": moving a coefficient to 2x the base's costs a 3% miss on one network
 FIT_MODES = ("scales", "prior", "full", "auto")
-_FOLDS = 5            # "auto" chooses by 5-fold cross-validation on the sample
-_FLOOR = 1e-3         # seconds-per-MAC and the first seconds-per-byte stay >= this x base
+_FOLDS = 5  # "auto" chooses by 5-fold cross-validation on the sample
+_FLOOR = 1e-3  # seconds-per-MAC and the first seconds-per-byte stay >= this x base
 
 
 @dataclass(frozen=True)
 class FitQuality:
     samples: int
-    mape_pct: float          # mean absolute percentage error
+    mape_pct: float  # mean absolute percentage error
     max_error_pct: float
-    kendall_tau: float       # rank agreement of predicted and measured latency
+    kendall_tau: float  # rank agreement of predicted and measured latency
 
 
-def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
-                      name: str | None = None, machine: str | None = None,
-                      threads: int | None = None, fit: str = "full",
-                      runtime: str | None = None) -> DeviceProfile:
+def calibrate_latency(
+    samples: Sequence[Sample],
+    base: Device = "cortex-a72",
+    *,
+    name: str | None = None,
+    machine: str | None = None,
+    threads: int | None = None,
+    fit: str = "full",
+    runtime: str | None = None,
+) -> DeviceProfile:
     """A profile fitted to ``samples`` of ``(model_or_spec, input_shape, measured ms)``.
 
     ``machine`` says where the measurements were made (recorded in the provenance with the
@@ -100,38 +106,55 @@ def calibrate_latency(samples: Sequence[Sample], base: Device = "cortex-a72", *,
     profile = replace(profile, name=name or f"{base_profile.name}-calibrated")
     quality = fit_quality(profile, kernels, measured)
     provenance = {
-        "base": base_profile.name, "samples": quality.samples,
-        "mape_pct": round(quality.mape_pct, 2), "max_error_pct": round(quality.max_error_pct, 2),
-        "kendall_tau": round(quality.kendall_tau, 4), "date": datetime.date.today().isoformat(),
-        "machine": machine or "unspecified", "fit": fit if fit == chosen else f"{fit}: {chosen}",
-        "unconstrained": unconstrained}
+        "base": base_profile.name,
+        "samples": quality.samples,
+        "mape_pct": round(quality.mape_pct, 2),
+        "max_error_pct": round(quality.max_error_pct, 2),
+        "kendall_tau": round(quality.kendall_tau, 4),
+        "date": datetime.date.today().isoformat(),
+        "machine": machine or "unspecified",
+        "fit": fit if fit == chosen else f"{fit}: {chosen}",
+        "unconstrained": unconstrained,
+    }
     description = f"{base_profile.name} fitted to {len(samples)} measured networks" + (
-        f" ({machine})" if machine else "")
+        f" ({machine})" if machine else ""
+    )
     return replace(profile, description=description, provenance=provenance)
 
 
-def fit_kernels(kernels: Sequence[list[Kernel]], measured_ms: Sequence[float], base: DeviceProfile,
-                fit: str = "full") -> DeviceProfile:
+def fit_kernels(
+    kernels: Sequence[list[Kernel]],
+    measured_ms: Sequence[float],
+    base: DeviceProfile,
+    fit: str = "full",
+) -> DeviceProfile:
     """``base`` fitted to networks given by their kernels (``fit`` as in
     :func:`calibrate_latency`); no provenance: what benchmarks re-fit many times."""
     return _solve(kernels, np.asarray(measured_ms, dtype=float), base, fit)[0]
 
 
-def _solve(kernels: Sequence[list[Kernel]], measured_ms: np.ndarray, base: DeviceProfile,
-           fit: str) -> tuple[DeviceProfile, list[str], str]:
+def _solve(
+    kernels: Sequence[list[Kernel]], measured_ms: np.ndarray, base: DeviceProfile, fit: str
+) -> tuple[DeviceProfile, list[str], str]:
     """The fitted profile, the coefficients no sample constrains, and the fit used."""
     if fit not in FIT_MODES:
         raise DeviceError(f"unknown fit {fit!r}, expected one of {', '.join(FIT_MODES)}")
     if fit == "auto":
         fit = _cross_validated(kernels, measured_ms, base)
-    problem = _Fit(list(kernels), measured_ms * 1e-3, base, mode="full" if fit == "prior" else fit,
-                   pull=_PRIOR_PULL if fit == "prior" else _PULL)
+    problem = _Fit(
+        list(kernels),
+        measured_ms * 1e-3,
+        base,
+        mode="full" if fit == "prior" else fit,
+        pull=_PRIOR_PULL if fit == "prior" else _PULL,
+    )
     theta, unconstrained = problem.solve()
     return problem.profile(theta, base.name), unconstrained, fit
 
 
-def _cross_validated(kernels: Sequence[list[Kernel]], measured_ms: np.ndarray,
-                     base: DeviceProfile) -> str:
+def _cross_validated(
+    kernels: Sequence[list[Kernel]], measured_ms: np.ndarray, base: DeviceProfile
+) -> str:
     """The fit whose profiles, fitted with each fifth of the sample left out, predict the
     left-out networks with the least mean relative error: which coefficients a sample may
     move depends on how many networks it has and how far the base is from the device."""
@@ -142,21 +165,28 @@ def _cross_validated(kernels: Sequence[list[Kernel]], measured_ms: np.ndarray,
         for held in range(fold.max() + 1):
             train = np.flatnonzero(fold != held)
             profile = _solve([kernels[i] for i in train], measured_ms[train], base, fit)[0]
-            errors[fit] += sum(abs(total_ms(kernels[i], profile) / measured_ms[i] - 1)
-                               for i in np.flatnonzero(fold == held))
+            errors[fit] += sum(
+                abs(total_ms(kernels[i], profile) / measured_ms[i] - 1)
+                for i in np.flatnonzero(fold == held)
+            )
     return min(errors, key=errors.get)
 
 
-def fit_quality(profile: DeviceProfile, kernels: list[list[Kernel]],
-                measured_ms: Sequence[float]) -> FitQuality:
+def fit_quality(
+    profile: DeviceProfile, kernels: list[list[Kernel]], measured_ms: Sequence[float]
+) -> FitQuality:
     """How well ``profile`` predicts measured milliseconds of networks given by their kernels."""
     from scipy.stats import kendalltau  # here, not on top: scipy takes a second to import
 
     predicted = np.array([total_ms(ks, profile) for ks in kernels])
     measured = np.asarray(measured_ms, dtype=float)
     errors = np.abs(predicted - measured) / measured * 100
-    return FitQuality(len(measured), float(errors.mean()), float(errors.max()),
-                      float(kendalltau(predicted, measured).statistic))
+    return FitQuality(
+        len(measured),
+        float(errors.mean()),
+        float(errors.max()),
+        float(kendalltau(predicted, measured).statistic),
+    )
 
 
 def calibration_suite(count: int) -> list[Spec]:
@@ -174,8 +204,14 @@ class _Fit:
     scale, are relative to the base: ``theta = scale * (tie @ z)``, so ``z = 1`` is the base.
     """
 
-    def __init__(self, kernels: list[list[Kernel]], seconds: np.ndarray, base: DeviceProfile,
-                 mode: str = "full", pull: float = _PULL):
+    def __init__(
+        self,
+        kernels: list[list[Kernel]],
+        seconds: np.ndarray,
+        base: DeviceProfile,
+        mode: str = "full",
+        pull: float = _PULL,
+    ):
         self.base = base
         self.seconds = seconds
         flat = [(i, k) for i, ks in enumerate(kernels) for k in ks]
@@ -189,25 +225,28 @@ class _Fit:
         steps = np.diff(per_byte, prepend=0.0)
         fixed = np.array([base.fixed_seconds(c) for c in OP_CLASSES])
         # where the base has a zero (two equal bandwidths, no fixed costs) z starts at 0
-        self.scale = np.concatenate([
-            [base.seconds_per_mac(c) for c in OP_CLASSES],
-            np.where(steps > 0, steps, per_byte[0]),
-            fixed if fixed.any() else np.full(self.n_cls, 1e-6)])
+        self.scale = np.concatenate(
+            [
+                [base.seconds_per_mac(c) for c in OP_CLASSES],
+                np.where(steps > 0, steps, per_byte[0]),
+                fixed if fixed.any() else np.full(self.n_cls, 1e-6),
+            ]
+        )
         n_free = self.n_cls + self.n_lvl
         self.tie = np.zeros((len(self.scale), n_free + 1))
         self.tie[:n_free, :n_free] = np.eye(n_free)
         self.tie[n_free:, n_free] = 1.0
         self.z0 = np.concatenate([np.ones(self.n_cls), steps > 0, [fixed.any()]]).astype(float)
         self.floor = np.zeros(n_free + 1)
-        self.floor[:self.n_cls + 1] = _FLOOR
-        if mode == "scales":     # three scales of the base's own coefficients
+        self.floor[: self.n_cls + 1] = _FLOOR
+        if mode == "scales":  # three scales of the base's own coefficients
             groups = np.repeat([0, 1, 2], [self.n_cls, self.n_lvl, self.n_cls])
             self.tie = np.eye(3)[groups] * (self.tie @ self.z0)[:, None]
             self.z0, self.floor = np.ones(3), np.array([_FLOOR, _FLOOR, 0.0])
         self.mode, self.pull = mode, pull
 
     def _terms(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        per_byte = np.cumsum(theta[self.n_cls:self.n_cls + self.n_lvl])
+        per_byte = np.cumsum(theta[self.n_cls : self.n_cls + self.n_lvl])
         return self.macs * theta[self.cls], self.bytes * per_byte[self.level]
 
     def _design(self, compute_bound: np.ndarray) -> np.ndarray:
@@ -215,7 +254,7 @@ class _Fit:
         a = np.zeros((len(self.seconds), len(self.scale)))
         np.add.at(a, (self.sample, self.cls), np.where(compute_bound, self.macs, 0.0))
         memory_bytes = np.where(compute_bound, 0.0, self.bytes)
-        for j in range(self.n_lvl):      # d_j is paid by every byte served at level >= j
+        for j in range(self.n_lvl):  # d_j is paid by every byte served at level >= j
             np.add.at(a[:, self.n_cls + j], self.sample, np.where(self.level >= j, memory_bytes, 0))
         np.add.at(a, (self.sample, self.n_cls + self.n_lvl + self.cls), 1.0)
         return a
@@ -230,8 +269,9 @@ class _Fit:
         return np.bincount(self.sample, per_kernel, minlength=len(self.seconds))
 
     def _residuals(self, z: np.ndarray) -> np.ndarray:
-        return np.concatenate([self._predicted(z) / self.seconds - 1,
-                               np.sqrt(self.pull) * (z - self.z0)])
+        return np.concatenate(
+            [self._predicted(z) / self.seconds - 1, np.sqrt(self.pull) * (z - self.z0)]
+        )
 
     def _jacobian(self, z: np.ndarray) -> np.ndarray:
         compute, memory = self._terms(self._theta(z))
@@ -243,8 +283,14 @@ class _Fit:
         from scipy.optimize import least_squares  # here, not on top: slow to import
 
         start = np.maximum(self.z0, self.floor)
-        z = least_squares(self._residuals, start, jac=self._jacobian, x_scale="jac",
-                          bounds=(self.floor, np.inf), method="trf").x
+        z = least_squares(
+            self._residuals,
+            start,
+            jac=self._jacobian,
+            x_scale="jac",
+            bounds=(self.floor, np.inf),
+            method="trf",
+        ).x
         return self._theta(z), [n for j, n in enumerate(self._names()) if not self._pinned(z, j)]
 
     def _pinned(self, z: np.ndarray, j: int) -> bool:
@@ -263,13 +309,21 @@ class _Fit:
         """Names of the fitted parameters, as the provenance lists them."""
         if self.mode == "scales":
             return ["efficiency (one scale)", "bandwidth (one scale)", "fixed_cost_us"]
-        return ([f"efficiency.{c}" for c in OP_CLASSES]
-                + [f"bandwidth.{m.name}" for m in self.base.memory] + ["fixed_cost_us"])
+        return (
+            [f"efficiency.{c}" for c in OP_CLASSES]
+            + [f"bandwidth.{m.name}" for m in self.base.memory]
+            + ["fixed_cost_us"]
+        )
 
     def profile(self, theta: np.ndarray, name: str) -> DeviceProfile:
         """The base with these coefficients (provenance left for the caller to fill)."""
-        per_mac = theta[:self.n_cls]
-        per_byte = np.cumsum(theta[self.n_cls:self.n_cls + self.n_lvl])
-        fixed = theta[self.n_cls + self.n_lvl:]
-        return self.base.refit(dict(zip(OP_CLASSES, per_mac)), list(per_byte),
-                               dict(zip(OP_CLASSES, fixed)), name=name, provenance={})
+        per_mac = theta[: self.n_cls]
+        per_byte = np.cumsum(theta[self.n_cls : self.n_cls + self.n_lvl])
+        fixed = theta[self.n_cls + self.n_lvl :]
+        return self.base.refit(
+            dict(zip(OP_CLASSES, per_mac)),
+            list(per_byte),
+            dict(zip(OP_CLASSES, fixed)),
+            name=name,
+            provenance={},
+        )

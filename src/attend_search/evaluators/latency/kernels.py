@@ -59,9 +59,25 @@ if TYPE_CHECKING:
 
     from ..model_input import Shape
 
-OP_CLASSES = ("conv", "depthwise", "pointwise", "grouped", "linear", "matmul", "max_pool",
-              "avg_pool", "upsample", "elementwise", "softmax", "layer_norm", "gelu",
-              "global_pool", "concat", "copy", "unknown")
+OP_CLASSES = (
+    "conv",
+    "depthwise",
+    "pointwise",
+    "grouped",
+    "linear",
+    "matmul",
+    "max_pool",
+    "avg_pool",
+    "upsample",
+    "elementwise",
+    "softmax",
+    "layer_norm",
+    "gelu",
+    "global_pool",
+    "concat",
+    "copy",
+    "unknown",
+)
 
 _NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
 _ADD = {"add", "add_"}
@@ -72,29 +88,35 @@ _ACTIVATION_HOSTS = CONV_OPS | MATMUL_OPS | _ADD
 # Conv / Gemm (FusedConv); LiteRT fuses the ReLU family (TFLite's fused activations), and
 # hard-sigmoid's ReLU6 into a convolution or matrix product whose bias takes its + 3.
 _FUSED_ACTIVATIONS = {
-    "onnxruntime": dict.fromkeys(("relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh",
-                                  "leaky_relu", "silu"), _ACTIVATION_HOSTS),
-    "litert": {**dict.fromkeys(("relu", "hardtanh", "clamp"), _ACTIVATION_HOSTS),
-               "hardsigmoid": _NORM_HOSTS}}
+    "onnxruntime": dict.fromkeys(
+        ("relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh", "leaky_relu", "silu"),
+        _ACTIVATION_HOSTS,
+    ),
+    "litert": {
+        **dict.fromkeys(("relu", "hardtanh", "clamp"), _ACTIVATION_HOSTS),
+        "hardsigmoid": _NORM_HOSTS,
+    },
+}
 
 
 @dataclass(frozen=True)
 class Kernel:
     """One runtime kernel: ops fused into a single dispatch and a single pass over memory."""
 
-    name: str                    # the module (common prefix of the modules) it runs in
-    op_class: str                # one of OP_CLASSES, from its first op
-    ops: tuple[str, ...]         # ATen ops fused into it, e.g. (convolution, native_batch_norm, relu_)
+    name: str  # the module (common prefix of the modules) it runs in
+    op_class: str  # one of OP_CLASSES, from its first op
+    ops: tuple[str, ...]  # ATen ops fused into it, e.g. (convolution, native_batch_norm, relu_)
     macs: int
-    bytes: int                   # activations in + out, plus weights, float32
+    bytes: int  # activations in + out, plus weights, float32
 
 
 class UnknownOpsWarning(UserWarning):
     """A traced network has ops the latency model has no class for (see the module docstring)."""
 
 
-def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
-                    runtime: str = "onnxruntime") -> list[Kernel]:
+def extract_kernels(
+    model_or_spec: nn.Module | Spec, input_shape: Shape | None = None, runtime: str = "onnxruntime"
+) -> list[Kernel]:
     """The fused kernels of one batch-1 inference on ``runtime``, in execution order
     (``litert``'s, or else onnxruntime's: see the module docstring).
 
@@ -104,14 +126,19 @@ def extract_kernels(model_or_spec: nn.Module | Spec, input_shape: Shape | None =
     """
     if isinstance(model_or_spec, Spec) and (spec := _spec_at(model_or_spec, input_shape)):
         return _fuse(_walked(spec), runtime)
-    from ..graph.traced_ops import trace_ops    # PyTorch: only for a network that is run
+    from ..graph.traced_ops import trace_ops  # PyTorch: only for a network that is run
+
     kernels = _fuse(trace_ops(model_or_spec, input_shape), runtime)
     unknown = Counter(f"{k.ops[0]} in {k.name}" for k in kernels if k.op_class == "unknown")
     if unknown:
-        warnings.warn(UnknownOpsWarning(
-            "ops the latency model does not know, costed as memory traffic and a dispatch "
-            "only (class 'unknown'): " + ", ".join(f"{op} (x{n})" if n > 1 else op
-                                                   for op, n in unknown.items())), stacklevel=2)
+        warnings.warn(
+            UnknownOpsWarning(
+                "ops the latency model does not know, costed as memory traffic and a dispatch "
+                "only (class 'unknown'): "
+                + ", ".join(f"{op} (x{n})" if n > 1 else op for op, n in unknown.items())
+            ),
+            stacklevel=2,
+        )
     return kernels
 
 
@@ -141,7 +168,7 @@ def _fuse(trace: Trace, runtime: str = "onnxruntime") -> list[Kernel]:
     consumers = Counter(v for op in trace.ops for v in op.inputs)
     consumers.update(trace.outputs)
     groups: list[list[Op]] = []
-    open_tails: dict[int, list[Op]] = {}    # output value -> the kernel that wrote it
+    open_tails: dict[int, list[Op]] = {}  # output value -> the kernel that wrote it
     for op in trace.ops:
         group = open_tails.pop(op.inputs[0], None)
         if group is not None and consumers[op.inputs[0]] == 1 and _epilogue(group, op, activations):
@@ -178,16 +205,27 @@ def _as_litert(trace: Trace) -> Trace:
             continue
         seen[key] = op.output
         if op.pad:
-            inputs = (copy("constant_pad_nd", inputs[0], op.pad * FLOAT32_BYTES, op.module),
-                      *inputs[1:])
+            inputs = (
+                copy("constant_pad_nd", inputs[0], op.pad * FLOAT32_BYTES, op.module),
+                *inputs[1:],
+            )
         output = op.output
         if op.name == "hardsigmoid" or op.pad and op.op_class == "avg_pool":
-            sizes.append(sizes[op.output])      # what the multiply then reads
+            sizes.append(sizes[op.output])  # what the multiply then reads
             output = len(sizes) - 1
         ops.append(Op(op.name, op.op_class, op.work, inputs, output, op.weight_bytes, op.module))
         if output != op.output:
-            ops.append(Op("mul", "elementwise", sizes[output] // FLOAT32_BYTES, (output,),
-                           op.output, 0, op.module))
+            ops.append(
+                Op(
+                    "mul",
+                    "elementwise",
+                    sizes[output] // FLOAT32_BYTES,
+                    (output,),
+                    op.output,
+                    0,
+                    op.module,
+                )
+            )
     return Trace(ops, sizes, {renamed.get(v, v) for v in trace.outputs})
 
 
@@ -199,8 +237,9 @@ def _epilogue(group: list[Op], op: Op, activations: dict[str, set[str]]) -> bool
         return False
     anchor = group[0].name
     if op.name.rstrip("_") in activations:
-        return (anchor in activations[op.name.rstrip("_")]
-                and (len(group) == 1 or group[-1].name in _NORM))
+        return anchor in activations[op.name.rstrip("_")] and (
+            len(group) == 1 or group[-1].name in _NORM
+        )
     return op.name in _NORM and len(group) == 1 and anchor in _NORM_HOSTS
 
 
@@ -209,11 +248,20 @@ def _kernel(group: list[Op], sizes: list[int]) -> Kernel:
     anchor, last = group[0], group[-1]
     activations = sum(sizes[v] for v in anchor.inputs) + sizes[last.output]
     if last is anchor:
-        return Kernel(anchor.module, anchor.op_class, (anchor.name,), anchor.work,
-                      activations + anchor.weight_bytes)
-    return Kernel(_common_prefix([op.module for op in group]), anchor.op_class,
-                  tuple(op.name for op in group), anchor.work,
-                  activations + sum(op.weight_bytes for op in group))
+        return Kernel(
+            anchor.module,
+            anchor.op_class,
+            (anchor.name,),
+            anchor.work,
+            activations + anchor.weight_bytes,
+        )
+    return Kernel(
+        _common_prefix([op.module for op in group]),
+        anchor.op_class,
+        tuple(op.name for op in group),
+        anchor.work,
+        activations + sum(op.weight_bytes for op in group),
+    )
 
 
 def _common_prefix(names: list[str]) -> str:

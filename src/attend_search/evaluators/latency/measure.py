@@ -31,16 +31,16 @@ class Measurement:
     (6.25% for the default 5): a 93.75% interval, nothing assumed about the distribution.
     """
 
-    median_ms: float                 # median of every timed run
-    low_ms: float                    # lowest per-round median
-    high_ms: float                   # highest per-round median
+    median_ms: float  # median of every timed run
+    low_ms: float  # lowest per-round median
+    high_ms: float  # highest per-round median
     rounds: int
-    repeats: int                     # timed runs per round
+    repeats: int  # timed runs per round
     runtime: str
     threads: int
-    load_average: float              # the 1-minute load average just before measuring
+    load_average: float  # the 1-minute load average just before measuring
     cores: int
-    model_file: Path | None = None   # the file the runtime ran, when it was kept
+    model_file: Path | None = None  # the file the runtime ran, when it was kept
 
     @property
     def busy(self) -> bool:
@@ -49,17 +49,38 @@ class Measurement:
         return self.load_average >= 1.0
 
 
-def measure_latency(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
-                    runtime: str = "onnxruntime", threads: int = 1, warmup: int = 5,
-                    repeats: int = 10, rounds: int = 5) -> float:
+def measure_latency(
+    model_or_spec: nn.Module | Spec,
+    input_shape: Shape | None = None,
+    runtime: str = "onnxruntime",
+    threads: int = 1,
+    warmup: int = 5,
+    repeats: int = 10,
+    rounds: int = 5,
+) -> float:
     """Median milliseconds of a batch-1 inference (:func:`measure` without the spread)."""
-    return measure(model_or_spec, input_shape, runtime=runtime, threads=threads, warmup=warmup,
-                   repeats=repeats, rounds=rounds).median_ms
+    return measure(
+        model_or_spec,
+        input_shape,
+        runtime=runtime,
+        threads=threads,
+        warmup=warmup,
+        repeats=repeats,
+        rounds=rounds,
+    ).median_ms
 
 
-def measure(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None, *,
-            runtime: str = "onnxruntime", threads: int = 1, warmup: int = 5, repeats: int = 10,
-            rounds: int = 5, keep: str | Path | None = None) -> Measurement:
+def measure(
+    model_or_spec: nn.Module | Spec,
+    input_shape: Shape | None = None,
+    *,
+    runtime: str = "onnxruntime",
+    threads: int = 1,
+    warmup: int = 5,
+    repeats: int = 10,
+    rounds: int = 5,
+    keep: str | Path | None = None,
+) -> Measurement:
     """``rounds`` rounds of ``repeats`` timed batch-1 inferences after ``warmup`` untimed ones.
 
     The median, not the mean: a few slow runs are the machine's noise, not the network's
@@ -75,21 +96,33 @@ def measure(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None, *
     """
     session = session_of(runtime)
     if threads < 1 or warmup < 0 or repeats < 1 or rounds < 1:
-        raise MeasurementError(f"need threads >= 1, warmup >= 0, repeats >= 1 and rounds >= 1, "
-                               f"got {threads}, {warmup}, {repeats} and {rounds}")
+        raise MeasurementError(
+            f"need threads >= 1, warmup >= 0, repeats >= 1 and rounds >= 1, "
+            f"got {threads}, {warmup}, {repeats} and {rounds}"
+        )
     model, shape = as_model(model_or_spec, input_shape)
     x = torch.rand(shape)
     load = os.getloadavg()[0]
     with torch_threads(threads), session(model, x, threads, keep) as (run, model_file):
         times = [timed_runs(run, threads, warmup if r == 0 else 0, repeats) for r in range(rounds)]
     medians = [statistics.median(t) for t in times]
-    return Measurement(statistics.median(t for r in times for t in r), min(medians),
-                       max(medians), rounds, repeats, runtime, threads, load,
-                       os.cpu_count() or 1, model_file)
+    return Measurement(
+        statistics.median(t for r in times for t in r),
+        min(medians),
+        max(medians),
+        rounds,
+        repeats,
+        runtime,
+        threads,
+        load,
+        os.cpu_count() or 1,
+        model_file,
+    )
 
 
-def timed_runs(run: Callable[[], object], threads: int = 1, warmup: int = 10,
-               repeats: int = 50) -> list[float]:
+def timed_runs(
+    run: Callable[[], object], threads: int = 1, warmup: int = 10, repeats: int = 50
+) -> list[float]:
     """Milliseconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones,
     on the clock :func:`measure` explains (thread CPU time for one thread)."""
     clock = time.thread_time if threads == 1 else time.perf_counter

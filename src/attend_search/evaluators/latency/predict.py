@@ -40,16 +40,19 @@ class KernelTime:
 
     name: str
     op_class: str
-    ops: tuple[str, ...]    # the ATen ops fused into the kernel; the op itself where "unknown"
+    ops: tuple[str, ...]  # the ATen ops fused into the kernel; the op itself where "unknown"
     ms: float
     macs: int
     bytes: int
-    bound: str          # "compute", or the memory level whose bandwidth limits the kernel
+    bound: str  # "compute", or the memory level whose bandwidth limits the kernel
 
 
-def predict_latency(model_or_spec: nn.Module | Spec, device: Device,
-                    input_shape: Shape | None = None, breakdown: bool = False
-                    ) -> float | tuple[float, list[KernelTime]]:
+def predict_latency(
+    model_or_spec: nn.Module | Spec,
+    device: Device,
+    input_shape: Shape | None = None,
+    breakdown: bool = False,
+) -> float | tuple[float, list[KernelTime]]:
     """Predicted milliseconds for one batch-1 inference on ``device``.
 
     ``device`` is a built-in name (``cortex-a72``), a profile YAML path or a
@@ -87,9 +90,15 @@ class _Roofline:
 
     def time(self, kernel: Kernel) -> KernelTime:
         seconds, compute, memory, level = self._seconds(kernel)
-        return KernelTime(kernel.name, kernel.op_class, kernel.ops, seconds * 1e3, kernel.macs,
-                          kernel.bytes,
-                          "compute" if compute >= memory else self.profile.memory[level].name)
+        return KernelTime(
+            kernel.name,
+            kernel.op_class,
+            kernel.ops,
+            seconds * 1e3,
+            kernel.macs,
+            kernel.bytes,
+            "compute" if compute >= memory else self.profile.memory[level].name,
+        )
 
     def _seconds(self, kernel: Kernel) -> tuple[float, float, float, int]:
         """``(total, compute, memory seconds, memory level)``."""

@@ -54,9 +54,20 @@ from torch import Tensor, nn
 
 from ...errors import AttendSearchError
 from ...search_space import Backbone, Spec
-from ...search_space.blocks import (AttentionCondenser, BlurPool, Cell, Columns, CondenserBlock,
-                                   ConvBNAct, DepthwiseSeparable, InvertedResidual, ReLUConvBN,
-                                   ResNetBasic, SqueezeExcite, Zero)
+from ...search_space.blocks import (
+    AttentionCondenser,
+    BlurPool,
+    Cell,
+    Columns,
+    CondenserBlock,
+    ConvBNAct,
+    DepthwiseSeparable,
+    InvertedResidual,
+    ReLUConvBN,
+    ResNetBasic,
+    SqueezeExcite,
+    Zero,
+)
 from ..model_input import Shape, as_model, seeded
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU)
@@ -66,11 +77,34 @@ GATES = (nn.Sigmoid, nn.Hardsigmoid)
 # and GATES (max pooling only condenses an attention condenser's input for its gate;
 # NAS-Bench-201's cells are sums of linear edges, its ``none`` a multiplication by 0). What
 # synflow's float32 rescaling is exact for.
-_SCALABLE = {Backbone, nn.Sequential, nn.ModuleList, ConvBNAct, BlurPool, Columns, CondenserBlock,
-             DepthwiseSeparable, InvertedResidual, AttentionCondenser, SqueezeExcite, Cell,
-             ResNetBasic, ReLUConvBN, Zero, nn.Conv2d,
-             nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout,
-             nn.Identity, *NORMS, *ACTIVATIONS, *GATES}
+_SCALABLE = {
+    Backbone,
+    nn.Sequential,
+    nn.ModuleList,
+    ConvBNAct,
+    BlurPool,
+    Columns,
+    CondenserBlock,
+    DepthwiseSeparable,
+    InvertedResidual,
+    AttentionCondenser,
+    SqueezeExcite,
+    Cell,
+    ResNetBasic,
+    ReLUConvBN,
+    Zero,
+    nn.Conv2d,
+    nn.Linear,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Flatten,
+    nn.Dropout,
+    nn.Identity,
+    *NORMS,
+    *ACTIVATIONS,
+    *GATES,
+}
 Batch = tuple[Tensor, Tensor]
 
 
@@ -93,8 +127,7 @@ def _synflow_float64(model: nn.Module, shape: Shape) -> float:
     """The reference: the linearised network in float64, weight gradients by a full backward."""
     _linearise(list(model.modules()))
     model.double()
-    ones = torch.ones((1, *shape[1:]), dtype=torch.float64,
-                      device=next(model.parameters()).device)
+    ones = torch.ones((1, *shape[1:]), dtype=torch.float64, device=next(model.parameters()).device)
     model(ones).sum().backward()
     total = sum((w.detach() * w.grad).abs().sum() for w in _weights(model) if w.grad is not None)
     return float(torch.log(total))
@@ -145,12 +178,15 @@ def _synflow_scaled(model: Backbone, modules: list[nn.Module], shape: Shape) -> 
         out = _run_scaled(model.units(), ones.requires_grad_(True), run)
         flows = torch.autograd.grad(out.sum(), run.outputs, allow_unused=True)
         with torch.no_grad():
-            total = sum(torch.sum(g * y, dtype=torch.float64)
-                        for y, g in zip(run.outputs, flows) if g is not None)
+            total = sum(
+                torch.sum(g * y, dtype=torch.float64)
+                for y, g in zip(run.outputs, flows)
+                if g is not None
+            )
     return run.exponent * math.log(2) + float(torch.log(total))
 
 
-RESCALE = 32     # far inside float32's 2**+-126, with room for a unit's gain and the derivatives
+RESCALE = 32  # far inside float32's 2**+-126, with room for a unit's gain and the derivatives
 
 
 class _Unsaturated(Exception):
@@ -163,7 +199,7 @@ class _Run:
 
     def __init__(self) -> None:
         self.exponent = 0
-        self.outputs: list[Tensor] | None = None      # None: forward mode
+        self.outputs: list[Tensor] | None = None  # None: forward mode
 
     def layer_hook(self, bias: Tensor | None) -> Callable:
         """A forward hook for a layer whose bias was taken out (to be added back here: taken
@@ -172,8 +208,11 @@ class _Run:
         true = None if bias is None else bias.detach().double()
 
         def hook(layer: nn.Module, args: tuple, y: Tensor) -> Tensor | None:
-            b = None if true is None else \
-                (true / _pow2(self.exponent)).to(y.dtype).reshape(-1, *[1] * (y.ndim - 2))
+            b = (
+                None
+                if true is None
+                else (true / _pow2(self.exponent)).to(y.dtype).reshape(-1, *[1] * (y.ndim - 2))
+            )
             if self.outputs is None:
                 y[1:] += y[:1]
                 if b is not None:
@@ -181,6 +220,7 @@ class _Run:
                 return None
             self.outputs.append(y)
             return y if b is None else y + b
+
         return hook
 
 
@@ -194,12 +234,13 @@ def _run_scaled(units: Iterable[nn.Module], x: Tensor, run: _Run) -> Tensor:
                 run.exponent = start
                 outs.append((_run_scaled(column, x, run), run.exponent))
             run.exponent = max(e for _, e in outs)
-            x = unit.join([y * 2.0 ** (e - run.exponent) if e < run.exponent else y
-                           for y, e in outs])
+            x = unit.join(
+                [y * 2.0 ** (e - run.exponent) if e < run.exponent else y for y, e in outs]
+            )
             continue
         shift = math.frexp(float(x.detach().amax()))[1]
         if abs(shift) > RESCALE:
-            x = x * 2.0 ** -shift
+            x = x * 2.0**-shift
             run.exponent += shift
         x = unit(x)
     return x
@@ -236,14 +277,18 @@ def _pow2(exponent: int) -> Tensor:
     return torch.ldexp(torch.tensor(1.0, dtype=torch.float64), torch.tensor(exponent))
 
 
-def _linearise(modules: list[nn.Module],
-               gates: Callable[[nn.Module], nn.Module] | None = None) -> None:
+def _linearise(
+    modules: list[nn.Module], gates: Callable[[nn.Module], nn.Module] | None = None
+) -> None:
     """Batch norm and activations removed, every parameter made non-negative, in place
     (``modules``: all of a network's, from ``model.modules()``); gates kept, or replaced by
     ``gates(gate)``."""
     identity = nn.Identity()
-    _swap(modules, NORMS + ACTIVATIONS + (GATES if gates else ()),
-          lambda m: gates(m) if isinstance(m, GATES) else identity)
+    _swap(
+        modules,
+        NORMS + ACTIVATIONS + (GATES if gates else ()),
+        lambda m: gates(m) if isinstance(m, GATES) else identity,
+    )
     with torch.no_grad():
         for m in modules:
             for p in m.parameters(recurse=False):
@@ -269,10 +314,14 @@ def zico(probe: _Probe) -> float:
     """ZiCo (Li et al. 2023): sum over layers of log sum(mean |g| / std g) over two half-batches."""
     inputs, targets = probe.batch
     if len(inputs) < 4:
-        raise AttendSearchError(f"zico needs a batch of at least 4 examples (two halves with batch "
-                                f"statistics), got {len(inputs)}")
-    halves = [[g.double() for _, g in _weight_grads(probe.model, probe.model(x), y)]
-              for x, y in zip(inputs.chunk(2), targets.chunk(2))]
+        raise AttendSearchError(
+            f"zico needs a batch of at least 4 examples (two halves with batch "
+            f"statistics), got {len(inputs)}"
+        )
+    halves = [
+        [g.double() for _, g in _weight_grads(probe.model, probe.model(x), y)]
+        for x, y in zip(inputs.chunk(2), targets.chunk(2))
+    ]
     score = 0.0
     for g1, g2 in zip(*halves):
         # of two values, mean |g| = (|g1| + |g2|) / 2 and std g = |g1 - g2| / 2 (far faster
@@ -287,14 +336,18 @@ def zico(probe: _Probe) -> float:
 # The ensemble's signals: the spread of each over NAS-Bench-201 dev architectures (the standard
 # deviation over 600 of them, seed 0; no accuracy involved). Each signal is divided by its own,
 # so that a weight of 1 is one spread.
-ENSEMBLE_SCALES = {"expressivity": 1.95, "progressivity": 0.121, "synflow": 24.2,
-                   "complexity": 0.645}
+ENSEMBLE_SCALES = {
+    "expressivity": 1.95,
+    "progressivity": 0.121,
+    "synflow": 24.2,
+    "complexity": 0.645,
+}
 # Expressivity counts twice: chosen on the dev data by rank correlation with accuracy, the one
 # choice that saw accuracy (``benchmarks/bench_proxies.py`` repeats it inside each fold of a
 # cross-validation).
 ENSEMBLE_WEIGHTS = {"expressivity": 2.0, "progressivity": 1.0, "synflow": 1.0, "complexity": 1.0}
-ENSEMBLE_BATCH = 2          # examples the expressivity forward uses, as many as synflow's
-ENSEMBLE_FLOOR = -1e3       # a signal's floor: log 0 (no flow at all) is finite
+ENSEMBLE_BATCH = 2  # examples the expressivity forward uses, as many as synflow's
+ENSEMBLE_FLOOR = -1e3  # a signal's floor: log 0 (no flow at all) is finite
 
 
 def ensemble(probe: _Probe) -> float:
@@ -322,8 +375,10 @@ def ensemble(probe: _Probe) -> float:
     pass on the same network (the parameter count is free): under twice synflow alone, the
     network's build included.
     """
-    return sum(ENSEMBLE_WEIGHTS[name] * value / ENSEMBLE_SCALES[name]
-               for name, value in probe.signals().items())
+    return sum(
+        ENSEMBLE_WEIGHTS[name] * value / ENSEMBLE_SCALES[name]
+        for name, value in probe.signals().items()
+    )
 
 
 def feature_entropies(model: nn.Module, inputs: Tensor) -> list[list[float]]:
@@ -348,11 +403,15 @@ def feature_entropies(model: nn.Module, inputs: Tensor) -> list[list[float]]:
             eig = torch.linalg.eigvalsh(f @ f.T if len(f) <= f.shape[1] else f.T @ f).clamp(min=0)
             p = eig[eig > 0] / eig.sum()
             into.append(float(-(p * p.log()).sum()))
+
         return entropy
 
-    hooks = [block.register_forward_hook(hook(into))
-             for blocks, into in zip(stages, entropies) for block in blocks]
-    with torch.no_grad():   # channels-last: convolutions 1.3-1.7x faster on CPU, as in synflow
+    hooks = [
+        block.register_forward_hook(hook(into))
+        for blocks, into in zip(stages, entropies)
+        for block in blocks
+    ]
+    with torch.no_grad():  # channels-last: convolutions 1.3-1.7x faster on CPU, as in synflow
         model(inputs.contiguous(memory_format=torch.channels_last) if inputs.ndim == 4 else inputs)
     for h in hooks:
         h.remove()
@@ -365,18 +424,26 @@ def expressivity_signals(model: nn.Module, inputs: Tensor) -> dict[str, float]:
     collapses the features), from :func:`feature_entropies`."""
     stages = feature_entropies(model, inputs)
     blocks = [e for stage in stages for e in stage]
-    return {"expressivity": sum(stage[-1] for stage in stages),
-            "progressivity": min((b - a for a, b in pairwise(blocks)), default=0.0)}
+    return {
+        "expressivity": sum(stage[-1] for stage in stages),
+        "progressivity": min((b - a for a, b in pairwise(blocks)), default=0.0),
+    }
 
 
 class _Probe:
     """The network to score (a scratch copy, see :func:`_scratch`), the input shape and batch,
     and the proxies asked for: a pass that several of them share runs once."""
 
-    def __init__(self, model: nn.Module, shape: Shape, batch: Batch | None, names: list[str],
-                 examples: Tensor):
+    def __init__(
+        self,
+        model: nn.Module,
+        shape: Shape,
+        batch: Batch | None,
+        names: list[str],
+        examples: Tensor,
+    ):
         self.model, self.shape, self.batch, self.names = model, shape, batch, names
-        self.examples = examples        # the ensemble's expressivity forward
+        self.examples = examples  # the ensemble's expressivity forward
         self._full: tuple[Tensor, list[tuple[Tensor, Tensor]]] | None = None
         self._synflow: float | None = None
         self._signals: dict[str, float] | None = None
@@ -392,11 +459,16 @@ class _Probe:
         if self._signals is None:
             # the parameters counted before synflow, which takes the biases out
             size = sum(p.numel() for p in self.model.parameters())
-            raw = {**expressivity_signals(self.model, self.examples), "synflow": self.synflow(),
-                   "complexity": math.log(size)}
+            raw = {
+                **expressivity_signals(self.model, self.examples),
+                "synflow": self.synflow(),
+                "complexity": math.log(size),
+            }
             # not max(): a NaN would pass it
-            self._signals = {k: v if v > ENSEMBLE_FLOOR else ENSEMBLE_FLOOR  # noqa: FURB136
-                             for k, v in raw.items()}
+            self._signals = {
+                k: v if v > ENSEMBLE_FLOOR else ENSEMBLE_FLOOR  # noqa: FURB136
+                for k, v in raw.items()
+            }
         return self._signals
 
     def full_batch(self) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
@@ -404,8 +476,11 @@ class _Probe:
         kernel if naswot is asked for, the gradients if grad_norm or snip is."""
         if self._full is None:
             inputs, targets = self.batch
-            kernel, hooks = _code_kernel(self.model, len(inputs)) if "naswot" in self.names \
+            kernel, hooks = (
+                _code_kernel(self.model, len(inputs))
+                if "naswot" in self.names
                 else (torch.zeros(0, 0), [])
+            )
             grads = bool({"grad_norm", "snip"} & set(self.names))
             with torch.set_grad_enabled(grads):
                 logits = self.model(inputs)
@@ -421,21 +496,28 @@ def _code_kernel(model: nn.Module, n: int) -> tuple[Tensor, list]:
     kernel = torch.zeros(n, n, dtype=torch.float64, device=device)
 
     def add_codes(module: nn.Module, args: tuple, output: Tensor) -> None:
-        codes = (output > 0).flatten(1).float()      # exact: counts stay below 2**24
+        codes = (output > 0).flatten(1).float()  # exact: counts stay below 2**24
         kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
 
-    hooks = [m.register_forward_hook(add_codes) for m in model.modules()
-             if isinstance(m, ACTIVATIONS)]
+    hooks = [
+        m.register_forward_hook(add_codes) for m in model.modules() if isinstance(m, ACTIVATIONS)
+    ]
     if not hooks:
-        raise AttendSearchError("naswot needs ReLU, ReLU6, Hardswish or SiLU modules; the model "
-                                "has none")
+        raise AttendSearchError(
+            "naswot needs ReLU, ReLU6, Hardswish or SiLU modules; the model has none"
+        )
     return kernel, hooks
 
 
 ProxyFn = Callable[[_Probe], float]
-PROXIES: dict[str, ProxyFn] = {"synflow": _Probe.synflow, "naswot": naswot,
-                               "grad_norm": grad_norm, "snip": snip, "zico": zico,
-                               "ensemble": ensemble}
+PROXIES: dict[str, ProxyFn] = {
+    "synflow": _Probe.synflow,
+    "naswot": naswot,
+    "grad_norm": grad_norm,
+    "snip": snip,
+    "zico": zico,
+    "ensemble": ensemble,
+}
 # Proxies that rewrite the network (synflow linearises it), run after all others in this order.
 _LAST = ("ensemble", "synflow")
 
@@ -447,9 +529,15 @@ def check_proxy(name: str) -> str:
     return name
 
 
-def zero_cost(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
-              proxy: str = "synflow", batch: Batch | None = None, seed: int = 0,
-              num_classes: int | None = None, batch_size: int = 64) -> float:
+def zero_cost(
+    model_or_spec: nn.Module | Spec,
+    input_shape: Shape | None = None,
+    proxy: str = "synflow",
+    batch: Batch | None = None,
+    seed: int = 0,
+    num_classes: int | None = None,
+    batch_size: int = 64,
+) -> float:
     """One zero-cost proxy score of a spec (built with weights from ``seed``) or a module.
 
     ``input_shape`` is ``(N, C, H, W)``; only ``(C, H, W)`` is used, as the synthetic batch has
@@ -457,14 +545,21 @@ def zero_cost(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
     ``num_classes`` (for synthetic labels) defaults to the spec's, or the model's output width.
     Higher is better for every proxy.
     """
-    return zero_cost_all(model_or_spec, input_shape, [proxy], batch, seed, num_classes,
-                         batch_size)[proxy]
+    return zero_cost_all(model_or_spec, input_shape, [proxy], batch, seed, num_classes, batch_size)[
+        proxy
+    ]
 
 
-def zero_cost_all(model_or_spec: nn.Module | Spec, input_shape: Shape | None = None,
-                  proxies: Iterable[str] | None = None, batch: Batch | None = None, seed: int = 0,
-                  num_classes: int | None = None, batch_size: int = 64,
-                  signals: bool = False) -> dict[str, float]:
+def zero_cost_all(
+    model_or_spec: nn.Module | Spec,
+    input_shape: Shape | None = None,
+    proxies: Iterable[str] | None = None,
+    batch: Batch | None = None,
+    seed: int = 0,
+    num_classes: int | None = None,
+    batch_size: int = 64,
+    signals: bool = False,
+) -> dict[str, float]:
     """Several proxies (all by default) of one network, on the same weights and batch.
 
     They share one scratch network: the model built here from a spec, else one copy of the
@@ -477,17 +572,25 @@ def zero_cost_all(model_or_spec: nn.Module | Spec, input_shape: Shape | None = N
         _check_batch(batch)
         input_shape = tuple(batch[0].shape)
     elif batch_size < 2:
-        raise AttendSearchError(f"batch_size must be 2 or more (batch statistics), got {batch_size}")
+        raise AttendSearchError(
+            f"batch_size must be 2 or more (batch statistics), got {batch_size}"
+        )
     with seeded(seed):
         model, shape = as_model(model_or_spec, input_shape)
     model = _scratch(model, copy=model is model_or_spec)
     # the ensemble's few examples: the batch's first, else drawn alone (whatever batch_size)
-    examples = batch[0][:ENSEMBLE_BATCH] if batch is not None \
+    examples = (
+        batch[0][:ENSEMBLE_BATCH]
+        if batch is not None
         else _synthetic(shape, ENSEMBLE_BATCH, 1, seed)[0]
+    )
     if batch is None and set(names) - set(_LAST):
         if num_classes is None:
-            num_classes = (model_or_spec.num_classes if isinstance(model_or_spec, Spec)
-                           else _output_width(model, shape))
+            num_classes = (
+                model_or_spec.num_classes
+                if isinstance(model_or_spec, Spec)
+                else _output_width(model, shape)
+            )
         batch = _synthetic(shape, batch_size, num_classes, seed)
     device = next(model.parameters()).device
     if batch is not None:
@@ -495,8 +598,11 @@ def zero_cost_all(model_or_spec: nn.Module | Spec, input_shape: Shape | None = N
     probe = _Probe(model, shape, batch, names, examples.to(device))
     order = sorted(names, key=lambda name: _LAST.index(name) + 1 if name in _LAST else 0)
     scores = {name: PROXIES[name](probe) for name in order}
-    extra = {f"ensemble.{k}": v for k, v in probe.signals().items()} \
-        if signals and "ensemble" in names else {}
+    extra = (
+        {f"ensemble.{k}": v for k, v in probe.signals().items()}
+        if signals and "ensemble" in names
+        else {}
+    )
     return {**{name: scores[name] for name in names}, **extra}
 
 
@@ -523,8 +629,9 @@ def _weight_grads(model: nn.Module, logits: Tensor, targets: Tensor) -> list[tup
     return [(w.detach(), w.grad) for w in _weights(model) if w.grad is not None]
 
 
-def _swap(modules: list[nn.Module], types: tuple[type, ...],
-          make: Callable[[nn.Module], nn.Module]) -> None:
+def _swap(
+    modules: list[nn.Module], types: tuple[type, ...], make: Callable[[nn.Module], nn.Module]
+) -> None:
     """Replace every child of ``modules`` of one of ``types`` by ``make(it)``, in place."""
     for parent in modules:
         for name, child in parent.named_children():
@@ -533,13 +640,18 @@ def _swap(modules: list[nn.Module], types: tuple[type, ...],
 
 
 def _check_batch(batch: Batch) -> None:
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2
-            and all(isinstance(t, Tensor) for t in batch)):
+    if not (
+        isinstance(batch, (tuple, list))
+        and len(batch) == 2
+        and all(isinstance(t, Tensor) for t in batch)
+    ):
         raise AttendSearchError("batch must be a pair (inputs, targets) of tensors")
     inputs, targets = batch
     if inputs.ndim < 2 or len(inputs) < 2 or len(targets) != len(inputs):
-        raise AttendSearchError(f"batch needs at least 2 inputs and one target per input, got "
-                                f"inputs {tuple(inputs.shape)}, targets {tuple(targets.shape)}")
+        raise AttendSearchError(
+            f"batch needs at least 2 inputs and one target per input, got "
+            f"inputs {tuple(inputs.shape)}, targets {tuple(targets.shape)}"
+        )
 
 
 def _output_width(scratch: nn.Module, shape: Shape) -> int:

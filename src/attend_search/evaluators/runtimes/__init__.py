@@ -16,8 +16,11 @@ from ...errors import AttendSearchError
 Session = Iterator[tuple[Callable[[], object], Path | None]]
 
 # runtime name -> (module, session function); imported when used: each pulls in its runtime
-RUNTIMES = {"onnxruntime": (".onnx", "onnx_session"), "torch": (".pytorch", "torch_session"),
-            "litert": (".litert", "litert_session")}
+RUNTIMES = {
+    "onnxruntime": (".onnx", "onnx_session"),
+    "torch": (".pytorch", "torch_session"),
+    "litert": (".litert", "litert_session"),
+}
 
 
 class MeasurementError(AttendSearchError):
@@ -27,7 +30,8 @@ class MeasurementError(AttendSearchError):
 def session_of(runtime: str) -> Callable[..., Any]:
     """The session function of ``runtime``, or an error that lists the runtimes."""
     if runtime not in RUNTIMES:
-        raise MeasurementError(f"unknown runtime {runtime!r}, expected one of "
-                               f"{', '.join(RUNTIMES)}")
+        raise MeasurementError(
+            f"unknown runtime {runtime!r}, expected one of {', '.join(RUNTIMES)}"
+        )
     module, name = RUNTIMES[runtime]
     return getattr(import_module(module, __name__), name)

@@ -44,12 +44,18 @@ def litert_available() -> bool:
 def require_litert() -> None:
     missing = [p for p in PACKAGES if importlib.util.find_spec(p) is None]
     if missing:
-        raise LiteRTError(f"LiteRT needs the optional extra: pip install 'attend-search[litert]' "
-                          f"(missing {', '.join(missing)})")
+        raise LiteRTError(
+            f"LiteRT needs the optional extra: pip install 'attend-search[litert]' "
+            f"(missing {', '.join(missing)})"
+        )
 
 
-def convert_tflite(model: nn.Module, input_shape: tuple[int, ...], path: str | Path,
-                   calibration: torch.Tensor | None = None) -> Path:
+def convert_tflite(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    path: str | Path,
+    calibration: torch.Tensor | None = None,
+) -> Path:
     """Write ``model`` (eval mode, static ``input_shape``) to ``path`` as a LiteRT flatbuffer.
 
     With ``calibration`` (images ``(N, C, H, W)`` the network will see), the file is int8
@@ -84,11 +90,11 @@ def quantize_tflite(float_path: str | Path, out: str | Path, calibration: torch.
         images = calibration.detach().float().numpy()
         if len(images) < batch:
             raise LiteRTError(f"int8 calibration needs at least {batch} images, got {len(images)}")
-        samples = [{name: images[i:i + batch]} for i in range(0, len(images) - batch + 1, batch)]
+        samples = [{name: images[i : i + batch]} for i in range(0, len(images) - batch + 1, batch)]
         q = quantizer.Quantizer(str(float_path), recipe.static_wi8_ai8())
         result = q.calibrate({signature: samples}, num_threads=1)
         q.quantize(result, enable_progress_report=False).export_model(str(out), overwrite=True)
-    out.chmod(0o644)            # the quantizer writes it executable
+    out.chmod(0o644)  # the quantizer writes it executable
     return out
 
 
@@ -123,19 +129,22 @@ class TFLiteModel:
     def __init__(self, path: str | Path, threads: int = 1):
         self.path = Path(path)
         self._interpreter = _interpreter(path, threads)
-        (self._in,), (self._out,) = (self._interpreter.get_input_details(),
-                                     self._interpreter.get_output_details())
+        (self._in,), (self._out,) = (
+            self._interpreter.get_input_details(),
+            self._interpreter.get_output_details(),
+        )
         self.input_shape = tuple(int(n) for n in self._in["shape"])
         self.int8 = any(d["dtype"] == np.int8 for d in self._interpreter.get_tensor_details())
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         batch = self.input_shape[0]
         if len(x) % batch:
-            raise LiteRTError(f"{self.path}: a batch of {len(x)} is not a multiple of the "
-                              f"file's {batch}")
+            raise LiteRTError(
+                f"{self.path}: a batch of {len(x)} is not a multiple of the file's {batch}"
+            )
         if len(x) == batch:
             return self._invoke(x)
-        return np.concatenate([self._invoke(x[i:i + batch]) for i in range(0, len(x), batch)])
+        return np.concatenate([self._invoke(x[i : i + batch]) for i in range(0, len(x), batch)])
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         self._interpreter.set_tensor(self._in["index"], _to_dtype(x, self._in))
@@ -166,8 +175,9 @@ def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def litert_session(model: nn.Module, x: torch.Tensor, threads: int, keep: str | Path | None = None
-                   ) -> Iterator[tuple[Callable[[], object], Path | None]]:
+def litert_session(
+    model: nn.Module, x: torch.Tensor, threads: int, keep: str | Path | None = None
+) -> Iterator[tuple[Callable[[], object], Path | None]]:
     """For :func:`~attend_search.evaluators.measure.measure`: ``model`` converted at ``x``'s
     shape, a function that runs ``x`` through the interpreter, and where the file was kept
     (``keep/model.tflite``, moved in place whole; None without ``keep``)."""

@@ -25,8 +25,13 @@ from ..model_input import Shape
 from . import MeasurementError, Session
 
 
-def export_onnx(model: nn.Module, input_shape: Shape, path: str | Path,
-                opset: int | None = None, dynamic_batch: bool = False) -> int:
+def export_onnx(
+    model: nn.Module,
+    input_shape: Shape,
+    path: str | Path,
+    opset: int | None = None,
+    dynamic_batch: bool = False,
+) -> int:
     """Write ``model`` (in eval mode, static input shape) to ``path`` as ONNX; the opset used.
 
     ``dynamic_batch``: the first axis is a named dimension ``batch`` (any size), as exported
@@ -43,9 +48,16 @@ def export_onnx(model: nn.Module, input_shape: Shape, path: str | Path,
     dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
     try:
         with _quiet_exporter(), eval_mode(model), torch.no_grad():
-            program = torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=opset,
-                                        dynamic_shapes=dynamic, external_data=False,
-                                        verbose=False)
+            program = torch.onnx.export(
+                model,
+                (x,),
+                str(path),
+                dynamo=True,
+                opset_version=opset,
+                dynamic_shapes=dynamic,
+                external_data=False,
+                verbose=False,
+            )
     except Exception as exc:  # the exporter raises many types; the user needs the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MeasurementError(f"ONNX export failed: {first}") from exc
@@ -68,8 +80,9 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def onnx_session(model: nn.Module, x: torch.Tensor, threads: int,
-                         keep: str | Path | None) -> Session:
+def onnx_session(
+    model: nn.Module, x: torch.Tensor, threads: int, keep: str | Path | None
+) -> Session:
     # exported beside where it is kept, so that moving it in place is atomic
     with tempfile.TemporaryDirectory(dir=keep) as tmp:
         path = Path(tmp) / "model.onnx"
@@ -83,12 +96,13 @@ def onnx_session(model: nn.Module, x: torch.Tensor, threads: int,
 
 
 def onnxruntime_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
-    """An onnxruntime CPU session as :func:`..latency.measure.measure` times it: all graph optimisations,
+    """An onnxruntime CPU session as :func:`..latency.measure.measure` times it: all graph
+    optimisations,
     ``threads`` intra-op threads, sequential execution, errors only logged."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3          # errors only
+    options.log_severity_level = 3  # errors only
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -17,5 +17,3 @@ def torch_session(model: nn.Module, x: torch.Tensor, threads: int, keep: Path | 
     """PyTorch eager: no file to keep (``keep`` is ignored)."""
     with eval_mode(model), torch.inference_mode():
         yield (lambda: model(x)), None
-
-

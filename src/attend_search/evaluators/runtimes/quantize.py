@@ -21,28 +21,37 @@ from ...search_space import Spec
 from ..training.datasets import load_dataset
 
 
-def calibration_batch(source: str | Path, spec: Spec, images: int = 64,
-                      seed: int = 0) -> tuple[Tensor, Tensor]:
+def calibration_batch(
+    source: str | Path, spec: Spec, images: int = 64, seed: int = 0
+) -> tuple[Tensor, Tensor]:
     """``images`` images of ``source`` drawn at random (reproducibly for ``seed``) from its
     training part, at the spec's channels and input size, and their labels."""
     if images < 1:
         raise AttendSearchError(f"--calibration-images: needs at least 1 image, got {images}")
     data = load_dataset(source, channels=spec.in_channels, image_size=spec.input_size, seed=seed)
     if len(data.x_train) < images:
-        raise AttendSearchError(f"has {len(data.x_train)} training images, fewer than the "
-                                f"{images} asked for calibration", source=str(source))
+        raise AttendSearchError(
+            f"has {len(data.x_train)} training images, fewer than the "
+            f"{images} asked for calibration",
+            source=str(source),
+        )
     pick = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(seed))
     pick = pick[:images]
     return data.x_train[pick], data.y_train[pick]
 
 
-def quantize_onnx(float_path: str | Path, out: str | Path, calibration: Tensor,
-                  batch: int = 16) -> Path:
+def quantize_onnx(
+    float_path: str | Path, out: str | Path, calibration: Tensor, batch: int = 16
+) -> Path:
     """Write the int8 version of an ONNX file (dynamic batch), its activation ranges taken
     from ``calibration`` in batches of ``batch``."""
     from onnxruntime import InferenceSession
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     session = InferenceSession(str(float_path), providers=["CPUExecutionProvider"])
@@ -60,8 +69,14 @@ def quantize_onnx(float_path: str | Path, out: str | Path, calibration: Tensor,
     out = Path(out)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(float_path), str(prepared))   # shape inference, BN folded
-        quantize_static(str(prepared), str(out), Batches(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8)
+        quant_pre_process(str(float_path), str(prepared))  # shape inference, BN folded
+        quantize_static(
+            str(prepared),
+            str(out),
+            Batches(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+        )
     return out

@@ -27,15 +27,16 @@ from ...errors import AttendSearchError
 from .datasets import adapt_images
 
 AUGMENTATIONS = ("crop", "shift", "none")
-CROP_SCALE = (0.25, 1.0)        # area of the crop box, of the image's (torchvision: 0.08..1)
-CROP_RATIO = (3 / 4, 4 / 3)     # width / height of the box
-SHIFT = 1 / 8                   # largest move of ``shift``, of the side (4 pixels at 32)
+CROP_SCALE = (0.25, 1.0)  # area of the crop box, of the image's (torchvision: 0.08..1)
+CROP_RATIO = (3 / 4, 4 / 3)  # width / height of the box
+SHIFT = 1 / 8  # largest move of ``shift``, of the side (4 pixels at 32)
 
 
 def check_augmentation(name: str, hflip: float) -> None:
     if name not in AUGMENTATIONS:
-        raise AttendSearchError(f"--augment: unknown augmentation {name!r}; known: "
-                                f"{', '.join(AUGMENTATIONS)}")
+        raise AttendSearchError(
+            f"--augment: unknown augmentation {name!r}; known: {', '.join(AUGMENTATIONS)}"
+        )
     if not 0 <= hflip <= 1:
         raise AttendSearchError(f"--hflip: a probability lies in 0..1, got {hflip}")
 
@@ -63,8 +64,9 @@ def _crop(x: Tensor, size: int, generator: torch.Generator) -> Tensor:
     centre_x = (2 * torch.rand(n, generator=generator) - 1) * (1 - width)
     centre_y = (2 * torch.rand(n, generator=generator) - 1) * (1 - height)
     zero = torch.zeros(n)
-    theta = torch.stack([torch.stack([width, zero, centre_x], 1),
-                         torch.stack([zero, height, centre_y], 1)], 1).to(x.device, x.dtype)
+    theta = torch.stack(
+        [torch.stack([width, zero, centre_x], 1), torch.stack([zero, height, centre_y], 1)], 1
+    ).to(x.device, x.dtype)
     grid = F.affine_grid(theta, [n, x.shape[1], size, size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -78,4 +80,4 @@ def _shift(x: Tensor, generator: torch.Generator) -> Tensor:
     rows, cols = (dy[:, None] + steps)[:, :, None], (dx[:, None] + steps)[:, None, :]
     padded = F.pad(x, (reach, reach, reach, reach))
     batch = torch.arange(n, device=x.device)[:, None, None]
-    return padded[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()   # (n, H, W, C) back
+    return padded[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()  # (n, H, W, C) back

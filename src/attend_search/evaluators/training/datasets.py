@@ -60,9 +60,15 @@ class Dataset:
         return tuple(self.x_train.shape[-2:])
 
 
-def load_dataset(source: str | Path, *, channels: int | None = None, image_size: int | None = None,
-                 val_fraction: float = 0.2, seed: int = 0,
-                 validation: str | Path | None = None) -> Dataset:
+def load_dataset(
+    source: str | Path,
+    *,
+    channels: int | None = None,
+    image_size: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    validation: str | Path | None = None,
+) -> Dataset:
     """``"digits"``, a ``.npz`` file or a class-folder tree (see the module docstring).
 
     ``channels`` (1 or 3) and ``image_size`` (square) convert the images on load;
@@ -77,8 +83,9 @@ def load_dataset(source: str | Path, *, channels: int | None = None, image_size:
         return _with_validation(source, validation, channels, image_size)
     if str(source) in ("digits", "digits-hard"):
         x, y = _digits()
-        data = _split(str(source), adapt_images(x, channels, image_size or 32), y, val_fraction,
-                      seed)
+        data = _split(
+            str(source), adapt_images(x, channels, image_size or 32), y, val_fraction, seed
+        )
         return _distorted(data, seed) if source == "digits-hard" else data
     path = Path(source)
     if path.is_dir():
@@ -87,26 +94,34 @@ def load_dataset(source: str | Path, *, channels: int | None = None, image_size:
     if path.suffix == ".npz":
         return _npz(path, channels, image_size, val_fraction, seed)
     if not path.exists():
-        raise DatasetError("no such file or folder (expected 'digits', 'digits-hard', a .npz "
-                           "file or a folder of class sub-folders)", source=str(source))
-    raise DatasetError("not a dataset: expected a .npz file or a folder of class sub-folders",
-                       source=str(source))
+        raise DatasetError(
+            "no such file or folder (expected 'digits', 'digits-hard', a .npz "
+            "file or a folder of class sub-folders)",
+            source=str(source),
+        )
+    raise DatasetError(
+        "not a dataset: expected a .npz file or a folder of class sub-folders", source=str(source)
+    )
 
 
-def _with_validation(source: str | Path, validation: str | Path, channels: int | None,
-                     size: int | None) -> Dataset:
+def _with_validation(
+    source: str | Path, validation: str | Path, channels: int | None, size: int | None
+) -> Dataset:
     """All of ``source`` to train on and all of ``validation`` to validate on, the latter's
     images given the former's channels and (square) size."""
     x, y = _whole(source, channels, size)
     side = x.shape[-1] if x.shape[-1] == x.shape[-2] else size
     x_val, y_val = _whole(validation, x.shape[1], side)
     if Path(source).is_dir() and Path(validation).is_dir():
-        names = [sorted(p.name for p in Path(s).iterdir() if p.is_dir())
-                 for s in (source, validation)]
+        names = [
+            sorted(p.name for p in Path(s).iterdir() if p.is_dir()) for s in (source, validation)
+        ]
         if names[0] != names[1]:
-            raise DatasetError(f"the validation folder's classes ({', '.join(names[1])}) are not "
-                               f"the training folder's ({', '.join(names[0])})",
-                               source=str(validation))
+            raise DatasetError(
+                f"the validation folder's classes ({', '.join(names[1])}) are not "
+                f"the training folder's ({', '.join(names[0])})",
+                source=str(validation),
+            )
     return Dataset(str(source), x, y, x_val, y_val, int(max(y.max(), y_val.max())) + 1)
 
 
@@ -129,8 +144,9 @@ def adapt_images(x: Tensor, channels: int | None = None, size: int | None = None
         else:
             raise DatasetError(f"cannot turn {x.shape[1]}-channel images into {channels} channels")
     if size and tuple(x.shape[-2:]) != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=True)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
     return x
 
 
@@ -138,13 +154,13 @@ def _digits() -> tuple[Tensor, Tensor]:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    x = torch.from_numpy(digits.images).float().unsqueeze(1) / 16.0   # pixel values are 0..16
+    x = torch.from_numpy(digits.images).float().unsqueeze(1) / 16.0  # pixel values are 0..16
     return x, torch.from_numpy(digits.target).long()
 
 
-HARD_COPIES = 1            # distorted draws of each digit
-HARD_LABEL_NOISE = 0.1     # share of training labels replaced by a random class
-_MAX_ANGLE, _SCALES, _MAX_SHIFT, _NOISE = 0.35, (0.8, 1.2), 0.15, 0.15   # radians, -, of the side
+HARD_COPIES = 1  # distorted draws of each digit
+HARD_LABEL_NOISE = 0.1  # share of training labels replaced by a random class
+_MAX_ANGLE, _SCALES, _MAX_SHIFT, _NOISE = 0.35, (0.8, 1.2), 0.15, 0.15  # radians, -, of the side
 
 
 def _distorted(data: Dataset, seed: int) -> Dataset:
@@ -158,8 +174,9 @@ def _distorted(data: Dataset, seed: int) -> Dataset:
         scale = _SCALES[0] + (_SCALES[1] - _SCALES[0]) * torch.rand(n, generator=generator)
         shift = (2 * torch.rand(n, 2, generator=generator) - 1) * 2 * _MAX_SHIFT
         cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
-                             torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        theta = torch.stack(
+            [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+        )
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, align_corners=False)
         x = x + _NOISE * torch.randn(x.shape, generator=generator)
@@ -175,16 +192,18 @@ def _split(name: str, x: Tensor, y: Tensor, val_fraction: float, seed: int) -> D
     """A random train/validation split, the same for the same seed."""
     n = len(y)
     if n < 2:
-        raise DatasetError(f"{n} example(s): too few to split into train and validation",
-                           source=name)
+        raise DatasetError(
+            f"{n} example(s): too few to split into train and validation", source=name
+        )
     order = torch.from_numpy(np.random.default_rng(seed).permutation(n))
     n_val = min(n - 1, max(1, round(n * val_fraction)))
     val, train = order[:n_val], order[n_val:]
     return Dataset(name, x[train], y[train], x[val], y[val], int(y.max()) + 1)
 
 
-def _npz(path: Path, channels: int | None, size: int | None, val_fraction: float,
-         seed: int) -> Dataset:
+def _npz(
+    path: Path, channels: int | None, size: int | None, val_fraction: float, seed: int
+) -> Dataset:
     if not path.is_file():
         raise DatasetError("no such file", source=str(path))
     try:
@@ -194,31 +213,42 @@ def _npz(path: Path, channels: int | None, size: int | None, val_fraction: float
     with arrays:
         keys = set(arrays.files)
         if {"x_train", "y_train", "x_val", "y_val"} <= keys:
-            (x_train, y_train), (x_val, y_val) = (_npz_part(arrays, path, split, channels, size)
-                                                  for split in ("train", "val"))
+            (x_train, y_train), (x_val, y_val) = (
+                _npz_part(arrays, path, split, channels, size) for split in ("train", "val")
+            )
             classes = int(max(y_train.max(), y_val.max())) + 1
             return Dataset(str(path), x_train, y_train, x_val, y_val, classes)
         if {"x", "y"} <= keys:
             x, y = _npz_part(arrays, path, "", channels, size)
             return _split(str(path), x, y, val_fraction, seed)
-    raise DatasetError(f"expected arrays x_train, y_train, x_val, y_val (or x, y), found "
-                       f"{', '.join(sorted(keys)) or 'none'}", source=str(path))
+    raise DatasetError(
+        f"expected arrays x_train, y_train, x_val, y_val (or x, y), found "
+        f"{', '.join(sorted(keys)) or 'none'}",
+        source=str(path),
+    )
 
 
-def _npz_part(arrays, path: Path, split: str, channels: int | None,
-              size: int | None) -> tuple[Tensor, Tensor]:
+def _npz_part(
+    arrays, path: Path, split: str, channels: int | None, size: int | None
+) -> tuple[Tensor, Tensor]:
     xkey, ykey = (f"x_{split}", f"y_{split}") if split else ("x", "y")
     x, y = arrays[xkey], arrays[ykey]
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim != 4:
-        raise DatasetError(f"images must be (N, H, W), (N, C, H, W) or (N, H, W, C), got shape "
-                           f"{x.shape}", path=xkey, source=str(path))
+        raise DatasetError(
+            f"images must be (N, H, W), (N, C, H, W) or (N, H, W, C), got shape {x.shape}",
+            path=xkey,
+            source=str(path),
+        )
     elif x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
-        raise DatasetError(f"labels must be {len(x)} integers (one per image), got shape {y.shape} "
-                           f"of {y.dtype}", path=ykey, source=str(path))
+        raise DatasetError(
+            f"labels must be {len(x)} integers (one per image), got shape {y.shape} of {y.dtype}",
+            path=ykey,
+            source=str(path),
+        )
     if len(y) and y.min() < 0:
         raise DatasetError("labels must be 0 or more", path=ykey, source=str(path))
     images = torch.from_numpy(np.ascontiguousarray(x)).float()
@@ -231,11 +261,16 @@ def _folder(root: Path, channels: int | None, size: int | None) -> tuple[Tensor,
     from PIL import Image, UnidentifiedImageError
 
     classes = sorted(p for p in root.iterdir() if p.is_dir())
-    files = [(f, label) for label, folder in enumerate(classes) for f in sorted(folder.iterdir())
-             if f.suffix.lower() in IMAGE_SUFFIXES]
+    files = [
+        (f, label)
+        for label, folder in enumerate(classes)
+        for f in sorted(folder.iterdir())
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    ]
     if not files:
-        raise DatasetError("no images found: expected one sub-folder of images per class",
-                           source=str(root))
+        raise DatasetError(
+            "no images found: expected one sub-folder of images per class", source=str(root)
+        )
     mode = "L" if channels == 1 else "RGB"
     images = []
     for file, _ in files:

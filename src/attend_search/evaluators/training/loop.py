@@ -8,8 +8,8 @@ network trains for two epochs to be ranked or for two hundred to be deployed.
 from __future__ import annotations
 
 import copy
-from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 import torch
@@ -23,7 +23,7 @@ from ...search_space import Spec, build_model
 from .datasets import Dataset
 
 Prepare = Callable[[Tensor], Tensor]
-BN_BATCHES = 10   # training batches that re-estimate batch-norm statistics before evaluation
+BN_BATCHES = 10  # training batches that re-estimate batch-norm statistics before evaluation
 
 
 def device_of(name: str) -> torch.device:
@@ -37,8 +37,9 @@ def device_of(name: str) -> torch.device:
     return device
 
 
-def fit(model_or_spec: nn.Module | Spec, data: Dataset,
-        input_size: int | None) -> tuple[nn.Module, Spec | None, int | None]:
+def fit(
+    model_or_spec: nn.Module | Spec, data: Dataset, input_size: int | None
+) -> tuple[nn.Module, Spec | None, int | None]:
     """The network to train, the spec it was built from (None for a module) and the image size
     it needs (None: as they are).
 
@@ -46,12 +47,16 @@ def fit(model_or_spec: nn.Module | Spec, data: Dataset,
     module is deep-copied, so the caller's is never trained.
     """
     if isinstance(model_or_spec, Spec):
-        spec = replace(model_or_spec, num_classes=data.num_classes,
-                       input_size=input_size or model_or_spec.input_size)
+        spec = replace(
+            model_or_spec,
+            num_classes=data.num_classes,
+            input_size=input_size or model_or_spec.input_size,
+        )
         return build_model(spec), spec, spec.input_size
     if not isinstance(model_or_spec, nn.Module):
-        raise AttendSearchError(f"expected a Spec or torch.nn.Module, got "
-                                f"{type(model_or_spec).__name__}")
+        raise AttendSearchError(
+            f"expected a Spec or torch.nn.Module, got {type(model_or_spec).__name__}"
+        )
     return copy.deepcopy(model_or_spec), None, input_size
 
 
@@ -59,7 +64,7 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> Tensor
     """A shuffled epoch as ``(steps, batch_size)`` indices: whole batches only (batch norm
     needs more than one example), at least one."""
     steps = max(1, n // batch_size)
-    return torch.randperm(n, generator=generator)[:steps * batch_size].view(steps, -1)
+    return torch.randperm(n, generator=generator)[: steps * batch_size].view(steps, -1)
 
 
 def precise_bn(model: nn.Module, x: Tensor, batches: Tensor, prepare: Prepare) -> None:
@@ -69,15 +74,16 @@ def precise_bn(model: nn.Module, x: Tensor, batches: Tensor, prepare: Prepare) -
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, prepare: Prepare,
-             batch_size: int) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, prepare: Prepare, batch_size: int
+) -> dict[str, float]:
     """Loss, top-1 and top-5 accuracy (0..1; top-5 is top-k for fewer than 5 classes) of
     ``model`` in eval mode on images ``x`` (mapped by ``prepare``) and labels ``y``."""
     model.eval()
     loss = top1 = top5 = 0.0
     for start in range(0, len(y), batch_size):
-        logits = model(prepare(x[start:start + batch_size])).float()
-        labels = y[start:start + batch_size].to(logits.device)
+        logits = model(prepare(x[start : start + batch_size])).float()
+        labels = y[start : start + batch_size].to(logits.device)
         loss += float(F.cross_entropy(logits, labels, reduction="sum"))
         ranked = logits.topk(min(5, logits.shape[1]), dim=1).indices
         hits = ranked == labels[:, None]
@@ -86,11 +92,19 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, prepare: Prepare,
     return {"loss": loss / len(y), "top1": top1 / len(y), "top5": top5 / len(y)}
 
 
-def train_epoch(model: nn.Module, data: Dataset, batches: Tensor, prepare: Prepare,
-                optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
-                label_smoothing: float, bar: tqdm, epoch: int,
-                scaler: torch.amp.GradScaler | None = None,
-                autocast: Callable[[], AbstractContextManager] = nullcontext) -> float:
+def train_epoch(
+    model: nn.Module,
+    data: Dataset,
+    batches: Tensor,
+    prepare: Prepare,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    label_smoothing: float,
+    bar: tqdm,
+    epoch: int,
+    scaler: torch.amp.GradScaler | None = None,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+) -> float:
     """One epoch of training over ``batches`` of ``data``'s training split; the mean loss.
     ``scaler`` and ``autocast``: mixed precision (the full recipe on CUDA)."""
     scaler = scaler or torch.amp.GradScaler("cuda", enabled=False)
@@ -100,8 +114,9 @@ def train_epoch(model: nn.Module, data: Dataset, batches: Tensor, prepare: Prepa
     for step, index in enumerate(batches):
         with autocast():
             logits = model(prepare(data.x_train[index]))
-            loss = F.cross_entropy(logits.float(), data.y_train[index].to(target),
-                                   label_smoothing=label_smoothing)
+            loss = F.cross_entropy(
+                logits.float(), data.y_train[index].to(target), label_smoothing=label_smoothing
+            )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -109,6 +124,6 @@ def train_epoch(model: nn.Module, data: Dataset, batches: Tensor, prepare: Prepa
         schedule.step()
         total += loss.detach()
         bar.update()
-        if step % 20 == 0:   # .item() waits for the device: not every step
+        if step % 20 == 0:  # .item() waits for the device: not every step
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
     return float(total) / len(batches)

@@ -33,18 +33,28 @@ from tqdm.auto import tqdm
 
 from ...errors import AttendSearchError
 from ...search_space import Spec
+from ..model_input import seeded
 from .datasets import Dataset, adapt_images, load_dataset
 from .loop import device_of, epoch_batches, evaluate, fit, precise_bn, train_epoch
-from ..model_input import seeded
 
 Callback = Callable[[int, float], None]
 
 
-def train_eval(model_or_spec: nn.Module | Spec, dataset: Dataset | str | Path, epochs: int, *,
-               batch_size: int = 64, lr: float = 5e-3, weight_decay: float = 0.05,
-               label_smoothing: float = 0.1, device: str = "cpu", seed: int = 0,
-               callback: Callback | None = None, progress: bool | None = None,
-               input_size: int | None = None) -> float:
+def train_eval(
+    model_or_spec: nn.Module | Spec,
+    dataset: Dataset | str | Path,
+    epochs: int,
+    *,
+    batch_size: int = 64,
+    lr: float = 5e-3,
+    weight_decay: float = 0.05,
+    label_smoothing: float = 0.1,
+    device: str = "cpu",
+    seed: int = 0,
+    callback: Callback | None = None,
+    progress: bool | None = None,
+    input_size: int | None = None,
+) -> float:
     """Train for ``epochs`` and return the top-1 accuracy (0..1) on the validation split.
 
     ``dataset`` is a :class:`Dataset` or anything :func:`load_dataset` reads (``"digits"``, a
@@ -54,8 +64,9 @@ def train_eval(model_or_spec: nn.Module | Spec, dataset: Dataset | str | Path, e
     when stderr is a terminal). The value returned is the last epoch's accuracy.
     """
     if epochs < 1 or batch_size < 1:
-        raise AttendSearchError(f"epochs and batch_size must be 1 or more, got {epochs} and "
-                                f"{batch_size}")
+        raise AttendSearchError(
+            f"epochs and batch_size must be 1 or more, got {epochs} and {batch_size}"
+        )
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     target = device_of(device)
     mean = data.x_train.mean((0, 2, 3), keepdim=True).to(target)
@@ -70,16 +81,23 @@ def train_eval(model_or_spec: nn.Module | Spec, dataset: Dataset | str | Path, e
 
         steps = max(1, len(data.y_train) // batch_size)
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr,
-                                                       total_steps=epochs * steps, pct_start=0.25)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=lr, total_steps=epochs * steps, pct_start=0.25
+        )
         generator = torch.Generator().manual_seed(seed)
         show = sys.stderr.isatty() if progress is None else progress
-        with tqdm(total=epochs * steps, disable=not show, unit="step", leave=False,
-                  desc=f"training {data.name}") as bar:
+        with tqdm(
+            total=epochs * steps,
+            disable=not show,
+            unit="step",
+            leave=False,
+            desc=f"training {data.name}",
+        ) as bar:
             for epoch in range(epochs):
                 batches = epoch_batches(len(data.y_train), batch_size, generator)
-                train_epoch(model, data, batches, prepare, optimizer, schedule, label_smoothing,
-                            bar, epoch)
+                train_epoch(
+                    model, data, batches, prepare, optimizer, schedule, label_smoothing, bar, epoch
+                )
                 precise_bn(model, data.x_train, batches, prepare)
                 accuracy = evaluate(model, data.x_val, data.y_val, prepare, batch_size)["top1"]
                 bar.set_postfix(epoch=epoch, val_acc=f"{accuracy:.3f}")

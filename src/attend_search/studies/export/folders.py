@@ -42,8 +42,11 @@ def remove_abandoned(out: Path, names: str) -> list[Path]:
     ``names`` whose writer is gone: an export killed outright (SIGKILL, power) cannot clean
     up, and its folder would otherwise block the next export. A live writer's is left."""
     pattern = re.compile(rf"\.{names}\.(\d+)\.partial")
-    abandoned = [p for p in sorted(out.glob(".*.partial")) if p.is_dir()
-                 and (m := pattern.fullmatch(p.name)) and not _alive(int(m[1]))]
+    abandoned = [
+        p
+        for p in sorted(out.glob(".*.partial"))
+        if p.is_dir() and (m := pattern.fullmatch(p.name)) and not _alive(int(m[1]))
+    ]
     for path in abandoned:
         shutil.rmtree(path, ignore_errors=True)
     return abandoned
@@ -54,6 +57,6 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:          # another user's process
+    except PermissionError:  # another user's process
         pass
     return True

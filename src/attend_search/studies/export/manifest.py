@@ -21,10 +21,10 @@ from optuna.trial import FrozenTrial
 
 from ... import __version__
 from ...errors import AttendSearchError
-from .network import file_sha256
-from .folders import folder_pattern
-from ..results import counts
 from ...files import write_atomic
+from ..results import counts
+from .folders import folder_pattern
+from .network import file_sha256
 
 SCHEMA = "attend-search/export-manifest/v1"
 
@@ -40,16 +40,19 @@ def stale_folders(out: Path, study: str, current: Sequence[Path]) -> list[Path]:
         return []
     pattern = re.compile(folder_pattern(study))
     keep = {p.name for p in current}
-    return sorted(p for p in out.iterdir()
-                  if p.is_dir() and pattern.fullmatch(p.name) and p.name not in keep)
+    return sorted(
+        p for p in out.iterdir() if p.is_dir() and pattern.fullmatch(p.name) and p.name not in keep
+    )
 
 
 def refuse_stale(stale: Sequence[Path], force: bool) -> None:
     if stale and not force:
         raise AttendSearchError(
             f"{stale[0]} is from an earlier export of this study and this export does not "
-            f"write it" + (f" ({len(stale) - 1} more)" if len(stale) > 1 else "")
-            + "; --force removes such folders, or export to another --out")
+            f"write it"
+            + (f" ({len(stale) - 1} more)" if len(stale) > 1 else "")
+            + "; --force removes such folders, or export to another --out"
+        )
 
 
 def remove_stale(stale: Sequence[Path]) -> None:
@@ -57,9 +60,15 @@ def remove_stale(stale: Sequence[Path]) -> None:
         shutil.rmtree(path)
 
 
-def write_manifest(out: Path, study: str, trials: list[FrozenTrial],
-                   exported: Sequence[tuple[FrozenTrial, Path]], tables: Sequence[Path],
-                   options: dict, removed: Sequence[Path]) -> Path:
+def write_manifest(
+    out: Path,
+    study: str,
+    trials: list[FrozenTrial],
+    exported: Sequence[tuple[FrozenTrial, Path]],
+    tables: Sequence[Path],
+    options: dict,
+    removed: Sequence[Path],
+) -> Path:
     """Record this export run (see the module docstring); returns the manifest's path."""
     finished = [t.datetime_complete for t in trials if t.datetime_complete is not None]
     c = counts(trials)
@@ -68,15 +77,24 @@ def write_manifest(out: Path, study: str, trials: list[FrozenTrial],
         "study": study,
         "written_at": _iso(datetime.now(timezone.utc)),
         "attend_search": __version__,
-        "options": options,             # the formats, the selection (pareto, top K, trial N)
-        "study_state": {"trials": len(trials), "complete": c.complete,
-                        "infeasible": c.infeasible, "running": c.running,
-                        "last_trial": max((t.number for t in trials), default=None),
-                        "last_finished_at": _iso(max(finished)) if finished else None},
-        "exports": [{"trial": t.number, "folder": folder.name,
-                     "spec_digest": folder.name.rsplit("-", 1)[1],
-                     "weights_sha256": file_sha256(folder / "weights.safetensors")}
-                    for t, folder in exported],
+        "options": options,  # the formats, the selection (pareto, top K, trial N)
+        "study_state": {
+            "trials": len(trials),
+            "complete": c.complete,
+            "infeasible": c.infeasible,
+            "running": c.running,
+            "last_trial": max((t.number for t in trials), default=None),
+            "last_finished_at": _iso(max(finished)) if finished else None,
+        },
+        "exports": [
+            {
+                "trial": t.number,
+                "folder": folder.name,
+                "spec_digest": folder.name.rsplit("-", 1)[1],
+                "weights_sha256": file_sha256(folder / "weights.safetensors"),
+            }
+            for t, folder in exported
+        ],
         "tables": [p.name for p in tables],
         "removed_stale": [p.name for p in removed],
     }
@@ -86,6 +104,6 @@ def write_manifest(out: Path, study: str, trials: list[FrozenTrial],
 
 
 def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None:            # Optuna stores local naive times
+    if moment.tzinfo is None:  # Optuna stores local naive times
         moment = moment.astimezone()
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds")

@@ -25,11 +25,11 @@ from safetensors.torch import save_model
 from torch import nn
 
 from ...errors import AttendSearchError
-from ...files import umask
 from ...evaluators.runtimes.litert import convert_tflite, quantize_tflite, require_litert
 from ...evaluators.runtimes.onnx import export_onnx
 from ...evaluators.runtimes.quantize import quantize_onnx
 from ...explorer import record_of
+from ...files import umask
 from ...search_space import Spec, build_model, input_shape
 from ..config import StudyConfig
 from .folders import export_folder, exported_spec, partial_folder, remove_abandoned
@@ -56,11 +56,15 @@ def parse_formats(text: str, quantize: str | None = None) -> list[str]:
     formats = [f.strip() for f in text.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS + TABLE_FORMATS]
     if unknown or not formats:
-        raise AttendSearchError(f"--format: unknown format {unknown[0] if unknown else text!r}; "
-                                f"known: {', '.join(FORMATS + TABLE_FORMATS)}")
+        raise AttendSearchError(
+            f"--format: unknown format {unknown[0] if unknown else text!r}; "
+            f"known: {', '.join(FORMATS + TABLE_FORMATS)}"
+        )
     if quantize and not set(formats) & set(INT8_FORMATS):
-        raise AttendSearchError(f"--quantize {quantize}: quantizes the {' and '.join(INT8_FORMATS)}"
-                                f" formats, and --format {text} has neither")
+        raise AttendSearchError(
+            f"--quantize {quantize}: quantizes the {' and '.join(INT8_FORMATS)}"
+            f" formats, and --format {text} has neither"
+        )
     if "tflite" in formats:
         require_litert()
     return formats
@@ -70,28 +74,55 @@ def refuse_overwrite(paths: list[Path], force: bool) -> None:
     """Before anything is written: an export replaces earlier files only with ``force``."""
     existing = [p for p in paths if p.exists()]
     if existing and not force:
-        raise AttendSearchError(f"{existing[0]} already exists; --force replaces it"
-                                + (f" and {len(existing) - 1} more" if len(existing) > 1 else ""))
+        raise AttendSearchError(
+            f"{existing[0]} already exists; --force replaces it"
+            + (f" and {len(existing) - 1} more" if len(existing) > 1 else "")
+        )
 
 
-def export_trial(trial: FrozenTrial, config: StudyConfig, formats: list[str], out: Path,
-                 seed: int = 0, int8: Int8 | None = None, force: bool = False) -> Path:
+def export_trial(
+    trial: FrozenTrial,
+    config: StudyConfig,
+    formats: list[str],
+    out: Path,
+    seed: int = 0,
+    int8: Int8 | None = None,
+    force: bool = False,
+) -> Path:
     """One trial's folder (:func:`.folders.export_folder`), weights initialised under
     ``torch.manual_seed(seed)`` (the caller's random state is left as it was)."""
     spec, record = exported_spec(trial, config), record_of(trial)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = build_model(spec)
-    provenance = Provenance(weights="Untrained: the builder's initialisation",
-                            origin=f"Trial {trial.number} of study `{config.name}`", seed=seed,
-                            metrics=record.metrics, violations=record.violations)
-    return export_network(spec, model, export_folder(trial, config, out), provenance,
-                          formats=formats, int8=int8, force=force)
+    provenance = Provenance(
+        weights="Untrained: the builder's initialisation",
+        origin=f"Trial {trial.number} of study `{config.name}`",
+        seed=seed,
+        metrics=record.metrics,
+        violations=record.violations,
+    )
+    return export_network(
+        spec,
+        model,
+        export_folder(trial, config, out),
+        provenance,
+        formats=formats,
+        int8=int8,
+        force=force,
+    )
 
 
-def export_network(spec: Spec, model: nn.Module, folder: Path, provenance: Provenance, *,
-                   formats: list[str] | tuple[str, ...] = ("json", "onnx", "pt2"),
-                   int8: Int8 | None = None, force: bool = False) -> Path:
+def export_network(
+    spec: Spec,
+    model: nn.Module,
+    folder: Path,
+    provenance: Provenance,
+    *,
+    formats: list[str] | tuple[str, ...] = ("json", "onnx", "pt2"),
+    int8: Int8 | None = None,
+    force: bool = False,
+) -> Path:
     """Export ``model`` (a network built from ``spec``, with any weights) to ``folder``.
 
     Always writes ``spec.json``, ``weights.safetensors`` (``model``'s state, exactly) and
@@ -108,15 +139,18 @@ def export_network(spec: Spec, model: nn.Module, folder: Path, provenance: Prove
     remove_abandoned(folder.parent, re.escape(folder.name))
     work = partial_folder(folder, os.getpid())
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()                                 # normal permissions (umask), not mkdtemp's
+    work.mkdir()  # normal permissions (umask), not mkdtemp's
     try:
         files = _write(spec, model.eval(), work, formats, int8)
-        facts = CardFacts(files=files, weights_sha256=file_sha256(work / "weights.safetensors"),
-                          checks=verify_export(work),
-                          int8=check_int8(work, int8.images, int8.labels) if int8 else (),
-                          calibration=(f"{len(int8.images)} images of `{int8.source}`"
-                                       if int8 else ""),
-                          latency_ms=file_latency(work), machine=machine())
+        facts = CardFacts(
+            files=files,
+            weights_sha256=file_sha256(work / "weights.safetensors"),
+            checks=verify_export(work),
+            int8=check_int8(work, int8.images, int8.labels) if int8 else (),
+            calibration=(f"{len(int8.images)} images of `{int8.source}`" if int8 else ""),
+            latency_ms=file_latency(work),
+            machine=machine(),
+        )
         (work / "MODEL_CARD.md").write_text(model_card(spec, provenance, facts))
         if folder.exists():
             shutil.rmtree(folder)
@@ -126,14 +160,21 @@ def export_network(spec: Spec, model: nn.Module, folder: Path, provenance: Prove
     return folder
 
 
-def _write(spec: Spec, model: nn.Module, folder: Path, formats: list[str] | tuple[str, ...],
-           int8: Int8 | None) -> dict[str, str]:
+def _write(
+    spec: Spec,
+    model: nn.Module,
+    folder: Path,
+    formats: list[str] | tuple[str, ...],
+    int8: Int8 | None,
+) -> dict[str, str]:
     """Write the files; what each holds, for the card."""
     shape = input_shape(spec)
     (folder / "spec.json").write_text(spec.to_json() + "\n")
     save_model(model, str(folder / "weights.safetensors"), metadata={"spec_digest": spec.digest})
-    files = {"spec.json": "the architecture (`attend-search/spec/v1`)",
-             "weights.safetensors": "the weights every file here was exported with"}
+    files = {
+        "spec.json": "the architecture (`attend-search/spec/v1`)",
+        "weights.safetensors": "the weights every file here was exported with",
+    }
     if "onnx" in formats:
         opset = export_onnx(model, shape, folder / "model.onnx", dynamic_batch=True)
         files["model.onnx"] = f"ONNX opset {opset}, float32, dynamic batch axis `batch`"
@@ -143,8 +184,9 @@ def _write(spec: Spec, model: nn.Module, folder: Path, formats: list[str] | tupl
     if "pt2" in formats:
         x = torch.zeros((2, *shape[1:]))
         with torch.no_grad():
-            program = torch.export.export(model, (x,), dynamic_shapes=(
-                {0: torch.export.Dim("batch")},))
+            program = torch.export.export(
+                model, (x,), dynamic_shapes=({0: torch.export.Dim("batch")},)
+            )
         torch.export.save(program, str(folder / "model.pt2"))
         files["model.pt2"] = f"`torch.export` program (PyTorch {torch.__version__}), dynamic batch"
     if "tflite" in formats:

@@ -16,13 +16,13 @@ from optuna.trial import FrozenTrial
 from ...errors import AttendSearchError
 from ...evaluators.runtimes.quantize import calibration_batch
 from ...explorer import record_of
+from ...files import atomic_path, write_atomic
 from ...search_space import Spec
 from ..config import StudyConfig
-from .network import TABLE_FORMATS, Int8, export_trial, refuse_overwrite
+from ..results import trials_frame
 from .folders import export_folder, folder_pattern, remove_abandoned
 from .manifest import refuse_stale, remove_stale, stale_folders, write_manifest
-from ..results import trials_frame
-from ...files import atomic_path, write_atomic
+from .network import TABLE_FORMATS, Int8, export_trial, refuse_overwrite
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,27 @@ class ExportOptions:
     """The ``export`` command's options, as the manifest records them."""
 
     formats: tuple[str, ...]
-    selection: str                   # "pareto", "top 3", "trial 17"
+    selection: str  # "pareto", "top 3", "trial 17"
     seed: int = 0
     quantize: str | None = None
     calibration: str | None = None
     calibration_images: int = 64
 
 
-def export_study(config: StudyConfig, trials: list[FrozenTrial], chosen: list[FrozenTrial],
-                 out: Path, options: ExportOptions, force: bool = False) -> Iterator[str]:
+def export_study(
+    config: StudyConfig,
+    trials: list[FrozenTrial],
+    chosen: list[FrozenTrial],
+    out: Path,
+    options: ExportOptions,
+    force: bool = False,
+) -> Iterator[str]:
     """Write the export; yields a line per file or folder written or removed."""
     if options.quantize and not options.calibration:
-        raise AttendSearchError(f"--quantize {options.quantize} needs --calibration: images to "
-                                f"calibrate on (digits, a .npz file or an image folder)")
+        raise AttendSearchError(
+            f"--quantize {options.quantize} needs --calibration: images to "
+            f"calibrate on (digits, a .npz file or an image folder)"
+        )
     model_formats = [f for f in options.formats if f not in TABLE_FORMATS]
     tables = {f: out / f"{config.name}-trials.{f}" for f in options.formats if f in TABLE_FORMATS}
     folders = [export_folder(t, config, out) for t in chosen]
@@ -63,15 +71,19 @@ def export_study(config: StudyConfig, trials: list[FrozenTrial], chosen: list[Fr
         yield f"{path}: {len(frame)} trials"
     exported = []
     for trial, int8 in zip(chosen, calibration):
-        folder = export_trial(trial, config, model_formats, out, seed=options.seed, int8=int8,
-                              force=force)
+        folder = export_trial(
+            trial, config, model_formats, out, seed=options.seed, int8=int8, force=force
+        )
         exported.append((trial, folder))
-        yield (f"{folder}: trial {trial.number} "
-               f"({', '.join(sorted(p.name for p in folder.iterdir()))})")
+        yield (
+            f"{folder}: trial {trial.number} "
+            f"({', '.join(sorted(p.name for p in folder.iterdir()))})"
+        )
     remove_stale(stale)
     yield from (f"{path}: removed (from an earlier export, no longer chosen)" for path in stale)
-    manifest = write_manifest(out, config.name, trials, exported,
-                              list(tables.values()), asdict(options), stale)
+    manifest = write_manifest(
+        out, config.name, trials, exported, list(tables.values()), asdict(options), stale
+    )
     yield f"{manifest}: {len(exported)} network(s), {len(tables)} table(s)"
 
 
@@ -79,6 +91,7 @@ def _int8(trial: FrozenTrial, options: ExportOptions) -> Int8 | None:
     if not options.quantize:
         return None
     spec = Spec.from_dict(record_of(trial).spec)
-    images, labels = calibration_batch(options.calibration, spec, options.calibration_images,
-                                       seed=options.seed)
+    images, labels = calibration_batch(
+        options.calibration, spec, options.calibration_images, seed=options.seed
+    )
     return Int8(options.calibration, images, labels)

@@ -22,13 +22,13 @@ from safetensors.torch import load_model
 from torch import nn
 
 from ...errors import AttendSearchError
-from ...evaluators.runtimes.litert import TFLiteModel
 from ...evaluators.latency.measure import timed_runs
+from ...evaluators.runtimes.litert import TFLiteModel
 from ...evaluators.runtimes.onnx import onnxruntime_session
 from ...search_space import Spec, build_model
 
-TOLERANCE = 1e-4        # relative to the largest logit; float files reach about 1e-6
-CHECK_IMAGES = 2        # batch of the check: more than 1, so the dynamic batch axis is used
+TOLERANCE = 1e-4  # relative to the largest logit; float files reach about 1e-6
+CHECK_IMAGES = 2  # batch of the check: more than 1, so the dynamic batch axis is used
 LATENCY_REPEATS = 30
 
 
@@ -41,8 +41,8 @@ class Check:
     """One file's outputs on the fixed batch, against PyTorch's."""
 
     file: str
-    relative_error: float       # max |file - pytorch| / max |pytorch|
-    largest_logit: float        # max |pytorch|, what the error is relative to
+    relative_error: float  # max |file - pytorch| / max |pytorch|
+    largest_logit: float  # max |pytorch|, what the error is relative to
 
 
 def load_exported(folder: Path) -> tuple[Spec, nn.Module]:
@@ -68,16 +68,20 @@ def verify_export(folder: Path, tolerance: float = TOLERANCE) -> list[Check]:
         want = model(x).numpy()
     largest = float(np.max(np.abs(want)))
     if not np.isfinite(want).all() or largest == 0:
-        raise ExportError(f"{folder.name}: PyTorch's output on the check images is "
-                          f"{'not finite' if largest else 'all zero'}; nothing to compare")
+        raise ExportError(
+            f"{folder.name}: PyTorch's output on the check images is "
+            f"{'not finite' if largest else 'all zero'}; nothing to compare"
+        )
     checks = []
     for path in sorted(folder.glob("model.*")):
         if ".int8." in path.name or path.suffix not in RUNNERS:
             continue
         error = float(np.max(np.abs(RUNNERS[path.suffix](path)(x.numpy()) - want))) / largest
         if not error <= tolerance:
-            raise ExportError(f"{folder.name}/{path.name}: output differs from PyTorch by "
-                              f"{error:.2e} of the largest logit (tolerance {tolerance:g})")
+            raise ExportError(
+                f"{folder.name}/{path.name}: output differs from PyTorch by "
+                f"{error:.2e} of the largest logit (tolerance {tolerance:g})"
+            )
         checks.append(Check(path.name, error, largest))
     return checks
 
@@ -87,9 +91,9 @@ class Int8Check:
     """An int8 file against the float network on the calibration images."""
 
     file: str
-    accuracy: float             # top-1 on the calibration labels
-    float_accuracy: float       # the float network's, on the same images
-    agreement: float            # share of images whose top-1 class is the float network's
+    accuracy: float  # top-1 on the calibration labels
+    float_accuracy: float  # the float network's, on the same images
+    agreement: float  # share of images whose top-1 class is the float network's
 
 
 def check_int8(folder: Path, images: torch.Tensor, labels: torch.Tensor) -> list[Int8Check]:
@@ -100,8 +104,14 @@ def check_int8(folder: Path, images: torch.Tensor, labels: torch.Tensor) -> list
     checks = []
     for path in sorted(folder.glob("model.int8.*")):
         got = RUNNERS[path.suffix](path)(images.numpy()).argmax(1)
-        checks.append(Int8Check(path.name, float(np.mean(got == truth)),
-                                float(np.mean(want == truth)), float(np.mean(got == want))))
+        checks.append(
+            Int8Check(
+                path.name,
+                float(np.mean(got == truth)),
+                float(np.mean(want == truth)),
+                float(np.mean(got == want)),
+            )
+        )
     return checks
 
 
@@ -113,8 +123,9 @@ def file_latency(folder: Path) -> dict[str, float]:
     for path in sorted(folder.glob("model.*"), key=lambda p: (p.suffix, ".int8." in p.name)):
         if path.suffix in (".onnx", ".tflite"):
             run = RUNNERS[path.suffix](path)
-            times[path.name] = statistics.median(timed_runs(lambda: run(x), 1, warmup=5,
-                                                            repeats=LATENCY_REPEATS))
+            times[path.name] = statistics.median(
+                timed_runs(lambda: run(x), 1, warmup=5, repeats=LATENCY_REPEATS)
+            )
     return times
 
 
@@ -134,8 +145,12 @@ def _pt2(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return module(torch.from_numpy(x)).numpy()
+
     return run
 
 
 RUNNERS: dict[str, Callable[[Path], Callable[[np.ndarray], np.ndarray]]] = {
-    ".onnx": _onnx, ".pt2": _pt2, ".tflite": TFLiteModel}
+    ".onnx": _onnx,
+    ".pt2": _pt2,
+    ".tflite": TFLiteModel,
+}

@@ -3,15 +3,22 @@ cache, subclassed. What each buys, measured on a 2-core machine; ``tests/test_op
 fails if Optuna changes the behaviour relied on, and pyproject.toml declares only the Optuna
 versions CI tests. (Reading Optuna's tables in plain SQL is :mod:`.trial_reader`.)
 
-| internal | what it buys |
-|---|---|
-| ``_CachedStorage`` (:class:`TrialCache`) | the cache filtered and sorted every trial it holds on each ``get_all_trials``, about 3 a trial: 20 ms a trial at 10,000 trials; kept in order here, an answer is one list copy (~1 ms) |
-| ``RDBStorage._get_prepared_new_trial`` (:meth:`Storage._get_prepared_new_trial`) | a new trial numbered by one index lookup, not a count of the study's trials under the write lock (0.7 ms at 10,000), and its first heartbeat in the same transaction (the heartbeat thread's first beat held SQLite's write lock longest of all) |
-| ``RDBStorage._get_trials``, ``get_trial`` | the cache's read on every trial, and the full read on resume, in plain SQL: resuming a 10,000-trial study loads in 8 s, not 37 s |
-| ``_rdb.models``, ``_create_scoped_session``, ``_set_trial_attr_without_commit`` (:meth:`Storage.set_trial_params`, :meth:`Storage.set_trial_attrs`) | a trial's ~70 parameters in one transaction (about 60 ms a trial under the write lock otherwise), its record and constraints in another |
-| an index beside Optuna's schema (:func:`index_trials_by_state`) | the stale-trial check at each trial's start is a lookup, not a scan of the study (1 ms a trial at 10,000) |
+- ``_CachedStorage`` (:class:`TrialCache`): the cache filtered and sorted every trial it holds
+  on each ``get_all_trials``, about 3 a trial: 20 ms a trial at 10,000 trials; kept in order
+  here, an answer is one list copy (~1 ms).
+- ``RDBStorage._get_prepared_new_trial`` (:meth:`Storage._get_prepared_new_trial`): a new trial
+  numbered by one index lookup, not a count of the study's trials under the write lock (0.7 ms
+  at 10,000), and its first heartbeat in the same transaction (the heartbeat thread's first beat
+  held SQLite's write lock longest of all).
+- ``RDBStorage._get_trials``, ``get_trial``: the cache's read on every trial, and the full read
+  on resume, in plain SQL: resuming a 10,000-trial study loads in 8 s, not 37 s.
+- ``_rdb.models``, ``_create_scoped_session``, ``_set_trial_attr_without_commit``
+  (:meth:`Storage.set_trial_params`, :meth:`Storage.set_trial_attrs`): a trial's ~70 parameters
+  in one transaction (about 60 ms a trial under the write lock otherwise), its record and
+  constraints in another.
+- an index beside Optuna's schema (:func:`index_trials_by_state`): the stale-trial check at each
+  trial's start is a lookup, not a scan of the study (1 ms a trial at 10,000).
 """
-
 
 from __future__ import annotations
 
@@ -52,7 +59,7 @@ class _InNumberOrder:
         at = bisect.bisect_left(self.numbers, trial.number)
         if at < len(self.numbers) and self.numbers[at] == trial.number:
             self.trials[at] = trial
-        else:   # new trials arrive near the end: the insert moves a few items
+        else:  # new trials arrive near the end: the insert moves a few items
             self.numbers.insert(at, trial.number)
             self.trials.insert(at, trial)
 
@@ -82,18 +89,21 @@ class TrialCache(_CachedStorage):
             everything.put(trial)
         super()._add_trials_to_cache(study_id, trials)
 
-    def get_all_trials(self, study_id: int, deepcopy: bool = True,
-                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
         self._read_trials_from_remote_storage(study_id)
         with self._lock:
             if states is None:
                 trials = list(self._all.get(study_id, _InNumberOrder()).trials)
             else:
                 by_state = self._by_state.get(study_id, {})
-                runs = [by_state[s].trials for s in TrialState
-                        if s in states and s in by_state and by_state[s].trials]
-                trials = (list(runs[0]) if len(runs) == 1
-                          else list(heapq.merge(*runs, key=_NUMBER)))
+                runs = [
+                    by_state[s].trials
+                    for s in TrialState
+                    if s in states and s in by_state and by_state[s].trials
+                ]
+                trials = list(runs[0]) if len(runs) == 1 else list(heapq.merge(*runs, key=_NUMBER))
         return copy.deepcopy(trials) if deepcopy else trials
 
     def delete_study(self, study_id: int) -> None:
@@ -105,17 +115,18 @@ class TrialCache(_CachedStorage):
 
 class Storage(RDBStorage):
     """Optuna's RDB storage, with a heartbeat that survives a missed beat, a trial's
-    parameters written in one transaction (:func:`attend_search.explorer.optuna_adapter.params_written_together`), its
-    record and constraints in another, and reads that take no SQLite write lock
-    (:mod:`.sqlite_lock`)."""
+    parameters written in one transaction
+    (:func:`attend_search.explorer.optuna_adapter.params_written_together`), its record and
+    constraints in another, and reads that take no SQLite write lock (:mod:`.sqlite_lock`)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._distributions: dict[tuple[int, str], BaseDistribution | None] = {}
         self._first_beat_made: set[int] = set()
 
-    def set_trial_params(self, trial_id: int,
-                         params: list[tuple[str, float, BaseDistribution]]) -> None:
+    def set_trial_params(
+        self, trial_id: int, params: list[tuple[str, float, BaseDistribution]]
+    ) -> None:
         """Optuna's checks (the trial still running; each distribution the same as the
         study's earlier trials had, read once per process), then one insert and one commit."""
         with _create_scoped_session(self.scoped_session, True) as session:
@@ -127,23 +138,33 @@ class Storage(RDBStorage):
                 if known is not None:
                     distributions.check_distribution_compatibility(known, distribution)
                 self._distributions[trial.study_id, name] = distribution
-                rows.append({"trial_id": trial_id, "param_name": name, "param_value": value,
-                             "distribution_json": distributions.distribution_to_json(distribution)})
+                rows.append(
+                    {
+                        "trial_id": trial_id,
+                        "param_name": name,
+                        "param_value": value,
+                        "distribution_json": distributions.distribution_to_json(distribution),
+                    }
+                )
             if rows:
                 session.execute(sqlalchemy.insert(models.TrialParamModel), rows)
 
-    def set_trial_attrs(self, trial_id: int, user_attrs: dict[str, Any],
-                        system_attrs: dict[str, Any]) -> None:
+    def set_trial_attrs(
+        self, trial_id: int, user_attrs: dict[str, Any], system_attrs: dict[str, Any]
+    ) -> None:
         """Several of a trial's attributes in one transaction (the explorer's record and
         constraints), where Optuna writes each in its own."""
         with _create_scoped_session(self.scoped_session, True) as session:
-            for model, attrs in ((models.TrialUserAttributeModel, user_attrs),
-                                 (models.TrialSystemAttributeModel, system_attrs)):
+            for model, attrs in (
+                (models.TrialUserAttributeModel, user_attrs),
+                (models.TrialSystemAttributeModel, system_attrs),
+            ):
                 for key, value in attrs.items():
                     self._set_trial_attr_without_commit(session, model, trial_id, key, value)
 
-    def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None,
-                                session) -> models.TrialModel:
+    def _get_prepared_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None, session
+    ) -> models.TrialModel:
         """A new running trial, numbered by one index lookup, with its first heartbeat made
         in the transaction that creates it, not in one of its own from the heartbeat thread
         (see :meth:`record_heartbeat`).
@@ -155,14 +176,18 @@ class Storage(RDBStorage):
         by Optuna as it is."""
         if template_trial is not None:
             return super()._get_prepared_new_trial(study_id, template_trial, session)
-        trial = models.TrialModel(study_id=study_id, number=None, state=TrialState.RUNNING,
-                                  datetime_start=datetime.now())
+        trial = models.TrialModel(
+            study_id=study_id, number=None, state=TrialState.RUNNING, datetime_start=datetime.now()
+        )
         session.add(trial)
-        session.flush()   # gives the trial its id
+        session.flush()  # gives the trial its id
         t = models.TrialModel
         previous = session.execute(
-            sqlalchemy.select(t.number).where(t.study_id == study_id, t.trial_id < trial.trial_id)
-            .order_by(t.trial_id.desc()).limit(1)).scalar()
+            sqlalchemy.select(t.number)
+            .where(t.study_id == study_id, t.trial_id < trial.trial_id)
+            .order_by(t.trial_id.desc())
+            .limit(1)
+        ).scalar()
         trial.number = 0 if previous is None else previous + 1
         if self.heartbeat_interval is not None:
             session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
@@ -177,23 +202,33 @@ class Storage(RDBStorage):
             raise KeyError(models.NOT_FOUND_MSG)
         return found[0]
 
-    def _get_trials(self, study_id: int, states: Container[TrialState] | None,
-                    included_trial_ids: set[int], trial_id_greater_than: int
-                    ) -> list[FrozenTrial]:
+    def _get_trials(
+        self,
+        study_id: int,
+        states: Container[TrialState] | None,
+        included_trial_ids: set[int],
+        trial_id_greater_than: int,
+    ) -> list[FrozenTrial]:
         """Optuna's read of trials for its cache, in plain SQL (:mod:`.trial_reader`)."""
-        trials = trials_since(self.engine, study_id, states, included_trial_ids,
-                              trial_id_greater_than)
+        trials = trials_since(
+            self.engine, study_id, states, included_trial_ids, trial_id_greater_than
+        )
         if not trials:
-            self.get_study_name_from_id(study_id)   # KeyError for a study that is not there
+            self.get_study_name_from_id(study_id)  # KeyError for a study that is not there
         return trials
 
     def _known_distribution(self, session, study_id: int, name: str) -> BaseDistribution | None:
         if (study_id, name) not in self._distributions:
-            earlier = (session.query(models.TrialParamModel.distribution_json)
-                       .join(models.TrialModel).filter(models.TrialModel.study_id == study_id)
-                       .filter(models.TrialParamModel.param_name == name).first())
+            earlier = (
+                session.query(models.TrialParamModel.distribution_json)
+                .join(models.TrialModel)
+                .filter(models.TrialModel.study_id == study_id)
+                .filter(models.TrialParamModel.param_name == name)
+                .first()
+            )
             self._distributions[study_id, name] = (
-                distributions.json_to_distribution(earlier[0]) if earlier else None)
+                distributions.json_to_distribution(earlier[0]) if earlier else None
+            )
         return self._distributions[study_id, name]
 
     def record_heartbeat(self, trial_id: int) -> None:
@@ -224,6 +259,7 @@ def index_trials_by_state(engine: sqlalchemy.Engine) -> None:
     ignores it), makes it a lookup. Made by the first run or worker on a database (commands
     that only read write nothing); two processes making it at the same moment are both
     content."""
+
     def made() -> bool:
         with sqlite_lock.reading():
             indexes = sqlalchemy.inspect(engine).get_indexes(models.TrialModel.__tablename__)
@@ -231,8 +267,12 @@ def index_trials_by_state(engine: sqlalchemy.Engine) -> None:
 
     if made():
         return
-    trials = sqlalchemy.Table(models.TrialModel.__tablename__, sqlalchemy.MetaData(),
-                              sqlalchemy.Column("study_id"), sqlalchemy.Column("state"))
+    trials = sqlalchemy.Table(
+        models.TrialModel.__tablename__,
+        sqlalchemy.MetaData(),
+        sqlalchemy.Column("study_id"),
+        sqlalchemy.Column("state"),
+    )
     try:
         sqlalchemy.Index(_STATE_INDEX, trials.c.study_id, trials.c.state).create(engine)
     except sqlalchemy.exc.DBAPIError:
@@ -245,13 +285,25 @@ def _read_only(method):
     def read(self, *args, **kwargs):
         with sqlite_lock.reading():
             return method(self, *args, **kwargs)
+
     return read
 
 
 # Optuna's storage methods that only read: their transactions need no write lock
-for _name in ("get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
-              "get_study_user_attrs", "get_study_system_attrs", "get_trial_user_attrs",
-              "get_trial_system_attrs", "get_all_studies", "get_trial_param",
-              "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
-              "get_best_trial", "_get_stale_trial_ids"):
+for _name in (
+    "get_study_id_from_name",
+    "get_study_name_from_id",
+    "get_study_directions",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_trial_user_attrs",
+    "get_trial_system_attrs",
+    "get_all_studies",
+    "get_trial_param",
+    "get_trial_id_from_study_id_trial_number",
+    "get_trial",
+    "get_all_trials",
+    "get_best_trial",
+    "_get_stale_trial_ids",
+):
     setattr(Storage, _name, _read_only(getattr(RDBStorage, _name)))

@@ -15,7 +15,8 @@ from . import sqlite_lock
 
 _METADATA = sa.MetaData()
 CLAIMS = sa.Table(
-    "attend_search_claims", _METADATA,
+    "attend_search_claims",
+    _METADATA,
     sa.Column("study_id", sa.Integer, primary_key=True),
     sa.Column("key", sa.String(80), primary_key=True),
     sa.Column("trial_id", sa.Integer, nullable=True),
@@ -31,8 +32,11 @@ class SqlLedger:
 
     def new_stream(self) -> int:
         with sqlite_lock.reading(), self.engine.connect() as db:
-            taken = db.execute(sa.select(sa.func.count()).select_from(CLAIMS).where(
-                CLAIMS.c.study_id == self.study_id, CLAIMS.c.key.like("stream:%"))).scalar_one()
+            taken = db.execute(
+                sa.select(sa.func.count())
+                .select_from(CLAIMS)
+                .where(CLAIMS.c.study_id == self.study_id, CLAIMS.c.key.like("stream:%"))
+            ).scalar_one()
         stream = taken
         while not self._insert(f"stream:{stream}", None):
             stream += 1
@@ -47,21 +51,31 @@ class SqlLedger:
     def take_over(self, digest: str, old: int, new: int) -> int:
         key = f"digest:{digest}"
         with self.engine.begin() as db:
-            db.execute(sa.update(CLAIMS).where(
-                CLAIMS.c.study_id == self.study_id, CLAIMS.c.key == key,
-                CLAIMS.c.trial_id == old).values(trial_id=new))
+            db.execute(
+                sa.update(CLAIMS)
+                .where(
+                    CLAIMS.c.study_id == self.study_id,
+                    CLAIMS.c.key == key,
+                    CLAIMS.c.trial_id == old,
+                )
+                .values(trial_id=new)
+            )
         return self._owner(key)
 
     def _insert(self, key: str, trial_id: int | None) -> bool:
         try:
             with self.engine.begin() as db:
-                db.execute(sa.insert(CLAIMS).values(study_id=self.study_id, key=key,
-                                                    trial_id=trial_id))
+                db.execute(
+                    sa.insert(CLAIMS).values(study_id=self.study_id, key=key, trial_id=trial_id)
+                )
             return True
         except IntegrityError:
             return False
 
     def _owner(self, key: str) -> int:
         with sqlite_lock.reading(), self.engine.connect() as db:
-            return db.execute(sa.select(CLAIMS.c.trial_id).where(
-                CLAIMS.c.study_id == self.study_id, CLAIMS.c.key == key)).scalar_one()
+            return db.execute(
+                sa.select(CLAIMS.c.trial_id).where(
+                    CLAIMS.c.study_id == self.study_id, CLAIMS.c.key == key
+                )
+            ).scalar_one()

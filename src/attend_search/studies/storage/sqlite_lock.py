@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_state = threading.local()   # each thread its own: heartbeat threads write beside a worker
+_state = threading.local()  # each thread its own: heartbeat threads write beside a worker
 
 
 @contextmanager

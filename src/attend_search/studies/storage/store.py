@@ -40,7 +40,7 @@ from .optuna_storage import Storage, TrialCache, index_trials_by_state
 from .sql_ledger import SqlLedger
 
 STORAGE_ENV = "ATTEND_SEARCH_STORAGE"
-GRACE_ENV = "ATTEND_SEARCH_HEARTBEAT_GRACE"     # seconds before a silent worker's trial fails
+GRACE_ENV = "ATTEND_SEARCH_HEARTBEAT_GRACE"  # seconds before a silent worker's trial fails
 LOCK_TIMEOUT_ENV = "ATTEND_SEARCH_LOCK_TIMEOUT"  # seconds an SQLite write waits for a lock
 
 
@@ -67,11 +67,14 @@ def place(name_or_dir: str, storage: str | None = None, root: str | Path = "stud
     elif NAME.fullmatch(name_or_dir):
         directory, name = Path(root) / name_or_dir, name_or_dir
     elif path.is_dir():
-        raise StudyError("is a directory but not a study (no study.yaml or study.db in it)",
-                         source=name_or_dir)
+        raise StudyError(
+            "is a directory but not a study (no study.yaml or study.db in it)", source=name_or_dir
+        )
     else:
-        raise StudyError("is neither a study name (letters, digits, _ . -) nor a study "
-                         "directory", source=name_or_dir)
+        raise StudyError(
+            "is neither a study name (letters, digits, _ . -) nor a study directory",
+            source=name_or_dir,
+        )
     return StudyPlace(name, directory, storage or _default_url(directory))
 
 
@@ -88,8 +91,9 @@ def _stored_name(directory: Path) -> str:
     except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
         name = None
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise StudyError("is not a study directory this version wrote (no valid name)",
-                         source=str(config))
+        raise StudyError(
+            "is not a study directory this version wrote (no valid name)", source=str(config)
+        )
     return name
 
 
@@ -98,21 +102,27 @@ def storage(url: str, attempts: int = 3) -> RDBStorage:
     moment race to create its tables; the loser retries and finds them made."""
     sqlite = url.startswith("sqlite")
     # a server restarted since a pooled connection was made: checked out, it is replaced
-    kwargs = ({"connect_args": {"timeout": _seconds(LOCK_TIMEOUT_ENV, 60)}} if sqlite
-              else {"pool_pre_ping": True})
+    kwargs = (
+        {"connect_args": {"timeout": _seconds(LOCK_TIMEOUT_ENV, 60)}}
+        if sqlite
+        else {"pool_pre_ping": True}
+    )
     grace = _seconds(GRACE_ENV, 60)
     for attempt in range(1, attempts + 1):
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                store = Storage(url, engine_kwargs=kwargs,
-                                 heartbeat_interval=max(1, grace // 3), grace_period=grace,
-                                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                                     max_retry=1))
+                store = Storage(
+                    url,
+                    engine_kwargs=kwargs,
+                    heartbeat_interval=max(1, grace // 3),
+                    grace_period=grace,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
             if sqlite:
                 sqlalchemy.event.listen(store.engine, "connect", _write_ahead_log)
                 sqlalchemy.event.listen(store.engine, "begin", sqlite_lock.begin)
-                store.engine.dispose()   # pooled connections made before the listeners go
+                store.engine.dispose()  # pooled connections made before the listeners go
             return store
         except sqlalchemy.exc.IntegrityError as exc:
             if attempt == attempts:
@@ -129,7 +139,7 @@ def _write_ahead_log(connection, _record) -> None:
     milliseconds. Readers never block writers. A crash of the machine (not of a worker) may
     lose the last trials, never corrupt the file. WAL needs a local disk, not NFS: studies
     across machines belong on PostgreSQL."""
-    connection.isolation_level = None     # transactions begin where SQLAlchemy says
+    connection.isolation_level = None  # transactions begin where SQLAlchemy says
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -137,8 +147,9 @@ def _write_ahead_log(connection, _record) -> None:
 
 
 def _cannot_open(url: str, exc: Exception) -> StudyError:
-    return StudyError(f"cannot open storage {_redact(url)}: {type(exc).__name__}: "
-                      f"{str(exc).splitlines()[0]}")
+    return StudyError(
+        f"cannot open storage {_redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    )
 
 
 def _redact(url: str) -> str:
@@ -162,11 +173,15 @@ def storage_error(exc: BaseException, url: str | None = None) -> AttendSearchErr
     text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
     where = f" {_redact(url)}" if url else ""
     if re.search(r"database is locked|database table is locked", text):
-        return StudyError(f"the storage{where} is locked by another process ({text}); wait "
-                          f"for it, or set ${LOCK_TIMEOUT_ENV} to wait longer")
-    return RunStopped(f"lost the connection to the storage{where} ({text}); completed trials "
-                      f"are kept, an unfinished one is failed on the next start: run the same "
-                      f"command again when the server is back")
+        return StudyError(
+            f"the storage{where} is locked by another process ({text}); wait "
+            f"for it, or set ${LOCK_TIMEOUT_ENV} to wait longer"
+        )
+    return RunStopped(
+        f"lost the connection to the storage{where} ({text}); completed trials "
+        f"are kept, an unfinished one is failed on the next start: run the same "
+        f"command again when the server is back"
+    )
 
 
 def create(config: StudyConfig, where: StudyPlace) -> Run:
@@ -174,7 +189,7 @@ def create(config: StudyConfig, where: StudyPlace) -> Run:
     returned run samples from a stream no earlier run of the study used. A new study whose
     constraints no spec meets is refused before anything is written, and a study directory
     this call made is removed again if it fails."""
-    made = where.directory   # the outermost folder this call creates, if any
+    made = where.directory  # the outermost folder this call creates, if any
     while not made.parent.exists():
         made = made.parent
     made = None if where.directory.exists() else made
@@ -191,14 +206,21 @@ def _create(config: StudyConfig, where: StudyPlace) -> Run:
     store = TrialCache(storage(where.url))
     if config.name not in {s.study_name for s in store.get_all_studies()}:
         require_feasible(config.search)
-    study = optuna.create_study(study_name=config.name, storage=store, load_if_exists=True,
-                                directions=[o.direction for o in config.search.objectives])
-    stored = study.user_attrs.get("config")   # compared before open_study claims a stream:
-    if stored is None:                        # a refused run writes nothing
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=store,
+        load_if_exists=True,
+        directions=[o.direction for o in config.search.objectives],
+    )
+    stored = study.user_attrs.get("config")  # compared before open_study claims a stream:
+    if stored is None:  # a refused run writes nothing
         study.set_user_attr("config", config.document)
     elif _canonical(stored) != _canonical(config.document):
-        raise StudyError(f"study {config.name!r} already exists in {_redact(where.url)} with a "
-                         f"different configuration; give the new study another name", path="name")
+        raise StudyError(
+            f"study {config.name!r} already exists in {_redact(where.url)} with a "
+            f"different configuration; give the new study another name",
+            path="name",
+        )
     run = _open_run(config, store)
     write_atomic(where.directory / "study.yaml", yaml.safe_dump(config.document, sort_keys=False))
     return run
@@ -207,8 +229,10 @@ def _create(config: StudyConfig, where: StudyPlace) -> Run:
 def load(where: StudyPlace) -> tuple[StudyConfig, optuna.Study]:
     """An existing study and its configuration, as stored with it, for reading."""
     if where.url == _default_url(where.directory) and not (where.directory / "study.db").is_file():
-        raise StudyError(f"no study named {where.name!r} (no {where.directory / 'study.db'}; "
-                         f"see attend-search run)")
+        raise StudyError(
+            f"no study named {where.name!r} (no {where.directory / 'study.db'}; "
+            f"see attend-search run)"
+        )
     store = TrialCache(storage(where.url))
     try:
         study = optuna.load_study(study_name=where.name, storage=store)
@@ -234,4 +258,3 @@ def _open_run(config: StudyConfig, store: TrialCache, create: bool = True) -> Ru
 
 def _canonical(document: dict) -> str:
     return json.dumps(document, sort_keys=True, default=str)
-

@@ -64,8 +64,9 @@ def with_params(study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTr
     return out
 
 
-def select_trials(engine: sa.Engine, where: sa.ColumnElement[bool], params: bool = True
-                  ) -> list[FrozenTrial]:
+def select_trials(
+    engine: sa.Engine, where: sa.ColumnElement[bool], params: bool = True
+) -> list[FrozenTrial]:
     """The trials whose row in Optuna's ``trials`` table meets ``where``, in number order
     (which is also trial id order within a study); ``params`` as in :func:`read_trials`.
     The other tables are read by lists of trial ids: a subquery would scan the study's
@@ -73,15 +74,26 @@ def select_trials(engine: sa.Engine, where: sa.ColumnElement[bool], params: bool
     with sqlite_lock.reading(), engine.connect() as db:
         trials = db.execute(sa.select(_T).where(where).order_by(_T.c.number)).all()
         ids = [t.trial_id for t in trials]
-        rows = {name: _by_trial(db, table, ids) for name, table in (
-            ("values", _VALUES), ("user", _USER), ("system", _SYSTEM), ("steps", _STEPS))}
+        rows = {
+            name: _by_trial(db, table, ids)
+            for name, table in (
+                ("values", _VALUES),
+                ("user", _USER),
+                ("system", _SYSTEM),
+                ("steps", _STEPS),
+            )
+        }
         rows["params"] = _by_trial(db, _PARAMS, ids if params else [])
     return [_frozen(t, {name: rows[name][t.trial_id] for name in rows}) for t in trials]
 
 
-def trials_since(engine: sa.Engine, study_id: int, states: Container[TrialState] | None,
-                 included_trial_ids: Collection[int], trial_id_greater_than: int
-                 ) -> list[FrozenTrial]:
+def trials_since(
+    engine: sa.Engine,
+    study_id: int,
+    states: Container[TrialState] | None,
+    included_trial_ids: Collection[int],
+    trial_id_greater_than: int,
+) -> list[FrozenTrial]:
     """``RDBStorage._get_trials``: what Optuna's trial cache reads on every trial (the trials
     after the last finished one it holds, and those it holds unfinished) and, at the start of
     a run, every trial. Its ORM took 38 s for the 10,000 trials of a study; this, a few."""
@@ -89,25 +101,24 @@ def trials_since(engine: sa.Engine, study_id: int, states: Container[TrialState]
     if states is not None:
         where &= _T.c.state.in_([s for s in TrialState if s in states])
     included = sorted(i for i in included_trial_ids if i <= trial_id_greater_than)
-    if trial_id_greater_than > -1 and not included:   # an empty IN () defeats SQLite's index
+    if trial_id_greater_than > -1 and not included:  # an empty IN () defeats SQLite's index
         where &= _T.c.trial_id > trial_id_greater_than
     elif trial_id_greater_than > -1 and len(included) <= _BATCH:
         where &= (_T.c.trial_id > trial_id_greater_than) | _T.c.trial_id.in_(included)
-    elif trial_id_greater_than > -1:   # too many to list: read from the first, keep the ones asked
+    elif trial_id_greater_than > -1:  # too many to list: read from the first, keep the ones asked
         where &= _T.c.trial_id >= included[0]
     trials = select_trials(engine, where)
     if len(included) > _BATCH:
         wanted = set(included)
-        trials = [t for t in trials
-                  if t._trial_id > trial_id_greater_than or t._trial_id in wanted]
+        trials = [t for t in trials if t._trial_id > trial_id_greater_than or t._trial_id in wanted]
     return trials
 
 
 def _by_trial(db: sa.Connection, table: sa.Table, ids: list[int]) -> dict[int, list]:
     key = table.c.param_id if table is _PARAMS else list(table.primary_key)[0]
     grouped: dict[int, list] = defaultdict(list)
-    for start in range(0, len(ids), _BATCH):   # bound the SQL's list of ids
-        some = table.c.trial_id.in_(ids[start:start + _BATCH])
+    for start in range(0, len(ids), _BATCH):  # bound the SQL's list of ids
+        some = table.c.trial_id.in_(ids[start : start + _BATCH])
         for row in db.execute(sa.select(table).where(some).order_by(key)).all():
             grouped[row.trial_id].append(row)
     return grouped
@@ -120,8 +131,10 @@ def _distribution(text: str) -> BaseDistribution:
 
 def _params(rows: list) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
     dists = {p.param_name: _distribution(p.distribution_json) for p in rows}
-    return ({p.param_name: dists[p.param_name].to_external_repr(p.param_value) for p in rows},
-            dists)
+    return (
+        {p.param_name: dists[p.param_name].to_external_repr(p.param_value) for p in rows},
+        dists,
+    )
 
 
 def _frozen(t, rows: dict[str, list]) -> FrozenTrial:
@@ -129,19 +142,27 @@ def _frozen(t, rows: dict[str, list]) -> FrozenTrial:
     if rows["values"]:
         values = [0.0] * len(rows["values"])
         for v in rows["values"]:
-            values[v.objective] = models.TrialValueModel.stored_repr_to_value(v.value,
-                                                                              v.value_type)
+            values[v.objective] = models.TrialValueModel.stored_repr_to_value(v.value, v.value_type)
     params, dists = _params(rows["params"])
     return FrozenTrial(
-        number=t.number, state=t.state, value=None, values=values,
-        datetime_start=t.datetime_start, datetime_complete=t.datetime_complete,
-        params=params, distributions=dists,
+        number=t.number,
+        state=t.state,
+        value=None,
+        values=values,
+        datetime_start=t.datetime_start,
+        datetime_complete=t.datetime_complete,
+        params=params,
+        distributions=dists,
         user_attrs={a.key: json.loads(a.value_json) for a in rows["user"]},
         system_attrs={a.key: json.loads(a.value_json) for a in rows["system"]},
         intermediate_values={
             s.step: models.TrialIntermediateValueModel.stored_repr_to_intermediate_value(
-                s.intermediate_value, s.intermediate_value_type) for s in rows["steps"]},
-        trial_id=t.trial_id)
+                s.intermediate_value, s.intermediate_value_type
+            )
+            for s in rows["steps"]
+        },
+        trial_id=t.trial_id,
+    )
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -152,5 +173,8 @@ def finished_count(study: optuna.Study) -> int:
     if not isinstance(rdb, optuna.storages.RDBStorage):
         return len(study.get_trials(deepcopy=False, states=states))
     with sqlite_lock.reading(), rdb.engine.connect() as db:
-        return db.execute(sa.select(sa.func.count()).select_from(_T).where(
-            (_T.c.study_id == study._study_id) & _T.c.state.in_(states))).scalar_one()
+        return db.execute(
+            sa.select(sa.func.count())
+            .select_from(_T)
+            .where((_T.c.study_id == study._study_id) & _T.c.state.in_(states))
+        ).scalar_one()

@@ -35,7 +35,7 @@ from ..kernels import OP_CLASSES
 
 SCHEMA = "attend-search/device/v1"
 DEFAULT_RUNTIME = "onnxruntime"
-_DIGITS = 5      # significant digits kept for fitted numbers: more than measurements support
+_DIGITS = 5  # significant digits kept for fitted numbers: more than measurements support
 
 
 class DeviceError(AttendSearchError):
@@ -45,8 +45,8 @@ class DeviceError(AttendSearchError):
 @dataclass(frozen=True)
 class MemoryLevel:
     name: str
-    bandwidth_gbs: float          # bytes read + written per second, 1e9
-    size_kib: float | None        # None for the last level (DRAM), which holds everything
+    bandwidth_gbs: float  # bytes read + written per second, 1e9
+    size_kib: float | None  # None for the last level (DRAM), which holds everything
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,13 @@ class DeviceProfile:
 
     name: str
     clock_ghz: float
-    simd_lanes: int               # float32 lanes of one vector register
-    fma_per_cycle: float          # vector FMA instructions retired per cycle and core
+    simd_lanes: int  # float32 lanes of one vector register
+    fma_per_cycle: float  # vector FMA instructions retired per cycle and core
     memory: tuple[MemoryLevel, ...]
-    efficiency: Mapping[str, float]       # op class -> fraction of peak MAC rate
-    fixed_cost_us: Mapping[str, float]    # op class -> dispatch cost of one kernel
+    efficiency: Mapping[str, float]  # op class -> fraction of peak MAC rate
+    fixed_cost_us: Mapping[str, float]  # op class -> dispatch cost of one kernel
     threads: int = 1
-    runtime: str = DEFAULT_RUNTIME        # the inference runtime the coefficients describe
+    runtime: str = DEFAULT_RUNTIME  # the inference runtime the coefficients describe
     description: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
@@ -89,9 +89,15 @@ class DeviceProfile:
                 return index
         return len(self.memory) - 1
 
-    def refit(self, seconds_per_mac: Mapping[str, float], seconds_per_byte: list[float],
-              fixed_seconds: Mapping[str, float], *, name: str,
-              provenance: Mapping[str, Any]) -> "DeviceProfile":
+    def refit(
+        self,
+        seconds_per_mac: Mapping[str, float],
+        seconds_per_byte: list[float],
+        fixed_seconds: Mapping[str, float],
+        *,
+        name: str,
+        provenance: Mapping[str, Any],
+    ) -> "DeviceProfile":
         """This profile with fitted coefficients (the inverse of the three accessors above).
 
         Datasheet figures stay, so efficiencies stay relative to this profile's peak; above 1
@@ -99,23 +105,42 @@ class DeviceProfile:
         another).
         """
         return replace(
-            self, name=name, provenance=dict(provenance),
-            efficiency={c: _round(1.0 / (self.peak_macs_per_s * s))
-                        for c, s in seconds_per_mac.items()},
-            memory=tuple(replace(level, bandwidth_gbs=_round(1e-9 / s))
-                         for level, s in zip(self.memory, seconds_per_byte)),
-            fixed_cost_us={c: _round(s * 1e6) for c, s in fixed_seconds.items()})
+            self,
+            name=name,
+            provenance=dict(provenance),
+            efficiency={
+                c: _round(1.0 / (self.peak_macs_per_s * s)) for c, s in seconds_per_mac.items()
+            },
+            memory=tuple(
+                replace(level, bandwidth_gbs=_round(1e-9 / s))
+                for level, s in zip(self.memory, seconds_per_byte)
+            ),
+            fixed_cost_us={c: _round(s * 1e6) for c, s in fixed_seconds.items()},
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "schema": SCHEMA, "name": self.name, "description": self.description,
-            "runtime": self.runtime, "threads": self.threads,
-            "compute": {"clock_ghz": self.clock_ghz, "simd_lanes": self.simd_lanes,
-                        "fma_per_cycle": self.fma_per_cycle},
-            "memory": [{"name": m.name, **({"size_kib": m.size_kib} if m.size_kib else {}),
-                        "bandwidth_gbs": m.bandwidth_gbs} for m in self.memory],
+            "schema": SCHEMA,
+            "name": self.name,
+            "description": self.description,
+            "runtime": self.runtime,
+            "threads": self.threads,
+            "compute": {
+                "clock_ghz": self.clock_ghz,
+                "simd_lanes": self.simd_lanes,
+                "fma_per_cycle": self.fma_per_cycle,
+            },
+            "memory": [
+                {
+                    "name": m.name,
+                    **({"size_kib": m.size_kib} if m.size_kib else {}),
+                    "bandwidth_gbs": m.bandwidth_gbs,
+                }
+                for m in self.memory
+            ],
             "efficiency": dict(self.efficiency),
-            "fixed_cost_us": dict(self.fixed_cost_us)}
+            "fixed_cost_us": dict(self.fixed_cost_us),
+        }
         if self.provenance:
             data["provenance"] = dict(self.provenance)
         return data
@@ -143,8 +168,10 @@ def load_device(device: str | Path | DeviceProfile) -> DeviceProfile:
     if name in builtin_devices() and not Path(name).exists():
         return _builtin_device(name)
     if not Path(name).exists():
-        raise DeviceError(f"no such device: {name!r} is neither a built-in device "
-                          f"({', '.join(builtin_devices())}) nor a file")
+        raise DeviceError(
+            f"no such device: {name!r} is neither a built-in device "
+            f"({', '.join(builtin_devices())}) nor a file"
+        )
     return _read_device_file(read_user_file(name, DeviceError, "device profile"), name)
 
 
@@ -174,16 +201,20 @@ def read_device(data: Any) -> DeviceProfile:
     name = f.str("name")
     fallback = _base_of(provenance, name)
     profile = DeviceProfile(
-        name=name, description=f.str("description", ""),
-        runtime=_runtime(f), threads=f.int("threads", 1, lo=1),
+        name=name,
+        description=f.str("description", ""),
+        runtime=_runtime(f),
+        threads=f.int("threads", 1, lo=1),
         clock_ghz=_positive(compute, "clock_ghz"),
         simd_lanes=compute.int("simd_lanes", lo=1),
         fma_per_cycle=_positive(compute, "fma_per_cycle"),
         memory=_read_memory(f),
         efficiency=_per_class(f.sub("efficiency"), True, fallback and fallback.efficiency),
-        fixed_cost_us=_per_class(f.sub("fixed_cost_us"), False,
-                                 fallback and fallback.fixed_cost_us),
-        provenance=provenance.data)
+        fixed_cost_us=_per_class(
+            f.sub("fixed_cost_us"), False, fallback and fallback.fixed_cost_us
+        ),
+        provenance=provenance.data,
+    )
     compute.done()
     f.done()
     return profile
@@ -196,8 +227,9 @@ def _positive(f: Fields, key: str) -> float:
 def _number(f: Fields, key: str, positive: bool) -> float:
     value = f.float(key)
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise f.fail(key, f"{value} is not a {'positive' if positive else 'non-negative'} "
-                          "finite number")
+        raise f.fail(
+            key, f"{value} is not a {'positive' if positive else 'non-negative'} finite number"
+        )
     return value
 
 
@@ -215,10 +247,11 @@ def _base_of(provenance: Fields, name: str) -> DeviceProfile | None:
     return _builtin_device(base) if base != name and base in builtin_devices() else None
 
 
-def _per_class(f: Fields, positive: bool, fallback: Mapping[str, float] | None
-               ) -> dict[str, float]:
-    values = {c: _number(f, c, positive) if fallback is None or f.has(c) else fallback[c]
-              for c in OP_CLASSES}
+def _per_class(f: Fields, positive: bool, fallback: Mapping[str, float] | None) -> dict[str, float]:
+    values = {
+        c: _number(f, c, positive) if fallback is None or f.has(c) else fallback[c]
+        for c in OP_CLASSES
+    }
     f.done()
     return values
 
@@ -232,11 +265,17 @@ def _read_memory(f: Fields) -> tuple[MemoryLevel, ...]:
         last = i == len(items) - 1
         if last and item.has("size_kib"):
             raise item.fail("size_kib", "the last level (DRAM) holds everything: give no size")
-        level = MemoryLevel(name=item.str("name"), bandwidth_gbs=_positive(item, "bandwidth_gbs"),
-                            size_kib=None if last else _positive(item, "size_kib"))
+        level = MemoryLevel(
+            name=item.str("name"),
+            bandwidth_gbs=_positive(item, "bandwidth_gbs"),
+            size_kib=None if last else _positive(item, "size_kib"),
+        )
         if levels and level.bandwidth_gbs > levels[-1].bandwidth_gbs:
-            raise item.fail("bandwidth_gbs", f"{level.bandwidth_gbs} exceeds the bandwidth of "
-                            f"the level before it ({levels[-1].bandwidth_gbs})")
+            raise item.fail(
+                "bandwidth_gbs",
+                f"{level.bandwidth_gbs} exceeds the bandwidth of "
+                f"the level before it ({levels[-1].bandwidth_gbs})",
+            )
         item.done()
         levels.append(level)
     return tuple(levels)
