@@ -52,7 +52,7 @@ def bad(mutate):
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d["stages"][2]["blocks"][0].update(type="resnet"),
      "stages[2].blocks[0].type: resnet is not one of condenser, depthwise_separable, "
-     "inverted_residual, cell, resnet_basic"),
+     "inverted_residual, cell, resnet_basic, projection"),
     (lambda d: d["stages"][2]["blocks"][0].update(kernel=4),
      "stages[2].blocks[0].kernel: 4 is not one of 3, 5, 7"),
     (lambda d: d["stages"][1]["blocks"][1]["attention"].update(groups=3),

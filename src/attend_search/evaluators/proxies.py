@@ -55,8 +55,8 @@ from torch import Tensor, nn
 from ..errors import AttendSearchError
 from ..search_space import Backbone, Spec
 from ..search_space.blocks import (AttentionCondenser, BlurPool, Cell, Columns, CondenserBlock,
-                                   ConvBNAct, DepthwiseSeparable, InvertedResidual, ReLUConvBN,
-                                   ResNetBasic, SqueezeExcite, Zero)
+                                   ConvBNAct, DepthwiseSeparable, InvertedResidual, Projection,
+                                   ReLUConvBN, ResNetBasic, SqueezeExcite, Zero)
 from .model_input import Shape, as_model, seeded
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU)
@@ -68,7 +68,7 @@ GATES = (nn.Sigmoid, nn.Hardsigmoid)
 # synflow's float32 rescaling is exact for.
 _SCALABLE = {Backbone, nn.Sequential, nn.ModuleList, ConvBNAct, BlurPool, Columns, CondenserBlock,
              DepthwiseSeparable, InvertedResidual, AttentionCondenser, SqueezeExcite, Cell,
-             ResNetBasic, ReLUConvBN, Zero, nn.Conv2d,
+             ResNetBasic, ReLUConvBN, Zero, Projection, nn.Conv2d,
              nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout,
              nn.Identity, *NORMS, *ACTIVATIONS, *GATES}
 Batch = tuple[Tensor, Tensor]

@@ -6,6 +6,8 @@ Its :attr:`Spec.digest` hashes a canonical form: defaults filled in and settings
 change the network (a residual flag on a strided block, a merge mode of a single column)
 normalised, so two specs that build the same network share a digest. NAS-Bench-201 cells are
 hashed by their isomorphism class (:func:`.nb201.cell_form`), as the benchmark counts them.
+NAS-Bench-Macro networks need nothing more: an identity at stride 1 is no block at all, so
+archs that differ only in where those identities sit are one spec (:mod:`.macro`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from .fields import Fields, check_choice, join
 
 SCHEMA = "attend-search/spec/v1"
 
-BLOCK_TYPES = ("condenser", "depthwise_separable", "inverted_residual", "cell", "resnet_basic")
+BLOCK_TYPES = ("condenser", "depthwise_separable", "inverted_residual", "cell", "resnet_basic",
+               "projection")
 ACTIVATIONS = ("relu", "relu6", "hswish", "silu")
 STEM_ACTIVATIONS = (*ACTIVATIONS, "none")   # none: pre-activation networks (NAS-Bench-201)
 GATES = ("sigmoid", "hardsigmoid")
@@ -132,6 +135,12 @@ class Spec:
         """The NAS-Bench-201 network of an arch string ``|op~0|+|op~0|op~1|+|...|``."""
         from .nb201 import nb201_spec
         return nb201_spec(arch, num_classes, input_size)
+
+    @classmethod
+    def from_macro(cls, arch: str, num_classes: int = 10, input_size: int = 32) -> "Spec":
+        """The NAS-Bench-Macro network of an arch string (8 digits 0/1/2, ``a`` optional)."""
+        from .macro import macro_spec
+        return macro_spec(arch, num_classes, input_size)
 
     @classmethod
     def from_dict(cls, data: Any, source: str | None = None) -> "Spec":
@@ -294,11 +303,15 @@ _NOT_FOR = {
              "attention"},
     "resnet_basic": {"kernel", "act", "residual", "downsample", "mid", "se", "se_gate",
                      "attention", *_CELL_ONLY},
+    # NAS-Bench-Macro's strided identity: 1x1 convolution (strided) and batch norm, no act
+    "projection": {"kernel", "act", "residual", "downsample", "mid", "se", "se_gate",
+                   "attention", *_CELL_ONLY},
 }
 # The fields NAS-Bench-201's blocks do not read, at the values their builders assume.
 _FIXED = {kind: {"kernel": 3, "act": "relu", "residual": True, "downsample": "conv", "mid": 0,
                  "se": 0, "se_gate": "hardsigmoid", "attention": None}
           for kind in ("cell", "resnet_basic")}
+_FIXED["projection"] = {**_FIXED["cell"], "kernel": 1, "residual": False}
 
 
 def _cell_classes(data: Any) -> Any:
@@ -370,7 +383,8 @@ def _read_block(f: Fields) -> Block:
 
 
 def _read_nb201_block(f: Fields, kind: str) -> Block:
-    """A ``cell`` (its six ``edges``) or a ``resnet_basic`` block (its ``stride``)."""
+    """A ``cell`` (its six ``edges``), or a ``resnet_basic`` or ``projection`` block (its
+    ``stride``)."""
     from .nb201 import OPS
     if kind == "cell":
         ops = f.list("edges")
@@ -380,7 +394,8 @@ def _read_nb201_block(f: Fields, kind: str) -> Block:
             check_choice(op, OPS, f"{join(f.path, 'edges')}[{i}]", SpecError)
         block = Block(kind, out=f.int("out", lo=1), edges=tuple(ops))
     else:
-        block = Block(kind, out=f.int("out", lo=1), stride=f.int("stride", 1, choices=(1, 2)))
+        block = Block(kind, out=f.int("out", lo=1, hi=MAX_CHANNELS),
+                      stride=f.int("stride", 1, choices=(1, 2)), **_FIXED[kind])
     f.done()
     return block
 
