@@ -92,7 +92,7 @@ def write(tmp_path, text):
      "can enter a condenser of stage 0"),
     (("block: [condenser,", "block: [transformer,"),
      "micro.block[0]: transformer is not one of condenser, depthwise_separable, inverted_residual, cell, "
-     "resnet_basic"),
+     "resnet_basic, macro"),
     (("schema: attend-search/space/v1", "schema: v9"),
      "schema: unsupported schema 'v9', expected 'attend-search/space/v1'"),
     (("depth: {low: 1, high: 2}", "depth: {low: 3, high: 2}"),
@@ -117,7 +117,7 @@ def test_malformed_yaml_names_the_line(tmp_path):
 
 
 def test_unknown_space_lists_the_builtin_ones():
-    with pytest.raises(SpaceError, match="neither a built-in space \\(attendnext, nas-bench-201\\) nor a file"):
+    with pytest.raises(SpaceError, match="neither a built-in space \\(attendnext, nas-bench-201, nas-bench-macro\\) nor a file"):
         load_space("no-such-space")
 
 
