@@ -44,6 +44,10 @@ FIXED = {
     "expr16+naswot+macs+synflow": ["expr16", "naswot", "log_macs", "synflow"],
     "expr+naswot+macs+zico": ["ens_expressivity", "naswot", "log_macs", "zico"],
     "expr+macs+synflow": ["ens_expressivity", "log_macs", "synflow"],
+    # within 2x synflow's cost (expressivity on 2 examples shares synflow's network)
+    "expr+macs": ["ens_expressivity", "log_macs"],
+    "2expr+macs+synflow": ["ens_expressivity", "ens_expressivity", "log_macs", "synflow"],
+    "expr+expr16+naswot+macs": ["ens_expressivity", "expr16", "naswot", "log_macs"],
 }
 
 
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("nb201", type=Path)
     ap.add_argument("macro", type=Path)
-    ap.add_argument("--estimate", default="ens_expressivity,naswot,log_macs,synflow",
+    ap.add_argument("--estimate", default="expr16,naswot,log_macs",
                     help="the recommended estimate's signals (equal weights, popz)")
     args = ap.parse_args(argv)
     spaces = {"nb201": pd.read_csv(args.nb201), "macro": pd.read_csv(args.macro)}
@@ -154,11 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for design_name, held_name in (("nb201", "macro"), ("macro", "nb201")):
         design, held = spaces[design_name], spaces[held_name]
-        for kind in ("popz", "rank", "fixed"):
-            r_in, subset = best_subset(design, SIGNALS, kind)
+        for kind, size in (("popz", 6), ("rank", 6), ("fixed", 6), ("popz", 3), ("fixed", 3)):
+            r_in, subset = best_subset(design, SIGNALS, kind, size)
             r_out = rho(combo(held, subset, kind, design=design), held.accuracy)
-            rows.append({"design": design_name, "held_out": held_name, "method": f"subset/{kind}",
-                         "signals": "+".join(subset), "rho_design": r_in, "rho_held_out": r_out})
+            rows.append({"design": design_name, "held_out": held_name,
+                         "method": f"subset<={size}/{kind}", "signals": "+".join(subset),
+                         "rho_design": r_in, "rho_held_out": r_out})
         w = regress(design, SIGNALS)
         rows.append({"design": design_name, "held_out": held_name, "method": "regress/popz",
                      "signals": "all, fitted weights",
@@ -181,8 +186,17 @@ def main(argv: list[str] | None = None) -> None:
             row[f"{held_name}/fixed<-{design_name}"] = rho(
                 combo(spaces[held_name], signals, "fixed", design=spaces[design_name]),
                 spaces[held_name].accuracy)
+        # constants from both spaces' signals alone: the mean of their standard deviations
+        both = pd.concat([spaces["nb201"][signals].std(ddof=0), spaces["macro"][signals].std(ddof=0)],
+                         axis=1).mean(axis=1)
+        for n, f in spaces.items():
+            row[f"{n}/fixed<-both"] = rho((f[signals] / both).sum(axis=1), f.accuracy)
         rows.append(row)
     print(pd.DataFrame(rows).round(3).to_string(index=False))
+    signals = args.estimate.split(",")
+    for n, f in spaces.items():
+        print(f"{n} standard deviations of the estimate's signals:",
+              f[signals].std(ddof=0).round(4).to_dict())
 
     print("\n## Learning curve: fitted on N pairs of one space, Spearman on the rest "
           "(median of 20 draws)\n")
