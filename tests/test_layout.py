@@ -27,6 +27,7 @@ PUBLIC = {
         "list_presets",
         "list_reference_models",
         "load_space",
+        "macro_spec",
         "nb201_spec",
     ],
     attend_search.evaluators: [

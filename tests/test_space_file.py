@@ -100,7 +100,7 @@ def write(tmp_path, text):
         (
             ("block: [condenser,", "block: [transformer,"),
             "micro.block[0]: transformer is not one of condenser, depthwise_separable, inverted_residual, cell, "
-            "resnet_basic",
+            "resnet_basic, macro",
         ),
         (
             ("schema: attend-search/space/v1", "schema: v9"),
@@ -132,7 +132,8 @@ def test_malformed_yaml_names_the_line(tmp_path):
 
 def test_unknown_space_lists_the_builtin_ones():
     with pytest.raises(
-        SpaceError, match="neither a built-in space \\(attendnext, nas-bench-201\\) nor a file"
+        SpaceError,
+        match="neither a built-in space \\(attendnext, nas-bench-201, nas-bench-macro\\) nor a file",
     ):
         load_space("no-such-space")
 

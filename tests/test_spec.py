@@ -60,7 +60,7 @@ def bad(mutate):
         (
             lambda d: d["stages"][2]["blocks"][0].update(type="resnet"),
             "stages[2].blocks[0].type: resnet is not one of condenser, depthwise_separable, "
-            "inverted_residual, cell, resnet_basic",
+            "inverted_residual, cell, resnet_basic, projection",
         ),
         (
             lambda d: d["stages"][2]["blocks"][0].update(kernel=4),

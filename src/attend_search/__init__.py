@@ -25,6 +25,7 @@ _LAZY = {
     "list_presets": ".search_space",
     "list_reference_models": ".search_space",
     "nb201_spec": ".search_space",
+    "macro_spec": ".search_space",
     "Space": ".search_space.space",
     "builtin_spaces": ".search_space.space",
     "load_space": ".search_space.space",
@@ -45,6 +46,7 @@ __all__ = [
     "list_presets",
     "list_reference_models",
     "load_space",
+    "macro_spec",
     "nb201_spec",
 ]
 

@@ -19,6 +19,7 @@ _LAZY = {
     "get_reference_model": ".reference_models",
     "list_reference_models": ".reference_models",
     "nb201_spec": ".nb201",
+    "macro_spec": ".macro",
     **dict.fromkeys(
         ["SCHEMA", "Attention", "Block", "Head", "Spec", "Stage", "Stem", "make_divisible"], ".spec"
     ),

@@ -276,12 +276,21 @@ class ResNetBasic(nn.Module):
         return self.shortcut(x) + self.conv_b(self.conv_a(x))
 
 
+class Projection(ConvBNAct):
+    """NAS-Bench-Macro's identity where a layer strides and widens: a 1x1 convolution (of the
+    block's stride) and batch norm, no activation, no residual."""
+
+    def __init__(self, cin: int, block: Block):
+        super().__init__(cin, block.out, 1, block.stride, act=None)
+
+
 BLOCKS: dict[str, type[nn.Module]] = {
     "condenser": CondenserBlock,
     "depthwise_separable": DepthwiseSeparable,
     "inverted_residual": InvertedResidual,
     "cell": Cell,
     "resnet_basic": ResNetBasic,
+    "projection": Projection,
 }
 
 

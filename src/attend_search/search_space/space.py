@@ -13,6 +13,11 @@ Cell spaces (NAS-Bench-201): a stage whose block is ``cell`` is ``depth`` cells,
 ``resnet_basic`` reduction where it strides or changes the width; the six edge ops of the
 cell (domain ``cell.edges``) are chosen once and shared by every cell stage, as the
 benchmark shares one cell across its network.
+
+Macro spaces (NAS-Bench-Macro): a stage whose block is ``macro`` is ``depth`` layers, each
+chosen on its own (parameter ``s<i>.layer<j>``, domain ``macro.layers``) among an identity and
+two inverted residuals (:mod:`.macro`); an identity at stride 1 is no block, one that strides
+a ``projection``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from .fields import (
     parse_yaml,
     read_user_file,
 )
+from .macro import LAYERS, macro_layer
 from .nb201_cell import EDGES, OPS
 from .spec import (
     ACTIVATIONS,
@@ -131,7 +137,9 @@ class Param:
 
 # How each micro-parameter is checked: allowed values (None: any number in range) and defaults.
 _MICRO: dict[str, tuple[Sequence[Any] | None, Any]] = {
-    "block": (BLOCK_TYPES, "condenser"),
+    # a slot's block: a spec's block types but NAS-Bench-Macro's projection, which only a
+    # ``macro`` slot makes (from an identity layer)
+    "block": ((*(b for b in BLOCK_TYPES if b != "projection"), "macro"), "condenser"),
     "kernel": (KERNELS, 3),
     "act": (ACTIVATIONS, "relu"),
     "downsample": (DOWNSAMPLE, "conv"),
@@ -178,6 +186,7 @@ class Space:
     slots: tuple[Slot, ...]
     head: dict[str, Dim]
     cell: Dim = Dim(OPS)  # the ops each cell edge may take
+    macro: Dim = Dim(LAYERS)  # what each layer of a macro stage may be
     description: str = ""
     source: str = ""
     raw: dict = field(default_factory=dict, compare=False, repr=False)
@@ -207,7 +216,9 @@ class Space:
             return cell[0]
 
         for i in range(self.count.pick(chooser, "stages.count")):
-            stage = _resolve_stage(self.slots[i], f"s{i}", channels, chooser, cell_edges)
+            stage = _resolve_stage(
+                self.slots[i], f"s{i}", channels, chooser, cell_edges, self.macro
+            )
             stages.append(stage)
             last = stage.blocks[-1].out
             channels = last * stage.columns if stage.merge == "concat" else last
@@ -279,6 +290,14 @@ class Space:
             if "condenser" in blocks:
                 for key, dim in slot.attention.items():
                     add(f"attention.{key}", dim, f"{p}.block = condenser")
+            if "macro" in blocks:
+                for j in range(max(slot.depth.values)):
+                    add(
+                        f"layer{j}",
+                        self.macro,
+                        f"{p}.block = macro"
+                        + (f" and {p}.depth > {j}" if j >= min(slot.depth.values) else ""),
+                    )
         if any("cell" in slot.micro["block"].values for slot in self.slots):
             out.extend(Param(_edge_param(e), self.cell, "a stage's block = cell") for e in EDGES)
         out.append(Param("head.channels", self.head["channels"]))
@@ -304,7 +323,7 @@ class Space:
         n *= h["dropout"].size
         # the cell's edges multiply every assignment with at least one cell stage
         cells = self.cell.size ** len(EDGES)
-        per_slot = [_slot_size(slot) for slot in self.slots]
+        per_slot = [_slot_size(slot, self.macro) for slot in self.slots]
         return n * sum(
             cells
             * (
@@ -316,7 +335,7 @@ class Space:
         )
 
 
-def _slot_size(slot: Slot) -> tuple[int, int]:
+def _slot_size(slot: Slot, layers: Dim) -> tuple[int, int]:
     """The slot's assignments as cell stages (edges apart) and as other stages."""
     m, a = slot.micro, slot.attention
     kinds = m["block"].values
@@ -332,8 +351,14 @@ def _slot_size(slot: Slot) -> tuple[int, int]:
         "condenser": math.prod(d.size for d in a.values()),
         "resnet_basic": 1,
         "cell": 0,
+        "macro": 0,
     }
-    return cells, n * sum(per_block[b] for b in kinds)
+    macro = (
+        slot.width.size * slot.stride.size * sum(layers.size**d for d in slot.depth.values)
+        if "macro" in kinds
+        else 0
+    )
+    return cells, n * sum(per_block[b] for b in kinds) + macro
 
 
 def _edge_param(edge: tuple[int, int]) -> str:
@@ -341,7 +366,12 @@ def _edge_param(edge: tuple[int, int]) -> str:
 
 
 def _resolve_stage(
-    slot: Slot, p: str, cin: int, chooser: Chooser, cell_edges: Callable[[], tuple[str, ...]]
+    slot: Slot,
+    p: str,
+    cin: int,
+    chooser: Chooser,
+    cell_edges: Callable[[], tuple[str, ...]],
+    layers: Dim,
 ) -> Stage:
     m, a = slot.micro, slot.attention
     stride = slot.stride.pick(chooser, f"{p}.stride")
@@ -354,6 +384,15 @@ def _resolve_stage(
             (Block("resnet_basic", out=width, stride=stride),) if stride > 1 or cin != width else ()
         )
         return Stage(reduction + tuple(Block("cell", out=width, edges=edges) for _ in range(depth)))
+    if kind == "macro":  # one choice per layer, no micro-parameter applies
+        blocks, ch = [], cin
+        for j in range(depth):
+            block = macro_layer(
+                layers.pick(chooser, f"{p}.layer{j}"), ch, width, stride if j == 0 else 1
+            )
+            blocks += [block] if block else []
+            ch = width
+        return Stage(tuple(blocks))  # never empty: its first layer strides (read_space)
     kernel = m["kernel"].pick(chooser, f"{p}.kernel")
     act = m["act"].pick(chooser, f"{p}.act")
     residual = m["residual"].pick(chooser, f"{p}.residual")
@@ -458,7 +497,7 @@ class _SpecReplay:
         if key in ("columns", "merge"):
             return getattr(stage, key)
         if key == "block":
-            return "cell" if cells else first.type
+            return "cell" if cells else first.type if first.type in options else "macro"
         if key == "residual":  # only observable on blocks where it can apply
             return stage.blocks[-1].residual if len(stage.blocks) > 1 else options[0]
         if key == "width":
@@ -479,7 +518,19 @@ class _SpecReplay:
             )
         if key.startswith("attention."):
             return getattr(first.attention, key.partition(".")[2])
+        if key.startswith("layer"):  # a macro stage: its identities at stride 1 are no blocks
+            names = [_layer_name(b, c) for b, c in inputs]
+            j = int(key[len("layer") :])
+            return names[j] if j < len(names) else "identity"
         return getattr(first, key)
+
+
+def _layer_name(block: Block, cin: int) -> Any:
+    """The macro layer (:data:`.macro.LAYERS`) a block is, or _NotInSpace."""
+    for name in LAYERS:
+        if macro_layer(name, cin, block.out, block.stride) == block:
+            return name
+    return _NotInSpace
 
 
 # --------------------------------------------------------------------------- loading
@@ -559,10 +610,14 @@ def read_space(data: Any, source: str = "") -> Space:
     cell_f = f.sub("cell", {})
     cell = _dim(cell_f, "edges", OPS, Dim(OPS))
     cell_f.done()
+    macro_f = f.sub("macro", {})
+    macro = _dim(macro_f, "layers", LAYERS, Dim(LAYERS))
+    macro_f.done()
     space = Space(
         name=f.str("name"),
         description=f.str("description", ""),
         cell=cell,
+        macro=macro,
         input_size=_dim(f, "input_size", None, lo=32, hi=2048),
         in_channels=f.int("in_channels", 3, lo=1, hi=64),
         num_classes=f.int("num_classes", lo=1, hi=MAX_CLASSES),
@@ -575,6 +630,7 @@ def read_space(data: Any, source: str = "") -> Space:
     )
     f.done()
     _check_groups_fit(space)
+    _check_macro_strides(space)
     return space
 
 
@@ -664,6 +720,18 @@ def _dim(
     if len(set(map(repr, values))) != len(values):
         raise SpaceError("choices repeat a value", path=path)
     return Dim(tuple(values))
+
+
+def _check_macro_strides(space: Space) -> None:
+    """A macro stage opens with a strided layer, so that it is never empty (an identity at
+    stride 1 is no layer)."""
+    for i, slot in enumerate(space.slots):
+        if "macro" in slot.micro["block"].values and 1 in slot.stride.values:
+            raise SpaceError(
+                "a macro stage opens with a strided layer (an identity at stride 1 "
+                "is no layer, so a stage of them would be empty); stride: 2",
+                path=f"stages.slots[{i}].stride",
+            )
 
 
 def _check_groups_fit(space: Space) -> None:

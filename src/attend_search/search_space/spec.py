@@ -6,6 +6,8 @@ Its :attr:`Spec.digest` hashes a canonical form: defaults filled in and settings
 change the network (a residual flag on a strided block, a merge mode of a single column)
 normalised, so two specs that build the same network share a digest. NAS-Bench-201 cells are
 hashed by their isomorphism class (:func:`.nb201_cell.cell_form`), as the benchmark counts them.
+NAS-Bench-Macro networks need nothing more: an identity at stride 1 is no block at all, so
+archs that differ only in where those identities sit are one spec (:mod:`.macro`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from .nb201_cell import OPS, cell_form
 
 SCHEMA = "attend-search/spec/v1"
 
-BLOCK_TYPES = ("condenser", "depthwise_separable", "inverted_residual", "cell", "resnet_basic")
+BLOCK_TYPES = (
+    "condenser",
+    "depthwise_separable",
+    "inverted_residual",
+    "cell",
+    "resnet_basic",
+    "projection",
+)
 ACTIVATIONS = ("relu", "relu6", "hswish", "silu")
 STEM_ACTIVATIONS = (*ACTIVATIONS, "none")  # none: pre-activation networks (NAS-Bench-201)
 GATES = ("sigmoid", "hardsigmoid")
@@ -319,6 +328,18 @@ _NOT_FOR = {
         "attention",
         *_CELL_ONLY,
     },
+    # NAS-Bench-Macro's strided identity: 1x1 convolution (strided) and batch norm, no act
+    "projection": {
+        "kernel",
+        "act",
+        "residual",
+        "downsample",
+        "mid",
+        "se",
+        "se_gate",
+        "attention",
+        *_CELL_ONLY,
+    },
 }
 # The fields NAS-Bench-201's blocks do not read, at the values their builders assume.
 _FIXED = {
@@ -334,6 +355,7 @@ _FIXED = {
     }
     for kind in ("cell", "resnet_basic")
 }
+_FIXED["projection"] = {**_FIXED["cell"], "kernel": 1, "residual": False}
 
 
 def _cell_classes(data: Any) -> Any:
@@ -410,7 +432,8 @@ def _read_block(f: Fields) -> Block:
 
 
 def _read_nb201_block(f: Fields, kind: str) -> Block:
-    """A ``cell`` (its six ``edges``) or a ``resnet_basic`` block (its ``stride``)."""
+    """A ``cell`` (its six ``edges``), or a ``resnet_basic`` or ``projection`` block (its
+    ``stride``)."""
     if kind == "cell":
         ops = f.list("edges")
         if len(ops) != 6:
@@ -419,7 +442,12 @@ def _read_nb201_block(f: Fields, kind: str) -> Block:
             check_choice(op, OPS, f"{join(f.path, 'edges')}[{i}]", SpecError)
         block = Block(kind, out=f.int("out", lo=1), edges=tuple(ops))
     else:
-        block = Block(kind, out=f.int("out", lo=1), stride=f.int("stride", 1, choices=(1, 2)))
+        block = Block(
+            kind,
+            out=f.int("out", lo=1, hi=MAX_CHANNELS),
+            stride=f.int("stride", 1, choices=(1, 2)),
+            **_FIXED[kind],
+        )
     f.done()
     return block
 

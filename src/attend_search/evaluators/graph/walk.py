@@ -299,6 +299,8 @@ class SpecWalk:
             return self.cell(x, module, cin, b.edges, size)
         if b.type == "resnet_basic":
             return self.resnet_basic(x, module, cin, b.out, b.stride, out)
+        if b.type == "projection":  # blocks.Projection
+            return self.conv_bn_act(x, module, cin, b.out, 1, out, act=None, stride=b.stride)
         body = f"{module}.body"
         y, width = x, cin
         if b.attention is not None:
