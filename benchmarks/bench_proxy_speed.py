@@ -28,8 +28,8 @@ import torch
 
 from attend_search import build_model, input_shape, load_space
 from attend_search.cli.common import table
-from attend_search.evaluators import proxies
-from attend_search.evaluators.proxies import PROXIES, zero_cost, zero_cost_all
+from attend_search.evaluators.proxies import PROXIES, synaptic_flow, zero_cost, zero_cost_all
+from attend_search.evaluators.proxies import probe as proxy_probe
 
 T = TypeVar("T")
 
@@ -70,11 +70,11 @@ def main() -> None:
         spec = space.sample(seed)
         if args.input_size:
             spec = replace(spec, input_size=args.input_size)
-        net = proxies._scratch(build_model(spec), copy=False)
+        net = proxy_probe.scratch(build_model(spec), copy=False)
         shape, copies = input_shape(spec), [deepcopy(net) for _ in range(3)]
-        fast, t_cold = timed(partial(proxies.synflow, copies[0], shape))
-        t_warm = timed(partial(proxies.synflow, copies[1], shape))[1]
-        reference, t_reference = timed(partial(proxies._synflow_float64, copies[2], shape))
+        fast, t_cold = timed(partial(synaptic_flow.synflow, copies[0], shape))
+        t_warm = timed(partial(synaptic_flow.synflow, copies[1], shape))[1]
+        reference, t_reference = timed(partial(synaptic_flow._synflow_float64, copies[2], shape))
         cold_ms.append(t_cold)
         warm_ms.append(t_warm)
         reference_ms.append(t_reference)

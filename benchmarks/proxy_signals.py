@@ -43,7 +43,10 @@ from torch import nn
 from attend_search import Spec, build_model, input_shape, macro_spec, nb201_spec
 from attend_search.evaluators.cost.analytic import analytic_cost
 from attend_search.evaluators.model_input import seeded
-from attend_search.evaluators.proxies import NORMS, _scratch, expressivity_signals, zero_cost_all
+from attend_search.evaluators.proxies import zero_cost_all
+from attend_search.evaluators.proxies.expressivity import expressivity_signals
+from attend_search.evaluators.proxies.modules import NORMS
+from attend_search.evaluators.proxies.probe import scratch as _scratch
 
 BATCH, SEED = 16, 0
 SPACES = {"nb201": (NB201_DEV, "arch_str", nb201_spec), "macro": (MACRO_DEV, "arch", macro_spec)}

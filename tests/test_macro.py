@@ -13,6 +13,8 @@ from attend_search.evaluators.cost.traced import fvcore_cost, peak_activation_by
 from attend_search.evaluators.graph.walk import walk_spec
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.predict import predict_latency
+from attend_search.evaluators.proxies import probe as proxy_probe
+from attend_search.evaluators.proxies import synaptic_flow
 from attend_search.search_space.macro import LAYERS, all_archs, canonical_arch, parse_arch
 
 DEV = MACRO_DEV  # the development half of the benchmark, beside the repository
@@ -145,17 +147,18 @@ def test_walked_kernels_equal_traced_at_an_odd_size_and_latency_is_predicted():
 
 @pytest.mark.parametrize("arch", ["a00000000", "a01202011", "a22222222"])
 def test_synflow_takes_its_fast_path_to_the_float64_value(arch):
-    from attend_search.evaluators import proxies
     from attend_search.evaluators.model_input import seeded
 
     spec = macro_spec(arch)
     with seeded(0):
-        fast = proxies._scratch(build_model(spec), copy=False)
+        fast = proxy_probe.scratch(build_model(spec), copy=False)
     with seeded(0):
-        reference = proxies._scratch(build_model(spec), copy=False)
-    assert all(type(m) in proxies._SCALABLE for m in fast.modules())
-    value = proxies.synflow(fast, input_shape(spec))
-    assert value == pytest.approx(proxies._synflow_float64(reference, input_shape(spec)), rel=1e-8)
+        reference = proxy_probe.scratch(build_model(spec), copy=False)
+    assert all(type(m) in synaptic_flow._SCALABLE for m in fast.modules())
+    value = synaptic_flow.synflow(fast, input_shape(spec))
+    assert value == pytest.approx(
+        synaptic_flow._synflow_float64(reference, input_shape(spec)), rel=1e-8
+    )
 
 
 @pytest.mark.parametrize("arch", ["a00000000", "a01202011"])

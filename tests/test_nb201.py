@@ -10,6 +10,8 @@ from attend_search import Spec, SpecError, build_model, input_shape, load_space,
 from attend_search.evaluators.cost.analytic import analytic_cost
 from attend_search.evaluators.cost.traced import fvcore_cost, peak_activation_bytes
 from attend_search.evaluators.latency.kernels import extract_kernels
+from attend_search.evaluators.proxies import probe as proxy_probe
+from attend_search.evaluators.proxies import synaptic_flow
 from attend_search.search_space.nb201_cell import OPS, arch_string, cell_form, parse_arch
 
 ALL_CONV3 = (
@@ -143,17 +145,18 @@ def test_walked_kernels_equal_traced_on_sampled_cells_at_an_odd_size():
 
 @pytest.mark.parametrize("arch", [ALL_CONV3, MIXED, POOLS])
 def test_synflow_takes_its_fast_path_on_cells_to_the_float64_value(arch):
-    from attend_search.evaluators import proxies
     from attend_search.evaluators.model_input import seeded
 
     spec = nb201_spec(arch)
     with seeded(0):
-        fast = proxies._scratch(build_model(spec), copy=False)
+        fast = proxy_probe.scratch(build_model(spec), copy=False)
     with seeded(0):
-        reference = proxies._scratch(build_model(spec), copy=False)
-    assert all(type(m) in proxies._SCALABLE for m in fast.modules())
-    value = proxies.synflow(fast, input_shape(spec))
-    assert value == pytest.approx(proxies._synflow_float64(reference, input_shape(spec)), rel=1e-8)
+        reference = proxy_probe.scratch(build_model(spec), copy=False)
+    assert all(type(m) in synaptic_flow._SCALABLE for m in fast.modules())
+    value = synaptic_flow.synflow(fast, input_shape(spec))
+    assert value == pytest.approx(
+        synaptic_flow._synflow_float64(reference, input_shape(spec)), rel=1e-8
+    )
 
 
 @pytest.mark.parametrize("arch", [ALL_CONV3, MIXED, POOLS])

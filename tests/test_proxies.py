@@ -14,7 +14,17 @@ from attend_search import (
     nb201_spec,
 )
 from attend_search.evaluators import proxies
-from attend_search.evaluators.proxies import PROXIES, check_proxy, zero_cost, zero_cost_all
+from attend_search.evaluators.proxies import (
+    PROXIES,
+    check_proxy,
+    expressivity,
+    synaptic_flow,
+    zero_cost,
+    zero_cost_all,
+)
+from attend_search.evaluators.proxies import (
+    probe as proxy_probe,
+)
 from attend_search.search_space.blocks import Columns
 
 
@@ -68,8 +78,8 @@ def synflow_fast_and_reference(model):
     shape = input_shape(model.spec)
     fast = copy.deepcopy(model).eval()
     return (
-        proxies._synflow_scaled(fast, list(fast.modules()), shape),
-        proxies._synflow_float64(copy.deepcopy(model).eval(), shape),
+        synaptic_flow._synflow_scaled(fast, list(fast.modules()), shape),
+        synaptic_flow._synflow_float64(copy.deepcopy(model).eval(), shape),
     )
 
 
@@ -90,7 +100,7 @@ def test_fast_synflow_equals_the_float64_reference_on_sampled_specs(space, seed)
 def test_fast_synflow_exact_with_columns_at_other_scales(monkeypatch, space, seed):
     """The first column of each stage made 1000x weaker, and rescaling before every unit:
     columns reach their merge at different scales, which must be aligned."""
-    monkeypatch.setattr(proxies, "RESCALE", 0)
+    monkeypatch.setattr(synaptic_flow, "RESCALE", 0)
     torch.manual_seed(seed)
     model = build_model(space.sample(seed))
     stages = [stage for stage in model.stages if isinstance(stage, Columns)]
@@ -101,7 +111,7 @@ def test_fast_synflow_exact_with_columns_at_other_scales(monkeypatch, space, see
     assert stages and fast == pytest.approx(reference, rel=1e-6)
 
 
-@pytest.mark.parametrize("rescale", [0, proxies.RESCALE])
+@pytest.mark.parametrize("rescale", [0, synaptic_flow.RESCALE])
 @pytest.mark.parametrize(
     "name, weight_scale, bias_std, curved",
     [
@@ -118,7 +128,7 @@ def test_fast_synflow_exact_with_biases_and_gates_curved_or_saturated(
     mode runs, with activations so large that only huge biases count. The random biases must
     count; ``rescale`` 0 rescales before every unit, so each gate and bias sees a scale other
     than 1."""
-    monkeypatch.setattr(proxies, "RESCALE", rescale)
+    monkeypatch.setattr(synaptic_flow, "RESCALE", rescale)
     torch.manual_seed(0)
     model = build_model(get_preset(name, num_classes=10, input_size=32))
     with torch.no_grad():
@@ -129,7 +139,7 @@ def test_fast_synflow_exact_with_biases_and_gates_curved_or_saturated(
                     layer.bias.normal_(std=bias_std)
     gated = []
     for gate in model.modules():
-        if isinstance(gate, proxies.GATES):
+        if isinstance(gate, synaptic_flow.GATES):
             gate.register_forward_hook(
                 lambda m, args, y: gated.append(((y > 0.05) & (y < 0.95)).any())
             )
@@ -153,11 +163,11 @@ def test_synflow_takes_the_fast_path_only_for_modules_it_knows(monkeypatch):
     foreign = copy.deepcopy(model)
     foreign.stem.act = torch.nn.GELU()  # not homogeneous: rescaling would change it
     shape = input_shape(spec)
-    assert proxies.synflow(copy.deepcopy(foreign), shape) == proxies._synflow_float64(
+    assert synaptic_flow.synflow(copy.deepcopy(foreign), shape) == synaptic_flow._synflow_float64(
         copy.deepcopy(foreign), shape
     )
-    monkeypatch.setattr(proxies, "_synflow_float64", None)  # a call would fail
-    assert math.isfinite(proxies.synflow(model, shape))
+    monkeypatch.setattr(synaptic_flow, "_synflow_float64", None)  # a call would fail
+    assert math.isfinite(synaptic_flow.synflow(model, shape))
 
 
 def test_same_seed_same_score_other_seed_other_score():
@@ -231,7 +241,7 @@ def test_proxies_share_one_copy_and_one_pass_each_with_the_values_of_separate_ru
     batches = []
     model.register_forward_pre_hook(lambda m, args: batches.append(len(args[0])))
     copies = []
-    monkeypatch.setattr(proxies, "deepcopy", lambda m: copies.append(m) or copy.deepcopy(m))
+    monkeypatch.setattr(proxy_probe, "deepcopy", lambda m: copies.append(m) or copy.deepcopy(m))
     together = zero_cost_all(model, input_shape(spec), batch_size=8, num_classes=10)
     assert len(copies) == 1
     # the ensemble's 2 examples, zico's halves; naswot, grad_norm and snip share one
@@ -243,7 +253,7 @@ def test_proxies_share_one_copy_and_one_pass_each_with_the_values_of_separate_ru
 def test_a_spec_is_scored_on_the_network_built_from_it_without_a_copy(monkeypatch):
     spec = get_preset("attendnets", num_classes=10, input_size=32)
     expected = zero_cost_all(spec, batch_size=8)
-    monkeypatch.setattr(proxies, "deepcopy", None)
+    monkeypatch.setattr(proxy_probe, "deepcopy", None)
     assert zero_cost_all(spec, batch_size=8) == expected
 
 
@@ -285,7 +295,7 @@ def test_ensemble_is_finite_on_sampled_specs_and_a_network_without_flow(space):
 def test_feature_entropies_are_high_for_isotropic_features_and_zero_for_one_direction():
     iso = torch.nn.Sequential(torch.nn.Identity())
     x = torch.randn(64, 8, 4, 4, generator=torch.Generator().manual_seed(0))
-    ((spread,),) = proxies.feature_entropies(iso, x)
+    ((spread,),) = expressivity.feature_entropies(iso, x)
     assert math.log(8) - 0.1 < spread <= math.log(8)
     flat = x[:, :1].expand(-1, 8, -1, -1)  # every channel the same: one direction
-    assert proxies.feature_entropies(iso, flat) == [[pytest.approx(0.0, abs=1e-9)]]
+    assert expressivity.feature_entropies(iso, flat) == [[pytest.approx(0.0, abs=1e-9)]]
