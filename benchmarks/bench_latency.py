@@ -27,7 +27,8 @@ from latency_curve import learning_curve, print_curve
 from attend_search import Spec, load_space
 from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernels import extract_kernels
-from attend_search.evaluators.latency.measure import RUNTIMES, measure_latency
+from attend_search.evaluators.latency.measure import measure_latency
+from attend_search.evaluators.runtimes import RUNTIMES
 
 
 def main() -> int:

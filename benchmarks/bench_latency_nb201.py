@@ -32,7 +32,7 @@ from attend_search.evaluators.latency.calibrate import calibrate_latency, fit_ke
 from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.predict import total_ms
-from attend_search.search_space.nb201_cell import nb201_spec
+from attend_search import nb201_spec
 
 DEV_DATA = str(NB201_DEV)
 DATASHEET = Path(__file__).parent / "devices" / "cortex-a76-datasheet.yaml"

@@ -77,9 +77,9 @@ def test_proxies_quick_mode_ranks_every_proxy_against_nb201_accuracy():
         assert row, name
         assert -1 <= float(row.group(1)) <= 1 and 0 <= float(row.group(3)) <= 1
         rho[name] = float(row.group(1))
-    # 0.91 on 1,000 archs; 24 rank it far above chance unless the estimate broke (a sign, a
-    # dead signal), and above the parameter count it includes
-    assert rho["ensemble, 5-fold CV"] >= 0.6 and rho["ensemble"] > rho["params"] - 0.1
+    # 0.91 on 1,000 archs (0.90 on these 24): far above chance unless the estimate broke (a
+    # sign, a dead signal), and not below the parameter count it includes
+    assert rho["ensemble"] >= 0.6 and rho["ensemble"] > rho["params"] - 0.1
 
 
 @pytest.mark.slow
