@@ -4,7 +4,7 @@ every axis, the accuracy estimate named, the hypervolume's reference point state
 import html
 import re
 
-from helpers import cli
+from helpers import DATA, cli
 
 
 def test_report_lists_the_pareto_set_with_export_folders_units_and_reference_point(workdir):
@@ -77,3 +77,26 @@ def test_top_on_two_objectives_needs_sort(workdir):
     lines = fastest.stdout.split("best 3 by latency.cortex-a72:")[1].splitlines()[3:]
     latencies = [float(line.split()[3]) for line in lines if line.strip()]
     assert len(latencies) == 3 and latencies == sorted(latencies)
+
+
+def test_a_report_trains_nothing_and_draws_what_the_study_measures(monkeypatch):
+    """Presets are scored only on metrics that need no training; the feasibility plot's axes
+    and the latency breakdown's device are the study's own, from the metrics table."""
+    from attend_search.evaluators.training import short
+    from attend_search.studies import read_study, report
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the report trained a network")
+
+    monkeypatch.setattr(short, "train_eval", no_training)
+    study = {
+        "name": "trained",
+        "space": "attendnext",
+        "objectives": [{"metric": "accuracy"}, {"metric": "latency.cortex-a76"}],
+        "constraints": {"use": "none", "macs": {"max": 3.0e8}},
+    }
+    config = read_study(study, DATA)
+    assert report._preset_points(config, ["accuracy", "latency.cortex-a76"]) == {}
+    points = report._preset_points(config, ["params", "latency.cortex-a76"])
+    assert points and all(set(v) >= {"params", "latency.cortex-a76"} for v in points.values())
+    assert report._cheap_axes(config) == ("latency.cortex-a76", "macs")
