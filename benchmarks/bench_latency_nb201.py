@@ -28,11 +28,11 @@ import numpy as np
 from dev_data import NB201_DEV
 from latency_curve import flops_fit, learning_curve, macs, print_curve, scores
 
+from attend_search import nb201_spec
 from attend_search.evaluators.latency.calibrate import calibrate_latency, fit_kernels
 from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.predict import total_ms
-from attend_search import nb201_spec
 
 DEV_DATA = str(NB201_DEV)
 DATASHEET = Path(__file__).parent / "devices" / "cortex-a76-datasheet.yaml"

@@ -44,7 +44,12 @@ from attend_search import Spec, build_model, input_shape, macro_spec, nb201_spec
 from attend_search.evaluators.cost.analytic import analytic_cost
 from attend_search.evaluators.model_input import seeded
 from attend_search.evaluators.proxies import zero_cost_all
-from attend_search.evaluators.proxies.expressivity import expressivity_signals
+from attend_search.evaluators.proxies.activation_codes import code_kernel, naswot
+from attend_search.evaluators.proxies.expressivity import (
+    entropy_hooks,
+    expressivity_of,
+    expressivity_signals,
+)
 from attend_search.evaluators.proxies.modules import NORMS
 from attend_search.evaluators.proxies.probe import scratch as _scratch
 
@@ -115,6 +120,43 @@ def meco(spec: Spec) -> dict[str, float]:
     return {"meco": total[0]}
 
 
+SHARED_BATCHES = (2, 4, 8, 16)
+
+
+def shared(spec: Spec, batches: tuple[int, ...] = SHARED_BATCHES) -> dict[str, float]:
+    """Expressivity, progressivity and naswot from ONE forward of ``n`` examples each, for each
+    ``n``: what an estimate that shares the pass would cost; and the MACs of convolutions and
+    linear layers, counted by hooks in the same forward (what works for any module)."""
+    model = scratch(spec)
+    out: dict[str, float] = {}
+    for n in batches:
+        entropies, hooks = entropy_hooks(model)
+        kernel, more = code_kernel(model, n)
+        macs = [0]
+
+        def count(module, args, y):
+            if isinstance(module, nn.Conv2d):
+                per = module.in_channels // module.groups * math.prod(module.kernel_size)
+                macs[0] += y[0].numel() * per
+            else:
+                macs[0] += module.in_features * module.out_features
+
+        hooks += more + [
+            m.register_forward_hook(count)
+            for m in model.modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear))
+        ]
+        with torch.no_grad():
+            model(inputs(spec, n).contiguous(memory_format=torch.channels_last))
+        for h in hooks:
+            h.remove()
+        s = expressivity_of(entropies)
+        out[f"expr{n}"], out[f"prog{n}"] = s["expressivity"], s["progressivity"]
+        out[f"naswot{n}"] = naswot(kernel)
+        out["log_conv_macs"] = math.log(macs[0])
+    return out
+
+
 def toolkit(spec: Spec) -> dict[str, float]:
     scores = zero_cost_all(spec, batch_size=BATCH, seed=SEED, signals=True)
     return {k.replace("ensemble.", "ens_"): v for k, v in scores.items()}
@@ -125,7 +167,14 @@ def cost(spec: Spec) -> dict[str, float]:
     return {"log_macs": math.log(c["macs"]), "log_params": math.log(c["params"])}
 
 
-GROUPS = {"toolkit": toolkit, "cost": cost, "expr16": expr16, "zen": zen, "meco": meco}
+GROUPS = {
+    "toolkit": toolkit,
+    "cost": cost,
+    "expr16": expr16,
+    "zen": zen,
+    "meco": meco,
+    "shared": shared,
+}
 
 
 def timing(specs: list[Spec]) -> list[dict]:
@@ -144,6 +193,7 @@ def timing(specs: list[Spec]) -> list[dict]:
             "zen": zen,
             "meco": meco,
             "build_model": lambda s: build_model(s),
+            **{f"shared{n}": (lambda s, n=n: shared(s, (n,))) for n in SHARED_BATCHES},
         }
     )
     rows = []

@@ -19,6 +19,17 @@ def feature_entropies(model: nn.Module, inputs: Tensor) -> list[list[float]]:
     children, one stage each). A block's entropy is that of the normalised eigenvalues of
     the channel covariance over all examples and positions (AZ-NAS's isotropy): high when
     the features use many directions evenly, 0 when one dominates or all are zero."""
+    entropies, hooks = entropy_hooks(model)
+    with torch.no_grad():  # channels-last: convolutions 1.3-1.7x faster on CPU, as in synflow
+        model(inputs.contiguous(memory_format=torch.channels_last) if inputs.ndim == 4 else inputs)
+    for h in hooks:
+        h.remove()
+    return [e for e in entropies if e]
+
+
+def entropy_hooks(model: nn.Module) -> tuple[list[list[float]], list]:
+    """:func:`feature_entropies`' lists, filled by the forward hooks returned with them as the
+    model runs (so that other passes can share the forward)."""
     if isinstance(model, Backbone):
         stages = [[stage] if isinstance(stage, Columns) else list(stage) for stage in model.stages]
     else:
@@ -43,18 +54,19 @@ def feature_entropies(model: nn.Module, inputs: Tensor) -> list[list[float]]:
         for blocks, into in zip(stages, entropies)
         for block in blocks
     ]
-    with torch.no_grad():  # channels-last: convolutions 1.3-1.7x faster on CPU, as in synflow
-        model(inputs.contiguous(memory_format=torch.channels_last) if inputs.ndim == 4 else inputs)
-    for h in hooks:
-        h.remove()
-    return [e for e in entropies if e]
+    return entropies, hooks
 
 
 def expressivity_signals(model: nn.Module, inputs: Tensor) -> dict[str, float]:
     """AZ-NAS's expressivity (the entropies of the stages' outputs, summed) and progressivity
     (the smallest change of entropy from one block to the next: negative where a block
     collapses the features), from :func:`feature_entropies`."""
-    stages = feature_entropies(model, inputs)
+    return expressivity_of(feature_entropies(model, inputs))
+
+
+def expressivity_of(stages: list[list[float]]) -> dict[str, float]:
+    """:func:`expressivity_signals` from the entropies of each stage's blocks."""
+    stages = [e for e in stages if e]
     blocks = [e for stage in stages for e in stage]
     return {
         "expressivity": sum(stage[-1] for stage in stages),
