@@ -358,7 +358,8 @@ def _save(
 ) -> None:
     """The trial's record and, once known, its constraints (:func:`_constraints`), in one
     transaction where the storage offers ``set_trial_attrs``
-    (:mod:`attend_search.studies.store`; two writes under SQLite's lock otherwise)."""
+    (:mod:`attend_search.studies.storage.optuna_storage`; two writes under SQLite's lock
+    otherwise)."""
     save_attrs(
         trial,
         {KEY: record.to_json()},

@@ -178,7 +178,7 @@ def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
 def litert_session(
     model: nn.Module, x: torch.Tensor, threads: int, keep: str | Path | None = None
 ) -> Iterator[tuple[Callable[[], object], Path | None]]:
-    """For :func:`~attend_search.evaluators.measure.measure`: ``model`` converted at ``x``'s
+    """For :func:`~attend_search.evaluators.latency.measure.measure`: ``model`` converted at ``x``'s
     shape, a function that runs ``x`` through the interpreter, and where the file was kept
     (``keep/model.tflite``, moved in place whole; None without ``keep``)."""
     with tempfile.TemporaryDirectory(dir=keep) as tmp:
