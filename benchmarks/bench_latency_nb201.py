@@ -34,7 +34,6 @@ from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.predict import total_ms
 
-DEV_DATA = str(NB201_DEV)
 DATASHEET = Path(__file__).parent / "devices" / "cortex-a76-datasheet.yaml"
 MACHINE = (
     "Raspberry Pi 5 (Cortex-A76 at 2.4 GHz), onnxruntime, 1 thread: NAS-Bench-201 "
@@ -44,7 +43,7 @@ MACHINE = (
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=DEV_DATA)
+    p.add_argument("--data", default=str(NB201_DEV))
     p.add_argument(
         "--archs", type=int, help="use this many networks, drawn at random (default all)"
     )

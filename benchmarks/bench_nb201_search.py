@@ -31,7 +31,6 @@ from attend_search.explorer.search import quiet_optuna
 from attend_search.studies import read_study
 from attend_search.studies.results import is_feasible
 
-DEV_DATA = str(NB201_DEV)
 ESTIMATES = ("ensemble", "synflow", "params")
 SAMPLERS = ("tpe", "random")
 
@@ -64,7 +63,9 @@ def one_run(estimate: str, sampler: str, seed: int, trials: int) -> list[tuple[f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEV_DATA, help="CSV of arch_str, cifar10_test_accuracy")
+    parser.add_argument(
+        "--data", default=str(NB201_DEV), help="CSV of arch_str, cifar10_test_accuracy"
+    )
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--estimates", nargs="+", default=list(ESTIMATES))

@@ -40,14 +40,15 @@ from attend_search.cli.common import table
 from attend_search.evaluators.cost.analytic import analytic_cost
 from attend_search.evaluators.proxies import ENSEMBLE_SCALES, PROXIES, zero_cost_all
 
-DEV_DATA = str(NB201_DEV)
 FOLDS = 5
 WEIGHT_GRID = (0, 0.5, 1, 1.5, 2)  # each signal's weight, relative to expressivity's
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEV_DATA, help="CSV of arch_str, cifar10_test_accuracy")
+    parser.add_argument(
+        "--data", default=str(NB201_DEV), help="CSV of arch_str, cifar10_test_accuracy"
+    )
     parser.add_argument("--archs", type=int, default=1000, help="architectures, drawn at random")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32, help="synthetic batch of the proxies")

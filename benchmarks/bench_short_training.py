@@ -32,12 +32,12 @@ from attend_search.evaluators.proxies import zero_cost
 from attend_search.evaluators.training.datasets import load_dataset
 from attend_search.evaluators.training.short import train_eval
 
-DEV_DATA = str(NB201_DEV)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=DEV_DATA, help="CSV of arch_str, cifar10_test_accuracy")
+    parser.add_argument(
+        "--data", default=str(NB201_DEV), help="CSV of arch_str, cifar10_test_accuracy"
+    )
     parser.add_argument("--specs", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--dataset", default="digits-hard")

@@ -16,7 +16,8 @@ Reads the signal tables of ``benchmarks/proxy_signals.py`` (one per space) and, 
    Spearman on the rest of the space, median over draws; beside the built-in estimate and
    log MACs (one feature: its fit only picks a sign).
 
-    PYTHONPATH=src python benchmarks/proxy_design.py /tmp/signals/nb201.csv /tmp/signals/macro.csv
+    python benchmarks/proxy_design.py benchmarks/measurements/signals-nb201-dev-602.csv \\
+        benchmarks/measurements/signals-macro-dev-415.csv
 """
 
 from __future__ import annotations

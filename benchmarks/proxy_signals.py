@@ -21,9 +21,10 @@ Signals (higher is better for all but where said):
 Timing (``--timing N``): each signal alone, best of 3, on the first N architectures, network
 build included, and written beside the CSV as ``<out>.timing.csv``.
 
-    PYTHONPATH=src python benchmarks/proxy_signals.py --space macro --out /tmp/signals/macro.csv
-    PYTHONPATH=src python benchmarks/proxy_signals.py --space nb201 --sample 600 \\
-        --out /tmp/signals/nb201.csv
+    python benchmarks/proxy_signals.py --space macro --sample 1961 \\
+        --out benchmarks/measurements/signals-macro-dev-415.csv
+    python benchmarks/proxy_signals.py --space nb201 --sample 1000 \\
+        --out benchmarks/measurements/signals-nb201-dev-602.csv
 """
 
 from __future__ import annotations
@@ -52,15 +53,15 @@ from attend_search.evaluators.proxies.expressivity import (
 )
 from attend_search.evaluators.proxies.modules import NORMS
 from attend_search.evaluators.proxies.probe import scratch as _scratch
+from attend_search.evaluators.proxies.probe import synthetic
 
 BATCH, SEED = 16, 0
 SPACES = {"nb201": (NB201_DEV, "arch_str", nb201_spec), "macro": (MACRO_DEV, "arch", macro_spec)}
 
 
 def inputs(spec: Spec, n: int = BATCH, seed: int = SEED) -> torch.Tensor:
-    """The standard normal batch zero_cost_all draws (its _synthetic inputs)."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn((n, *input_shape(spec)[1:]), generator=generator)
+    """The standard normal batch zero_cost_all draws."""
+    return synthetic(input_shape(spec), n, spec.num_classes, seed)[0]
 
 
 def scratch(spec: Spec) -> nn.Module:

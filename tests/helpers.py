@@ -113,3 +113,35 @@ def cheap_study(**changes):
     from attend_search.studies import read_study
 
     return read_study(study, DATA)
+
+
+def assert_walk_is_the_trace(spec) -> None:
+    """A spec's walked cost and kernels equal those traced from its built network."""
+    from attend_search import build_model, input_shape
+    from attend_search.evaluators.cost.analytic import analytic_cost
+    from attend_search.evaluators.cost.traced import fvcore_cost, peak_activation_bytes
+    from attend_search.evaluators.latency.kernels import extract_kernels
+
+    model, shape = build_model(spec), input_shape(spec)
+    assert analytic_cost(spec) == {
+        **fvcore_cost(model, shape),
+        "peak_activation_bytes": peak_activation_bytes(model, shape),
+    }
+    assert extract_kernels(spec) == extract_kernels(model, shape)
+
+
+def assert_synflow_fast_path_is_the_reference(spec) -> None:
+    """Synflow of the builder's network takes the float32 fast path, to the float64 value."""
+    from attend_search import build_model, input_shape
+    from attend_search.evaluators.model_input import seeded
+    from attend_search.evaluators.proxies import probe, synaptic_flow
+
+    networks = []
+    for _ in range(2):
+        with seeded(0):
+            networks.append(probe.scratch(build_model(spec), copy=False))
+    fast, reference = networks
+    assert all(type(m) in synaptic_flow._SCALABLE for m in fast.modules())
+    assert synaptic_flow.synflow(fast, input_shape(spec)) == pytest.approx(
+        synaptic_flow._synflow_float64(reference, input_shape(spec)), rel=1e-8
+    )

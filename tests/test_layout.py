@@ -1,7 +1,6 @@
 """The package's shape: the public names, no import cycles, data flowing one way."""
 
 import ast
-import importlib
 from pathlib import Path
 
 import pytest
@@ -145,4 +144,3 @@ def test_optuna_internals_live_in_the_adapters():
                 if private:
                     users.add(path.relative_to(PACKAGE).as_posix())
     assert users <= allowed, users - allowed
-    assert importlib.import_module("attend_search.explorer.optuna_adapter")

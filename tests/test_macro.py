@@ -5,16 +5,18 @@ import copy
 import pandas as pd
 import pytest
 import torch
-from helpers import MACRO_DEV, needs
+from helpers import (
+    MACRO_DEV,
+    assert_synflow_fast_path_is_the_reference,
+    assert_walk_is_the_trace,
+    needs,
+)
 
 from attend_search import Spec, SpecError, build_model, input_shape, load_space, macro_spec
 from attend_search.evaluators.cost.analytic import analytic_cost
-from attend_search.evaluators.cost.traced import fvcore_cost, peak_activation_bytes
 from attend_search.evaluators.graph.walk import walk_spec
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.predict import predict_latency
-from attend_search.evaluators.proxies import probe as proxy_probe
-from attend_search.evaluators.proxies import synaptic_flow
 from attend_search.search_space.macro import LAYERS, all_archs, canonical_arch, parse_arch
 
 DEV = MACRO_DEV  # the development half of the benchmark, beside the repository
@@ -123,13 +125,7 @@ def test_projection_blocks_round_trip_and_refuse_fields_they_do_not_have():
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_walked_cost_and_kernels_equal_the_traced_network(arch):
-    spec = macro_spec(arch)
-    model, shape = build_model(spec), input_shape(spec)
-    assert analytic_cost(spec) == {
-        **fvcore_cost(model, shape),
-        "peak_activation_bytes": peak_activation_bytes(model, shape),
-    }
-    assert extract_kernels(spec) == extract_kernels(model, shape)
+    assert_walk_is_the_trace(macro_spec(arch))
 
 
 def test_walked_kernels_equal_traced_at_an_odd_size_and_latency_is_predicted():
@@ -147,18 +143,7 @@ def test_walked_kernels_equal_traced_at_an_odd_size_and_latency_is_predicted():
 
 @pytest.mark.parametrize("arch", ["a00000000", "a01202011", "a22222222"])
 def test_synflow_takes_its_fast_path_to_the_float64_value(arch):
-    from attend_search.evaluators.model_input import seeded
-
-    spec = macro_spec(arch)
-    with seeded(0):
-        fast = proxy_probe.scratch(build_model(spec), copy=False)
-    with seeded(0):
-        reference = proxy_probe.scratch(build_model(spec), copy=False)
-    assert all(type(m) in synaptic_flow._SCALABLE for m in fast.modules())
-    value = synaptic_flow.synflow(fast, input_shape(spec))
-    assert value == pytest.approx(
-        synaptic_flow._synflow_float64(reference, input_shape(spec)), rel=1e-8
-    )
+    assert_synflow_fast_path_is_the_reference(macro_spec(arch))
 
 
 @pytest.mark.parametrize("arch", ["a00000000", "a01202011"])

@@ -5,13 +5,10 @@ import random
 
 import pytest
 import torch
+from helpers import assert_synflow_fast_path_is_the_reference, assert_walk_is_the_trace
 
 from attend_search import Spec, SpecError, build_model, input_shape, load_space, nb201_spec
-from attend_search.evaluators.cost.analytic import analytic_cost
-from attend_search.evaluators.cost.traced import fvcore_cost, peak_activation_bytes
 from attend_search.evaluators.latency.kernels import extract_kernels
-from attend_search.evaluators.proxies import probe as proxy_probe
-from attend_search.evaluators.proxies import synaptic_flow
 from attend_search.search_space.nb201_cell import OPS, arch_string, cell_form, parse_arch
 
 ALL_CONV3 = (
@@ -124,13 +121,7 @@ def test_the_15625_cells_form_the_benchmarks_6466_classes():
 
 @pytest.mark.parametrize("arch", [ALL_CONV3, ALL_NONE, MIXED, POOLS])
 def test_walked_cost_and_kernels_equal_the_traced_cell_network(arch):
-    spec = nb201_spec(arch)
-    model, shape = build_model(spec), input_shape(spec)
-    assert analytic_cost(spec) == {
-        **fvcore_cost(model, shape),
-        "peak_activation_bytes": peak_activation_bytes(model, shape),
-    }
-    assert extract_kernels(spec) == extract_kernels(model, shape)
+    assert_walk_is_the_trace(nb201_spec(arch))
 
 
 def test_walked_kernels_equal_traced_on_sampled_cells_at_an_odd_size():
@@ -145,18 +136,7 @@ def test_walked_kernels_equal_traced_on_sampled_cells_at_an_odd_size():
 
 @pytest.mark.parametrize("arch", [ALL_CONV3, MIXED, POOLS])
 def test_synflow_takes_its_fast_path_on_cells_to_the_float64_value(arch):
-    from attend_search.evaluators.model_input import seeded
-
-    spec = nb201_spec(arch)
-    with seeded(0):
-        fast = proxy_probe.scratch(build_model(spec), copy=False)
-    with seeded(0):
-        reference = proxy_probe.scratch(build_model(spec), copy=False)
-    assert all(type(m) in synaptic_flow._SCALABLE for m in fast.modules())
-    value = synaptic_flow.synflow(fast, input_shape(spec))
-    assert value == pytest.approx(
-        synaptic_flow._synflow_float64(reference, input_shape(spec)), rel=1e-8
-    )
+    assert_synflow_fast_path_is_the_reference(nb201_spec(arch))
 
 
 @pytest.mark.parametrize("arch", [ALL_CONV3, MIXED, POOLS])
