@@ -8,7 +8,8 @@ skipped.
 
 Signals (higher is better for all but where said):
 - the proxies of ``zero_cost_all``: synflow, naswot, grad_norm, snip, zico, ensemble and the
-  ensemble's signals (expressivity, progressivity, complexity = log params), on one network;
+  ensemble's signals, on one network (the CSVs in ``measurements/`` were made with the
+  ensemble of the time: AZ-NAS's expressivity and progressivity, synflow, log params);
 - ``log_macs``, ``log_params``: from ``analytic_cost`` (free, exact);
 - ``expr16``, ``prog16``: AZ-NAS's expressivity and progressivity from a forward of all 16
   examples instead of 2;
@@ -46,11 +47,7 @@ from attend_search.evaluators.cost.analytic import analytic_cost
 from attend_search.evaluators.model_input import seeded
 from attend_search.evaluators.proxies import zero_cost_all
 from attend_search.evaluators.proxies.activation_codes import code_kernel, naswot
-from attend_search.evaluators.proxies.expressivity import (
-    entropy_hooks,
-    expressivity_of,
-    expressivity_signals,
-)
+from attend_search.evaluators.proxies.expressivity import entropy_hooks
 from attend_search.evaluators.proxies.modules import NORMS
 from attend_search.evaluators.proxies.probe import scratch as _scratch
 from attend_search.evaluators.proxies.probe import synthetic
@@ -69,8 +66,31 @@ def scratch(spec: Spec) -> nn.Module:
         return _scratch(build_model(spec), copy=False)
 
 
+def stage_hooks(model: nn.Module) -> tuple[list[list[float]], list]:
+    """The entropies of each stage's blocks, as AZ-NAS groups them."""
+    lists, hooks = zip(*(entropy_hooks(stage) for stage in model.stages))
+    return list(lists), [h for stage in hooks for h in stage]
+
+
+def az_nas(stages: list[list[float]]) -> dict[str, float]:
+    """AZ-NAS's expressivity (the stages' last entropies, summed) and progressivity (the
+    smallest change of entropy from one block to the next)."""
+    stages = [e for e in stages if e]
+    blocks = [e for stage in stages for e in stage]
+    return {
+        "expressivity": sum(stage[-1] for stage in stages),
+        "progressivity": min((b - a for a, b in zip(blocks, blocks[1:])), default=0.0),
+    }
+
+
 def expr16(spec: Spec) -> dict[str, float]:
-    s = expressivity_signals(scratch(spec), inputs(spec))
+    model = scratch(spec)
+    stages, hooks = stage_hooks(model)
+    with torch.no_grad():
+        model(inputs(spec).contiguous(memory_format=torch.channels_last))
+    for h in hooks:
+        h.remove()
+    s = az_nas(stages)
     return {"expr16": s["expressivity"], "prog16": s["progressivity"]}
 
 
@@ -131,7 +151,7 @@ def shared(spec: Spec, batches: tuple[int, ...] = SHARED_BATCHES) -> dict[str, f
     model = scratch(spec)
     out: dict[str, float] = {}
     for n in batches:
-        entropies, hooks = entropy_hooks(model)
+        entropies, hooks = stage_hooks(model)
         kernel, more = code_kernel(model, n)
         macs = [0]
 
@@ -151,7 +171,7 @@ def shared(spec: Spec, batches: tuple[int, ...] = SHARED_BATCHES) -> dict[str, f
             model(inputs(spec, n).contiguous(memory_format=torch.channels_last))
         for h in hooks:
             h.remove()
-        s = expressivity_of(entropies)
+        s = az_nas(entropies)
         out[f"expr{n}"], out[f"prog{n}"] = s["expressivity"], s["progressivity"]
         out[f"naswot{n}"] = naswot(kernel)
         out["log_conv_macs"] = math.log(macs[0])

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import NB201_DEV, needs
+from helpers import MACRO_DEV, NB201_DEV, needs
 
 from attend_search.evaluators.proxies import PROXIES
 
@@ -67,32 +67,51 @@ def test_search_quick_mode_gives_every_sampler_a_hypervolume(tmp_path):
 
 @pytest.mark.slow
 @needs(NB201_DEV)
-def test_proxies_quick_mode_ranks_every_proxy_against_nb201_accuracy():
-    out = _quick("bench_proxies.py")
-    rho = {}
-    for name in ("params", "macs", *PROXIES, "ensemble, 5-fold CV"):
-        row = re.search(
-            rf"^{re.escape(name)} +(-?[\d.]+) ± [\d.]+ +(-?[\d.]+) ± [\d.]+ +([\d.]+) ±", out, re.M
-        )
-        assert row, name
-        assert -1 <= float(row.group(1)) <= 1 and 0 <= float(row.group(3)) <= 1
-        rho[name] = float(row.group(1))
-    # 0.91 on 1,000 archs (0.90 on these 24): far above chance unless the estimate broke (a
-    # sign, a dead signal), and not below the parameter count it includes
-    assert rho["ensemble"] >= 0.6 and rho["ensemble"] > rho["params"] - 0.1
+@needs(MACRO_DEV)
+def test_proxies_quick_mode_ranks_every_estimate_on_each_space_and_held_out(tmp_path):
+    for space in ("nb201", "macro"):
+        _quick("bench_proxies.py", "--space", space, "--out", str(tmp_path / f"{space}.json"))
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_proxies.py"), "--report"]
+        + [str(tmp_path / f"{space}.json") for space in ("nb201", "macro")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for space in ("NAS-Bench-201", "NAS-Bench-Macro"):
+        table = out.split(f"{space}: 24 dev architectures")[1]
+        rho = {}
+        for name in ("params", "macs", *PROXIES, "ensemble.naswot"):
+            row = re.search(
+                rf"^{re.escape(name)} +(-?[\d.]+) ± [\d.]+ +(-?[\d.]+) ± [\d.]+ +([\d.]+) ±",
+                table,
+                re.M,
+            )
+            assert row, (space, name)
+            rho[name] = float(row.group(1))
+        # 0.91-0.92 on 1,000 archs of each: far above chance unless the estimate broke
+        assert rho["ensemble"] >= 0.6, space
+        assert re.search(r"^10 +-?[\d.]+ +-?[\d.]+ +-?[\d.]+ +\d+ of 20$", table, re.M), space
+    loso = out.split("leave one space out")[1]
+    for row in ("ensemble", "ensemble, spreads of the other space"):
+        cells = re.search(rf"^{row} +(-?[\d.]+) +(-?[\d.]+)", loso, re.M)
+        assert cells and all(float(c) > 0.5 for c in cells.groups()), row
+    assert re.search(r"^signals chosen on the other space +-?[\d.]+ \(", loso, re.M)
 
 
 @pytest.mark.slow
 @needs(NB201_DEV)
-def test_nb201_search_quick_mode_scores_each_run_on_ground_truth():
-    out = _quick("bench_nb201_search.py", "--jobs", "1")
-    for estimate in ("ensemble", "synflow", "params"):
+@needs(MACRO_DEV)
+@pytest.mark.parametrize(("space", "dev_archs"), [("nb201", 3182), ("macro", 1961)])
+def test_search_quick_mode_scores_each_run_on_ground_truth(space, dev_archs):
+    out = _quick("bench_search_accuracy.py", "--space", space, "--jobs", "1")
+    for estimate in ("ensemble", "synflow", "macs"):
         for sampler in ("tpe", "random"):
             row = re.search(
                 rf"^{estimate} +{sampler} +([\d.]+) +([\d.]+) +(\d+) +[01] of 1$", out, re.M
             )
             assert row, (estimate, sampler)
-            assert 10 < float(row.group(1)) < 100 and 1 <= int(row.group(3)) <= 3182
+            assert 10 < float(row.group(1)) < 100 and 1 <= int(row.group(3)) <= dev_archs
 
 
 def _curve_rows(out: str) -> dict[tuple[int, str], tuple[float, float]]:

@@ -91,8 +91,14 @@ def test_evaluate_prints_costs_latency_top_layers_and_proxies():
 def test_evaluate_ensemble_prints_each_of_its_signals():
     out = run("evaluate", "attendnets", "--proxy", "ensemble", "--top", "1")
     assert out.returncode == 0, out.stderr
-    for row in ("ensemble", "ensemble.expressivity", "ensemble.progressivity", "ensemble.synflow"):
+    for row in ("ensemble", "ensemble.expressivity", "ensemble.naswot", "ensemble.complexity"):
         assert re.search(rf"^{re.escape(row)}( \(score\))? +-?[\d.]+$", out.stdout, re.M), row
+    assert re.search(
+        r"^ensemble \(score\): accuracy estimate, not accuracy \(Spearman .* "
+        r"NAS-Bench-Macro; unmeasured on attention condenser networks\)$",
+        out.stdout,
+        re.M,
+    )
 
 
 def test_evaluate_json_matches_the_analytic_cost():

@@ -231,7 +231,7 @@ def test_bad_batches_refused(batch, message):
 
 def test_naswot_needs_activation_modules():
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
-    with pytest.raises(AttendSearchError, match="naswot needs ReLU"):
+    with pytest.raises(AttendSearchError, match="naswot and ensemble need ReLU"):
         zero_cost(net, (1, 12), proxy="naswot", batch_size=4)
 
 
@@ -244,8 +244,8 @@ def test_proxies_share_one_copy_and_one_pass_each_with_the_values_of_separate_ru
     monkeypatch.setattr(proxy_probe, "deepcopy", lambda m: copies.append(m) or copy.deepcopy(m))
     together = zero_cost_all(model, input_shape(spec), batch_size=8, num_classes=10)
     assert len(copies) == 1
-    # the ensemble's 2 examples, zico's halves; naswot, grad_norm and snip share one
-    assert sorted(batches) == [2, 4, 4, 8]
+    # zico's halves; naswot, grad_norm and snip share one; the ensemble's 8 examples
+    assert sorted(batches) == [4, 4, 8, 8]
     for proxy, score in together.items():  # (synflow runs its units, not forward)
         assert zero_cost(model, input_shape(spec), proxy=proxy, batch_size=8) == score, proxy
 
@@ -272,11 +272,50 @@ def test_ensemble_is_deterministic_for_a_seed_and_independent_of_what_else_is_as
             proxies.ENSEMBLE_WEIGHTS[k] * v / proxies.ENSEMBLE_SCALES[k] for k, v in signals.items()
         )
     )
-    # complexity: the log of the parameter count of the network as built (biases included)
-    assert signals["complexity"] == pytest.approx(
-        math.log(sum(p.numel() for p in build_model(spec).parameters()))
+
+
+class _Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = torch.nn.Conv2d(8, 8, 1), torch.nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x))) + x
+
+
+def test_ensemble_signals_of_a_module_written_outside_the_toolkit():
+    """Blocks are found inside plain containers; complexity counts the convolutions' and
+    linear layers' multiply-accumulates of one example."""
+    body = torch.nn.ModuleList([_Block(), _Block()])
+    stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
+    head = torch.nn.Linear(8 * 8 * 8, 10)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.body, self.head = stem, body, head
+
+        def forward(self, x):
+            x = self.stem(x)
+            for block in self.body:
+                x = block(x)
+            return self.head(x.flatten(1))
+
+    assert expressivity.blocks(Net()) == [stem[0], stem[1], body[0], body[1], head]
+    scores = zero_cost_all(Net(), (1, 3, 8, 8), proxies=["ensemble"], signals=True)
+    assert math.exp(scores["ensemble.complexity"]) == pytest.approx(
+        8 * 8 * 8 * 3 * 9 + 2 * 8 * 8 * 8 * 8 + 8 * 8 * 8 * 10
     )
-    assert signals["synflow"] == together["synflow"]
+    # the mean entropy of the four 4-d outputs, each at most log 8 (8 channels)
+    assert 0 < scores["ensemble.expressivity"] <= math.log(8)
+    assert math.isfinite(scores["ensemble.naswot"])
+
+
+def test_a_module_without_activations_is_refused_by_the_ensemble_with_a_clear_error():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    net(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(AttendSearchError, match="ensemble need ReLU"):
+        zero_cost(net, (1, 3, 8, 8), proxy="ensemble")
 
 
 def test_ensemble_is_finite_on_sampled_specs_and_a_network_without_flow(space):
@@ -294,8 +333,16 @@ def test_ensemble_is_finite_on_sampled_specs_and_a_network_without_flow(space):
 
 def test_feature_entropies_are_high_for_isotropic_features_and_zero_for_one_direction():
     iso = torch.nn.Sequential(torch.nn.Identity())
+
+    def entropies(x):
+        found, hooks = expressivity.entropy_hooks(iso)
+        iso(x)
+        for h in hooks:
+            h.remove()
+        return found
+
     x = torch.randn(64, 8, 4, 4, generator=torch.Generator().manual_seed(0))
-    ((spread,),) = expressivity.feature_entropies(iso, x)
+    (spread,) = entropies(x)
     assert math.log(8) - 0.1 < spread <= math.log(8)
     flat = x[:, :1].expand(-1, 8, -1, -1)  # every channel the same: one direction
-    assert expressivity.feature_entropies(iso, flat) == [[pytest.approx(0.0, abs=1e-9)]]
+    assert entropies(flat) == [pytest.approx(0.0, abs=1e-9)]

@@ -75,8 +75,9 @@ def test_run_show_export_report_end_to_end(workdir):
     assert "cdn.plot.ly" not in page.split("<script")[1][:200]  # plotly.js inlined: offline
     # the accuracy axis says it is an estimate, and how well it ranked true accuracy
     assert re.search(
-        r"synflow \(log score\): accuracy estimate, not accuracy \(Spearman 0\.\d\d "
-        r"with NAS-Bench-201 CIFAR-10 accuracy\)",
+        r"synflow \(log score\): accuracy estimate, not accuracy \(Spearman with CIFAR-10 "
+        r"accuracy on dev data: 0\.\d\d NAS-Bench-201, 0\.\d\d NAS-Bench-Macro; unmeasured "
+        r"on attention condenser networks\)",
         page,
     )
 

@@ -22,9 +22,9 @@ import sys
 
 from .. import __version__, interrupts
 from ..errors import AttendSearchError
-from . import evaluate, latency, output_commands, spec_commands, study_commands, train
+from . import evaluate, latency, output_commands, proxy, spec_commands, study_commands, train
 
-COMMAND_MODULES = [spec_commands, evaluate, latency, study_commands, output_commands, train]
+COMMAND_MODULES = [spec_commands, evaluate, latency, proxy, study_commands, output_commands, train]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -19,7 +19,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from ..evaluators.graph.trace import torch_threads
     from ..evaluators.latency.predict import predict_latency
     from ..evaluators.proxies import check_proxy, zero_cost_all
-    from ..explorer.metrics import DEFAULT_DEVICE, by_evaluator, latency_device, metric_label, shown
+    from ..explorer.metrics import (
+        DEFAULT_DEVICE,
+        Objective,
+        by_evaluator,
+        latency_device,
+        metric_label,
+        shown,
+    )
     from ..search_space.naming import layer_name
 
     spec, evaluation, stored, metrics = _subject(args)
@@ -92,6 +99,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             row.append(f"{shown(metric, stored[metric]):,.4g}" if metric in stored else "")
         rows.append(row)
     print(table(rows, right={1, 2}))
+    for proxy in proxies:  # what each accuracy estimate is worth, where it was measured
+        print(Objective(proxy, "maximize").label)
     print(f"\nslowest {len(slowest)} kernels on {device} (predicted, batch 1):")
     krows = [["kernel", "class", "ms", "share", "MMACs", "bound"]]
     krows += [

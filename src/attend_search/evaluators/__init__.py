@@ -7,8 +7,8 @@ kernels and predicted latency) needs no PyTorch.
 
 One sub-package per concern: ``graph`` (a network op by op: a spec's walk, a module's trace),
 ``cost``, ``latency`` (the kernel model, device profiles, calibration, measurement),
-``runtimes`` (onnxruntime, PyTorch, LiteRT, int8), ``proxies`` (zero-cost estimates) and
-``training``.
+``runtimes`` (onnxruntime, PyTorch, LiteRT, int8), ``proxies`` (zero-cost estimates),
+``estimate_fit`` (the ensemble fitted to trained networks) and ``training``.
 """
 
 from .._lazy import lazy_names
@@ -26,6 +26,7 @@ _LAZY = {
     "as_model": ".model_input",
     **dict.fromkeys(["PROXIES", "check_proxy", "zero_cost", "zero_cost_all"], ".proxies"),
     "train_eval": ".training.short",
+    **dict.fromkeys(["EnsembleFit", "fit_ensemble", "load_fit"], ".estimate_fit"),
 }
 
 __all__ = sorted(_LAZY)

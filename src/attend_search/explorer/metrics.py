@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import AttendSearchError
+from ..evaluators.estimate_fit import load_fit
 from ..evaluators.latency.devices import load_device
 
 DIRECTIONS = ("minimize", "maximize")
@@ -27,36 +28,42 @@ class MetricKind:
     direction: str  # the default direction of an objective on it
     unit: str  # of the value shown, after ``scale``: "M", "MB", "ms"
     evaluator: str  # what computes it, for messages and the report
-    spearman: float | None = None  # measured rank correlation with true accuracy, if estimated
+    # measured rank correlation with true accuracy on each benchmark, if it estimates accuracy
+    spearman: dict[str, float] | None = None
     scale: float = 1.0  # shown value = stored value x scale (parameters in millions)
 
     def matches(self, metric: str) -> bool:
-        if self.pattern.endswith("."):
+        if self.pattern.endswith((".", "@")):
             return metric.startswith(self.pattern) and len(metric) > len(self.pattern)
         return metric == self.pattern
 
+    @property
+    def estimates_accuracy(self) -> bool:
+        return self.spearman is not None or self.pattern == FITTED
 
-# Spearman's rho of each accuracy estimate with true accuracy, as measured: NAS-Bench-201's
-# CIFAR-10 test accuracy after 200 epochs, 1,000 dev architectures, mean of 3 seeds
-# (`python benchmarks/bench_proxies.py --archs 1000 --seeds 3 --batch-size 16`; README).
+
+# Spearman's rho of each accuracy estimate with CIFAR-10 test accuracy, as measured on the dev
+# halves of two benchmarks: 1,000 architectures of each, mean of 2 seeds, proxies at batch 16
+# (`python benchmarks/bench_proxies.py --space nb201|macro`; docs/accuracy-estimates.md).
 # Shown beside the estimate wherever it stands for accuracy, so nobody takes it for accuracy.
-NB201_SPEARMAN = {
-    "params": 0.781,
-    "macs": 0.754,
-    "synflow": 0.758,
-    "naswot": 0.701,
-    "grad_norm": 0.533,
-    "snip": 0.608,
-    "zico": 0.811,
-    "ensemble": 0.912,
+SPEARMAN = {
+    "params": {"NAS-Bench-201": 0.781, "NAS-Bench-Macro": 0.297},
+    "macs": {"NAS-Bench-201": 0.754, "NAS-Bench-Macro": 0.870},
+    "synflow": {"NAS-Bench-201": 0.758, "NAS-Bench-Macro": 0.780},
+    "naswot": {"NAS-Bench-201": 0.701, "NAS-Bench-Macro": 0.900},
+    "grad_norm": {"NAS-Bench-201": 0.533, "NAS-Bench-Macro": 0.800},
+    "snip": {"NAS-Bench-201": 0.608, "NAS-Bench-Macro": 0.700},
+    "zico": {"NAS-Bench-201": 0.811, "NAS-Bench-Macro": 0.710},
+    "ensemble": {"NAS-Bench-201": 0.910, "NAS-Bench-Macro": 0.920},
 }
+FITTED = "ensemble@"  # ensemble@FILE: the ensemble with the weights of a ``proxy fit`` file
 # The zero-cost proxies (``evaluators.proxies.PROXIES`` implements these names; a test holds
 # the two equal), named here so that reading the table needs no PyTorch.
 ZERO_COST = ("synflow", "naswot", "grad_norm", "snip", "zico", "ensemble")
 
 METRICS: tuple[MetricKind, ...] = (
-    MetricKind("params", True, "minimize", "M", "analytic_cost", NB201_SPEARMAN["params"], 1e-6),
-    MetricKind("macs", True, "minimize", "M", "analytic_cost", NB201_SPEARMAN["macs"], 1e-6),
+    MetricKind("params", True, "minimize", "M", "analytic_cost", SPEARMAN["params"], 1e-6),
+    MetricKind("macs", True, "minimize", "M", "analytic_cost", SPEARMAN["macs"], 1e-6),
     MetricKind("peak_activation_bytes", True, "minimize", "MB", "analytic_cost", None, 1e-6),
     MetricKind("latency.", True, "minimize", "ms", "predict_latency"),
     *(
@@ -66,10 +73,11 @@ METRICS: tuple[MetricKind, ...] = (
             "maximize",
             "log score" if name == "synflow" else "score",
             "zero_cost",
-            NB201_SPEARMAN[name],
+            SPEARMAN[name],
         )
         for name in ZERO_COST
     ),
+    MetricKind(FITTED, False, "maximize", "score", "zero_cost"),
     MetricKind("accuracy", False, "maximize", "top-1 fraction", "train_eval"),
 )
 COST_METRICS = tuple(k.pattern for k in METRICS if k.evaluator == "analytic_cost")
@@ -80,8 +88,11 @@ def kind_of(metric: str) -> MetricKind:
     for kind in METRICS:
         if kind.matches(metric):
             return kind
-    known = ", ".join(k.pattern + ("<device>" if k.pattern.endswith(".") else "") for k in METRICS)
+    known = ", ".join(k.pattern + _PLACEHOLDER.get(k.pattern[-1], "") for k in METRICS)
     raise AttendSearchError(f"unknown metric {metric!r}; known: {known}")
+
+
+_PLACEHOLDER = {".": "<device>", "@": "<fit file>"}
 
 
 def metric_label(metric: str) -> str:
@@ -114,6 +125,8 @@ def check_metric(metric: str) -> str:
     device = latency_device(metric)
     if device is not None:
         load_device(device)
+    if kind_of(metric).pattern == FITTED:
+        load_fit(metric.removeprefix(FITTED))
     return metric
 
 
@@ -129,11 +142,26 @@ class Objective:
     @property
     def label(self) -> str:
         """The metric, and where it is maximised as an accuracy estimate, that it is one and
-        how well it ranked true accuracy (:data:`NB201_SPEARMAN`)."""
-        spearman = kind_of(self.metric).spearman
-        if spearman is None or self.direction == "minimize":
+        how well it ranked true accuracy (:data:`SPEARMAN`, or the fit file's own figure)."""
+        kind = kind_of(self.metric)
+        if not kind.estimates_accuracy or self.direction == "minimize":
             return metric_label(self.metric)
+        if kind.pattern == FITTED:
+            fitted = _fitted(self.metric)
+            return f"{metric_label(self.metric)}: accuracy estimate, not accuracy ({fitted})"
+        rhos = ", ".join(f"{rho:.2f} {bench}" for bench, rho in kind.spearman.items())
         return (
-            f"{metric_label(self.metric)}: accuracy estimate, not accuracy (Spearman "
-            f"{spearman:.2f} with NAS-Bench-201 CIFAR-10 accuracy)"
+            f"{metric_label(self.metric)}: accuracy estimate, not accuracy (Spearman with "
+            f"CIFAR-10 accuracy on dev data: {rhos}; unmeasured on attention condenser networks)"
         )
+
+
+def _fitted(metric: str) -> str:
+    """What a fit file says of its own quality, or that it cannot be read now."""
+    try:
+        fit = load_fit(metric.removeprefix(FITTED))
+    except AttendSearchError:
+        return "fitted to trained networks; the fit file cannot be read now"
+    loo = fit.spearman.get("fitted")
+    quality = f", leave-one-out Spearman {loo:.2f} on them" if loo is not None else ""
+    return f"fitted to {fit.networks} trained networks{quality}"

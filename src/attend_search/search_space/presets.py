@@ -37,12 +37,23 @@ def get_preset(name: str, num_classes: int = 1000, input_size: int = 224) -> Spe
 
 
 def load_spec(arg: str) -> Spec:
-    """A spec from a JSON file, or a preset by name (a file of that name wins)."""
-    if arg in list_presets() and not Path(arg).exists():
-        return get_preset(arg)
+    """A spec from a JSON file, a preset by name, or a benchmark's architecture
+    (``nb201:ARCH``, ``macro:ARCH``); a file of that name wins."""
+    if not Path(arg).exists():
+        if arg in list_presets():
+            return get_preset(arg)
+        benchmark, _, arch = arg.partition(":")
+        if benchmark in ("nb201", "macro") and arch:
+            from .macro import macro_spec
+            from .nb201 import nb201_spec
+
+            return {"nb201": nb201_spec, "macro": macro_spec}[benchmark](arch)
     path = Path(arg)
     if not path.exists():
-        raise SpecError(f"no such spec file (presets: {', '.join(list_presets())})", source=arg)
+        raise SpecError(
+            f"no such spec file (presets: {', '.join(list_presets())}; or nb201:ARCH, macro:ARCH)",
+            source=arg,
+        )
     return Spec.from_json(read_user_file(path, SpecError, "spec file"), source=str(path))
 
 

@@ -111,7 +111,7 @@ def _page(study: optuna.Study, config: StudyConfig, path: Path, exports: Path) -
 def _axis(objective: Objective) -> str:
     """An objective's axis title: its unit, and "accuracy estimate" where it stands for
     accuracy (the caption under the figure says how good an estimate)."""
-    estimate = kind_of(objective.metric).spearman is not None and objective.direction == "maximize"
+    estimate = kind_of(objective.metric).estimates_accuracy and objective.direction == "maximize"
     return metric_label(objective.metric) + (", an accuracy estimate" if estimate else "")
 
 

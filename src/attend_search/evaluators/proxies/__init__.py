@@ -29,8 +29,9 @@ Each proxy follows its paper, and the reference code where the paper leaves a ch
   gradients"): the batch is split in two halves; per weight, the mean of ``|g|`` over the
   halves divided by the standard deviation of ``g``; per layer the log of the sum of those
   ratios (weights of zero deviation left out); summed over layers. As the reference code.
-- ``ensemble``: complementary signals combined without labels or a population, see
-  :func:`ensemble`.
+- ``ensemble``: three complementary signals from one forward, combined without labels or a
+  population, see :func:`ensemble`; ``ensemble@FILE`` combines them with the weights of a fit
+  file (``attend-search proxy fit``, :mod:`..estimate_fit`).
 
 Scores are taken with batch norm in training mode (batch statistics, as at the start of
 training) and dropout off (it would only add noise), on the network built from a spec, or on
@@ -49,9 +50,10 @@ from torch import nn
 
 from ...errors import AttendSearchError
 from ...search_space import Spec
+from ..estimate_fit import load_fit
 from ..model_input import Shape, as_model, seeded
 from .activation_codes import naswot
-from .ensemble import ENSEMBLE_BATCH, ENSEMBLE_SCALES, ENSEMBLE_WEIGHTS, ensemble
+from .ensemble import ENSEMBLE_BATCH, ENSEMBLE_SCALES, ENSEMBLE_WEIGHTS, combine, ensemble
 from .ensemble import signals as ensemble_signals
 from .gradients import grad_norm, snip, zico
 from .probe import Batch, Probe, check_batch, output_width, scratch, synthetic
@@ -77,15 +79,25 @@ PROXIES: dict[str, ProxyFn] = {
     "zico": lambda probe: zico(probe.model, *probe.batch),
     "ensemble": ensemble,
 }
-# Proxies that rewrite the network (synflow linearises it), run after all others in this order.
-_LAST = ("ensemble", "synflow")
+FITTED = "ensemble@"  # ensemble@FILE: the ensemble with a fit file's weights
 
 
 def check_proxy(name: str) -> str:
-    """``name`` if it is a known proxy, else an error listing the known ones."""
-    if name not in PROXIES:
-        raise AttendSearchError(f"unknown proxy {name!r}; known: {', '.join(PROXIES)}")
+    """``name`` if it is a known proxy or names a readable fit file, else an error."""
+    if name.startswith(FITTED):
+        load_fit(name.removeprefix(FITTED))
+    elif name not in PROXIES:
+        raise AttendSearchError(
+            f"unknown proxy {name!r}; known: {', '.join(PROXIES)}, {FITTED}FILE"
+        )
     return name
+
+
+def _proxy(name: str) -> ProxyFn:
+    if name.startswith(FITTED):
+        weights = load_fit(name.removeprefix(FITTED)).weights
+        return lambda probe: combine(ensemble_signals(probe), weights)
+    return PROXIES[name]
 
 
 def zero_cost(
@@ -123,8 +135,9 @@ def zero_cost_all(
 
     They share one scratch network: the model built here from a spec, else one copy of the
     module given (left untouched). Synflow, which rewrites the network, runs last and needs
-    no batch (the ensemble reuses it); naswot, grad_norm and snip share one forward of the
-    batch. ``signals``: with ``ensemble``, its signals too, as ``ensemble.<signal>``.
+    no batch; naswot, grad_norm and snip share one forward of the batch; the ensemble (built
+    in or fitted) runs its own forward of its first :data:`ENSEMBLE_BATCH` examples. ``signals``:
+    with an ensemble, its signals too, as ``ensemble.<signal>``.
     """
     names = [check_proxy(name) for name in (PROXIES if proxies is None else proxies)]
     if batch is not None:
@@ -143,7 +156,7 @@ def zero_cost_all(
         if batch is not None
         else synthetic(shape, ENSEMBLE_BATCH, 1, seed)[0]
     )
-    if batch is None and set(names) - set(_LAST):
+    if batch is None and any(n != "synflow" and not _is_ensemble(n) for n in names):
         if num_classes is None:
             num_classes = (
                 model_or_spec.num_classes
@@ -155,11 +168,15 @@ def zero_cost_all(
     if batch is not None:
         batch = tuple(t.to(device) for t in batch)
     probe = Probe(model, shape, batch, names, examples.to(device))
-    order = sorted(names, key=lambda name: _LAST.index(name) + 1 if name in _LAST else 0)
-    scores = {name: PROXIES[name](probe) for name in order}
+    # synflow rewrites the network (it linearises it): last
+    scores = {name: _proxy(name)(probe) for name in sorted(names, key=lambda n: n == "synflow")}
     extra = (
         {f"ensemble.{k}": v for k, v in ensemble_signals(probe).items()}
-        if signals and "ensemble" in names
+        if signals and any(map(_is_ensemble, names))
         else {}
     )
     return {**{name: scores[name] for name in names}, **extra}
+
+
+def _is_ensemble(name: str) -> bool:
+    return name == "ensemble" or name.startswith(FITTED)

@@ -28,6 +28,6 @@ def code_kernel(model: nn.Module, n: int) -> tuple[Tensor, list]:
     ]
     if not hooks:
         raise AttendSearchError(
-            "naswot needs ReLU, ReLU6, Hardswish or SiLU modules; the model has none"
+            "naswot and ensemble need ReLU, ReLU6, Hardswish or SiLU modules; the model has none"
         )
     return kernel, hooks

@@ -1,73 +1,92 @@
-"""``ensemble``: complementary signals combined without labels or a population."""
+"""``ensemble``: three complementary signals from one forward, combined without labels."""
 
 from __future__ import annotations
 
 import math
 
-from .expressivity import expressivity_signals
+import torch
+from torch import Tensor, nn
+
+from .activation_codes import code_kernel, naswot
+from .expressivity import entropy_hooks, expressivity_of
 from .probe import Probe
 
-# The ensemble's signals: the spread of each over NAS-Bench-201 dev architectures (the standard
-# deviation over 600 of them, seed 0; no accuracy involved). Each signal is divided by its own,
-# so that a weight of 1 is one spread.
-ENSEMBLE_SCALES = {
-    "expressivity": 1.95,
-    "progressivity": 0.121,
-    "synflow": 24.2,
-    "complexity": 0.645,
-}
-# Expressivity counts twice: chosen on the dev data by rank correlation with accuracy, the one
-# choice that saw accuracy (``benchmarks/bench_proxies.py`` repeats it inside each fold of a
-# cross-validation).
-ENSEMBLE_WEIGHTS = {"expressivity": 2.0, "progressivity": 1.0, "synflow": 1.0, "complexity": 1.0}
-ENSEMBLE_BATCH = 2  # examples the expressivity forward uses, as many as synflow's
-ENSEMBLE_FLOOR = -1e3  # a signal's floor: log 0 (no flow at all) is finite
+# Each signal's spread: its standard deviation over the dev architectures of NAS-Bench-201
+# (1,200) and of NAS-Bench-Macro (1,961), the mean of the two (no accuracy involved). Each
+# signal is divided by its own, so that a weight of 1 is one spread of a typical space.
+ENSEMBLE_SCALES = {"expressivity": 0.363, "naswot": 3.49, "complexity": 0.508}
+# Equal weights: set before any accuracy was read, so that no space decided them.
+ENSEMBLE_WEIGHTS = dict.fromkeys(ENSEMBLE_SCALES, 1.0)
+ENSEMBLE_BATCH = 8  # examples of the one forward
+ENSEMBLE_FLOOR = -1e3  # a signal's floor: the log of a singular kernel (-inf) is finite
 
 
 def ensemble(probe: Probe) -> float:
-    """Expressivity, progressivity, synflow and complexity, each divided by its spread, weighed and
-    summed.
+    """Expressivity, naswot and complexity, each divided by its spread and summed
+    (:func:`combine`).
 
-    Complementary signals: ``expressivity`` and ``progressivity`` (AZ-NAS, Lee and Ham, CVPR
-    2024; :func:`.expressivity.expressivity_signals`) ask whether the features at initialisation
-    use many directions, and whether no block collapses them; ``synflow`` how much signal the
-    weights carry end to end; ``complexity`` (AZ-NAS's fourth signal; the log of the parameter
-    count here, which needs no trace, where AZ-NAS takes FLOPs) the capacity. On NAS-Bench-201
-    CIFAR-10 alone they rank accuracy at Spearman about 0.87, 0.74, 0.76 and 0.78; combined 0.91
-    (``benchmarks/bench_proxies.py``). AZ-NAS sums the signals' log ranks within the population
-    being searched, so a score depends on the other networks and shifts as the search goes. Here
-    a fixed monotone transform replaces the ranks: each signal divided by a constant, its
-    standard deviation over NAS-Bench-201 dev architectures (:data:`ENSEMBLE_SCALES`, set from
-    the signals alone, never from accuracy), then summed with :data:`ENSEMBLE_WEIGHTS`, so one
-    network's score is comparable with any other's with no population at hand. The weights
-    (expressivity twice, the others once) were chosen on the dev data's accuracy; the benchmark
-    cross-validates that choice with the scales. (Standardised log ranks, or a clip of each
-    standardised signal, ranked no better in cross-validation; AZ-NAS's trainability, from a
-    backward, added nothing here.)
+    ``expressivity`` (after AZ-NAS, Lee and Ham, CVPR 2024): the entropy of each block's
+    feature covariance, averaged over blocks: whether the features at initialisation use many
+    directions. ``naswot`` (Mellor et al. 2021): how differently the examples switch the
+    activations. ``complexity``: the log of the multiply-accumulates of the convolutions and
+    linear layers in that forward: capacity. All three come from one forward of
+    :data:`ENSEMBLE_BATCH` examples, with hooks, so they work on any module.
 
-    Cost: one forward of :data:`ENSEMBLE_BATCH` examples without backward, then synflow's pass
-    on the same network (the parameter count is free): under twice synflow alone, the network's
-    build included.
+    Every choice was made with one benchmark held out (``benchmarks/bench_proxies.py``, the
+    docs' figures): the signals are those that rank accuracy on both NAS-Bench-201 cells and
+    NAS-Bench-Macro's MobileNetV2 blocks, the transform (a division by a constant spread, so
+    that a score needs no population) and equal weights read no accuracy. AZ-NAS's
+    expressivity sums the last block of each stage, which counts stages; the mean over blocks
+    does not, and transferred better. Progressivity, synflow and the parameter count ranked
+    NAS-Bench-201 but ranked NAS-Bench-Macro backwards or barely, and were dropped.
     """
-    return sum(
-        ENSEMBLE_WEIGHTS[name] * value / ENSEMBLE_SCALES[name]
-        for name, value in signals(probe).items()
-    )
+    return combine(signals(probe), ENSEMBLE_WEIGHTS)
+
+
+def combine(values: dict[str, float], weights: dict[str, float]) -> float:
+    """The weighted sum of the signals, each divided by its spread (:data:`ENSEMBLE_SCALES`)."""
+    return sum(weights[name] * values[name] / ENSEMBLE_SCALES[name] for name in ENSEMBLE_SCALES)
 
 
 def signals(probe: Probe) -> dict[str, float]:
     """The ensemble's signals, each floored at :data:`ENSEMBLE_FLOOR`; computed once a probe."""
     if "ensemble" not in probe.cache:
-        # the parameters counted before synflow, which takes the biases out
-        size = sum(p.numel() for p in probe.model.parameters())
-        raw = {
-            **expressivity_signals(probe.model, probe.examples),
-            "synflow": probe.synflow(),
-            "complexity": math.log(size),
-        }
-        # not max(): a NaN would pass it
         probe.cache["ensemble"] = {
+            # not max(): a NaN would pass it
             k: v if v > ENSEMBLE_FLOOR else ENSEMBLE_FLOOR  # noqa: FURB136
-            for k, v in raw.items()
+            for k, v in one_forward(probe.model, probe.examples).items()
         }
     return probe.cache["ensemble"]
+
+
+def one_forward(model: nn.Module, inputs: Tensor) -> dict[str, float]:
+    """The three signals of :func:`ensemble`, from hooks on one forward of ``inputs``."""
+    entropies, hooks = entropy_hooks(model)
+    kernel, more = code_kernel(model, len(inputs))
+    macs = [0]
+
+    def count(module: nn.Module, args: tuple, y: Tensor) -> None:
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+            macs[0] += y[0].numel() * per_output
+        else:
+            macs[0] += y[0].numel() * module.in_features
+
+    hooks += more + [
+        m.register_forward_hook(count)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
+    try:
+        with torch.no_grad():  # channels-last: convolutions 1.3-1.7x faster on CPU
+            model(
+                inputs.contiguous(memory_format=torch.channels_last) if inputs.ndim == 4 else inputs
+            )
+    finally:
+        for h in hooks:
+            h.remove()
+    return {
+        "expressivity": expressivity_of(entropies),
+        "naswot": naswot(kernel),
+        "complexity": math.log(macs[0]) if macs[0] else -math.inf,
+    }
