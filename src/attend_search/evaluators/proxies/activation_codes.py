@@ -20,8 +20,15 @@ def code_kernel(model: nn.Module, n: int) -> tuple[Tensor, list]:
     kernel = torch.zeros(n, n, dtype=torch.float64, device=device)
 
     def add_codes(module: nn.Module, args: tuple, output: Tensor) -> None:
-        codes = (output > 0).flatten(1).float()  # exact: counts stay below 2**24
-        kernel.add_(codes @ codes.T + (1 - codes) @ (1 - codes).T)
+        # 1 where positive, else 0: one pass (sign) where the output is never negative
+        codes = torch.sign(_rows(output.detach()))
+        if not isinstance(module, (nn.ReLU, nn.ReLU6)):
+            codes.clamp_(min=0)
+        # units agreeing on 1 plus on 0, c c' + (1-c)(1-c)', from one product: with s the
+        # diagonal of c c' (each example's count of 1s), 2 c c' - s - s' + N
+        both = (codes @ codes.T).double()  # exact: counts stay below 2**24
+        ones = both.diagonal()
+        kernel.add_(2 * both - ones[:, None] - ones[None, :] + codes.shape[1])
 
     hooks = [
         m.register_forward_hook(add_codes) for m in model.modules() if isinstance(m, ACTIVATIONS)
@@ -31,3 +38,11 @@ def code_kernel(model: nn.Module, n: int) -> tuple[Tensor, list]:
             "naswot and ensemble need ReLU, ReLU6, Hardswish or SiLU modules; the model has none"
         )
     return kernel, hooks
+
+
+def _rows(output: Tensor) -> Tensor:
+    """One row of units an example, in memory order: a view of a channels-last output (what
+    the ensemble's forward gives), where ``flatten`` would copy it."""
+    if output.ndim == 4 and output.is_contiguous(memory_format=torch.channels_last):
+        output = output.permute(0, 2, 3, 1)
+    return output.reshape(len(output), -1)

@@ -23,10 +23,11 @@ def entropy_hooks(model: nn.Module) -> tuple[list[float], list]:
     def entropy(module: nn.Module, args: tuple, y: Tensor) -> None:
         if not isinstance(y, Tensor) or y.ndim != 4:
             return
-        f = y.detach().transpose(0, 1).flatten(1).double()
-        f = f - f.mean(1, keepdim=True)
+        # positions x channels: a view of a channels-last output (the ensemble's forward)
+        f = y.detach().permute(0, 2, 3, 1).reshape(-1, y.shape[1]).double()
+        f = f - f.mean(0)
         # the covariance's nonzero eigenvalues are the Gram matrix's: take the smaller one
-        eig = torch.linalg.eigvalsh(f @ f.T if len(f) <= f.shape[1] else f.T @ f).clamp(min=0)
+        eig = torch.linalg.eigvalsh(f.T @ f if f.shape[1] <= len(f) else f @ f.T).clamp(min=0)
         p = eig[eig > 0] / eig.sum()
         entropies.append(float(-(p * p.log()).sum()))
 
