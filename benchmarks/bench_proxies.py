@@ -10,10 +10,12 @@ scored on the rest, beside the built-in ensemble and FLOPs on the same rest.
 
 Given both benchmarks' scores (``--report NB201.json MACRO.json``), it also prints the
 leave-one-space-out table: each estimate chosen on one benchmark and scored on the other.
-The ensemble's only figures taken from data are its signals' spreads: taken on the design
-benchmark alone here. "signals chosen held out" repeats the choice of the signals too: the
-subset of candidate signals (equal weights, design-space spreads) that ranks the design
-benchmark best, scored on the other.
+The ensemble's figures taken from data are its signals' spreads and its weights: here taken
+on the design benchmark alone (the spreads; then the weights too, the best of a grid), and
+scored on the other. "signals chosen on the other space" repeats the choice of the signals
+too: the subset of candidate signals (equal weights, design-space spreads) that ranks the
+design benchmark best. The ensemble's rows are recomputed from the stored signals with the
+present weights, so a report of an old file shows the present ensemble.
 
     python benchmarks/bench_proxies.py --space nb201 --archs 1000 --seeds 2 --out nb201.json
     python benchmarks/bench_proxies.py --space macro --archs 1000 --seeds 2 --out macro.json
@@ -31,7 +33,7 @@ import math
 import random
 import statistics
 import time
-from itertools import combinations
+from itertools import combinations, product
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,7 @@ from attend_search.evaluators.proxies import (
     zero_cost_all,
 )
 from attend_search.evaluators.proxies.activation_codes import code_kernel
+from attend_search.evaluators.proxies.ensemble import combine
 from attend_search.evaluators.proxies.expressivity import entropy_hooks
 from attend_search.evaluators.proxies.probe import scratch, synthetic
 
@@ -61,6 +64,7 @@ SPACES = {
 }
 CURVE = (10, 20, 50)  # trained networks a fit sees
 DRAWS = 20  # random draws of them
+WEIGHT_GRID = (0, 0.5, 1, 1.5, 2, 3)  # each signal's weight, chosen held out
 # what the held-out choice of signals picks from: the ensemble's three, and the others that
 # rank one benchmark or the other
 CANDIDATES = (
@@ -135,7 +139,8 @@ def main() -> None:
 
 
 def predictors(data: dict, seed: int) -> dict[str, np.ndarray]:
-    """Every predictor's values of the networks, for one seed (higher ranks higher)."""
+    """Every predictor's values of the networks, for one seed (higher ranks higher); the
+    ensemble recomputed from its stored signals with the present weights."""
     nets = data["nets"]
     values = {
         "params": [n["params"] for n in nets],
@@ -143,6 +148,10 @@ def predictors(data: dict, seed: int) -> dict[str, np.ndarray]:
         "log_params": [math.log(n["params"]) for n in nets],
         **{k: [n["seeds"][seed][k] for n in nets] for k in nets[0]["seeds"][seed]},
     }
+    values["ensemble"] = [
+        combine({k: n["seeds"][seed][f"ensemble.{k}"] for k in ENSEMBLE_SCALES}, ENSEMBLE_WEIGHTS)
+        for n in nets
+    ]
     return {k: finite(np.array(v, float)) for k, v in values.items()}
 
 
@@ -231,25 +240,36 @@ def leave_one_space_out(a: dict, b: dict) -> None:
     rows = [["estimate", *(f"held out: {SPACES[s][0]}" for s in spaces)]]
     for key in keys:
         rows.append([key, *(f"{rho(p[key], acc):.3f}" for p, acc in spaces.values())])
-    cells_spreads, cells_chosen = [], []
+    cells_spreads, cells_weights, cells_chosen = [], [], []
     for held_out in spaces:
         design = next(s for s in spaces if s != held_out)
         (dp, dacc), (hp, hacc) = spaces[design], spaces[held_out]
         ours = [f"ensemble.{k}" for k in ENSEMBLE_SCALES]
-        cells_spreads.append(f"{rho(summed(hp, ours, dp), hacc):.3f}")
+        shipped = [ENSEMBLE_WEIGHTS[k] for k in ENSEMBLE_SCALES]
+        cells_spreads.append(f"{rho(summed(hp, ours, dp, shipped), hacc):.3f}")
+        weights = max(
+            (w for w in product(WEIGHT_GRID, repeat=len(ours)) if any(w)),
+            key=lambda w: rho(summed(dp, ours, dp, w), dacc),
+        )
+        cells_weights.append(
+            f"{rho(summed(hp, ours, dp, weights), hacc):.3f} ({', '.join(map(str, weights))})"
+        )
         subsets = [c for k in range(2, 5) for c in combinations(CANDIDATES, k)]
         best = max(subsets, key=lambda c: rho(summed(dp, list(c), dp), dacc))
         cells_chosen.append(
             f"{rho(summed(hp, list(best), dp), hacc):.3f} ({' + '.join(short(c) for c in best)})"
         )
     rows.append(["ensemble, spreads of the other space", *cells_spreads])
+    rows.append(["ensemble, weights chosen on the other space", *cells_weights])
     rows.append(["signals chosen on the other space", *cells_chosen])
     print("\nleave one space out: Spearman with CIFAR-10 accuracy on the held-out benchmark\n")
     print(table(rows, right={1, 2}))
 
 
-def summed(p: dict[str, np.ndarray], keys: list[str], spreads_of: dict[str, np.ndarray]):
-    return sum(p[k] / spreads_of[k].std() for k in keys)
+def summed(p: dict[str, np.ndarray], keys: list[str], spreads_of: dict, weights=None):
+    """The signals ``keys`` of ``p``, each divided by its spread in ``spreads_of``, weighed."""
+    weights = weights or [1] * len(keys)
+    return sum(w * p[k] / spreads_of[k].std() for k, w in zip(keys, weights))
 
 
 def short(key: str) -> str:

@@ -36,19 +36,26 @@ def entropy_hooks(model: nn.Module) -> tuple[list[float], list]:
 
 def blocks(model: nn.Module) -> list[nn.Module]:
     """The blocks of a network: a :class:`Backbone`'s stages' blocks (a stage of columns as
-    one); in any other module, its children, where a plain container (``Sequential``,
-    ``ModuleList``, ``ModuleDict``) stands for its own blocks, so that the blocks of a
-    network written outside the toolkit are found as they are in ours."""
+    one); in any other module, the modules made of layers found among its children, where a
+    plain container (``Sequential``, ``ModuleList``, ``ModuleDict``) stands for its own
+    children, so that the blocks of a network written outside the toolkit are found as they
+    are in ours (single layers, a stem's convolution or a head's pooling, are not blocks,
+    unless the network has nothing else)."""
     if isinstance(model, Backbone):
         return [
             block
             for stage in model.stages
             for block in ([stage] if isinstance(stage, Columns) else stage)
         ]
+    children = _unpacked(model)
+    return [m for m in children if next(m.children(), None) is not None] or children
+
+
+def _unpacked(model: nn.Module) -> list[nn.Module]:
     found = []
     for child in model.children():
         plain = type(child) in (nn.Sequential, nn.ModuleList, nn.ModuleDict)
-        found += blocks(child) if plain else [child]
+        found += _unpacked(child) if plain else [child]
     return found
 
 
