@@ -44,7 +44,7 @@ from scipy.stats import kendalltau, spearmanr
 from attend_search import build_model, input_shape, macro_spec, nb201_spec
 from attend_search.cli.common import table
 from attend_search.evaluators.cost.analytic import analytic_cost
-from attend_search.evaluators.estimate_fit import fit_ensemble
+from attend_search.evaluators.estimate_fit import combine, fit_ensemble
 from attend_search.evaluators.proxies import (
     ENSEMBLE_BATCH,
     ENSEMBLE_SCALES,
@@ -54,7 +54,6 @@ from attend_search.evaluators.proxies import (
     zero_cost_all,
 )
 from attend_search.evaluators.proxies.activation_codes import code_kernel
-from attend_search.evaluators.proxies.ensemble import combine
 from attend_search.evaluators.proxies.expressivity import entropy_hooks
 from attend_search.evaluators.proxies.probe import scratch, synthetic
 
@@ -211,7 +210,7 @@ def learning_curve(p: dict[str, np.ndarray], accuracy: np.ndarray, name: str) ->
                 accuracy[seen],
                 ENSEMBLE_WEIGHTS,
             )
-            w = np.array(list(fit.weights.values()))
+            w = np.array([fit.weights[k] for k in ENSEMBLE_SCALES])
             rows.append(
                 (
                     rho(scaled[rest] @ w, accuracy[rest]),
@@ -240,11 +239,12 @@ def leave_one_space_out(a: dict, b: dict) -> None:
     rows = [["estimate", *(f"held out: {SPACES[s][0]}" for s in spaces)]]
     for key in keys:
         rows.append([key, *(f"{rho(p[key], acc):.3f}" for p, acc in spaces.values())])
-    cells_spreads, cells_weights, cells_chosen = [], [], []
+    cells_equal, cells_spreads, cells_weights, cells_chosen = [], [], [], []
     for held_out in spaces:
         design = next(s for s in spaces if s != held_out)
         (dp, dacc), (hp, hacc) = spaces[design], spaces[held_out]
         ours = [f"ensemble.{k}" for k in ENSEMBLE_SCALES]
+        cells_equal.append(f"{rho(summed(hp, ours, dp), hacc):.3f}")
         shipped = [ENSEMBLE_WEIGHTS[k] for k in ENSEMBLE_SCALES]
         cells_spreads.append(f"{rho(summed(hp, ours, dp, shipped), hacc):.3f}")
         weights = max(
@@ -259,6 +259,7 @@ def leave_one_space_out(a: dict, b: dict) -> None:
         cells_chosen.append(
             f"{rho(summed(hp, list(best), dp), hacc):.3f} ({' + '.join(short(c) for c in best)})"
         )
+    rows.append(["equal weights, spreads of the other space", *cells_equal])
     rows.append(["ensemble, spreads of the other space", *cells_spreads])
     rows.append(["ensemble, weights chosen on the other space", *cells_weights])
     rows.append(["signals chosen on the other space", *cells_chosen])

@@ -23,6 +23,7 @@ from dev_data import MACRO_DEV, NB201_DEV
 from scipy.stats import spearmanr
 
 from attend_search import build_model, input_shape, macro_spec, nb201_spec
+from attend_search.evaluators.estimate_fit import SIGNALS
 from attend_search.evaluators.model_input import seeded
 from attend_search.evaluators.proxies.ensemble import one_forward
 from attend_search.evaluators.proxies.probe import scratch, synthetic
@@ -31,7 +32,6 @@ SPACES = {
     "NAS-Bench-201": (NB201_DEV, "arch_str", nb201_spec, 1200),
     "NAS-Bench-Macro": (MACRO_DEV, "arch", macro_spec, 1961),
 }
-SIGNALS = ("expressivity", "naswot", "complexity")
 
 
 def signals(space: str, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -50,6 +50,7 @@ def test_the_fit_learns_what_the_networks_reward_and_keeps_the_built_in_with_few
         (_signals(4), [1, 2, 3, 4], "at least 5 trained networks, got 4"),
         (_signals(6), [3.0] * 6, "every accuracy is the same"),
         (_signals(6), [1, 2, 3, 4, 5, math.nan], "not a finite number"),
+        ([dict.fromkeys(SIGNALS, 1.0)] * 6, [1, 2, 3, 4, 5, 6], "the same signals"),
     ],
 )
 def test_networks_that_cannot_be_fitted_are_refused(signals, accuracy, message):
@@ -76,7 +77,7 @@ def test_a_fit_file_round_trips(tmp_path):
         ),
         ({"weights": dict.fromkeys(SIGNALS, 0)}, "weights", "every weight is 0"),
         ({"weights": {**BUILT_IN, "synflow": 1}}, "weights.synflow", "unknown"),
-        ({"networks": 0}, "networks", "0"),
+        ({"networks": 0}, "networks", "below the minimum 1"),
         ({"extra": 1}, "extra", "unknown"),
     ],
 )
@@ -94,6 +95,24 @@ def test_a_study_metric_names_a_fit_file_that_must_exist(tmp_path):
         check_metric(f"ensemble@{tmp_path / 'missing.yaml'}")
     with pytest.raises(AttendSearchError, match="known: .*ensemble@<fit file>"):
         check_metric("ensemble@")
+
+
+def test_a_study_naming_a_bad_fit_file_says_which_file_and_field(tmp_path):
+    from attend_search.studies import read_study
+    from attend_search.studies.config import StudyError
+
+    fit = fit_ensemble(_signals(10), list(range(10)), BUILT_IN).to_dict()
+    fit["weights"]["naswot"] = "x"
+    (tmp_path / "fit.yaml").write_text(yaml.safe_dump(fit))
+    study = {
+        "name": "fitted",
+        "space": "nas-bench-macro",
+        "objectives": [{"metric": f"ensemble@{tmp_path / 'fit.yaml'}"}],
+    }
+    with pytest.raises(StudyError) as err:
+        read_study(study)
+    assert err.value.path == "objectives[0].metric"
+    assert f"{tmp_path / 'fit.yaml'}: weights.naswot: expected a number" in str(err.value)
 
 
 def _trained_csv(folder, rows):
@@ -142,6 +161,7 @@ def test_proxy_fit_then_a_study_maximises_the_fitted_estimate(workdir, monkeypat
         ("spec,accuracy\nmobilenet_v2,high\n", ":2: accuracy", "expected a number"),
         ("spec,accuracy\nmacro:a9,1\n", ":2: spec", "not a NAS-Bench-Macro arch string"),
         ("spec,accuracy\nmobilenet_v2,1,2\n", ":2", "more fields than the header"),
+        ("spec,accuracy\nmobilenet_v2,1\nattendnets,2\n", "", "at least 5 trained networks"),
     ],
 )
 def test_proxy_fit_refuses_a_bad_table_naming_the_line_and_writes_nothing(
@@ -153,3 +173,12 @@ def test_proxy_fit_refuses_a_bad_table_naming_the_line_and_writes_nothing(
     assert f"trained.csv{where}" in out.stderr and message in out.stderr
     assert "Traceback" not in out.stderr
     assert not (tmp_path / "fit.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "message"), [(".", "is a directory"), ("missing/fit.yaml", "does not exist")]
+)
+def test_proxy_fit_refuses_an_output_it_cannot_write_before_scoring(tmp_path, out, message):
+    _trained_csv(tmp_path, [("mobilenet_v2", 1)] * 5)
+    done = cli("proxy", "fit", "trained.csv", "--out", out, cwd=tmp_path, check=False)
+    assert done.returncode == 2 and message in done.stderr, done.stderr

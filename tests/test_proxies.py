@@ -25,6 +25,7 @@ from attend_search.evaluators.proxies import (
 from attend_search.evaluators.proxies import (
     probe as proxy_probe,
 )
+from attend_search.evaluators.proxies.ensemble import ENSEMBLE_FLOOR
 from attend_search.search_space.blocks import Columns
 
 
@@ -278,9 +279,10 @@ class _Block(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.conv, self.bn = torch.nn.Conv2d(8, 8, 1), torch.nn.BatchNorm2d(8)
+        self.act = torch.nn.SiLU()  # negative outputs: codes are not the output's sign alone
 
     def forward(self, x):
-        return torch.relu(self.bn(self.conv(x))) + x
+        return self.act(self.bn(self.conv(x))) + x
 
 
 def test_ensemble_signals_of_a_module_written_outside_the_toolkit():
@@ -309,7 +311,32 @@ def test_ensemble_signals_of_a_module_written_outside_the_toolkit():
     )
     # the mean entropy of the blocks' outputs, each at most log 8 (8 channels)
     assert 0 < scores["ensemble.expressivity"] <= math.log(8)
-    assert math.isfinite(scores["ensemble.naswot"])
+    assert scores["ensemble.naswot"] > ENSEMBLE_FLOOR  # not floored: a kernel of full rank
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "2d"])
+@pytest.mark.parametrize("act", [torch.nn.ReLU, torch.nn.SiLU, torch.nn.Hardswish])
+def test_naswot_kernel_is_the_papers_definition(act, layout):
+    """K = c c' + (1 - c)(1 - c)' summed over activations, c = output > 0 (Mellor et al.)."""
+    from attend_search.evaluators.proxies.activation_codes import code_kernel
+
+    x = torch.randn(5, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    if layout == "2d":
+        net, x = torch.nn.Sequential(torch.nn.Linear(7, 40), act()), x.flatten(1)[:, :7]
+    else:
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), act())
+        if layout == "channels_last":
+            net, x = (
+                net.to(memory_format=torch.channels_last),
+                x.contiguous(memory_format=torch.channels_last),
+            )
+    kernel, hooks = code_kernel(net, len(x))
+    with torch.no_grad():
+        y = net(x)
+    for h in hooks:
+        h.remove()
+    c = (y > 0).flatten(1).double()
+    assert torch.equal(kernel, c @ c.T + (1 - c) @ (1 - c).T)
 
 
 def test_a_module_without_activations_is_refused_by_the_ensemble_with_a_clear_error():
@@ -327,8 +354,11 @@ def test_ensemble_is_finite_on_sampled_specs_and_a_network_without_flow(space):
     ]
     dead = nb201_spec("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
     assert zero_cost(dead, proxy="synflow") == -math.inf
-    for spec in [*specs, dead]:
-        assert math.isfinite(zero_cost(spec, proxy="ensemble")), spec.digest
+    for spec in specs:  # every signal a value of its own, none at the floor
+        values = zero_cost_all(spec, proxies=["ensemble"], signals=True)
+        assert all(ENSEMBLE_FLOOR < v < math.inf for v in values.values()), spec.digest
+    # a dead network: finite, below every live one
+    assert math.isfinite(zero_cost(dead, proxy="ensemble"))
     assert zero_cost(dead, proxy="ensemble") < min(zero_cost(s, proxy="ensemble") for s in specs)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 from pathlib import Path
 
@@ -17,19 +18,28 @@ from .common import positive
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
-    from ..evaluators.estimate_fit import FitError, fit_ensemble
+    from ..evaluators.estimate_fit import (
+        ENSEMBLE_SCALES,
+        ENSEMBLE_WEIGHTS,
+        FitError,
+        check_trained,
+        fit_ensemble,
+    )
     from ..evaluators.graph.trace import torch_threads
-    from ..evaluators.proxies import ENSEMBLE_SCALES, ENSEMBLE_WEIGHTS, zero_cost_all
+    from ..evaluators.proxies import zero_cost_all
     from ..search_space.spec_table import number, read_spec_table
 
-    if not Path(args.out).resolve().parent.is_dir():
-        raise AttendSearchError("the folder to write the fit in does not exist", source=args.out)
+    _check_out(Path(args.out))
     rows = list(
         read_spec_table(Path(args.trained), ("accuracy",), (), FitError, "trained networks file")
     )
     accuracies = [
         number(r["accuracy"], "accuracy", w, FitError, positive=False) for _, r, w in rows
     ]
+    try:
+        check_trained(accuracies)
+    except FitError as exc:
+        raise exc.located(args.trained) from None
     scaled = []
     with torch_threads(args.threads):
         for i, (spec, _, where) in enumerate(rows, 1):
@@ -54,7 +64,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
             "date": datetime.date.today().isoformat(),
         },
     )
-    fit.save(args.out)
+    try:
+        fit.save(args.out)
+    except OSError as exc:
+        raise FitError(f"cannot write the fit: {exc.strerror}", source=args.out) from None
     weights = ", ".join(f"{k} {w:+.3f}" for k, w in fit.weights.items())
     print(
         f"fitted on {fit.networks} networks: weights {weights}\n"
@@ -62,6 +75,17 @@ def cmd_fit(args: argparse.Namespace) -> None:
         f"built-in ensemble {fit.spearman['built-in']:.3f}\n"
         f"wrote {args.out}; a study names it as the metric ensemble@{args.out}"
     )
+
+
+def _check_out(out: Path) -> None:
+    """Fail before minutes of scoring, not after."""
+    if out.is_dir():
+        raise AttendSearchError("is a directory, expected the fit file to write", source=str(out))
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise AttendSearchError("the folder to write the fit in does not exist", source=str(out))
+    if not os.access(folder, os.W_OK):
+        raise AttendSearchError("the folder to write the fit in is not writable", source=str(out))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,7 +1,8 @@
-"""The ensemble fitted to networks a user trained: the fit, and its file (``ensemble@FILE``).
+"""How the ensemble combines its signals: the built-in spreads and weights, and weights fitted
+to networks a user trained (``proxy fit``; a study names the file as ``ensemble@FILE``).
 
-Torch-free (and numpy and scipy only to fit), so that a study's metrics are checked without
-them.
+Torch-free (numpy and scipy only to fit), so that a study's metrics are checked without
+them; :mod:`.proxies.ensemble` computes the signals.
 """
 
 from __future__ import annotations
@@ -16,8 +17,18 @@ from ..errors import AttendSearchError
 from ..files import write_atomic
 from ..search_space.fields import Fields, parse_yaml, read_user_file
 
+# Each signal's spread: its standard deviation (finite values) over the dev architectures of
+# NAS-Bench-201 (1,200 of them) and of NAS-Bench-Macro (all 1,961), the mean of the two (no
+# accuracy involved; ``benchmarks/proxy_batch.py``). Each signal is divided by its own, so that
+# a weight of 1 is one spread of a typical space.
+ENSEMBLE_SCALES = {"expressivity": 0.364, "naswot": 1.74, "complexity": 0.508}
+SIGNALS = tuple(ENSEMBLE_SCALES)
+# Expressivity counts twice: the best of a grid (each weight in 0-3) by the worse of the two
+# benchmarks' Spearman, on a flat optimum; both benchmarks alone weigh expressivity above
+# complexity (``benchmarks/bench_proxies.py --report``; docs/accuracy-estimates.md).
+ENSEMBLE_WEIGHTS = {"expressivity": 2.0, "naswot": 1.0, "complexity": 1.0}
+FITTED = "ensemble@"  # a metric or proxy ensemble@FILE: the weights of a fit file
 SCHEMA = "attend-search/ensemble-fit/1"
-SIGNALS = ("expressivity", "naswot", "complexity")  # proxies.ensemble's, in this order
 # How far the fit may leave the built-in weights: the ridge penalties tried, in units of the
 # number of networks; leave-one-out picks one (the largest on a tie, the built-in's side).
 RIDGE_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -26,6 +37,19 @@ MIN_NETWORKS = 5
 
 class FitError(AttendSearchError):
     """A fit file, or the networks to fit, are malformed."""
+
+
+def combine(values: Mapping[str, float], weights: Mapping[str, float]) -> float:
+    """The weighted sum of the signals, each divided by its spread (:data:`ENSEMBLE_SCALES`)."""
+    return sum(weights[name] * values[name] / ENSEMBLE_SCALES[name] for name in SIGNALS)
+
+
+def check_trained(accuracies: Sequence[float]) -> None:
+    """Refuse what cannot be fitted before any network is scored."""
+    if len(accuracies) < MIN_NETWORKS:
+        raise FitError(f"needs at least {MIN_NETWORKS} trained networks, got {len(accuracies)}")
+    if max(accuracies) == min(accuracies):
+        raise FitError("every accuracy is the same: nothing to rank")
 
 
 @dataclass(frozen=True)
@@ -76,12 +100,11 @@ def fit_ensemble(
 
     x = np.array([[row[s] for s in SIGNALS] for row in scaled], dtype=float)
     y = np.asarray(accuracies, dtype=float)
-    if len(x) < MIN_NETWORKS:
-        raise FitError(f"needs at least {MIN_NETWORKS} trained networks, got {len(x)}")
     if not np.isfinite(x).all() or not np.isfinite(y).all():
         raise FitError("a signal or an accuracy is not a finite number")
-    if np.ptp(y) == 0:
-        raise FitError("every accuracy is the same: nothing to rank")
+    check_trained(list(y))
+    if np.ptp(x, 0).max() == 0:
+        raise FitError("every network has the same signals: nothing to fit them on")
     prior = np.array([builtin[s] for s in SIGNALS], dtype=float)
     z = norm.ppf((rankdata(y) - 0.5) / len(y))  # normal scores of the ranks
 
@@ -95,6 +118,8 @@ def fit_ensemble(
     loo = {r: rho(held_out(r), y) for r in RIDGE_GRID}
     best = max(RIDGE_GRID, key=lambda r: (loo[r], r))
     weights = _ridge(x, z, prior, best)
+    if not np.any(weights):
+        raise FitError("the signals do not rank these accuracies: every fitted weight is 0")
     return EnsembleFit(
         weights={s: float(w) for s, w in zip(SIGNALS, weights)},
         networks=len(x),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import AttendSearchError
-from ..evaluators.estimate_fit import load_fit
+from ..evaluators.estimate_fit import FITTED, load_fit
 from ..evaluators.latency.devices import load_device
 
 DIRECTIONS = ("minimize", "maximize")
@@ -56,7 +56,6 @@ SPEARMAN = {
     "zico": {"NAS-Bench-201": 0.813, "NAS-Bench-Macro": 0.704},
     "ensemble": {"NAS-Bench-201": 0.907, "NAS-Bench-Macro": 0.936},
 }
-FITTED = "ensemble@"  # ensemble@FILE: the ensemble with the weights of a ``proxy fit`` file
 # The zero-cost proxies (``evaluators.proxies.PROXIES`` implements these names; a test holds
 # the two equal), named here so that reading the table needs no PyTorch.
 ZERO_COST = ("synflow", "naswot", "grad_norm", "snip", "zico", "ensemble")

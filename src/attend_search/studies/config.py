@@ -113,7 +113,8 @@ def _metric(metric: str, path: str) -> str:
     try:
         return _check_metric(metric)
     except AttendSearchError as exc:
-        raise StudyError(exc.message, path=path) from None
+        # the file and field of a file the metric names (a fit, a device profile), if any
+        raise StudyError(str(exc), path=path) from None
 
 
 def _read_objective(f: Fields) -> Objective:

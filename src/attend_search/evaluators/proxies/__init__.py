@@ -50,10 +50,10 @@ from torch import nn
 
 from ...errors import AttendSearchError
 from ...search_space import Spec
-from ..estimate_fit import load_fit
+from ..estimate_fit import ENSEMBLE_SCALES, ENSEMBLE_WEIGHTS, FITTED, combine, load_fit
 from ..model_input import Shape, as_model, seeded
 from .activation_codes import naswot
-from .ensemble import ENSEMBLE_BATCH, ENSEMBLE_SCALES, ENSEMBLE_WEIGHTS, combine, ensemble
+from .ensemble import ENSEMBLE_BATCH, ensemble
 from .ensemble import signals as ensemble_signals
 from .gradients import grad_norm, snip, zico
 from .probe import Batch, Probe, check_batch, output_width, scratch, synthetic
@@ -79,12 +79,11 @@ PROXIES: dict[str, ProxyFn] = {
     "zico": lambda probe: zico(probe.model, *probe.batch),
     "ensemble": ensemble,
 }
-FITTED = "ensemble@"  # ensemble@FILE: the ensemble with a fit file's weights
 
 
 def check_proxy(name: str) -> str:
     """``name`` if it is a known proxy or names a readable fit file, else an error."""
-    if name.startswith(FITTED):
+    if name.startswith(FITTED) and name != FITTED:
         load_fit(name.removeprefix(FITTED))
     elif name not in PROXIES:
         raise AttendSearchError(

@@ -21,7 +21,7 @@ def code_kernel(model: nn.Module, n: int) -> tuple[Tensor, list]:
 
     def add_codes(module: nn.Module, args: tuple, output: Tensor) -> None:
         # 1 where positive, else 0: one pass (sign) where the output is never negative
-        codes = torch.sign(_rows(output.detach()))
+        codes = torch.sign(_rows(output.detach()).float())  # float32 counts: exact
         if not isinstance(module, (nn.ReLU, nn.ReLU6)):
             codes.clamp_(min=0)
         # units agreeing on 1 plus on 0, c c' + (1-c)(1-c)', from one product: with s the

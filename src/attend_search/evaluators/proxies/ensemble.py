@@ -7,20 +7,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..estimate_fit import ENSEMBLE_WEIGHTS, combine
 from .activation_codes import code_kernel, naswot
 from .expressivity import entropy_hooks, expressivity_of
 from .probe import Probe
 
-# Each signal's spread: its standard deviation (finite values) over the dev architectures of
-# NAS-Bench-201 (1,200 of them) and of NAS-Bench-Macro (all 1,961), the mean of the two (no
-# accuracy involved). Each signal is divided by its own, so that a weight of 1 is one spread
-# of a typical space.
-ENSEMBLE_SCALES = {"expressivity": 0.364, "naswot": 1.74, "complexity": 0.508}
-# Expressivity counts twice: the best of a grid (each weight in 0-3) by the worse of the two
-# benchmarks' Spearman, on a flat optimum. Chosen on either benchmark alone, weights rank the
-# other at 0.903 (NAS-Bench-201) and 0.932 (NAS-Bench-Macro), held out; both choices weigh
-# expressivity above complexity (``benchmarks/bench_proxies.py --report``).
-ENSEMBLE_WEIGHTS = {"expressivity": 2.0, "naswot": 1.0, "complexity": 1.0}
 # examples of the one forward: ranked as well as 8 on both benchmarks held out, at half the cost
 ENSEMBLE_BATCH = 4
 ENSEMBLE_FLOOR = -1e3  # a signal's floor: the log of a singular kernel (-inf) is finite
@@ -40,19 +31,14 @@ def ensemble(probe: Probe) -> float:
     Every choice was checked with one benchmark held out (``benchmarks/bench_proxies.py``,
     the docs' figures): the signals are those that rank accuracy on both NAS-Bench-201 cells
     and NAS-Bench-Macro's MobileNetV2 blocks; the transform (a division by a constant spread,
-    so that a score needs no population) reads no accuracy; the weights
-    (:data:`ENSEMBLE_WEIGHTS`) chosen on either benchmark alone rank the other better than
-    equal weights. AZ-NAS's expressivity sums the last block of each stage, which counts
-    stages; the mean over blocks does not, and transferred better. Progressivity, synflow and
-    the parameter count ranked NAS-Bench-201 but ranked NAS-Bench-Macro backwards or barely,
-    and were dropped.
+    ``estimate_fit.ENSEMBLE_SCALES``, so that a score needs no population) reads no accuracy;
+    weights chosen on either benchmark alone lose at most 0.004 on the other against the
+    shipped ones (``estimate_fit.ENSEMBLE_WEIGHTS``). AZ-NAS's expressivity sums the last
+    block of each stage, which counts stages; the mean over blocks does not, and transferred
+    better. Progressivity, synflow and the parameter count ranked NAS-Bench-201 but ranked
+    NAS-Bench-Macro backwards or barely, and were dropped.
     """
     return combine(signals(probe), ENSEMBLE_WEIGHTS)
-
-
-def combine(values: dict[str, float], weights: dict[str, float]) -> float:
-    """The weighted sum of the signals, each divided by its spread (:data:`ENSEMBLE_SCALES`)."""
-    return sum(weights[name] * values[name] / ENSEMBLE_SCALES[name] for name in ENSEMBLE_SCALES)
 
 
 def signals(probe: Probe) -> dict[str, float]:
