@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import AttendSearchError
 
 
 def positive(kind: type) -> Callable[[str], int | float]:
@@ -23,6 +27,23 @@ def positive(kind: type) -> Callable[[str], int | float]:
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def check_output_file(out: str | Path, what: str) -> None:
+    """Fail before minutes of measuring or scoring, not after: ``out`` must be a file that can
+    be written (not a folder; its folder exists and is writable)."""
+    out = Path(out)
+    if out.is_dir():
+        raise AttendSearchError(f"is a directory, expected the {what} to write", source=str(out))
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise AttendSearchError(
+            f"the folder to write the {what} in does not exist", source=str(out)
+        )
+    if not os.access(folder, os.W_OK):
+        raise AttendSearchError(
+            f"the folder to write the {what} in is not writable", source=str(out)
+        )
 
 
 def table(rows: list[list[str]], right: set[int] = frozenset()) -> str:

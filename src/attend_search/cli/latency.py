@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AttendSearchError
-from .common import positive, table
+from .common import check_output_file, positive, table
 
 # the choices of evaluators.runtimes.RUNTIMES and evaluators.latency.calibrate.FIT_MODES,
 # written out
@@ -180,10 +180,7 @@ def _check_fit_options(args: argparse.Namespace) -> None:
     from ..evaluators.latency.devices import load_device
 
     load_device(args.base)
-    if not Path(args.out).resolve().parent.is_dir():
-        raise AttendSearchError(
-            "the folder to write the profile in does not exist", source=args.out
-        )
+    check_output_file(args.out, "profile")
 
 
 def _fit_and_save(

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import sys
 from pathlib import Path
 
 from ..errors import AttendSearchError
-from .common import positive
+from .common import check_output_file, positive
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
@@ -29,7 +28,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
     from ..evaluators.proxies import zero_cost_all
     from ..search_space.spec_table import number, read_spec_table
 
-    _check_out(Path(args.out))
+    check_output_file(args.out, "fit")
     rows = list(
         read_spec_table(Path(args.trained), ("accuracy",), (), FitError, "trained networks file")
     )
@@ -75,17 +74,6 @@ def cmd_fit(args: argparse.Namespace) -> None:
         f"built-in ensemble {fit.spearman['built-in']:.3f}\n"
         f"wrote {args.out}; a study names it as the metric ensemble@{args.out}"
     )
-
-
-def _check_out(out: Path) -> None:
-    """Fail before minutes of scoring, not after."""
-    if out.is_dir():
-        raise AttendSearchError("is a directory, expected the fit file to write", source=str(out))
-    folder = out.resolve().parent
-    if not folder.is_dir():
-        raise AttendSearchError("the folder to write the fit in does not exist", source=str(out))
-    if not os.access(folder, os.W_OK):
-        raise AttendSearchError("the folder to write the fit in is not writable", source=str(out))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -83,19 +83,19 @@ PROXIES: dict[str, ProxyFn] = {
 
 def check_proxy(name: str) -> str:
     """``name`` if it is a known proxy or names a readable fit file, else an error."""
-    if name.startswith(FITTED) and name != FITTED:
-        load_fit(name.removeprefix(FITTED))
-    elif name not in PROXIES:
-        raise AttendSearchError(
-            f"unknown proxy {name!r}; known: {', '.join(PROXIES)}, {FITTED}FILE"
-        )
+    _proxy(name)
     return name
 
 
 def _proxy(name: str) -> ProxyFn:
-    if name.startswith(FITTED):
+    """A proxy's function; ``ensemble@FILE``'s reads its fit file, once."""
+    if name.startswith(FITTED) and name != FITTED:
         weights = load_fit(name.removeprefix(FITTED)).weights
         return lambda probe: combine(ensemble_signals(probe), weights)
+    if name not in PROXIES:
+        raise AttendSearchError(
+            f"unknown proxy {name!r}; known: {', '.join(PROXIES)}, {FITTED}FILE"
+        )
     return PROXIES[name]
 
 
@@ -138,7 +138,8 @@ def zero_cost_all(
     in or fitted) runs its own forward of its first :data:`ENSEMBLE_BATCH` examples. ``signals``:
     with an ensemble, its signals too, as ``ensemble.<signal>``.
     """
-    names = [check_proxy(name) for name in (PROXIES if proxies is None else proxies)]
+    functions = {name: _proxy(name) for name in (PROXIES if proxies is None else proxies)}
+    names = list(functions)
     if batch is not None:
         check_batch(batch)
         input_shape = tuple(batch[0].shape)
@@ -168,7 +169,7 @@ def zero_cost_all(
         batch = tuple(t.to(device) for t in batch)
     probe = Probe(model, shape, batch, names, examples.to(device))
     # synflow rewrites the network (it linearises it): last
-    scores = {name: _proxy(name)(probe) for name in sorted(names, key=lambda n: n == "synflow")}
+    scores = {name: functions[name](probe) for name in sorted(names, key=lambda n: n == "synflow")}
     extra = (
         {f"ensemble.{k}": v for k, v in ensemble_signals(probe).items()}
         if signals and any(map(_is_ensemble, names))
