@@ -138,3 +138,9 @@ def test_build_json_and_the_kernel_breakdown_share_one_layer_naming():
         assert any(name == row or name.startswith(row + ".") for row in layers) or re.fullmatch(
             r"stages\[\d\]", name
         ), name
+
+
+def test_latency_calibrate_refuses_a_directory_as_its_output_before_measuring(tmp_path):
+    (tmp_path / "board.csv").write_text("spec,latency_ms\nmobilenet_v2,30\nattendnets,12\n")
+    out = run("latency", "calibrate", "board.csv", "--out", ".", cwd=tmp_path)
+    assert out.returncode == 2 and ".: is a directory, expected the profile" in out.stderr
