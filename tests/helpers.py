@@ -145,3 +145,12 @@ def assert_synflow_fast_path_is_the_reference(spec) -> None:
     assert synaptic_flow.synflow(fast, input_shape(spec)) == pytest.approx(
         synaptic_flow._synflow_float64(reference, input_shape(spec)), rel=1e-8
     )
+
+
+# NAS-Bench-201 cells whose none edges leave dead branches, a node of zeros, a cell of zeros
+NONE_CELLS = (
+    "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_1x1~0|avg_pool_3x3~1|none~2|",
+    "|none~0|+|none~0|none~1|+|nor_conv_3x3~0|none~1|none~2|",
+    "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|",
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+)

@@ -18,9 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from helpers import NONE_CELLS
 from torch import nn
 
-from attend_search import get_preset, input_shape, list_presets, load_space
+from attend_search import get_preset, input_shape, list_presets, load_space, nb201_spec
 from attend_search.evaluators import UnknownOpsWarning
 from attend_search.evaluators.latency.calibrate import calibrate_latency
 from attend_search.evaluators.latency.devices import (
@@ -318,11 +319,11 @@ def assert_walk_equals_trace(spec: Spec) -> None:
     assert extract_kernels(spec, runtime="litert") == extract_kernels(
         model, input_shape(spec), runtime="litert"
     )
-    traced = extract_kernels(model, input_shape(spec))
-    assert extract_kernels(spec) == traced
-    for device in builtin_devices():
+    assert extract_kernels(spec) == extract_kernels(model, input_shape(spec))
+    for device in map(load_device, builtin_devices()):
+        traced = extract_kernels(model, input_shape(spec), device.runtime)
         total, times = predict_latency(spec, device, breakdown=True)
-        assert total == pytest.approx(total_ms(traced, load_device(device)), rel=1e-9, abs=0)
+        assert total == pytest.approx(total_ms(traced, device), rel=1e-9, abs=0)
         assert [t.name for t in times] == [k.name for k in traced]
 
 
@@ -359,6 +360,38 @@ def test_walked_kernels_equal_traced_on_settings_the_space_never_samples(unsampl
     )
 
 
+@pytest.mark.parametrize("cell", NONE_CELLS)
+def test_walked_kernels_equal_traced_on_nb201_cells_with_none_edges(cell):
+    assert_walk_equals_trace(nb201_spec(cell))
+
+
+def test_litert_folds_none_edges_and_the_branches_only_they_read():
+    """The issue's cell: node 2 (two 3x3 convolutions) reaches the output only through a
+    ``none`` edge, so LiteRT's converter removes it; onnxruntime runs it and the multiply."""
+    spec = nb201_spec(NONE_CELLS[0])
+    onnx, litert = extract_kernels(spec), extract_kernels(spec, runtime="litert")
+    cell_convs = [k for k in onnx if k.op_class == "conv" and ".edges." in k.name]
+    assert len(cell_convs) == 2 * 15  # node 2's two 3x3 convolutions, in 15 cells
+    assert not [k for k in litert if k.op_class == "conv" and ".edges." in k.name]
+    assert sum(k.ops == ("mul",) for k in onnx) == 15 and not any(k.ops == ("mul",) for k in litert)
+    pi5 = load_device("cortex-a76")
+    assert total_ms(litert, pi5) < 0.5 * total_ms(onnx, pi5)
+    assert extract_kernels(nb201_spec(NONE_CELLS[3]), runtime="litert") == []  # a constant
+
+
+def test_both_runtimes_run_one_relu_for_two_edges_from_one_node():
+    spec = nb201_spec(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
+        "nor_conv_1x1~1|nor_conv_3x3~2|"
+    )
+    for runtime in ("onnxruntime", "litert"):
+        first_cell = [
+            k for k in extract_kernels(spec, runtime=runtime) if k.name.startswith("stages.0.0")
+        ]
+        # nodes 0 and 1 feed two convolutions each, node 2 one: a ReLU per node, not five
+        assert sum("relu" in k.ops for k in first_cell) == 3
+
+
 def test_a_spec_at_another_input_shape_is_walked_or_traced():
     spec = get_preset("attendnets")
     model = build_model(spec)
@@ -391,8 +424,8 @@ def test_profiles_round_trip_through_yaml(tmp_path):
     "edit, message",
     [
         (
-            lambda d: d["memory"][2].update(bandwidth_gbs=25.0),
-            r"bad.yaml: memory\[2\].bandwidth_gbs: 25.0 exceeds the bandwidth of the level before it",
+            lambda d: d["memory"][2].update(bandwidth_gbs=99.0),
+            r"bad.yaml: memory\[2\].bandwidth_gbs: 99.0 exceeds the bandwidth of the level before it",
         ),
         (lambda d: d.update(runtime=" "), "bad.yaml: runtime: empty"),
         (
@@ -449,7 +482,13 @@ def test_a_profile_without_a_built_in_base_still_needs_every_class(tmp_path):
 
 
 def test_a_profile_names_its_runtime():
-    assert {load_device(name).runtime for name in builtin_devices()} == {"onnxruntime"}
+    runtimes = {name: load_device(name).runtime for name in builtin_devices()}
+    assert runtimes == {
+        "cortex-a53": "onnxruntime",
+        "cortex-a72": "onnxruntime",
+        "cortex-a76": "onnxruntime",
+        "cortex-a76-litert": "litert",
+    }
     litert = replace(load_device("cortex-a76"), runtime="litert")
     assert read_device(litert.to_dict()) == litert
 

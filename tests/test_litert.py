@@ -7,8 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from helpers import cli
+from helpers import NONE_CELLS, cli
 
+from attend_search import get_preset, list_presets, nb201_spec
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.measure import measure_latency
 from attend_search.evaluators.runtimes.litert import (
@@ -100,6 +101,8 @@ TFLITE_OP = {
     "constant_pad_nd": "PAD",
     "hardswish_": "HARD_SWISH",
     "relu_": "RELU",
+    "relu": "RELU",
+    "native_batch_norm": "MUL",  # one following no convolution; and an ADD once trained
     "sigmoid": "LOGISTIC",
     "mul": "MUL",
     "add": "ADD",
@@ -109,17 +112,57 @@ TFLITE_OP = {
 }
 
 
-def test_litert_kernels_are_the_ops_of_the_tflite_file(converted):
-    """One kernel per op the converter wrote, but for the attention's learned scale: one
-    before training, a multiply the converter drops (a trained network runs it)."""
-    kernels = extract_kernels(SPEC, runtime="litert")
-    ops = Counter(TFLITE_OP.get(k.op_class) or TFLITE_OP[k.ops[0]] for k in kernels)
-    scales = sum(
+def tflite_names(kernels) -> list[str]:
+    return [TFLITE_OP.get(k.op_class) or TFLITE_OP[k.ops[0]] for k in kernels]
+
+
+def learned_scales(kernels) -> int:
+    """The attention's learned scale, a multiply by one before training, which the converter
+    drops (a trained network runs it): x * gate reads two maps; * scale one and a float."""
+    return sum(
         1 for k in kernels if k.name.endswith(".attention") and k.ops == ("mul",) and k.bytes % 8
-    )  # x * gate reads two maps; * scale one and a float
-    assert scales == 1
-    assert ops - Counter({"MUL": scales}) == Counter(tflite_ops(converted[2]))
+    )
+
+
+def test_litert_kernels_are_the_ops_of_the_tflite_file(converted):
+    """One kernel per op the converter wrote, but for the attention's learned scale."""
+    kernels = extract_kernels(SPEC, runtime="litert")
+    ops = Counter(tflite_names(kernels))
+    assert learned_scales(kernels) == 1
+    assert ops - Counter({"MUL": 1}) == Counter(tflite_ops(converted[2]))
     assert ops["PAD"] == 3 and ops["TRANSPOSE"] == 1  # stem, blur, strided depthwise
+
+
+def converted_ops(spec: Spec, folder) -> list[str]:
+    model = build_model(spec).eval()
+    shape = (1, spec.in_channels, spec.input_size, spec.input_size)
+    return tflite_ops(convert_tflite(model, shape, folder / "model.tflite"))
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        NONE_CELLS[0],
+        NONE_CELLS[2],
+        *(pytest.param(c, marks=pytest.mark.slow) for c in (NONE_CELLS[1], NONE_CELLS[3])),
+    ],
+)
+def test_litert_kernels_are_the_tflite_ops_of_nb201_cells_with_none_edges(cell, tmp_path):
+    """Op for op, in order: what the converter folds (none edges, adds of zero), removes
+    (branches only they read) and fuses (a ReLU into a pooling or a lone batch norm)."""
+    spec = nb201_spec(cell)
+    assert tflite_names(extract_kernels(spec, runtime="litert")) == converted_ops(spec, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_presets())
+def test_litert_kernels_are_the_tflite_ops_of_the_presets(name, tmp_path):
+    spec = get_preset(name)
+    kernels = extract_kernels(spec, runtime="litert")
+    scales = learned_scales(kernels)
+    assert Counter(tflite_names(kernels)) - Counter({"MUL": scales}) == Counter(
+        converted_ops(spec, tmp_path)
+    )
 
 
 @pytest.mark.slow

@@ -63,10 +63,11 @@ def test_predicted_latency_is_finite_on_every_device_with_every_op_known(name):
     model, shape = get_reference_model(name)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an UnknownOpsWarning fails the test
-        times = [predict_latency(model, device, shape) for device in builtin_devices()]
-    assert all(math.isfinite(t) and t > 0 for t in times)
-    # slower devices are slower: cortex-a53 > cortex-a72 > cortex-a76
-    assert times == sorted(times, reverse=True)
+        times = {device: predict_latency(model, device, shape) for device in builtin_devices()}
+    assert all(math.isfinite(t) and t > 0 for t in times.values())
+    # slower devices are slower, on one runtime
+    onnx = [times[device] for device in ("cortex-a53", "cortex-a72", "cortex-a76")]
+    assert onnx == sorted(onnx, reverse=True)
 
 
 def test_mobilevit_attention_is_priced_as_transformer_kernels():

@@ -29,6 +29,7 @@ class Op(NamedTuple):  # a tuple: a walk makes hundreds, and tuples are made fas
     macs: int = 0  # cost.analytic's rule
     params: int = 0
     elementwise: bool = False  # may write over an input of its size (peak memory)
+    zero: bool = False  # multiplies by a constant zero (NAS-Bench-201's none): foldable
 
 
 @dataclass

@@ -113,6 +113,7 @@ class _KernelLog:
                 weights,
                 module,
                 _pad(name, args, tensors),
+                zero=name in ("mul", "mul_") and len(tensors) == 1 and args[1] == 0,
             )
         )
 

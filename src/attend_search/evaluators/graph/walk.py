@@ -73,6 +73,7 @@ class SpecWalk:
         weights: int | None = None,
         elementwise: bool = False,
         pad: int = 0,
+        zero: bool = False,
     ) -> int:
         """Record an op making a new value of ``elements`` float32s; returns that value.
         ``weights``: the elements of parameters and buffers it reads, where not ``params``.
@@ -95,6 +96,7 @@ class SpecWalk:
                 macs,
                 params,
                 elementwise,
+                zero,
             )
         )
         return output
@@ -107,6 +109,7 @@ class SpecWalk:
         elements: int,
         params: int = 0,
         weights: int | None = None,
+        zero: bool = False,
     ) -> int:
         aten, macs = ELEMENTWISE[rule]
         return self.op(
@@ -119,6 +122,7 @@ class SpecWalk:
             params,
             weights,
             elementwise=True,
+            zero=zero,
         )
 
     def conv(
@@ -320,10 +324,12 @@ class SpecWalk:
         )
         return self.pointwise("add", module, x, y, elements=b.out * out**2) if b.residual else y
 
-    def relu_conv_bn(self, x: int, module: str, cin: int, cout: int, kernel: int, size: int) -> int:
+    def relu_conv_bn(
+        self, x: int, module: str, cin: int, cout: int, kernel: int, size: int, stride: int = 1
+    ) -> int:
         """blocks.ReLUConvBN; ``size``: the output side (the ReLU runs on the input's)."""
         x = self.pointwise("relu_copy", f"{module}.act", x, elements=self.sizes[x] // FLOAT32_BYTES)
-        return self.conv_bn_act(x, module, cin, cout, kernel, size, act=None)
+        return self.conv_bn_act(x, module, cin, cout, kernel, size, act=None, stride=stride)
 
     def cell(self, x: int, module: str, channels: int, edges: tuple[str, ...], size: int) -> int:
         """blocks.Cell: node i sums its edges' outputs, in edge order."""
@@ -335,7 +341,7 @@ class SpecWalk:
                     continue
                 edge = f"{module}.edges.{k}"
                 if op == "none":
-                    y = self.pointwise("mul", edge, nodes[j], elements=n)
+                    y = self.pointwise("mul", edge, nodes[j], elements=n, zero=True)
                 elif op == "skip_connect":
                     y = nodes[j]
                 elif op == "avg_pool_3x3":
@@ -355,7 +361,7 @@ class SpecWalk:
             shortcut = self.pool(x, f"{module}.shortcut.pool", "avg", cin, stride, size)
         if cin != cout:
             shortcut = self.conv(shortcut, f"{module}.shortcut.conv", cin, cout, 1, size)
-        y = self.relu_conv_bn(x, f"{module}.conv_a", cin, cout, 3, size)
+        y = self.relu_conv_bn(x, f"{module}.conv_a", cin, cout, 3, size, stride)
         y = self.relu_conv_bn(y, f"{module}.conv_b", cout, cout, 3, size)
         return self.pointwise("add", module, shortcut, y, elements=cout * size**2)
 

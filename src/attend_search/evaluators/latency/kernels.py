@@ -29,14 +29,19 @@ fused into the matrix product before it: onnxruntime's CPU fusions fold a bias i
 an ONNX Transpose does, dtype casts, padding) are class ``copy``: memory only, no work.
 
 The grouping is a runtime's: the rules above are onnxruntime's (and those of any runtime
-not named here). LiteRT's converter writes another graph (read from its ``.tflite``
-files): it transposes the NCHW input to NHWC (a copy), pads a convolution whose padding is
-not TensorFlow's SAME with a PAD op of its own (:func:`..graph.ops.tflite_padded`, a copy),
-pads a ceil-mode average pooling that overhangs and multiplies its outputs by their
-windows' shares, fuses only the ReLU family into a convolution, matrix product or add
+not named here). Both merge identical ops without weights on one input (common
+subexpressions: two edges' ReLU of one node, two columns' first pooling of the stage
+input), as onnxruntime's optimised graph shows. LiteRT's converter writes another graph
+(read from its ``.tflite`` files): it transposes the NCHW input to NHWC (a copy), pads a
+convolution whose padding is not TensorFlow's SAME with a PAD op of its own
+(:func:`..graph.ops.tflite_padded`, a copy), pads a ceil-mode average pooling that
+overhangs and multiplies its outputs by their windows' shares, fuses only the ReLU family
+into a convolution, matrix product, add, pooling or a batch norm of its own (a MUL),
 (sigmoid, SiLU and hard-swish run alone), writes hard-sigmoid as ReLU6(x + 3), fused where
-a convolution's bias takes the 3, then a multiply by 1/6, and merges identical ops without
-weights on one input (two columns' first pooling of the stage input).
+a convolution's bias takes the 3, then a multiply by 1/6. And it folds constants:
+NAS-Bench-201's ``none`` edge (a multiply by zero) and every op of constants alone leave
+no kernel, an add of zero is its other input, and what only fed them is removed (a cell
+node that reaches the output only through ``none``). onnxruntime runs these as written.
 
 An ATen op none of these rules knows is its own kernel of class ``unknown``, named by its
 op, costed as memory traffic and a dispatch with no compute, and warned about
@@ -83,17 +88,20 @@ _NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_b
 _ADD = {"add", "add_"}
 _NORM_HOSTS = CONV_OPS | MATMUL_OPS
 _ACTIVATION_HOSTS = CONV_OPS | MATMUL_OPS | _ADD
+_POOLS = {"avg_pool2d", "max_pool2d", "max_pool2d_with_indices"}
 # Per runtime, the activations fused into the op before them, and which ops host them.
 # onnxruntime folds Relu, Clip, Sigmoid, HardSigmoid, Tanh, LeakyRelu and Silu into a
 # Conv / Gemm (FusedConv); LiteRT fuses the ReLU family (TFLite's fused activations), and
-# hard-sigmoid's ReLU6 into a convolution or matrix product whose bias takes its + 3.
+# hard-sigmoid's ReLU6 into a convolution or matrix product whose bias takes its + 3. Its
+# pooling ops host the ReLU family too, and so does a batch norm that follows no
+# convolution, which is a MUL there (and an ADD once trained).
 _FUSED_ACTIVATIONS = {
     "onnxruntime": dict.fromkeys(
         ("relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh", "leaky_relu", "silu"),
         _ACTIVATION_HOSTS,
     ),
     "litert": {
-        **dict.fromkeys(("relu", "hardtanh", "clamp"), _ACTIVATION_HOSTS),
+        **dict.fromkeys(("relu", "hardtanh", "clamp"), _ACTIVATION_HOSTS | _NORM | _POOLS),
         "hardsigmoid": _NORM_HOSTS,
     },
 }
@@ -162,8 +170,7 @@ def _walked(spec: Spec) -> Trace:
 # --------------------------------------------------------------------------- fusion
 def _fuse(trace: Trace, runtime: str = "onnxruntime") -> list[Kernel]:
     """Group ops into kernels: an op joins the kernel whose output it alone consumes."""
-    if runtime == "litert":
-        trace = _as_litert(trace)
+    trace = _as_run(trace, runtime)
     activations = _FUSED_ACTIVATIONS.get(runtime, _FUSED_ACTIVATIONS["onnxruntime"])
     consumers = Counter(v for op in trace.ops for v in op.inputs)
     consumers.update(trace.outputs)
@@ -180,13 +187,18 @@ def _fuse(trace: Trace, runtime: str = "onnxruntime") -> list[Kernel]:
     return [_kernel(group, trace.sizes) for group in groups]
 
 
-def _as_litert(trace: Trace) -> Trace:
-    """The ops LiteRT's converter writes for the traced ones (the module docstring): the
-    input's transpose; PAD before a convolution or pooling that needs one; the multiply
-    after hard-sigmoid and after a padded average pooling; and one op for ops without
-    weights that repeat another on the same input (common subexpressions: two columns'
-    first pooling or PAD of the stage input)."""
+def _as_run(trace: Trace, runtime: str) -> Trace:
+    """The ops the runtime runs for the traced ones. Both runtimes run one op for ops without
+    weights that repeat another on the same input (common subexpressions: two edges' ReLU
+    of one node, two columns' first pooling of the stage input). LiteRT's converter also
+    writes (the module docstring) the input's transpose; PAD before a convolution or pooling
+    that needs one; the multiply after hard-sigmoid and after a padded average pooling; and
+    nothing for what folds to a constant (a multiply by zero, any op of constants alone), an
+    add of zero, or what only feeds these. onnxruntime folds none of these."""
+    litert = runtime == "litert"
     sizes, ops, renamed, seen = list(trace.sizes), [], {}, {}
+    zeros: set[int] = set()  # values folded to constant zeros
+    constants: set[int] = set()  # values folded to other constants
 
     def copy(name: str, source: int, nbytes: int, module: str) -> int:
         if (name, source, nbytes) not in seen:
@@ -195,15 +207,30 @@ def _as_litert(trace: Trace) -> Trace:
             seen[name, source, nbytes] = len(sizes) - 1
         return seen[name, source, nbytes]
 
-    if trace.image:
+    if litert and trace.image:
         renamed[0] = copy("permute", 0, sizes[0], "input")
     for op in trace.ops:
         inputs = tuple(renamed.get(v, v) for v in op.inputs)
+        if litert and (op.zero or (op.name.startswith("mul") and zeros.intersection(inputs))):
+            zeros.add(op.output)
+            continue
+        if all(v in zeros or v in constants for v in inputs):
+            same = op.name.startswith(("add", "relu", "mul", "max_pool", "avg_pool", "mean"))
+            (zeros if same and set(inputs) <= zeros else constants).add(op.output)
+            continue
+        if op.name.startswith("add") and zeros.intersection(inputs):
+            inputs = tuple(v for v in inputs if v not in zeros)  # x + 0 is x
+            if len(inputs) == 1:
+                renamed[op.output] = inputs[0]
+                continue
         key = (op.name, inputs, op.work)
         if not op.weight_bytes and key in seen:
             renamed[op.output] = seen[key]
             continue
         seen[key] = op.output
+        if not litert:
+            ops.append(op._replace(inputs=inputs))
+            continue
         if op.pad:
             inputs = (
                 copy("constant_pad_nd", inputs[0], op.pad * FLOAT32_BYTES, op.module),
@@ -226,13 +253,26 @@ def _as_litert(trace: Trace) -> Trace:
                     op.module,
                 )
             )
-    return Trace(ops, sizes, {renamed.get(v, v) for v in trace.outputs})
+    outputs = {renamed.get(v, v) for v in trace.outputs}
+    return Trace(_live(ops, outputs), sizes, outputs)
+
+
+def _live(ops: list[Op], outputs: set[int]) -> list[Op]:
+    """``ops`` without those whose values nothing reads on the way to ``outputs`` (the
+    branches a folded constant cut off)."""
+    needed, kept = set(outputs), []
+    for op in reversed(ops):
+        if op.output in needed:
+            needed.update(op.inputs)
+            kept.append(op)
+    return kept[::-1]
 
 
 def _epilogue(group: list[Op], op: Op, activations: dict[str, set[str]]) -> bool:
     """Can ``op`` run in the epilogue of the kernel ``group`` (reading only its output)?
-    The epilogue is a batch norm after a convolution or matrix product, then one activation
-    of ``activations``, after a host it names (the batch norm's or its own anchor)."""
+    The epilogue is batch norms after a convolution or matrix product (folded into its
+    weights, a second one too), then one activation of ``activations``, after a host it
+    names (the batch norm's or its own anchor)."""
     if len(op.inputs) != 1 or op.inputs[0] != group[-1].output:
         return False
     anchor = group[0].name
@@ -240,7 +280,7 @@ def _epilogue(group: list[Op], op: Op, activations: dict[str, set[str]]) -> bool
         return anchor in activations[op.name.rstrip("_")] and (
             len(group) == 1 or group[-1].name in _NORM
         )
-    return op.name in _NORM and len(group) == 1 and anchor in _NORM_HOSTS
+    return op.name in _NORM and anchor in _NORM_HOSTS and all(o.name in _NORM for o in group[1:])
 
 
 def _kernel(group: list[Op], sizes: list[int]) -> Kernel:
