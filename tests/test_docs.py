@@ -165,15 +165,24 @@ def test_dotted_names_exist():
             assert hasattr(importlib.import_module(module), attribute), f"no {name}"
 
 
-LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#([^)]*))?\)")
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors of a page's headings, as GitHub and MkDocs make them."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+    return {re.sub(r"[^a-z0-9 _-]", "", h.lower()).strip().replace(" ", "-") for h in headings}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_relative_links_resolve(page):
     # mkdocs --strict checks docs/ too; this also covers README.md and runs with the tests
-    for target in LINK.findall(page.read_text()):
-        if "://" not in target:
-            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+    for target, anchor in LINK.findall(page.read_text()):
+        if "://" in target:
+            continue
+        assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+        if anchor:
+            assert anchor in anchors(page.parent / target), f"{page.name}: no {target}#{anchor}"
 
 
 READERS = ["studies/config.py", "constraints/constraint_set.py", "explorer/samplers.py"]
