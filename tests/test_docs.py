@@ -11,7 +11,12 @@
   renamed module cannot hide in a skipped example.
 - Every ``attend-search ...`` command shown (a line of a code block, or an inline code
   span) names existing subcommands, and each ``--flag`` it gives is one that subcommand's
-  parser accepts.
+  parser accepts (the parser is read, nothing is run: boards and long runs need no skip).
+- Study files shown (```yaml blocks starting ``schema: attend-search/study/v1``) are read by
+  the study reader; ``attend_search.x.y`` names in the text exist; relative links and their
+  anchors resolve; docs/studies.md lists every field the study reader accepts.
+
+A few seconds in all: the blocks that run build small networks only.
 """
 
 import ast
