@@ -5,6 +5,7 @@
 #   make test-lowest - the suite against the lowest versions pyproject.toml allows (CI)
 #   make lint        - ruff's formatter and linter (configured in pyproject.toml; CI)
 #   make docs        - the documentation site into site/ (mkdocs build --strict; CI)
+#   make setup       - the virtual environment alone (.venv: CPU torch, then this package)
 # The virtual environment gets the CPU build of PyTorch first, so that installing the
 # package (torch>=2.13,<3) finds torch satisfied and never pulls a CUDA build.
 
