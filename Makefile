@@ -4,6 +4,8 @@
 #   make test-slow   - the slow cases (CI runs them too)
 #   make test-lowest - the suite against the lowest versions pyproject.toml allows (CI)
 #   make lint        - ruff's formatter and linter (configured in pyproject.toml; CI)
+#   make docs        - the documentation site into site/ (mkdocs build --strict; CI)
+#   make setup       - the virtual environment alone (.venv: CPU torch, then this package)
 # The virtual environment gets the CPU build of PyTorch first, so that installing the
 # package (torch>=2.13,<3) finds torch satisfied and never pulls a CUDA build.
 
@@ -22,7 +24,7 @@ STAMP := $(VENV)/.installed
 LOWEST ?= optuna==5.0.0
 LOWEST_VENV := .venv-lowest
 
-.PHONY: demo test test-slow test-lowest lint setup clean
+.PHONY: demo test test-slow test-lowest lint docs setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +47,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
 
+# the docs extra on top of the environment; --strict fails on a broken link or API page
+docs: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m slow --durations=10
 
@@ -59,4 +66,4 @@ test-lowest:
 	$(LOWEST_VENV)/bin/python -m pytest -n 2 -m "not slow"
 
 clean:
-	rm -rf $(VENV) $(LOWEST_VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(LOWEST_VENV) build site *.egg-info src/*.egg-info
