@@ -101,6 +101,27 @@ def test_a_changed_config_is_refused_not_mixed_in(workdir):
     assert dump(workdir) == before  # not even a sampler stream claimed
 
 
+@pytest.mark.parametrize("budget", ["0", "0s"])
+def test_a_zero_budget_is_refused_as_not_positive(workdir, budget):
+    out = cli("run", "tiny_study.yaml", "--budget", budget, cwd=workdir, check=False)
+    assert out.returncode == 2
+    assert f"--budget: '{budget}' must be positive" in out.stderr, out.stderr
+    assert not (workdir / "studies").exists()
+
+
+def test_a_study_is_found_by_its_file_and_a_missing_one_says_where_it_was_looked_for(workdir):
+    cli("run", "tiny_study.yaml", "--budget", "2", cwd=workdir)
+    assert "study tiny: 2 trials" in cli("show", "tiny_study.yaml", cwd=workdir).stdout
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    out = cli("show", "tiny", cwd=elsewhere, check=False)
+    assert out.returncode == 2
+    assert f"no study named 'tiny' in {(elsewhere / 'studies').resolve()}" in out.stderr
+    assert "--root" in out.stderr
+    shown = cli("show", "tiny", "--root", workdir / "studies", cwd=elsewhere).stdout
+    assert "study tiny: 2 trials" in shown
+
+
 def test_two_worker_processes_share_one_sqlite_study(workdir):
     out = cli("run", "tiny_study.yaml", "--budget", "12", "--jobs", "2", cwd=workdir)
     assert "ran 12 trials" in out.stdout

@@ -78,7 +78,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("export", help="export the best architectures (spec, ONNX, torch.export)")
-    s.add_argument("study", help="study name or directory")
+    s.add_argument("study", help="study name, directory or study file")
     choice = s.add_mutually_exclusive_group()
     choice.add_argument("--pareto", action="store_true", help="the Pareto set (default)")
     choice.add_argument("--trial", type=int, help="one trial by number")
@@ -129,7 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("report", help="write a self-contained HTML report of a study")
-    s.add_argument("study", help="study name or directory")
+    s.add_argument("study", help="study name, directory or study file")
     s.add_argument("--out", default="report.html", help="HTML file (default report.html)")
     s.add_argument(
         "--exports",

@@ -209,7 +209,11 @@ def _study_arguments(p: argparse.ArgumentParser) -> None:
         help="Optuna storage URL (default: sqlite in the study "
         "directory; also $ATTEND_SEARCH_STORAGE), e.g. postgresql://user@host/db",
     )
-    p.add_argument("--root", default="studies", help="folder of study directories (studies)")
+    p.add_argument(
+        "--root",
+        default="studies",
+        help="folder of study directories (default: studies, in the current folder)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -230,7 +234,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("worker", help="join a study (on this or another machine)")
-    s.add_argument("study", help="study name or directory")
+    s.add_argument("study", help="study name, directory or study file")
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     _trial_arguments(s)
@@ -238,7 +242,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("show", help="best trials (Pareto set) and trial counts of a study")
-    s.add_argument("study", help="study name or directory")
+    s.add_argument("study", help="study name, directory or study file")
     _top_arguments(s, "the top K by the objective, in order")
     _study_arguments(s)
     s.set_defaults(func=cmd_show)

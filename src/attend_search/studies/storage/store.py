@@ -59,11 +59,15 @@ class StudyPlace:
 
 
 def place(name_or_dir: str, storage: str | None = None, root: str | Path = "studies") -> StudyPlace:
-    """Resolve a study argument: a name under ``root``, or a study directory."""
+    """Resolve a study argument: a name under ``root``, a study directory, or a study file
+    (the study it names, under ``root``)."""
     storage = storage or os.environ.get(STORAGE_ENV) or None
     path = Path(name_or_dir)
     if (path / "study.yaml").is_file() or (path / "study.db").is_file():
-        directory, name = path, _stored_name(path)
+        directory, name = path, _stored_name(path / "study.yaml")
+    elif path.is_file():
+        name = _stored_name(path)
+        directory = Path(root) / name
     elif NAME.fullmatch(name_or_dir):
         directory, name = Path(root) / name_or_dir, name_or_dir
     elif path.is_dir():
@@ -82,17 +86,18 @@ def _default_url(directory: Path) -> str:
     return f"sqlite:///{(directory / 'study.db').as_posix()}"
 
 
-def _stored_name(directory: Path) -> str:
-    config = directory / "study.yaml"
+def _stored_name(config: Path) -> str:
+    """The study named in a study file, or its directory's name where it has none."""
     if not config.is_file():
-        return directory.name
+        return config.parent.name
     try:
         name = yaml.safe_load(config.read_text(encoding="utf-8"))["name"]
     except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
         name = None
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise StudyError(
-            "is not a study directory this version wrote (no valid name)", source=str(config)
+            "is not a study file or directory this version wrote (no valid name)",
+            source=str(config),
         )
     return name
 
@@ -230,8 +235,9 @@ def load(where: StudyPlace) -> tuple[StudyConfig, optuna.Study]:
     """An existing study and its configuration, as stored with it, for reading."""
     if where.url == _default_url(where.directory) and not (where.directory / "study.db").is_file():
         raise StudyError(
-            f"no study named {where.name!r} (no {where.directory / 'study.db'}; "
-            f"see attend-search run)"
+            f"no study named {where.name!r} in {where.directory.parent.resolve()} (no "
+            f"{where.directory / 'study.db'}; study names are looked up in --root, default "
+            f"studies/ of the current folder; see attend-search run)"
         )
     store = TrialCache(storage(where.url))
     try:
