@@ -14,8 +14,9 @@ from ..errors import AttendSearchError
 from .common import positive, table
 
 
-def _interactive() -> bool:
-    return sys.stderr.isatty() and not os.environ.get("CI")
+def _progress(args: argparse.Namespace) -> bool:
+    """A progress bar: on a terminal, outside CI, unless ``--no-progress``."""
+    return sys.stderr.isatty() and not os.environ.get("CI") and not args.no_progress
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
@@ -66,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                 run,
                 budget.trials,
                 budget.seconds,
-                progress=_interactive(),
+                progress=_progress(args),
                 max_failures=args.max_failures,
                 trial_timeout=args.trial_timeout,
             )
@@ -79,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                 args.jobs,
                 _worker_options(args),
                 debug=args.debug,
-                finished=(lambda: finished_count(study)) if _interactive() else None,
+                finished=(lambda: finished_count(study)) if _progress(args) else None,
             )
     n = finished_count(study) - before
     if budget.trials is None:
@@ -108,7 +109,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
             run,
             budget.trials,
             budget.seconds,
-            progress=_interactive() and not args.no_progress,
+            progress=_progress(args),
             max_failures=args.max_failures,
             trial_timeout=args.trial_timeout,
         )
@@ -178,6 +179,8 @@ def _show(where, top: int | None, sort: str | None) -> None:
 
 
 def _trial_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the commands that run trials: ``run`` and ``worker``."""
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--max-failures",
         type=positive(int),
@@ -236,7 +239,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("worker", help="join a study (on this or another machine)")
     s.add_argument("study", help="study name, directory or study file")
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     _trial_arguments(s)
     _study_arguments(s)
     s.set_defaults(func=cmd_worker)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..errors import AttendSearchError
 from ..evaluators.estimate_fit import FITTED, load_fit
 from ..evaluators.latency.devices import load_device
+from ..search_space.fields import did_you_mean
 
 DIRECTIONS = ("minimize", "maximize")
 DEFAULT_DEVICE = "cortex-a72"  # where latency is predicted when a study names no device
@@ -88,7 +89,16 @@ def kind_of(metric: str) -> MetricKind:
         if kind.matches(metric):
             return kind
     known = ", ".join(k.pattern + _PLACEHOLDER.get(k.pattern[-1], "") for k in METRICS)
-    raise AttendSearchError(f"unknown metric {metric!r}; known: {known}")
+    # a family's name with the metric's own suffix: `latncy.cortex-a72` -> `latency.cortex-a72`
+    names = [
+        k.pattern + metric.partition(k.pattern[-1])[2]
+        if k.pattern[-1] in _PLACEHOLDER
+        else k.pattern
+        for k in METRICS
+    ]
+    typo = did_you_mean(metric, names)
+    hint = f" (did you mean {typo!r}?)" if typo else ""
+    raise AttendSearchError(f"unknown metric {metric!r}{hint}; known: {known}")
 
 
 _PLACEHOLDER = {".": "<device>", "@": "<fit file>"}
