@@ -97,7 +97,8 @@ def test_a_changed_config_is_refused_not_mixed_in(workdir):
     (workdir / "tiny_study.yaml").write_text(yaml.safe_dump(study))
     before = dump(workdir)
     out = cli("run", "tiny_study.yaml", "--budget", "2", cwd=workdir, check=False)
-    assert out.returncode == 2 and "different configuration" in out.stderr
+    assert out.returncode == 2
+    assert "different configuration (seed: 0 stored, 1 in the file)" in out.stderr, out.stderr
     assert dump(workdir) == before  # not even a sampler stream claimed
 
 

@@ -22,6 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -34,6 +35,7 @@ from ...explorer import Run, open_study
 from ...explorer.feasibility import require_feasible
 from ...explorer.optuna_adapter import backend_of
 from ...files import write_atomic
+from ...search_space.fields import join as field_path
 from ..config import NAME, StudyConfig, StudyError, read_study
 from . import sqlite_lock
 from .optuna_storage import Storage, TrialCache, index_trials_by_state
@@ -221,9 +223,14 @@ def _create(config: StudyConfig, where: StudyPlace) -> Run:
     if stored is None:  # a refused run writes nothing
         study.set_user_attr("config", config.document)
     elif _canonical(stored) != _canonical(config.document):
+        changes = _differences(stored, config.document)
+        shown = "; ".join(changes[:_CHANGES_SHOWN]) + (
+            f"; {len(changes) - _CHANGES_SHOWN} more" if len(changes) > _CHANGES_SHOWN else ""
+        )
         raise StudyError(
             f"study {config.name!r} already exists in {_redact(where.url)} with a "
-            f"different configuration; give the new study another name",
+            f"different configuration ({shown}); give the new study another name, or "
+            f"restore the stored values to resume it",
             path="name",
         )
     run = _open_run(config, store)
@@ -262,5 +269,35 @@ def _open_run(config: StudyConfig, store: TrialCache, create: bool = True) -> Ru
     return open_study(config.search, store, ledger, create=create)
 
 
-def _canonical(document: dict) -> str:
+def _canonical(document: Any) -> str:
     return json.dumps(document, sort_keys=True, default=str)
+
+
+_CHANGES_SHOWN = 5
+_ABSENT = object()
+
+
+def _differences(stored: Any, given: Any, path: str = "") -> list[str]:
+    """What a study file changes of the stored configuration, field by field:
+    ``seed: 0 stored, 1 in the file`` (the space is compared inlined, so ``space.…``)."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        return [
+            change
+            for key in dict.fromkeys([*stored, *given])
+            for change in _differences(
+                stored.get(key, _ABSENT), given.get(key, _ABSENT), field_path(path, key)
+            )
+        ]
+    if isinstance(stored, list) and isinstance(given, list) and len(stored) == len(given):
+        return [
+            c
+            for i, (a, b) in enumerate(zip(stored, given))
+            for c in _differences(a, b, field_path(path, i))
+        ]
+    if _canonical(stored) == _canonical(given):
+        return []
+    return [f"{path}: {_value(stored)} stored, {_value(given)} in the file"]
+
+
+def _value(value: Any) -> str:
+    return "absent" if value is _ABSENT else _canonical(value)
