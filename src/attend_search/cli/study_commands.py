@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from ..errors import AttendSearchError
@@ -54,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     rank_columns(config.search.objectives, args.top, args.sort)  # refused now, not after
     budget = parse_budget(args.budget)
     where = place(config.name, args.storage, args.root)
-    args.resume = f"attend-search run {args.study or ''} --budget N".replace("  ", " ")
+    args.resume = _resume(args, "run", args.study, jobs=args.jobs)
     with quiet_optuna(tracebacks=args.debug):
         try:
             run = create(config, where)
@@ -91,6 +92,20 @@ def cmd_run(args: argparse.Namespace) -> None:
     _show(where, top=args.top, sort=args.sort)
 
 
+def _resume(args: argparse.Namespace, command: str, study: str | None, jobs: int = 1) -> str:
+    """The command that goes on with the study where an interrupted one stopped."""
+    from ..studies.storage.store import redact
+
+    words = ["attend-search", command, *([study] if study else []), "--budget", "N"]
+    if jobs > 1:
+        words += ["--jobs", str(jobs)]
+    if args.root != "studies":
+        words += ["--root", args.root]
+    if args.storage:
+        words += ["--storage", redact(args.storage)]
+    return shlex.join(words)
+
+
 def _source(study_file: str | None) -> str:
     return study_file or "<built-in default study>"
 
@@ -102,7 +117,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     budget = parse_budget(args.budget)
     where = place(args.study, args.storage, args.root)
-    args.resume = f"attend-search worker {args.study} --budget N"
+    args.resume = None if args.spawned else _resume(args, "worker", args.study)
     with quiet_optuna(tracebacks=args.debug):
         _, run = join(where)
         optimize(
@@ -239,6 +254,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("worker", help="join a study (on this or another machine)")
     s.add_argument("study", help="study name, directory or study file")
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
+    # started by `run --jobs`, which says how to resume: an interrupted worker says nothing
+    s.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)
     _trial_arguments(s)
     _study_arguments(s)
     s.set_defaults(func=cmd_worker)

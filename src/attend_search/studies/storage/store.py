@@ -155,11 +155,11 @@ def _write_ahead_log(connection, _record) -> None:
 
 def _cannot_open(url: str, exc: Exception) -> StudyError:
     return StudyError(
-        f"cannot open storage {_redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        f"cannot open storage {redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
     )
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without its password, for messages."""
     scheme, sep, rest = url.partition("://")
     if "@" in rest and ":" in rest.split("@")[0]:
@@ -178,7 +178,7 @@ def storage_error(exc: BaseException, url: str | None = None) -> AttendSearchErr
     if exc is None:
         return None
     text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
-    where = f" {_redact(url)}" if url else ""
+    where = f" {redact(url)}" if url else ""
     if re.search(r"database is locked|database table is locked", text):
         return StudyError(
             f"the storage{where} is locked by another process ({text}); wait "
@@ -228,7 +228,7 @@ def _create(config: StudyConfig, where: StudyPlace) -> Run:
             f"; {len(changes) - _CHANGES_SHOWN} more" if len(changes) > _CHANGES_SHOWN else ""
         )
         raise StudyError(
-            f"study {config.name!r} already exists in {_redact(where.url)} with a "
+            f"study {config.name!r} already exists in {redact(where.url)} with a "
             f"different configuration ({shown}); give the new study another name, or "
             f"restore the stored values to resume it",
             path="name",
@@ -250,7 +250,7 @@ def load(where: StudyPlace) -> tuple[StudyConfig, optuna.Study]:
     try:
         study = optuna.load_study(study_name=where.name, storage=store)
     except KeyError:
-        raise StudyError(f"no study named {where.name!r} in {_redact(where.url)}") from None
+        raise StudyError(f"no study named {where.name!r} in {redact(where.url)}") from None
     return read_study(study.user_attrs["config"]), study
 
 
