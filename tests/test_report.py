@@ -64,6 +64,18 @@ def test_report_lists_the_pareto_set_with_export_folders_units_and_reference_poi
     assert "hypervolume (log score x ms)" in titles
 
 
+def test_report_links_the_last_export_wherever_its_out_was(workdir):
+    cli("run", "tiny_study.yaml", "--budget", "6", cwd=workdir)
+    cli("export", "tiny", "--format", "json", "--out", "exp", cwd=workdir)
+    # a table alone, elsewhere, exports no network: the record stays on exp
+    cli("export", "tiny", "--format", "csv", "--out", "tables", cwd=workdir)
+    cli("report", "tiny", "--out", "out/report.html", cwd=workdir)
+    table = (workdir / "out" / "report.html").read_text().split("</table>")[1]
+    folders = sorted(p.name for p in (workdir / "exp").iterdir() if p.is_dir())
+    assert folders and "not exported yet" not in table
+    assert sorted(re.findall(r"<a href='../exp/([^/]+)/'>exp/\1</a>", table)) == folders
+
+
 def test_top_on_two_objectives_needs_sort(workdir):
     early = cli("run", "tiny_study.yaml", "--budget", "6", "--top", "3", cwd=workdir, check=False)
     assert early.returncode == 2 and "needs --sort METRIC" in early.stderr
