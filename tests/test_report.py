@@ -29,7 +29,7 @@ def test_report_lists_the_pareto_set_with_export_folders_units_and_reference_poi
         "latency.cortex-a72 (ms)",
         "params (M)",
         "macs (M)",
-        "peak_activation_bytes (MB)",
+        "peak activation (MB)",
         "export",
     ):
         assert f"<th>{header}</th>" in table

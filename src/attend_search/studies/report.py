@@ -25,6 +25,7 @@ from plotly.subplots import make_subplots
 from .. import __version__
 from ..evaluators.latency.predict import predict_latency
 from ..explorer import Objective, record_of
+from ..explorer.feasibility import constraint_states
 from ..explorer.metrics import COST_METRICS, is_cheap, kind_of, latency_device, metric_label, shown
 from ..explorer.search import quiet_optuna
 from ..files import write_atomic
@@ -363,13 +364,16 @@ def _feasibility(trials: list[FrozenTrial], config: StudyConfig) -> go.Figure | 
     if frame.empty:
         return "<p>No finished trial.</p>"
     x, y = _cheap_axes(config)
+    constraints = config.search.constraints
     fig = go.Figure()
     for feasible, color in ((True, "#31a354"), (False, "#de2d26")):
         part = frame[frame["feasible"] == feasible]
         violations = part.filter(like="violation.")
         names = [c.removeprefix("violation.") for c in violations.columns]
         violated = [
-            ", ".join(n for n, v in zip(names, row) if v > 0)
+            ", ".join(
+                str(c) for c in constraint_states(constraints, dict(zip(names, row))) if not c.met
+            )
             for row in violations.to_numpy().tolist()
         ]
         fig.add_scatter(
