@@ -83,6 +83,27 @@ def test_report_links_the_last_export_wherever_its_out_was(workdir):
     assert sorted(re.findall(r"<a href='../exp/([^/]+)/'>exp/\1</a>", table)) == folders
 
 
+def test_the_feasibility_plot_says_what_each_infeasible_trial_breaks_in_units(workdir):
+    """A budget on synflow is known only for trials that met the cheap ones: the others'
+    hover names the budget they broke, never the one they were not measured on."""
+    from attend_search.studies import load, place, report
+    from attend_search.studies.storage.trial_reader import read_trials
+
+    study = (workdir / "tiny_study.yaml").read_text()
+    study = study.replace(
+        "params: {max: 40000}", "params: {max: 20000}\n  metrics: [{metric: synflow, min: 1}]"
+    )
+    (workdir / "tiny_study.yaml").write_text(study)
+    cli("run", "tiny_study.yaml", "--budget", "12", cwd=workdir)
+    config, stored = load(place("tiny", root=workdir / "studies"))
+    fig = report._feasibility(read_trials(stored), config)
+    (infeasible,) = [t for t in fig.data if t.name == "infeasible"]
+    assert infeasible.text and all(
+        re.search(r"params [\d.]+ M > 0\.02 M", t) for t in infeasible.text
+    )
+    assert not [t for t in infeasible.text if "nan" in t]
+
+
 def test_top_on_two_objectives_needs_sort(workdir):
     early = cli("run", "tiny_study.yaml", "--budget", "6", "--top", "3", cwd=workdir, check=False)
     assert early.returncode == 2 and "needs --sort METRIC" in early.stderr

@@ -423,9 +423,11 @@ def _feasibility(trials: list[FrozenTrial], config: StudyConfig) -> go.Figure | 
         part = frame[frame["feasible"] == feasible]
         violations = part.filter(like="violation.")
         names = [c.removeprefix("violation.") for c in violations.columns]
-        violated = [
+        violated = [  # a budget on a metric never computed for the trial is NaN: not broken
             ", ".join(
-                str(c) for c in constraint_states(constraints, dict(zip(names, row))) if not c.met
+                map(
+                    str, constraint_states(constraints, {n: v for n, v in zip(names, row) if v > 0})
+                )
             )
             for row in violations.to_numpy().tolist()
         ]
