@@ -31,9 +31,10 @@ def cli(*args, cwd, check=True, env=None):
     return out
 
 
-def start(*args, cwd, until, env=None, timeout=180):
+def start(*args, cwd, until, env=None, timeout=180, group=False):
     """The command line in the background, returned once ``until()`` holds (it must not end
-    before), for a test that interrupts it there."""
+    before), for a test that interrupts it there; ``group``: in a process group of its own,
+    as a terminal's foreground job, which Ctrl-C signals whole (``os.killpg``)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "attend_search.cli", *map(str, args)],
         cwd=cwd,
@@ -41,6 +42,7 @@ def start(*args, cwd, until, env=None, timeout=180):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=group,
     )
     deadline = time.time() + timeout
     while not until():

@@ -76,7 +76,7 @@ def test_evaluate_prints_costs_latency_top_layers_and_proxies():
     out = run("evaluate", "attendnext", "--proxy", "synflow", "--top", "3")
     assert out.returncode == 0, out.stderr
     assert re.search(r"^params \(M\) +3\.243 \(3,243,028\)$", out.stdout, re.M)
-    assert re.search(r"^peak_activation_bytes \(MB\) +3\.\d+$", out.stdout, re.M)
+    assert re.search(r"^peak activation \(MB\) +3\.\d+$", out.stdout, re.M)
     assert re.search(r"^latency\.cortex-a72 \(ms\) +[\d.]+$", out.stdout, re.M)
     assert re.search(r"^synflow \(log score\) +[\d.]+$", out.stdout, re.M)
     assert "slowest 3 kernels on cortex-a72" in out.stdout

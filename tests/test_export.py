@@ -93,7 +93,7 @@ def test_export_writes_weights_seed_and_checks_that_mean_something(study, tmp_pa
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
 
 
-def test_the_cards_metrics_are_the_exact_costs_in_their_units(study, tmp_path):
+def test_the_cards_metrics_and_budgets_are_the_exact_costs_in_their_units(study, tmp_path):
     cli(
         "export",
         study,
@@ -108,14 +108,21 @@ def test_the_cards_metrics_are_the_exact_costs_in_their_units(study, tmp_path):
         cwd=tmp_path,
     )
     (folder,) = folders(tmp_path / "out")
-    rows = re.findall(
-        r"^\| (\w+) \| ([0-9.,e+-]+) \| (.+) \|$", (folder / "MODEL_CARD.md").read_text(), re.M
-    )
+    text = (folder / "MODEL_CARD.md").read_text()
+    rows = re.findall(r"^\| ([\w ]+) \| ([0-9.,e+-]+) \| (.+) \|$", text, re.M)
     card = {metric: (float(value.replace(",", "")), unit) for metric, value, unit in rows}
     cost = analytic_cost(load_exported(folder)[0])
-    for metric, unit in [("params", "M"), ("macs", "M"), ("peak_activation_bytes", "MB")]:
-        assert card[metric][1] == unit
-        assert card[metric][0] == pytest.approx(cost[metric] / 1e6, rel=1e-3)
+    for title, metric, unit in [
+        ("params", "params", "M"),
+        ("macs", "macs", "M"),
+        ("peak activation", "peak_activation_bytes", "MB"),
+    ]:
+        assert card[title][1] == unit
+        assert card[title][0] == pytest.approx(cost[metric] / 1e6, rel=1e-3)
+    # the study's budget (params max 40000) as value and bound, not a relative amount
+    (value,) = re.findall(r"^\| params <= 0\.04 M \| ([0-9.]+) M \| yes \|$", text, re.M)
+    assert float(value) == pytest.approx(cost["params"] / 1e6, rel=1e-3)
+    assert "| simd_channels | kept | yes |" in text
 
 
 @pytest.mark.parametrize("factor", [1.01, 0.0], ids=["1%-off", "all-zero"])

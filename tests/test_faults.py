@@ -24,9 +24,9 @@ from optuna.trial import TrialState
 from attend_search.explorer import record_of
 
 
-def start(*args, cwd, fault, mark):
+def start(*args, cwd, fault, mark, group=False):
     """The command line in the background, with a fault; returns once the fault is reached."""
-    return helpers.start(*args, cwd=cwd, env=fault_env(fault, mark), until=mark.exists)
+    return helpers.start(*args, cwd=cwd, env=fault_env(fault, mark), until=mark.exists, group=group)
 
 
 def study_file(workdir, storage):
@@ -166,6 +166,7 @@ def test_a_signal_closes_the_running_trial_and_says_how_to_resume(workdir, comma
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert f"to resume: attend-search {command} {target} --budget N" in err
+    assert err.count("interrupted") == 1 and "failed with value" not in err, err
     assert "Traceback" not in err
     trials = storage_trials(workdir)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
@@ -173,6 +174,22 @@ def test_a_signal_closes_the_running_trial_and_says_how_to_resume(workdir, comma
     complete = sum(t.state == TrialState.COMPLETE for t in trials)
     cli(command, target, "--budget", 2, cwd=workdir)
     assert sum(t.state == TrialState.COMPLETE for t in storage_trials(workdir)) == complete + 2
+
+
+def test_ctrl_c_on_run_jobs_2_says_once_how_to_resume_and_logs_no_failed_trials(workdir):
+    """Ctrl-C reaches the run and both its workers (one process group): one message, the
+    run's own command to resume, and no Optuna warning for the trials it closed."""
+    mark = workdir / "evaluating"
+    args = ("run", "tiny_study.yaml", "--budget", 50, "--jobs", 2)
+    proc = start(*args, cwd=workdir, fault="hang:2", mark=mark, group=True)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "interrupted: the running trial was closed as failed and completed trials are kept; "
+        "to resume: attend-search run tiny_study.yaml --budget N --jobs 2"
+    ]
+    assert not [t for t in storage_trials(workdir) if t.state == TrialState.RUNNING]
 
 
 def test_a_storage_locked_by_another_process_is_exit_2_with_a_message(workdir):

@@ -29,7 +29,7 @@ def test_report_lists_the_pareto_set_with_export_folders_units_and_reference_poi
         "latency.cortex-a72 (ms)",
         "params (M)",
         "macs (M)",
-        "peak_activation_bytes (MB)",
+        "peak activation (MB)",
         "export",
     ):
         assert f"<th>{header}</th>" in table
@@ -55,6 +55,13 @@ def test_report_lists_the_pareto_set_with_export_folders_units_and_reference_poi
         "on dev data: 0.76 NAS-Bench-201, 0.65 NAS-Bench-Macro; unmeasured on attention "
         "condenser networks)"
     ) in page
+    assert page.count("accuracy estimate, not accuracy") == 1  # in the summary, once
+    # the tiny space's 13 parameters: the 10 most important drawn, the others counted
+    assert re.search(
+        r"The 10 parameters most important to any objective; the other 3 \(each at most "
+        r"[\d.]+% of an objective's variance\) are left out\.",
+        page,
+    )
     # the hypervolume's reference point, in the units shown
     assert re.search(
         r"Reference point: synflow \(log score\) [\d.]+, latency\.cortex-a72 \(ms\) "
@@ -62,6 +69,39 @@ def test_report_lists_the_pareto_set_with_export_folders_units_and_reference_poi
         page,
     )
     assert "hypervolume (log score x ms)" in titles
+
+
+def test_report_links_the_last_export_wherever_its_out_was(workdir):
+    cli("run", "tiny_study.yaml", "--budget", "6", cwd=workdir)
+    cli("export", "tiny", "--format", "json", "--out", "exp", cwd=workdir)
+    # a table alone, elsewhere, exports no network: the record stays on exp
+    cli("export", "tiny", "--format", "csv", "--out", "tables", cwd=workdir)
+    cli("report", "tiny", "--out", "out/report.html", cwd=workdir)
+    table = (workdir / "out" / "report.html").read_text().split("</table>")[1]
+    folders = sorted(p.name for p in (workdir / "exp").iterdir() if p.is_dir())
+    assert folders and "not exported yet" not in table
+    assert sorted(re.findall(r"<a href='../exp/([^/]+)/'>exp/\1</a>", table)) == folders
+
+
+def test_the_feasibility_plot_says_what_each_infeasible_trial_breaks_in_units(workdir):
+    """A budget on synflow is known only for trials that met the cheap ones: the others'
+    hover names the budget they broke, never the one they were not measured on."""
+    from attend_search.studies import load, place, report
+    from attend_search.studies.storage.trial_reader import read_trials
+
+    study = (workdir / "tiny_study.yaml").read_text()
+    study = study.replace(
+        "params: {max: 40000}", "params: {max: 20000}\n  metrics: [{metric: synflow, min: 1}]"
+    )
+    (workdir / "tiny_study.yaml").write_text(study)
+    cli("run", "tiny_study.yaml", "--budget", "12", cwd=workdir)
+    config, stored = load(place("tiny", root=workdir / "studies"))
+    fig = report._feasibility(read_trials(stored), config)
+    (infeasible,) = [t for t in fig.data if t.name == "infeasible"]
+    assert infeasible.text and all(
+        re.search(r"params [\d.]+ M > 0\.02 M", t) for t in infeasible.text
+    )
+    assert not [t for t in infeasible.text if "nan" in t]
 
 
 def test_top_on_two_objectives_needs_sort(workdir):
@@ -102,5 +142,49 @@ def test_a_report_trains_nothing_and_draws_what_the_study_measures(monkeypatch):
     config = read_study(study, DATA)
     assert report._preset_points(config, ["accuracy", "latency.cortex-a76"]) == {}
     points = report._preset_points(config, ["params", "latency.cortex-a76"])
-    assert points and all(set(v) >= {"params", "latency.cortex-a76"} for v in points.values())
+    assert points and all(
+        set(p.values) >= {"params", "latency.cortex-a76"} for p in points.values()
+    )
     assert report._cheap_axes(config) == ("latency.cortex-a76", "macs")
+
+
+def test_presets_that_break_the_rules_are_hollow_stars_named_so_inside_padded_axes():
+    from attend_search.studies import read_study, report
+
+    study = {
+        "name": "presets",
+        "space": "attendnext",
+        "objectives": [{"metric": "macs"}, {"metric": "latency.cortex-a72"}],
+        "constraints": {"use": "best-practices", "params": {"max": 4.0e6}},
+    }
+    fig, caption = report._pareto_figure([], [], read_study(study, DATA))
+    stars = {t.text[0]: t for t in fig.data if t.text}
+    # attendnext keeps every rule and the budget; mobilenet_v2 breaks rules (no AADS, no
+    # condenser) and mobilenet_v3_large the budget as well (5.48 M parameters)
+    assert stars["attendnext"].marker.symbol == "star"
+    assert stars["attendnext"].name == "attendnext"
+    assert stars["mobilenet_v2"].marker.symbol == "star-open"
+    assert stars["mobilenet_v2"].name.startswith("mobilenet_v2 (breaks: aads_downsampling, ")
+    v3 = stars["mobilenet_v3_large"]
+    assert v3.name.endswith("params <= 4 M)")
+    assert "params 5.483 M > 4 M" in v3.hovertext[0]
+    assert "hollow one breaks them" in caption and "Stars: the built-in presets" in caption
+    for axis, values in (
+        ("xaxis", [t.x[0] for t in stars.values()]),
+        ("yaxis", [t.y[0] for t in stars.values()]),
+    ):
+        lo, hi = fig.layout[axis].range
+        margin = 0.05 * (max(values) - min(values))
+        assert lo < min(values) - margin and max(values) + margin < hi
+
+
+def test_the_kernel_breakdown_gives_each_bar_its_own_label():
+    """attendnets' first gate has two multiplications in one module: two bars, two lines."""
+    from attend_search.search_space import get_preset
+    from attend_search.studies import report
+
+    fig = report._breakdown(get_preset("attendnets", num_classes=10), "cortex-a72")
+    labels = list(fig.data[0].y)
+    assert len(labels) == len(set(labels)) == 25
+    assert "stages[0].blocks[0].attention (elementwise) #2" in labels
+    assert set(fig.data[0].text) <= {"compute-bound", "DRAM-bound", "L2-bound", "L1-bound"}

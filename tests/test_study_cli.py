@@ -97,8 +97,30 @@ def test_a_changed_config_is_refused_not_mixed_in(workdir):
     (workdir / "tiny_study.yaml").write_text(yaml.safe_dump(study))
     before = dump(workdir)
     out = cli("run", "tiny_study.yaml", "--budget", "2", cwd=workdir, check=False)
-    assert out.returncode == 2 and "different configuration" in out.stderr
+    assert out.returncode == 2
+    assert "different configuration (seed: 0 stored, 1 in the file)" in out.stderr, out.stderr
     assert dump(workdir) == before  # not even a sampler stream claimed
+
+
+@pytest.mark.parametrize("budget", ["0", "0s"])
+def test_a_zero_budget_is_refused_as_not_positive(workdir, budget):
+    out = cli("run", "tiny_study.yaml", "--budget", budget, cwd=workdir, check=False)
+    assert out.returncode == 2
+    assert f"--budget: '{budget}' must be positive" in out.stderr, out.stderr
+    assert not (workdir / "studies").exists()
+
+
+def test_a_study_is_found_by_its_file_and_a_missing_one_says_where_it_was_looked_for(workdir):
+    cli("run", "tiny_study.yaml", "--budget", "2", cwd=workdir)
+    assert "study tiny: 2 trials" in cli("show", "tiny_study.yaml", cwd=workdir).stdout
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    out = cli("show", "tiny", cwd=elsewhere, check=False)
+    assert out.returncode == 2
+    assert f"no study named 'tiny' in {(elsewhere / 'studies').resolve()}" in out.stderr
+    assert "--root" in out.stderr
+    shown = cli("show", "tiny", "--root", workdir / "studies", cwd=elsewhere).stdout
+    assert "study tiny: 2 trials" in shown
 
 
 def test_two_worker_processes_share_one_sqlite_study(workdir):
@@ -205,7 +227,8 @@ def test_validate_reports_constraints_no_spec_can_meet(workdir):
     bad = cli("validate", "tiny_study.yaml", "--tries", "40", cwd=workdir, check=False)
     assert bad.returncode == 2
     assert "tiny_study.yaml: constraints: no spec of the space met every constraint" in bad.stderr
-    assert "params <= 100" in bad.stderr
+    # the closest candidate's parameters against the budget, in the units shown everywhere
+    assert re.search(r"still violates: .*params [0-9.]+ M > 0\.0001 M", bad.stderr), bad.stderr
     assert "Traceback" not in bad.stderr
 
 

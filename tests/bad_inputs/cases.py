@@ -66,7 +66,13 @@ STUDY = [
     (
         "unknown-metric",
         ("metric: synflow", "metric: accurracy"),
-        "objectives[0].metric: unknown metric 'accurracy'",
+        "objectives[0].metric: unknown metric 'accurracy' (did you mean 'accuracy'?); known:",
+    ),
+    (
+        "unknown-metric-family",
+        ("metric: latency.cortex-a72", "metric: latncy.cortex-a72"),
+        "objectives[1].metric: unknown metric 'latncy.cortex-a72' (did you mean "
+        "'latency.cortex-a72'?)",
     ),
     (
         "sampler-option-of-another",

@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attend-search: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
+        if getattr(args, "spawned", False):  # the `run --jobs` that started it speaks
+            return 130
         resume = getattr(args, "resume", None)
         print(
             "interrupted"

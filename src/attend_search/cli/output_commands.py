@@ -24,8 +24,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     _check_top(args)
     formats = parse_formats(args.format, args.quantize)
+    where = place(args.study, args.storage, args.root)
     with quiet_optuna():
-        config, study = load(place(args.study, args.storage, args.root))
+        config, study = load(where)
     trials = read_trials(study, params=any(f in TABLE_FORMATS for f in formats))
     chosen = _chosen(trials, config, args) if set(formats) - set(TABLE_FORMATS) else []
     selection = (
@@ -43,7 +44,10 @@ def cmd_export(args: argparse.Namespace) -> None:
         calibration=args.calibration,
         calibration_images=args.calibration_images,
     )
-    for line in export_study(config, trials, chosen, Path(args.out), options, force=args.force):
+    lines = export_study(
+        config, trials, chosen, Path(args.out), options, args.force, where.directory
+    )
+    for line in lines:
         print(line, flush=True)
 
 
@@ -68,17 +72,20 @@ def _chosen(trials, config, args):
 def cmd_report(args: argparse.Namespace) -> None:
     from ..explorer.search import quiet_optuna
     from ..studies import load, place
+    from ..studies.export.folders import last_export
     from ..studies.report import write_report
 
+    where = place(args.study, args.storage, args.root)
     with quiet_optuna():
-        config, study = load(place(args.study, args.storage, args.root))
-    write_report(study, config, Path(args.out), Path(args.exports))
+        config, study = load(where)
+    exports = Path(args.exports) if args.exports else last_export(where.directory)
+    write_report(study, config, Path(args.out), exports or Path("exports"))
     print(f"{args.out}: report of study {config.name}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("export", help="export the best architectures (spec, ONNX, torch.export)")
-    s.add_argument("study", help="study name or directory")
+    s.add_argument("study", help="study name, directory or study file")
     choice = s.add_mutually_exclusive_group()
     choice.add_argument("--pareto", action="store_true", help="the Pareto set (default)")
     choice.add_argument("--trial", type=int, help="one trial by number")
@@ -129,13 +136,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("report", help="write a self-contained HTML report of a study")
-    s.add_argument("study", help="study name or directory")
+    s.add_argument("study", help="study name, directory or study file")
     s.add_argument("--out", default="report.html", help="HTML file (default report.html)")
     s.add_argument(
         "--exports",
-        default="exports",
-        help="the folder `export` wrote the Pareto "
-        "set to, linked from the report's table (default exports)",
+        help="the folder `export` wrote the Pareto set to, linked from the report's table "
+        "(default: where the study's last export went, else exports)",
     )
     _study_arguments(s)
     s.set_defaults(func=cmd_report)

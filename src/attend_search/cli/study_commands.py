@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from ..errors import AttendSearchError
 from .common import positive, table
 
 
-def _interactive() -> bool:
-    return sys.stderr.isatty() and not os.environ.get("CI")
+def _progress(args: argparse.Namespace) -> bool:
+    """A progress bar: on a terminal, outside CI, unless ``--no-progress``."""
+    return sys.stderr.isatty() and not os.environ.get("CI") and not args.no_progress
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
@@ -53,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     rank_columns(config.search.objectives, args.top, args.sort)  # refused now, not after
     budget = parse_budget(args.budget)
     where = place(config.name, args.storage, args.root)
-    args.resume = f"attend-search run {args.study or ''} --budget N".replace("  ", " ")
+    args.resume = _resume(args, "run", args.study, jobs=args.jobs)
     with quiet_optuna(tracebacks=args.debug):
         try:
             run = create(config, where)
@@ -66,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                 run,
                 budget.trials,
                 budget.seconds,
-                progress=_interactive(),
+                progress=_progress(args),
                 max_failures=args.max_failures,
                 trial_timeout=args.trial_timeout,
             )
@@ -79,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                 args.jobs,
                 _worker_options(args),
                 debug=args.debug,
-                finished=(lambda: finished_count(study)) if _interactive() else None,
+                finished=(lambda: finished_count(study)) if _progress(args) else None,
             )
     n = finished_count(study) - before
     if budget.trials is None:
@@ -88,6 +90,20 @@ def cmd_run(args: argparse.Namespace) -> None:
         ran = f"{n} trials" if n == budget.trials else f"{n} of {budget.trials} trials"
     print(f"ran {ran} in study {config.name} [{where.url}]")
     _show(where, top=args.top, sort=args.sort)
+
+
+def _resume(args: argparse.Namespace, command: str, study: str | None, jobs: int = 1) -> str:
+    """The command that goes on with the study where an interrupted one stopped."""
+    from ..studies.storage.store import redact
+
+    words = ["attend-search", command, *([study] if study else []), "--budget", "N"]
+    if jobs > 1:
+        words += ["--jobs", str(jobs)]
+    if args.root != "studies":
+        words += ["--root", args.root]
+    if args.storage:
+        words += ["--storage", redact(args.storage)]
+    return shlex.join(words)
 
 
 def _source(study_file: str | None) -> str:
@@ -101,14 +117,14 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     budget = parse_budget(args.budget)
     where = place(args.study, args.storage, args.root)
-    args.resume = f"attend-search worker {args.study} --budget N"
+    args.resume = None if args.spawned else _resume(args, "worker", args.study)
     with quiet_optuna(tracebacks=args.debug):
         _, run = join(where)
         optimize(
             run,
             budget.trials,
             budget.seconds,
-            progress=_interactive() and not args.no_progress,
+            progress=_progress(args),
             max_failures=args.max_failures,
             trial_timeout=args.trial_timeout,
         )
@@ -178,6 +194,8 @@ def _show(where, top: int | None, sort: str | None) -> None:
 
 
 def _trial_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the commands that run trials: ``run`` and ``worker``."""
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--max-failures",
         type=positive(int),
@@ -209,7 +227,11 @@ def _study_arguments(p: argparse.ArgumentParser) -> None:
         help="Optuna storage URL (default: sqlite in the study "
         "directory; also $ATTEND_SEARCH_STORAGE), e.g. postgresql://user@host/db",
     )
-    p.add_argument("--root", default="studies", help="folder of study directories (studies)")
+    p.add_argument(
+        "--root",
+        default="studies",
+        help="folder of study directories (default: studies, in the current folder)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -230,15 +252,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("worker", help="join a study (on this or another machine)")
-    s.add_argument("study", help="study name or directory")
+    s.add_argument("study", help="study name, directory or study file")
     s.add_argument("--budget", required=True, help="trials (200) or time (90s, 30m, 2h)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # started by `run --jobs`, which says how to resume: an interrupted worker says nothing
+    s.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)
     _trial_arguments(s)
     _study_arguments(s)
     s.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("show", help="best trials (Pareto set) and trial counts of a study")
-    s.add_argument("study", help="study name or directory")
+    s.add_argument("study", help="study name, directory or study file")
     _top_arguments(s, "the top K by the objective, in order")
     _study_arguments(s)
     s.set_defaults(func=cmd_show)

@@ -41,11 +41,23 @@ class Budget:
             else f"{self.metric} >= {self.min:g}"
         )
 
+    @property
+    def bound(self) -> tuple[str, float]:
+        """``("<=", max)`` or ``(">=", min)``."""
+        return ("<=", self.max) if self.max is not None else (">=", self.min)
+
     def violation(self, value: float) -> float:
         """Relative amount outside the budget; <= 0 within it."""
         if self.max is not None:
             return (value - self.max) / abs(self.max or 1.0)
         return (self.min - value) / abs(self.min or 1.0)
+
+    def value_at(self, violation: float) -> float:
+        """The metric's value whose :meth:`violation` is ``violation``: a stored violation
+        told as the value it stands for."""
+        if self.max is not None:
+            return self.max + violation * abs(self.max or 1.0)
+        return self.min - violation * abs(self.min or 1.0)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,64 @@ from dataclasses import dataclass
 
 import optuna
 
+from ..constraints import ConstraintSet
 from ..errors import AttendSearchError
 from ..search_space import Spec
+from .metrics import metric_title, quantity
 from .samplers import make_sampler
 from .search import SearchConfig, cheap_violations, presets_in_space, quiet_optuna
 from .trial_chooser import TrialChooser
+
+
+@dataclass(frozen=True)
+class ConstraintState:
+    """How a network stands against one constraint, as a user reads it: a budget's value and
+    bound in the units of the metrics table (``params``, ``1.82 M``, ``<= 2.5 M``), a rule's
+    violation (``simd_channels``, ``broken (3)``), never the relative amount stored."""
+
+    name: str  # the metric's title, or the rule's name
+    value: str
+    met: bool
+    bound: str = ""  # a budget's: "<= 2.5 M"
+
+    @property
+    def constraint(self) -> str:
+        return f"{self.name} {self.bound}".rstrip()
+
+    def __str__(self) -> str:
+        """``params 1.82 M <= 2.5 M``; broken: ``params 3.1 M > 2.5 M``, ``simd_channels
+        broken (3)``."""
+        if not self.bound:
+            return f"{self.name} {self.value}"
+        op, limit = self.bound.split(" ", 1)
+        return f"{self.name} {self.value} {op if self.met else _BROKEN[op]} {limit}"
+
+
+_BROKEN = {"<=": ">", ">=": "<"}
+
+
+def constraint_states(
+    constraints: ConstraintSet, violations: dict[str, float]
+) -> list[ConstraintState]:
+    """``violations`` (a trial's, rules' and budgets' by name) told as :class:`ConstraintState`."""
+    budgets = {b.name: b for b in constraints.budgets}
+    states = []
+    for name, v in violations.items():
+        budget = budgets.get(name)
+        if budget is None:
+            states.append(ConstraintState(name, "kept" if v <= 0 else f"broken ({v:g})", v <= 0))
+            continue
+        op, limit = budget.bound
+        m = budget.metric
+        states.append(
+            ConstraintState(
+                metric_title(m),
+                quantity(m, budget.value_at(v)),
+                v <= 0,
+                f"{op} {quantity(m, limit)}",
+            )
+        )
+    return states
 
 
 @dataclass(frozen=True)
@@ -26,10 +79,6 @@ class Feasibility:
     feasible: Spec | None
     closest: dict[str, float]  # violations of the least-violating candidate
     tried: int
-
-    @property
-    def blockers(self) -> list[str]:
-        return [name for name, v in self.closest.items() if v > 0]
 
 
 def check_feasibility(config: SearchConfig, trials: int = 300, seed: int = 0) -> Feasibility:
@@ -59,7 +108,8 @@ def require_feasible(config: SearchConfig, trials: int = 300) -> Feasibility:
     """The feasibility check, refusing (``constraints``) a study no spec of the space meets."""
     result = check_feasibility(config, trials=trials)
     if result.feasible is None:
-        worst = ", ".join(f"{n} ({result.closest[n]:+.3g})" for n in result.blockers)
+        states = constraint_states(config.constraints, result.closest)
+        worst = ", ".join(str(state) for state in states if not state.met)
         raise AttendSearchError(
             f"no spec of the space met every constraint in {result.tried} "
             f"tries; the closest still violates: {worst}",

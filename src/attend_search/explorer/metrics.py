@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ..errors import AttendSearchError
 from ..evaluators.estimate_fit import FITTED, load_fit
 from ..evaluators.latency.devices import load_device
+from ..search_space.fields import did_you_mean
 
 DIRECTIONS = ("minimize", "maximize")
 DEFAULT_DEVICE = "cortex-a72"  # where latency is predicted when a study names no device
@@ -31,6 +32,7 @@ class MetricKind:
     # measured rank correlation with true accuracy on each benchmark, if it estimates accuracy
     spearman: dict[str, float] | None = None
     scale: float = 1.0  # shown value = stored value x scale (parameters in millions)
+    title: str = ""  # its name in headings where that is not the metric's own
 
     def matches(self, metric: str) -> bool:
         if self.pattern.endswith((".", "@")):
@@ -63,7 +65,16 @@ ZERO_COST = ("synflow", "naswot", "grad_norm", "snip", "zico", "ensemble")
 METRICS: tuple[MetricKind, ...] = (
     MetricKind("params", True, "minimize", "M", "analytic_cost", SPEARMAN["params"], 1e-6),
     MetricKind("macs", True, "minimize", "M", "analytic_cost", SPEARMAN["macs"], 1e-6),
-    MetricKind("peak_activation_bytes", True, "minimize", "MB", "analytic_cost", None, 1e-6),
+    MetricKind(
+        "peak_activation_bytes",
+        True,
+        "minimize",
+        "MB",
+        "analytic_cost",
+        None,
+        1e-6,
+        "peak activation",
+    ),
     MetricKind("latency.", True, "minimize", "ms", "predict_latency"),
     *(
         MetricKind(
@@ -88,16 +99,36 @@ def kind_of(metric: str) -> MetricKind:
         if kind.matches(metric):
             return kind
     known = ", ".join(k.pattern + _PLACEHOLDER.get(k.pattern[-1], "") for k in METRICS)
-    raise AttendSearchError(f"unknown metric {metric!r}; known: {known}")
+    # a family's name with the metric's own suffix: `latncy.cortex-a72` -> `latency.cortex-a72`
+    names = [
+        k.pattern + metric.partition(k.pattern[-1])[2]
+        if k.pattern[-1] in _PLACEHOLDER
+        else k.pattern
+        for k in METRICS
+    ]
+    typo = did_you_mean(metric, names)
+    hint = f" (did you mean {typo!r}?)" if typo else ""
+    raise AttendSearchError(f"unknown metric {metric!r}{hint}; known: {known}")
 
 
 _PLACEHOLDER = {".": "<device>", "@": "<fit file>"}
 
 
+def metric_title(metric: str) -> str:
+    """The metric as headings name it: its own name, or ``peak activation`` where the name
+    says a unit (bytes) other than the one shown (MB)."""
+    return kind_of(metric).title or metric
+
+
 def metric_label(metric: str) -> str:
     """The metric with the unit of :func:`shown` values: ``params (M)``, ``latency.cortex-a72
-    (ms)``, ``synflow (log score)``; every table and axis a user reads is labelled so."""
-    return f"{metric} ({kind_of(metric).unit})"
+    (ms)``, ``peak activation (MB)``; every table and axis a user reads is labelled so."""
+    return f"{metric_title(metric)} ({kind_of(metric).unit})"
+
+
+def quantity(metric: str, value: float) -> str:
+    """A stored value as a user reads it, number and unit: ``1.82 M``, ``0.407 ms``."""
+    return f"{shown(metric, value):.4g} {kind_of(metric).unit}"
 
 
 def shown(metric: str, value: float) -> float:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import traceback
 from collections.abc import Iterator
@@ -90,20 +91,27 @@ class Run:
 
 
 class _TrialFailureFilter(logging.Filter):
-    """Optuna logs a failed trial with its traceback. Ctrl-C is not a failure worth a
-    traceback; other errors keep their one-line message (the trial records it too), and
-    their traceback when ``tracebacks`` (``--debug``)."""
+    """Optuna logs a failed trial twice: with its traceback, then "Trial N failed with value
+    None". Ctrl-C is not a failure worth either (the command says it was interrupted); other
+    errors keep their one-line messages (the trial records the error too), and their
+    traceback when ``tracebacks`` (``--debug``)."""
+
+    _FAILED = re.compile(r"Trial (\d+) failed")
 
     def __init__(self, tracebacks: bool):
         super().__init__()
         self.tracebacks = tracebacks
+        self.interrupted: set[str] = set()  # numbers of the trials Ctrl-C stopped
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info:
-            if isinstance(record.exc_info[1], KeyboardInterrupt):
-                return False
-            if not self.tracebacks:
-                record.exc_info, record.exc_text = None, None
+        failed = self._FAILED.match(record.getMessage())
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self.interrupted.add(failed and failed[1])
+            return False
+        if failed and failed[1] in self.interrupted:
+            return False
+        if record.exc_info and not self.tracebacks:
+            record.exc_info, record.exc_text = None, None
         return True
 
 

@@ -102,6 +102,13 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+def did_you_mean(word: str, names: Sequence[str]) -> str | None:
+    """The one of ``names`` that looks like a typo of ``word`` (or ``word`` of it), if any:
+    one rule of likeness for every "did you mean" a user reads."""
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
 class Fields:
     """A mapping being read, with its path; unread keys are an error at :meth:`done`."""
 
@@ -129,10 +136,9 @@ class Fields:
 
     def _unknown_or_missing(self, key: str) -> AttendSearchError:
         """A required key is absent: name the unread key that looks like a typo of it."""
-        unread = [str(k) for k in self.data if k not in self._read]
-        typo = difflib.get_close_matches(key, unread, n=1, cutoff=0.75)
+        typo = did_you_mean(key, [str(k) for k in self.data if k not in self._read])
         if typo:
-            return self.fail(typo[0], f"unknown field (did you mean {key!r}?)")
+            return self.fail(typo, f"unknown field (did you mean {key!r}?)")
         return self.error("missing required field", path=join(self.path, key))
 
     def sub(self, key: str, default: Any = MISSING) -> "Fields":

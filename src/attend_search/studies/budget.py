@@ -28,11 +28,18 @@ class Budget:
 
 
 def parse_budget(text: str) -> Budget:
-    if text.isdigit() and int(text) > 0:
-        return Budget(trials=int(text))
     match = _DURATION.match(text.strip())
-    if match and float(match[1]) > 0:
-        return Budget(seconds=float(match[1]) * _SECONDS[match[2]])
+    if text.isdigit() or match:
+        amount = int(text) if text.isdigit() else float(match[1])
+        if amount > 0:
+            return (
+                Budget(trials=amount)
+                if text.isdigit()
+                else Budget(seconds=amount * _SECONDS[match[2]])
+            )
+        raise AttendSearchError(
+            f"--budget: {text!r} must be positive: at least 1 trial, or a duration above 0"
+        )
     raise AttendSearchError(
         f"--budget: {text!r} is neither a number of trials (200) nor a duration (90s, 30m, 2h)"
     )

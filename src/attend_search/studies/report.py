@@ -14,6 +14,7 @@ import math
 import os
 import random
 import warnings
+from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
 
@@ -25,8 +26,9 @@ from plotly.subplots import make_subplots
 from .. import __version__
 from ..evaluators.latency.predict import predict_latency
 from ..explorer import Objective, record_of
+from ..explorer.feasibility import ConstraintState, constraint_states
 from ..explorer.metrics import COST_METRICS, is_cheap, kind_of, latency_device, metric_label, shown
-from ..explorer.search import quiet_optuna
+from ..explorer.search import cheap_violations, quiet_optuna
 from ..files import write_atomic
 from ..search_space import Spec, get_preset, list_presets
 from ..search_space.naming import layer_name
@@ -36,6 +38,7 @@ from .results import best, candidates, counts, hypervolume_history, trials_frame
 from .storage.trial_reader import read_trials, with_params
 
 _IMPORTANCE_SAMPLE = 1000
+_IMPORTANCES_SHOWN = 10  # the parameters drawn; the rest are named by count
 
 
 def write_report(
@@ -76,7 +79,7 @@ def _page(study: optuna.Study, config: StudyConfig, path: Path, exports: Path) -
         sections.append(
             (
                 f"Where the time goes: trial {top[0].number}, the best by {first}",
-                _breakdown(top[0], device),
+                _breakdown(Spec.from_dict(record_of(top[0]).spec), device),
             )
         )
     body, script = [], True
@@ -110,20 +113,20 @@ def _page(study: optuna.Study, config: StudyConfig, path: Path, exports: Path) -
 
 def _axis(objective: Objective) -> str:
     """An objective's axis title: its unit, and "accuracy estimate" where it stands for
-    accuracy (the caption under the figure says how good an estimate)."""
+    accuracy (the summary says, once, how good an estimate)."""
     estimate = kind_of(objective.metric).estimates_accuracy and objective.direction == "maximize"
     return metric_label(objective.metric) + (", an accuracy estimate" if estimate else "")
 
 
 def _estimates(config: StudyConfig) -> str:
-    """The caption naming the estimates behind accuracy axes, with their measured quality."""
+    """The estimates behind accuracy axes, with their measured quality (in the summary)."""
     labels = [o.label for o in config.search.objectives if o.label != metric_label(o.metric)]
     return "; ".join(labels)
 
 
 def _summary(trials: list[FrozenTrial], config: StudyConfig) -> str:
     c, s = counts(trials), config.search
-    objectives = ", ".join(f"{o.direction} {o.label}" for o in s.objectives)
+    objectives = ", ".join(f"{o.direction} {_axis(o)}" for o in s.objectives)
     rows = [
         ("trials", c.total),
         ("complete (feasible)", c.complete),
@@ -136,6 +139,7 @@ def _summary(trials: list[FrozenTrial], config: StudyConfig) -> str:
             f"{s.space.name} ({s.space.size:.3g} architectures once the study's rules narrow it)",
         ),
         ("objectives", objectives),
+        *([("accuracy estimates", estimates)] if (estimates := _estimates(config)) else []),
         ("sampler", s.sampler),
         ("seed", s.seed),
         ("constraints", ", ".join(s.constraint_names)),
@@ -202,27 +206,40 @@ def _members(
         if missing
         else ""
     )
-    estimates = _estimates(config)
-    return table, " ".join(
-        filter(None, [caption, estimates and f"Accuracy estimates: {estimates}."])
-    )
+    return table, caption
 
 
-def _preset_points(config: StudyConfig, metrics: list[str]) -> dict[str, dict[str, float]]:
+@dataclass(frozen=True)
+class _Preset:
+    """A preset scored as a trial would be, and the constraints of the study it breaks."""
+
+    values: dict[str, float]
+    broken: list[ConstraintState]
+
+
+def _preset_points(config: StudyConfig, metrics: list[str]) -> dict[str, _Preset]:
     """The presets scored like trials, at the space's input size and class count, on metrics
-    that need no training (none at all where one does: a report trains nothing). Computed
-    for each report, never stored: a report only reads its study."""
+    that need no training (none at all where one does: a report trains nothing), with the
+    study's rules and budgets they break. Computed for each report, never stored: a report
+    only reads its study."""
     s = config.search
     if any(kind_of(m).evaluator == "train_eval" for m in metrics):
         return {}
-    size = 224 if 224 in s.space.input_size.values else s.space.input_size.values[-1]
     points = {}
     for name in list_presets():
-        spec = get_preset(name, num_classes=s.space.num_classes, input_size=size)
-        values = s.evaluation.cheap(spec, metrics)
+        spec = get_preset(name, num_classes=s.space.num_classes, input_size=_preset_size(config))
+        values, violations = cheap_violations(s, spec)
+        values.update(s.evaluation.cheap(spec, [m for m in metrics if m not in values]))
         values.update(s.evaluation.expensive(spec, [m for m in metrics if m not in values]))
-        points[name] = values
+        violations.update(s.constraints.budget_violations(values))
+        broken = [c for c in constraint_states(s.constraints, violations) if not c.met]
+        points[name] = _Preset(values, broken)
     return points
+
+
+def _preset_size(config: StudyConfig) -> int:
+    sizes = config.search.space.input_size.values
+    return 224 if 224 in sizes else sizes[-1]
 
 
 def _pareto_figure(
@@ -244,19 +261,42 @@ def _pareto_figure(
             text=[f"trial {t.number}" for t in trials],
         )
     points = _preset_points(config, [x, y])
-    for name, values in points.items():
+    for name, preset in points.items():
+        breaks = ", ".join(c.constraint for c in preset.broken)
         fig.add_scatter(
-            x=[shown(x, values[x])],
-            y=[shown(y, values[y])],
+            x=[shown(x, preset.values[x])],
+            y=[shown(y, preset.values[y])],
             mode="markers+text",
-            name=name,
+            name=f"{name} (breaks: {breaks})" if breaks else name,
             text=[name],
+            hovertext=[
+                f"preset {name}: "
+                + ("; ".join(map(str, preset.broken)) if breaks else "meets the constraints")
+            ],
             textposition="top center",
-            marker=dict(symbol="star", size=14),
+            marker=dict(symbol="star-open" if breaks else "star", size=14),
         )
     fig.update_layout(xaxis_title=_axis(ox), yaxis_title=_axis(oy))
-    untrained = "" if points else "The presets are not drawn: their accuracy would need training."
-    return fig, " ".join(filter(None, [_estimates(config), untrained]))
+    for axis, trace_values in (("xaxis", lambda t: t.x), ("yaxis", lambda t: t.y)):
+        fig.layout[axis].range = _padded([v for t in fig.data for v in trace_values(t)])
+    if not points:
+        return fig, "The presets are not drawn: their accuracy would need training."
+    return fig, (
+        f"Stars: the built-in presets (attend-search presets), hand-designed networks scored "
+        f"as a trial is, at {_preset_size(config)} pixels. A filled star meets the study's "
+        f"constraints; a hollow one breaks them (its legend entry says which), so the search "
+        f"could never choose it, however it scores."
+    )
+
+
+def _padded(values: list[float], share: float = 0.08) -> list[float] | None:
+    """An axis range with ``share`` of the span free at each end, so that no marker (nor a
+    preset's name above its star) sits on the plot's edge; None (plotly's) for no values."""
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    pad = share * ((hi - lo) or abs(hi) or 1.0)
+    return [lo - pad, hi + pad]
 
 
 def _history(feasible: list[FrozenTrial], config: StudyConfig) -> go.Figure | str:
@@ -276,7 +316,7 @@ def _history(feasible: list[FrozenTrial], config: StudyConfig) -> go.Figure | st
         fig.update_yaxes(title_text=_axis(o), row=i + 1, col=1)
     fig.update_xaxes(title_text="trial", row=len(objectives), col=1)
     fig.update_layout(height=340 * len(objectives) + 120)  # room for each axis title
-    return fig, _estimates(config)
+    return fig
 
 
 def _hypervolume(feasible: list[FrozenTrial], config: StudyConfig) -> tuple[go.Figure, str]:
@@ -309,14 +349,16 @@ def _hypervolume(feasible: list[FrozenTrial], config: StudyConfig) -> tuple[go.F
 
 def _importances(
     stored: optuna.Study, feasible: list[FrozenTrial], config: StudyConfig
-) -> go.Figure | str:
+) -> go.Figure | tuple[go.Figure, str] | str:
     """fANOVA with 8 trees of depth 8 on at most 1,000 feasible trials (a seeded sample):
     Optuna's default forest (64 trees, depth 64) took ~11 s per objective on 900 trials of
     ~70 parameters and grows with the study; the smaller forest on a sample ranks mostly the
     same leading parameters (3 to 5 of the top 5 of a 32-tree, depth-16 forest on 2,000 of
     10,000 trials) in a few percent of the time, whatever the study's size. Only the sample is
     read with its
-    parameters, and it enters the forest's study as parameters and values alone."""
+    parameters, and it enters the forest's study as parameters and values alone. The
+    :data:`_IMPORTANCES_SHOWN` parameters most important to any objective are drawn, the
+    others counted: a space's dozens of parameters are mostly near zero."""
     if len(feasible) < 4:
         return "<p>Too few feasible trials to estimate importances (need 4).</p>"
     if len(feasible) > _IMPORTANCE_SAMPLE:
@@ -331,21 +373,33 @@ def _importances(
             for t in feasible
         ]
     )
-    fig = go.Figure()
-    for i, o in enumerate(config.search.objectives):
-        scores = optuna.importance.get_param_importances(
+    objectives = config.search.objectives
+    scores = [
+        optuna.importance.get_param_importances(
             study,
             target=lambda t, i=i: t.values[i],
             evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0, n_trees=8, max_depth=8),
         )
-        top = list(scores.items())[:15][::-1]
-        fig.add_bar(x=[v for _, v in top], y=[k for k, _ in top], orientation="h", name=o.metric)
+        for i in range(len(objectives))
+    ]
+    most = {name: max(s.get(name, 0.0) for s in scores) for name in scores[0]}
+    top = sorted(most, key=most.get, reverse=True)[:_IMPORTANCES_SHOWN][::-1]
+    fig = go.Figure()
+    for o, s in zip(objectives, scores):
+        fig.add_bar(x=[s.get(k, 0.0) for k in top], y=top, orientation="h", name=o.metric)
     fig.update_layout(
         xaxis_title="importance (fANOVA: share of the objective's variance)",
         barmode="group",
-        height=640,
+        height=160 + 28 * len(top) * len(objectives),
     )
-    return fig
+    left = len(most) - len(top)
+    if not left:
+        return fig
+    largest = max(v for k, v in most.items() if k not in top)
+    return fig, (
+        f"The {len(top)} parameters most important to any objective; the other {left} "
+        f"(each at most {largest:.1%} of an objective's variance) are left out."
+    )
 
 
 def _cheap_axes(config: StudyConfig) -> tuple[str, str]:
@@ -363,13 +417,18 @@ def _feasibility(trials: list[FrozenTrial], config: StudyConfig) -> go.Figure | 
     if frame.empty:
         return "<p>No finished trial.</p>"
     x, y = _cheap_axes(config)
+    constraints = config.search.constraints
     fig = go.Figure()
     for feasible, color in ((True, "#31a354"), (False, "#de2d26")):
         part = frame[frame["feasible"] == feasible]
         violations = part.filter(like="violation.")
         names = [c.removeprefix("violation.") for c in violations.columns]
-        violated = [
-            ", ".join(n for n, v in zip(names, row) if v > 0)
+        violated = [  # a budget on a metric never computed for the trial is NaN: not broken
+            ", ".join(
+                map(
+                    str, constraint_states(constraints, {n: v for n, v in zip(names, row) if v > 0})
+                )
+            )
             for row in violations.to_numpy().tolist()
         ]
         fig.add_scatter(
@@ -384,15 +443,16 @@ def _feasibility(trials: list[FrozenTrial], config: StudyConfig) -> go.Figure | 
     return fig
 
 
-def _breakdown(trial: FrozenTrial, device: str) -> go.Figure:
-    total, rows = predict_latency(Spec.from_dict(record_of(trial).spec), device, breakdown=True)
+def _breakdown(spec: Spec, device: str) -> go.Figure:
+    total, rows = predict_latency(spec, device, breakdown=True)
     top = sorted(rows, key=lambda r: r.ms, reverse=True)[:25][::-1]
     fig = go.Figure(
         go.Bar(
             x=[r.ms for r in top],
-            y=[f"{layer_name(r.name)} ({r.op_class})" for r in top],
+            y=_distinct([f"{layer_name(r.name)} ({r.op_class})" for r in top]),
             orientation="h",
-            text=[r.bound for r in top],
+            text=[f"{r.bound}-bound" for r in top],
+            hovertext=[", ".join(r.ops) for r in top],
         )
     )
     fig.update_layout(
@@ -401,3 +461,15 @@ def _breakdown(trial: FrozenTrial, device: str) -> go.Figure:
         height=700,
     )
     return fig
+
+
+def _distinct(labels: list[str]) -> list[str]:
+    """Labels of a category axis made unique: plotly draws the bars of two kernels of one
+    module (two multiplications of a gate) on one line, their texts run together
+    ("DRAM | DRAM"). The second becomes ``name #2``."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return out

@@ -52,6 +52,7 @@ def run_workers(
             "--root",
             root,
             "--no-progress",
+            "--spawned",
             "--budget",
             str(share.trials) if share.trials is not None else f"{share.seconds:g}s",
         ]

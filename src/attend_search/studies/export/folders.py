@@ -1,9 +1,11 @@
-"""Where exports go: each trial's folder, the names a study's folders have, and the hidden
-folder an export is written in until it is whole. Apart from :mod:`.network` (PyTorch,
-onnxruntime, LiteRT) so that the report can link to the folders without loading them."""
+"""Where exports go: each trial's folder, the names a study's folders have, the hidden
+folder an export is written in until it is whole, and the study's record of where its
+last export went. Apart from :mod:`.network` (PyTorch, onnxruntime, LiteRT) so that the
+report can link to the folders without loading them."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,8 +14,12 @@ from pathlib import Path
 from optuna.trial import FrozenTrial
 
 from ...explorer import record_of
+from ...files import write_atomic
 from ...search_space import Spec
 from ..config import StudyConfig
+
+#: in a study's directory: where ``export`` last wrote the study's networks
+LAST_EXPORT = "last-export.json"
 
 
 def exported_spec(trial: FrozenTrial, config: StudyConfig) -> Spec:
@@ -60,3 +66,23 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         pass
     return True
+
+
+def record_export(study_directory: Path, out: Path) -> Path | None:
+    """Note in the study's directory (where it has one here) that its networks were exported
+    to ``out``, so that ``report`` links them wherever ``--out`` put them."""
+    if not study_directory.is_dir():
+        return None
+    path = study_directory / LAST_EXPORT
+    write_atomic(path, json.dumps({"folder": str(out.resolve())}, indent=2) + "\n")
+    return path
+
+
+def last_export(study_directory: Path) -> Path | None:
+    """The folder :func:`record_export` noted, relative to the current folder, if it is
+    still there."""
+    try:
+        folder = Path(json.loads((study_directory / LAST_EXPORT).read_text())["folder"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Path(os.path.relpath(folder)) if folder.is_dir() else None

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ... import __version__
-from ...explorer.metrics import kind_of, shown
+from ...explorer.feasibility import ConstraintState
+from ...explorer.metrics import kind_of, metric_title, shown
 from ...search_space import Spec
 from .verify import CHECK_IMAGES, LATENCY_REPEATS, TOLERANCE, Check, Int8Check
 
@@ -24,15 +25,16 @@ class Provenance:
     ``weights`` says what the weights are ("untrained: the builder's initialisation",
     "trained 30 epochs on digits"); ``seed`` is the ``torch.manual_seed`` the weights were
     initialised under, where that made them; ``origin`` names the source ("trial 17 of study
-    `default`"); ``metrics`` and ``violations`` are tabled as recorded there; ``details`` are
-    Markdown lines that follow (how the weights were trained).
+    `default`"); ``metrics`` are tabled as recorded there, ``constraints`` as the network
+    stands against each (:func:`~attend_search.explorer.feasibility.constraint_states`);
+    ``details`` are Markdown lines that follow (how the weights were trained).
     """
 
     weights: str
     origin: str = ""
     seed: int | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
-    violations: Mapping[str, float] = field(default_factory=dict)
+    constraints: Sequence[ConstraintState] = ()
     details: Sequence[str] = ()
 
 
@@ -80,21 +82,18 @@ def model_card(spec: Spec, provenance: Provenance, facts: CardFacts) -> str:
             "",
             *_table(
                 ["metric", "value", "unit"],
-                [[k, *format_metric(k, v)] for k, v in provenance.metrics.items()],
+                [[metric_title(k), *format_metric(k, v)] for k, v in provenance.metrics.items()],
                 numbers={1},
             ),
         ]
-    if provenance.violations:
+    if provenance.constraints:
         lines += [
             "",
             "## Constraints",
             "",
             *_table(
-                ["constraint", "violation (<= 0 met)", "met"],
-                [
-                    [k, f"{v:.4g}", "yes" if v <= 0 else "NO"]
-                    for k, v in provenance.violations.items()
-                ],
+                ["constraint", "value", "met"],
+                [[c.constraint, c.value, "yes" if c.met else "NO"] for c in provenance.constraints],
                 numbers={1},
             ),
         ]

@@ -29,6 +29,7 @@ from ...evaluators.runtimes.litert import convert_tflite, quantize_tflite, requi
 from ...evaluators.runtimes.onnx import export_onnx
 from ...evaluators.runtimes.quantize import quantize_onnx
 from ...explorer import record_of
+from ...explorer.feasibility import constraint_states
 from ...files import umask
 from ...search_space import Spec, build_model, input_shape
 from ..config import StudyConfig
@@ -100,7 +101,7 @@ def export_trial(
         origin=f"Trial {trial.number} of study `{config.name}`",
         seed=seed,
         metrics=record.metrics,
-        violations=record.violations,
+        constraints=constraint_states(config.search.constraints, record.violations),
     )
     return export_network(
         spec,

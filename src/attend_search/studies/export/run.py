@@ -20,7 +20,7 @@ from ...files import atomic_path, write_atomic
 from ...search_space import Spec
 from ..config import StudyConfig
 from ..results import trials_frame
-from .folders import export_folder, folder_pattern, remove_abandoned
+from .folders import export_folder, folder_pattern, record_export, remove_abandoned
 from .manifest import refuse_stale, remove_stale, stale_folders, write_manifest
 from .network import TABLE_FORMATS, Int8, export_trial, refuse_overwrite
 
@@ -44,8 +44,11 @@ def export_study(
     out: Path,
     options: ExportOptions,
     force: bool = False,
+    study_directory: Path | None = None,
 ) -> Iterator[str]:
-    """Write the export; yields a line per file or folder written or removed."""
+    """Write the export; yields a line per file or folder written or removed. Where networks
+    were exported, ``study_directory`` records ``out`` for the report
+    (:func:`.folders.record_export`)."""
     if options.quantize and not options.calibration:
         raise AttendSearchError(
             f"--quantize {options.quantize} needs --calibration: images to "
@@ -85,6 +88,9 @@ def export_study(
         out, config.name, trials, exported, list(tables.values()), asdict(options), stale
     )
     yield f"{manifest}: {len(exported)} network(s), {len(tables)} table(s)"
+    recorded = record_export(study_directory, out) if exported and study_directory else None
+    if recorded:
+        yield f"{recorded}: the report links this export's folders"
 
 
 def _int8(trial: FrozenTrial, options: ExportOptions) -> Int8 | None:

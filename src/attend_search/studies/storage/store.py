@@ -22,6 +22,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy
@@ -34,6 +35,7 @@ from ...explorer import Run, open_study
 from ...explorer.feasibility import require_feasible
 from ...explorer.optuna_adapter import backend_of
 from ...files import write_atomic
+from ...search_space.fields import join as field_path
 from ..config import NAME, StudyConfig, StudyError, read_study
 from . import sqlite_lock
 from .optuna_storage import Storage, TrialCache, index_trials_by_state
@@ -59,11 +61,15 @@ class StudyPlace:
 
 
 def place(name_or_dir: str, storage: str | None = None, root: str | Path = "studies") -> StudyPlace:
-    """Resolve a study argument: a name under ``root``, or a study directory."""
+    """Resolve a study argument: a name under ``root``, a study directory, or a study file
+    (the study it names, under ``root``)."""
     storage = storage or os.environ.get(STORAGE_ENV) or None
     path = Path(name_or_dir)
     if (path / "study.yaml").is_file() or (path / "study.db").is_file():
-        directory, name = path, _stored_name(path)
+        directory, name = path, _stored_name(path / "study.yaml")
+    elif path.is_file():
+        name = _stored_name(path)
+        directory = Path(root) / name
     elif NAME.fullmatch(name_or_dir):
         directory, name = Path(root) / name_or_dir, name_or_dir
     elif path.is_dir():
@@ -82,17 +88,18 @@ def _default_url(directory: Path) -> str:
     return f"sqlite:///{(directory / 'study.db').as_posix()}"
 
 
-def _stored_name(directory: Path) -> str:
-    config = directory / "study.yaml"
+def _stored_name(config: Path) -> str:
+    """The study named in a study file, or its directory's name where it has none."""
     if not config.is_file():
-        return directory.name
+        return config.parent.name
     try:
         name = yaml.safe_load(config.read_text(encoding="utf-8"))["name"]
     except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
         name = None
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise StudyError(
-            "is not a study directory this version wrote (no valid name)", source=str(config)
+            "is not a study file or directory this version wrote (no valid name)",
+            source=str(config),
         )
     return name
 
@@ -148,11 +155,11 @@ def _write_ahead_log(connection, _record) -> None:
 
 def _cannot_open(url: str, exc: Exception) -> StudyError:
     return StudyError(
-        f"cannot open storage {_redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        f"cannot open storage {redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
     )
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without its password, for messages."""
     scheme, sep, rest = url.partition("://")
     if "@" in rest and ":" in rest.split("@")[0]:
@@ -171,7 +178,7 @@ def storage_error(exc: BaseException, url: str | None = None) -> AttendSearchErr
     if exc is None:
         return None
     text = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
-    where = f" {_redact(url)}" if url else ""
+    where = f" {redact(url)}" if url else ""
     if re.search(r"database is locked|database table is locked", text):
         return StudyError(
             f"the storage{where} is locked by another process ({text}); wait "
@@ -216,9 +223,14 @@ def _create(config: StudyConfig, where: StudyPlace) -> Run:
     if stored is None:  # a refused run writes nothing
         study.set_user_attr("config", config.document)
     elif _canonical(stored) != _canonical(config.document):
+        changes = _differences(stored, config.document)
+        shown = "; ".join(changes[:_CHANGES_SHOWN]) + (
+            f"; {len(changes) - _CHANGES_SHOWN} more" if len(changes) > _CHANGES_SHOWN else ""
+        )
         raise StudyError(
-            f"study {config.name!r} already exists in {_redact(where.url)} with a "
-            f"different configuration; give the new study another name",
+            f"study {config.name!r} already exists in {redact(where.url)} with a "
+            f"different configuration ({shown}); give the new study another name, or "
+            f"restore the stored values to resume it",
             path="name",
         )
     run = _open_run(config, store)
@@ -230,14 +242,15 @@ def load(where: StudyPlace) -> tuple[StudyConfig, optuna.Study]:
     """An existing study and its configuration, as stored with it, for reading."""
     if where.url == _default_url(where.directory) and not (where.directory / "study.db").is_file():
         raise StudyError(
-            f"no study named {where.name!r} (no {where.directory / 'study.db'}; "
-            f"see attend-search run)"
+            f"no study named {where.name!r} in {where.directory.parent.resolve()} (no "
+            f"{where.directory / 'study.db'}; study names are looked up in --root, default "
+            f"studies/ of the current folder; see attend-search run)"
         )
     store = TrialCache(storage(where.url))
     try:
         study = optuna.load_study(study_name=where.name, storage=store)
     except KeyError:
-        raise StudyError(f"no study named {where.name!r} in {_redact(where.url)}") from None
+        raise StudyError(f"no study named {where.name!r} in {redact(where.url)}") from None
     return read_study(study.user_attrs["config"]), study
 
 
@@ -256,5 +269,35 @@ def _open_run(config: StudyConfig, store: TrialCache, create: bool = True) -> Ru
     return open_study(config.search, store, ledger, create=create)
 
 
-def _canonical(document: dict) -> str:
+def _canonical(document: Any) -> str:
     return json.dumps(document, sort_keys=True, default=str)
+
+
+_CHANGES_SHOWN = 5
+_ABSENT = object()
+
+
+def _differences(stored: Any, given: Any, path: str = "") -> list[str]:
+    """What a study file changes of the stored configuration, field by field:
+    ``seed: 0 stored, 1 in the file`` (the space is compared inlined, so ``space.…``)."""
+    if isinstance(stored, dict) and isinstance(given, dict):
+        return [
+            change
+            for key in dict.fromkeys([*stored, *given])
+            for change in _differences(
+                stored.get(key, _ABSENT), given.get(key, _ABSENT), field_path(path, key)
+            )
+        ]
+    if isinstance(stored, list) and isinstance(given, list) and len(stored) == len(given):
+        return [
+            c
+            for i, (a, b) in enumerate(zip(stored, given))
+            for c in _differences(a, b, field_path(path, i))
+        ]
+    if _canonical(stored) == _canonical(given):
+        return []
+    return [f"{path}: {_value(stored)} stored, {_value(given)} in the file"]
+
+
+def _value(value: Any) -> str:
+    return "absent" if value is _ABSENT else _canonical(value)
