@@ -1,4 +1,4 @@
-"""The cluster recipe of the README: one PostgreSQL study, N ``attend-search worker``
+"""The cluster recipe of docs/many-machines.md: one PostgreSQL study, N ``attend-search worker``
 processes started independently (as a SLURM job array starts them), and ``show`` following
 the whole study from anywhere while they run."""
 

@@ -290,7 +290,7 @@ def _fit_options(s: argparse.ArgumentParser) -> None:
         "--fit",
         choices=FIT_MODES,
         default="full",
-        help="which coefficients the measurements move (default full; see the README)",
+        help="which coefficients the measurements move (default full; docs/latency.md)",
     )
 
 

@@ -125,7 +125,7 @@ _SHORTHANDS = {
 
 
 def read_constraints(data: Any, path: str = "constraints") -> ConstraintSet:
-    """Parse a study's ``constraints`` section (see the README for the format)."""
+    """Parse a study's ``constraints`` section (docs/constraints.md gives the format)."""
     f = Fields(data if data is not None else {}, path, ConstraintError)
     rules = _ruleset(f.str("use", "best-practices"), f)
     overrides = f.sub("rules", {})
