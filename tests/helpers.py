@@ -156,3 +156,12 @@ NONE_CELLS = (
     "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|nor_conv_1x1~2|",
     "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
 )
+
+
+def learned_scales(kernels) -> int:
+    """Kernels of the attention's learned scale, a multiply by one before training, which
+    both converters drop (a trained network runs it): x * gate reads two maps; * scale one
+    and a float."""
+    return sum(
+        1 for k in kernels if k.name.endswith(".attention") and k.ops == ("mul",) and k.bytes % 8
+    )

@@ -9,6 +9,7 @@ import random
 import re
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from helpers import NONE_CELLS
+from helpers import NONE_CELLS, learned_scales
 from torch import nn
 
 from attend_search import get_preset, input_shape, list_presets, load_space, nb201_spec
@@ -33,8 +34,17 @@ from attend_search.evaluators.latency.devices import (
 from attend_search.evaluators.latency.kernels import OP_CLASSES, extract_kernels
 from attend_search.evaluators.latency.measure import measure, measure_latency
 from attend_search.evaluators.latency.predict import predict_latency, total_ms
-from attend_search.evaluators.runtimes.onnx import export_onnx
-from attend_search.search_space import Attention, Block, Head, Spec, Stage, Stem, build_model
+from attend_search.evaluators.runtimes.onnx import export_onnx, onnxruntime_ops
+from attend_search.search_space import (
+    Attention,
+    Block,
+    Head,
+    Spec,
+    Stage,
+    Stem,
+    build_model,
+    load_spec,
+)
 
 
 def tiny_spec(width: int = 16, expand: str = "bilinear") -> Spec:
@@ -110,6 +120,7 @@ def test_plain_sequential_kernels_and_classes():
         "conv",
         "depthwise",
         "grouped",
+        "elementwise",  # hard-swish: HardSigmoid, then the multiply
         "elementwise",
         "pointwise",
         "max_pool",
@@ -136,11 +147,11 @@ def test_plain_sequential_kernels_and_classes():
             [("convolution", "sigmoid")],
         ),
         (nn.Sequential(nn.Linear(8, 8), nn.ReLU()), (1, 8), [("addmm", "relu")]),
-        # onnxruntime fuses no hard-swish into a convolution on ARM: two kernels
+        # onnxruntime runs hard-swish as x * HardSigmoid(x): two kernels, neither fused
         (
             nn.Sequential(nn.Conv2d(3, 8, 1), nn.Hardswish()),
             (1, 3, 16, 16),
-            [("convolution",), ("hardswish",)],
+            [("convolution",), ("hardsigmoid",), ("mul",)],
         ),
     ],
     ids=["conv-bn-relu", "conv-bias-sigmoid", "linear-relu", "conv-hswish"],
@@ -221,9 +232,13 @@ class ResidualAddRelu(nn.Module):
         return F.relu(y + F.relu(y))
 
 
-def test_add_relu_fuses_but_a_shared_output_does_not():
-    ops = [k.ops for k in extract_kernels(ResidualAddRelu(), (1, 8, 8, 8))]
-    assert ops == [("convolution",), ("relu",), ("add", "relu")]
+def test_add_relu_fuses_on_litert_only_and_a_shared_output_never():
+    """onnxruntime fuses activations into a Conv or Gemm only; LiteRT's ADD takes a ReLU."""
+    net, shape = ResidualAddRelu(), (1, 8, 8, 8)
+    onnx = [k.ops for k in extract_kernels(net, shape)]
+    assert onnx == [("convolution",), ("relu",), ("add",), ("relu",)]
+    litert = [k.ops for k in extract_kernels(net, shape, runtime="litert")]
+    assert litert == [("permute",), ("convolution",), ("relu",), ("add", "relu")]
 
 
 def test_transformer_encoder_layer_kernels():
@@ -390,6 +405,43 @@ def test_both_runtimes_run_one_relu_for_two_edges_from_one_node():
         ]
         # nodes 0 and 1 feed two convolutions each, node 2 one: a ReLU per node, not five
         assert sum("relu" in k.ops for k in first_cell) == 3
+
+
+# the node each onnxruntime kernel runs as: by class, else by its first op
+ORT_NODE = {
+    "conv": "Conv",
+    "pointwise": "Conv",
+    "depthwise": "Conv",
+    "grouped": "Conv",
+    "linear": "Gemm",
+    "max_pool": "MaxPool",
+    "avg_pool": "AveragePool",
+    "upsample": "Resize",
+    "global_pool": "ReduceMean",
+    "concat": "Concat",
+    "relu": "Relu",
+    "relu_": "Relu",
+    "add": "Add",
+    "mul": "Mul",
+    "sigmoid": "Sigmoid",
+    "hardsigmoid": "HardSigmoid",
+    "native_batch_norm": "BatchNormalization",
+}
+
+
+@pytest.mark.parametrize(
+    "name", [f"nb201:{NONE_CELLS[0]}", f"nb201:{NONE_CELLS[2]}", *list_presets()]
+)
+def test_onnxruntime_kernels_are_the_nodes_of_its_optimised_graph(name, tmp_path):
+    """One kernel per node (the classifier's flatten aside), but for the attention's learned
+    scale, a multiply by one that onnxruntime drops before training; ReLUs after an add run
+    alone, hard-swish is HardSigmoid and Mul."""
+    spec = load_spec(name)
+    kernels = extract_kernels(spec)
+    export_onnx(build_model(spec), input_shape(spec), tmp_path / "model.onnx")
+    nodes = [n for n in onnxruntime_ops(tmp_path / "model.onnx") if n != "Reshape"]
+    want = Counter(ORT_NODE.get(k.op_class) or ORT_NODE[k.ops[0]] for k in kernels)
+    assert want - Counter({"Mul": learned_scales(kernels)}) == Counter(nodes)
 
 
 def test_a_spec_at_another_input_shape_is_walked_or_traced():

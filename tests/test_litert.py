@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from helpers import NONE_CELLS, cli
+from helpers import NONE_CELLS, cli, learned_scales
 
 from attend_search import get_preset, list_presets, nb201_spec
 from attend_search.evaluators.latency.kernels import extract_kernels
@@ -114,14 +114,6 @@ TFLITE_OP = {
 
 def tflite_names(kernels) -> list[str]:
     return [TFLITE_OP.get(k.op_class) or TFLITE_OP[k.ops[0]] for k in kernels]
-
-
-def learned_scales(kernels) -> int:
-    """The attention's learned scale, a multiply by one before training, which the converter
-    drops (a trained network runs it): x * gate reads two maps; * scale one and a float."""
-    return sum(
-        1 for k in kernels if k.name.endswith(".attention") and k.ops == ("mul",) and k.bytes % 8
-    )
 
 
 def test_litert_kernels_are_the_ops_of_the_tflite_file(converted):

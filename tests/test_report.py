@@ -81,6 +81,25 @@ def test_report_links_the_last_export_wherever_its_out_was(workdir):
     folders = sorted(p.name for p in (workdir / "exp").iterdir() if p.is_dir())
     assert folders and "not exported yet" not in table
     assert sorted(re.findall(r"<a href='../exp/([^/]+)/'>exp/\1</a>", table)) == folders
+    # one trial exported elsewhere is not the front: the record stays on exp
+    trial = re.search(r"-trial(\d+)-", folders[0])[1]
+    cli("export", "tiny", "--trial", trial, "--format", "json", "--out", "one", cwd=workdir)
+    # the study and its exports moved together: the record is relative to the study
+    moved = workdir / "moved"
+    moved.mkdir()
+    for name in ("studies", "exp"):
+        (workdir / name).rename(moved / name)
+    cli("report", "tiny", "--out", "report.html", cwd=moved)
+    table = (moved / "report.html").read_text().split("</table>")[1]
+    assert sorted(re.findall(r"<a href='exp/([^/]+)/'>exp/\1</a>", table)) == folders
+
+
+def test_an_export_whose_record_cannot_be_written_warns_and_keeps_its_files(workdir):
+    cli("run", "tiny_study.yaml", "--budget", "4", cwd=workdir)
+    (workdir / "studies" / "tiny" / "last-export.json").mkdir()  # unwritable, even by root
+    out = cli("export", "tiny", "--format", "json", "--out", "exp", cwd=workdir)
+    assert "last-export.json not written" in out.stdout and "--exports exp" in out.stdout
+    assert any(p.is_dir() for p in (workdir / "exp").iterdir())
 
 
 def test_the_feasibility_plot_says_what_each_infeasible_trial_breaks_in_units(workdir):

@@ -102,7 +102,10 @@ def _resume(args: argparse.Namespace, command: str, study: str | None, jobs: int
     if args.root != "studies":
         words += ["--root", args.root]
     if args.storage:
-        words += ["--storage", redact(args.storage)]
+        shown = redact(args.storage)
+        words += ["--storage", shown]
+        if shown != args.storage:  # the password is not printed: the user gives it again
+            return shlex.join(words) + "  (with the storage URL's password in place of ***)"
     return shlex.join(words)
 
 

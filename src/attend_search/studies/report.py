@@ -292,6 +292,7 @@ def _pareto_figure(
 def _padded(values: list[float], share: float = 0.08) -> list[float] | None:
     """An axis range with ``share`` of the span free at each end, so that no marker (nor a
     preset's name above its star) sits on the plot's edge; None (plotly's) for no values."""
+    values = [v for v in values if math.isfinite(v)]  # a preset's score may be inf or NaN
     if not values:
         return None
     lo, hi = min(values), max(values)

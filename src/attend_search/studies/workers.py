@@ -65,8 +65,13 @@ def run_workers(
         _stop(procs)
         raise
     failed = [c for c in codes if c != 0]
-    if failed:
-        raise RunStopped(f"{len(failed)} of {len(procs)} workers failed (see their messages above)")
+    if failed:  # a spawned worker stopped by a signal of its own (130) prints nothing
+        interrupted = sum(c == 130 for c in failed)
+        raise RunStopped(
+            f"{len(failed)} of {len(procs)} workers stopped"
+            + (f" ({interrupted} interrupted)" if interrupted else "")
+            + (" (see their messages above)" if interrupted < len(failed) else "")
+        )
 
 
 def _progress(procs: list[subprocess.Popen], finished: Callable[[], int], budget: Budget) -> None:

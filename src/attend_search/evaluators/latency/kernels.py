@@ -29,9 +29,11 @@ fused into the matrix product before it: onnxruntime's CPU fusions fold a bias i
 an ONNX Transpose does, dtype casts, padding) are class ``copy``: memory only, no work.
 
 The grouping is a runtime's: the rules above are onnxruntime's (and those of any runtime
-not named here). Both merge identical ops without weights on one input (common
-subexpressions: two edges' ReLU of one node, two columns' first pooling of the stage
-input), as onnxruntime's optimised graph shows. LiteRT's converter writes another graph
+not named here), as its optimised graph shows: activations fuse into a convolution or
+matrix product only (a ReLU after an add runs alone), and hard-swish runs as
+``x * HardSigmoid(x)``, two kernels. Both runtimes merge identical ops without weights on
+one input (common subexpressions: two edges' ReLU of one node, two columns' first pooling
+of the stage input). LiteRT's converter writes another graph
 (read from its ``.tflite`` files): it transposes the NCHW input to NHWC (a copy), pads a
 convolution whose padding is not TensorFlow's SAME with a PAD op of its own
 (:func:`..graph.ops.tflite_padded`, a copy), pads a ceil-mode average pooling that
@@ -87,21 +89,21 @@ OP_CLASSES = (
 _NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
 _ADD = {"add", "add_"}
 _NORM_HOSTS = CONV_OPS | MATMUL_OPS
-_ACTIVATION_HOSTS = CONV_OPS | MATMUL_OPS | _ADD
 _POOLS = {"avg_pool2d", "max_pool2d", "max_pool2d_with_indices"}
 # Per runtime, the activations fused into the op before them, and which ops host them.
 # onnxruntime folds Relu, Clip, Sigmoid, HardSigmoid, Tanh, LeakyRelu and Silu into a
-# Conv / Gemm (FusedConv); LiteRT fuses the ReLU family (TFLite's fused activations), and
+# Conv / Gemm (FusedConv), never into an Add; LiteRT fuses the ReLU family (TFLite's fused
+# activations) into a convolution, matrix product or add, and
 # hard-sigmoid's ReLU6 into a convolution or matrix product whose bias takes its + 3. Its
 # pooling ops host the ReLU family too, and so does a batch norm that follows no
 # convolution, which is a MUL there (and an ADD once trained).
 _FUSED_ACTIVATIONS = {
     "onnxruntime": dict.fromkeys(
         ("relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh", "leaky_relu", "silu"),
-        _ACTIVATION_HOSTS,
+        _NORM_HOSTS,
     ),
     "litert": {
-        **dict.fromkeys(("relu", "hardtanh", "clamp"), _ACTIVATION_HOSTS | _NORM | _POOLS),
+        **dict.fromkeys(("relu", "hardtanh", "clamp"), _NORM_HOSTS | _ADD | _NORM | _POOLS),
         "hardsigmoid": _NORM_HOSTS,
     },
 }
@@ -194,7 +196,8 @@ def _as_run(trace: Trace, runtime: str) -> Trace:
     writes (the module docstring) the input's transpose; PAD before a convolution or pooling
     that needs one; the multiply after hard-sigmoid and after a padded average pooling; and
     nothing for what folds to a constant (a multiply by zero, any op of constants alone), an
-    add of zero, or what only feeds these. onnxruntime folds none of these."""
+    add of zero, or what only feeds these. onnxruntime folds none of these, and runs
+    hard-swish as ``x * HardSigmoid(x)``."""
     litert = runtime == "litert"
     sizes, ops, renamed, seen = list(trace.sizes), [], {}, {}
     zeros: set[int] = set()  # values folded to constant zeros
@@ -228,6 +231,12 @@ def _as_run(trace: Trace, runtime: str) -> Trace:
             renamed[op.output] = seen[key]
             continue
         seen[key] = op.output
+        if not litert and op.name.rstrip("_") == "hardswish":  # x * HardSigmoid(x)
+            sizes.append(sizes[op.output])
+            gate = len(sizes) - 1
+            ops.append(op._replace(name="hardsigmoid", inputs=inputs, output=gate))
+            ops.append(op._replace(name="mul", inputs=(*inputs, gate)))
+            continue
         if not litert:
             ops.append(op._replace(inputs=inputs))
             continue

@@ -95,6 +95,23 @@ def onnx_session(
     yield (lambda: session.run(None, feed)), (path if keep is not None else None)
 
 
+def onnxruntime_ops(path: str | Path) -> list[str]:
+    """The node types of the graph onnxruntime runs for an ONNX file on a CPU (``FusedConv``
+    written ``Conv``), in order: what the latency model's kernels mirror. The graph is
+    optimised to ``ORT_ENABLE_EXTENDED``, every transformation any CPU gets; an x86 machine
+    then also rewrites convolutions into its blocked NCHWc layout, which ARM does not."""
+    import onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.log_severity_level = 3
+        options.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath).graph
+    return ["Conv" if n.op_type == "FusedConv" else n.op_type for n in graph.node]
+
+
 def onnxruntime_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
     """An onnxruntime CPU session as :func:`..latency.measure.measure` times it: all graph
     optimisations,

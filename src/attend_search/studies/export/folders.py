@@ -68,21 +68,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def record_export(study_directory: Path, out: Path) -> Path | None:
+def record_export(study_directory: Path, out: Path) -> str | None:
     """Note in the study's directory (where it has one here) that its networks were exported
-    to ``out``, so that ``report`` links them wherever ``--out`` put them."""
+    to ``out``, so that ``report`` links them wherever ``--out`` put them; the line to tell
+    the user. The folder is noted relative to the study's directory, so that both can move
+    together. A directory that cannot be written (shared, read-only) gets a warning, not an
+    error: the export itself is done."""
     if not study_directory.is_dir():
         return None
     path = study_directory / LAST_EXPORT
-    write_atomic(path, json.dumps({"folder": str(out.resolve())}, indent=2) + "\n")
-    return path
+    folder = os.path.relpath(out.resolve(), study_directory.resolve())
+    try:
+        write_atomic(path, json.dumps({"folder": folder}, indent=2) + "\n")
+    except OSError as exc:
+        return f"warning: {path} not written ({exc.strerror or exc}): report needs --exports {out}"
+    return f"{path}: the report links this export's folders"
 
 
 def last_export(study_directory: Path) -> Path | None:
     """The folder :func:`record_export` noted, relative to the current folder, if it is
     still there."""
     try:
-        folder = Path(json.loads((study_directory / LAST_EXPORT).read_text())["folder"])
+        noted = json.loads((study_directory / LAST_EXPORT).read_text())["folder"]
+        folder = study_directory / noted  # an absolute path stays itself
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return Path(os.path.relpath(folder)) if folder.is_dir() else None

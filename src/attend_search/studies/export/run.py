@@ -88,9 +88,9 @@ def export_study(
         out, config.name, trials, exported, list(tables.values()), asdict(options), stale
     )
     yield f"{manifest}: {len(exported)} network(s), {len(tables)} table(s)"
-    recorded = record_export(study_directory, out) if exported and study_directory else None
-    if recorded:
-        yield f"{recorded}: the report links this export's folders"
+    whole_front = options.selection == "pareto"  # not a single trial's folder
+    if whole_front and exported and study_directory:
+        yield from filter(None, [record_export(study_directory, out)])
 
 
 def _int8(trial: FrozenTrial, options: ExportOptions) -> Int8 | None:

@@ -67,7 +67,7 @@ def place(name_or_dir: str, storage: str | None = None, root: str | Path = "stud
     path = Path(name_or_dir)
     if (path / "study.yaml").is_file() or (path / "study.db").is_file():
         directory, name = path, _stored_name(path / "study.yaml")
-    elif path.is_file():
+    elif path.is_file() and path.suffix in (".yaml", ".yml"):  # not a stray file of that name
         name = _stored_name(path)
         directory = Path(root) / name
     elif NAME.fullmatch(name_or_dir):
