@@ -1,9 +1,9 @@
-"""The AttendNeXt paper's comparison, reproduced in our cost and latency models.
+"""The AttendNeXt paper's comparison, reproduced in the toolkit's cost and latency models.
 
     .venv/bin/python benchmarks/bench_reference.py              # about two minutes
     .venv/bin/python benchmarks/bench_reference.py --quick      # under a minute, for CI
 
-For our AttendNeXt reconstruction (the ``attendnext`` preset) and the paper's comparisons
+For the AttendNeXt reconstruction (the ``attendnext`` preset) and the paper's comparisons
 (FBNet-C, MobileOne-S1 reparameterized, MobileNetV3-Large, MobileViT-XS): parameters, MACs,
 peak activation memory, predicted latency on the built-in devices and onnxruntime latency
 measured on this machine (one thread). Then the paper's claims beside what these numbers
@@ -54,7 +54,7 @@ SHAPE = (1, 3, 224, 224)  # FBNet-C's input: searched specs are compared at it
 def networks() -> dict[str, tuple[nn.Module | Spec, tuple[int, ...] | None]]:
     """Name -> (spec or module, input shape; None: the spec's own)."""
     nets: dict[str, tuple[nn.Module | Spec, tuple[int, ...] | None]] = {
-        "AttendNeXt (ours)": (get_preset("attendnext"), None),
+        "AttendNeXt (reconstruction)": (get_preset("attendnext"), None),
         "MobileNetV3-Large": (get_preset("mobilenet_v3_large"), None),
     }
     for label, name in (
@@ -93,9 +93,9 @@ def print_table(rows: dict[str, dict[str, float]]) -> None:
 
 
 def print_claims(rows: dict[str, dict[str, float]]) -> None:
-    ours = rows["AttendNeXt (ours)"]
+    ours = rows["AttendNeXt (reconstruction)"]
     print(
-        "\nThe paper's claims beside our estimates (predicted: built-in profiles; measured: "
+        "\nThe paper's claims beside these estimates (predicted: built-in profiles; measured: "
         "this machine, x86, onnxruntime, one thread)"
     )
     for rival in ("FBNet-C", "MobileOne-S1 (reparam.)"):

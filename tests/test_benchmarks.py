@@ -151,3 +151,20 @@ def test_latency_quick_mode_measures_here_and_draws_the_learning_curve(tmp_path)
     assert max(curve[8, fit][0] for fit in ("full", "auto")) >= 0.5
     assert min(curve[8, fit][1] for fit in ("full", "auto")) < 50  # MAPE %
     assert len((tmp_path / "m.csv").read_text().splitlines()) == 13
+
+
+@pytest.mark.slow
+def test_latency_ceiling_quick_mode_times_twice_and_scores_against_the_ceiling(tmp_path):
+    cache = tmp_path / "t.csv"
+    out = _quick("bench_latency_ceiling.py", "--cache", str(cache))
+    rows = dict(re.findall(r"^ *(\S.*?) +(-?[\d.]+) +[\d.]+$", out, re.M))
+    assert set(rows) == {
+        "ceiling: second timing against first",
+        "calibrated on 3 (full)",
+        "calibrated on 3 (auto)",
+        "MACs x a constant",
+        "cortex-a76, uncalibrated",
+    }
+    assert float(rows["ceiling: second timing against first"]) > 0.5  # 8 networks, 2 timings
+    assert len(cache.read_text().splitlines()) == 1 + 8
+    assert _quick("bench_latency_ceiling.py", "--cache", str(cache)) == out  # from the cache

@@ -1,0 +1,168 @@
+"""The latency model on this machine against the machine's own repeat-measurement ceiling.
+
+Measures the presets, ``--specs`` seeded ``attendnext`` samples and the reference models
+(FBNet-C, MobileOne-S1, MobileViT-XS, ...) on ``--runtime`` with one thread, twice: the
+second pass re-times the very files of the first after all of them were timed. Printed:
+
+1. the ceiling: how well the two timings of each network agree (Kendall tau, and the
+   MAPE of the second against the first); no predictor can be scored much above it;
+2. for ``--splits`` random draws of ``--calibrate`` samples, on every other network
+   (median over draws; the truth is the mean of the two timings): the profile calibrated
+   on the draw (``full`` and ``auto``), MACs times a constant fitted on the same draw, and
+   the built-in profile uncalibrated (it describes another CPU: its rank is what counts).
+
+``--cache FILE`` keeps the timings (a CSV), so that a rerun only re-fits.
+
+    python benchmarks/bench_latency_ceiling.py --specs 50 --cache lat-ceiling.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import statistics
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from latency_curve import flops_fit, macs, scores
+
+from attend_search.evaluators.latency.calibrate import calibration_suite, fit_kernels
+from attend_search.evaluators.latency.devices import load_device
+from attend_search.evaluators.latency.kernels import extract_kernels
+from attend_search.evaluators.latency.measure import measure, timed_runs
+from attend_search.evaluators.latency.predict import total_ms
+from attend_search.evaluators.model_input import as_model
+from attend_search.search_space import get_reference_model, list_presets, list_reference_models
+
+BUILT_IN = {"onnxruntime": "cortex-a76", "litert": "cortex-a76-litert"}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runtime", choices=sorted(BUILT_IN), default="onnxruntime")
+    p.add_argument("--specs", type=int, default=50, help="attendnext samples")
+    p.add_argument("--calibrate", type=int, default=20, help="samples each profile is fitted on")
+    p.add_argument("--splits", type=int, default=20)
+    p.add_argument("--cache", type=Path, help="CSV of timings to reuse and extend")
+    p.add_argument(
+        "--quick", action="store_true", help="4 samples, no reference models, 3 draws of 3"
+    )
+    args = p.parse_args()
+    if args.quick:
+        args.specs, args.calibrate, args.splits = 4, 3, 3
+
+    networks = _networks(args.specs, references=not args.quick)
+    timings = _timings(networks, args.runtime, args.cache)
+    first, second = (np.array([timings[name][i] for name in networks]) for i in (0, 1))
+    truth = (first + second) / 2
+    kernels = [extract_kernels(net, shape, args.runtime) for net, shape in networks.values()]
+    work = np.array([macs(ks) for ks in kernels], dtype=float)
+    built_in = load_device(BUILT_IN[args.runtime])
+    base = replace(built_in, runtime=args.runtime)
+
+    samples = [i for i, name in enumerate(networks) if name.startswith("sample")]
+    rng = np.random.default_rng(0)
+    rows: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(args.splits):
+        fit = rng.choice(samples, args.calibrate, replace=False)
+        held = np.setdiff1d(np.arange(len(networks)), fit)
+
+        def score(predicted: np.ndarray) -> tuple[float, float]:
+            return scores(predicted[held], truth[held])
+
+        for mode in ("full", "auto"):
+            profile = fit_kernels([kernels[i] for i in fit], truth[fit], base, mode)
+            rows.setdefault(f"calibrated on {args.calibrate} ({mode})", []).append(
+                score(np.array([total_ms(ks, profile) for ks in kernels]))
+            )
+        rows.setdefault("MACs x a constant", []).append(
+            score(flops_fit(work[fit], truth[fit]) * work)
+        )
+        rows.setdefault(f"{built_in.name}, uncalibrated", []).append(
+            score(np.array([total_ms(ks, built_in) for ks in kernels]))
+        )
+
+    print(
+        f"{len(networks)} networks ({len(list_presets())} presets, {len(samples)} attendnext "
+        f"samples, the rest reference models), {args.runtime}, 1 thread, "
+        f"{platform.processor() or platform.machine()}; median {statistics.median(truth):.2f} ms"
+    )
+    print(f"\n{'':<40} {'tau':>6} {'MAPE %':>7}")
+    tau, mape = scores(second, first)
+    print(f"{'ceiling: second timing against first':<40} {tau:6.3f} {mape:7.1f}")
+    print(f"on the networks not calibrated on, median over {args.splits} draws:")
+    for name, results in rows.items():
+        print(
+            f"  {name:<38} {statistics.median(t for t, _ in results):6.3f} "
+            f"{statistics.median(m for _, m in results):7.1f}"
+        )
+    return 0
+
+
+def _networks(count: int, references: bool = True) -> dict[str, tuple]:
+    """Name -> (network, input shape): the presets, the samples, the reference models."""
+    suite = calibration_suite(len(list_presets()) + count)
+    presets, samples = suite[: len(list_presets())], suite[len(list_presets()) :]
+    networks = {spec.name: (spec, None) for spec in presets}
+    networks |= {f"sample-{spec.digest[:12]}": (spec, None) for spec in samples}
+    if references:
+        networks |= {name: get_reference_model(name) for name in list_reference_models()}
+    return networks
+
+
+def _timings(networks: dict[str, tuple], runtime: str, cache: Path | None) -> dict:
+    """Name -> (first, second) milliseconds, timed where the cache has none."""
+    done: dict[str, tuple[float, float]] = {}
+    if cache and cache.exists():
+        with cache.open() as f:
+            done = {
+                r["network"]: (float(r["first_ms"]), float(r["second_ms"]))
+                for r in csv.DictReader(f)
+            }
+    todo = [name for name in networks if name not in done]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for i, name in enumerate(todo):  # first pass: convert, keep the file, time it
+            net, shape = networks[name]
+            folder = Path(tmp) / str(i)
+            folder.mkdir()
+            m = measure(net, shape, runtime=runtime, keep=folder)
+            files[name] = (m.model_file, m.median_ms)
+            print(f"  {i + 1}/{len(todo)} {name}: {m.median_ms:.2f} ms", file=sys.stderr)
+        for name in todo:  # second pass: the same files, timed again
+            path, first = files[name]
+            done[name] = (first, _retime(path, networks[name], runtime))
+    if cache:
+        with cache.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["network", "first_ms", "second_ms"])
+            writer.writerows([name, f"{a:.4f}", f"{b:.4f}"] for name, (a, b) in done.items())
+    return done
+
+
+def _retime(path: Path, network: tuple, runtime: str) -> float:
+    """The median of 5 rounds of 10 runs of a kept file, as ``measure`` times it."""
+    _, shape = as_model(*network)
+    x = torch.rand(shape).numpy()
+    if runtime == "litert":
+        from attend_search.evaluators.runtimes.litert import TFLiteModel
+
+        model = TFLiteModel(path, 1)
+        run = lambda: model(x)  # noqa: E731
+    else:
+        from attend_search.evaluators.runtimes.onnx import onnxruntime_session
+
+        session = onnxruntime_session(path, 1)
+        feed = {session.get_inputs()[0].name: x}
+        run = lambda: session.run(None, feed)  # noqa: E731
+    times = [t for r in range(5) for t in timed_runs(run, 1, 5 if r == 0 else 0, 10)]
+    return statistics.median(times)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
