@@ -136,7 +136,8 @@ def _timings(networks: dict[str, tuple], runtime: str, cache: Path | None) -> di
             print(f"  {i + 1}/{len(todo)} {name}: {m.median_ms:.2f} ms", file=sys.stderr)
         for name in todo:  # second pass: the same files, timed again
             path, first = files[name]
-            done[name] = (first, _retime(path, networks[name], runtime))
+            # rounded as the cache keeps them, so that a rerun from it prints the same
+            done[name] = (round(first, 4), round(_retime(path, networks[name], runtime), 4))
     if cache:
         with cache.open("w", newline="") as f:
             writer = csv.writer(f)
