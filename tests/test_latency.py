@@ -715,13 +715,14 @@ def test_fitting_three_scales_recovers_a_uniformly_faster_device():
 
 @pytest.mark.parametrize("fit", ["full", "scales", "auto"])
 def test_held_fixed_costs_stay_the_bases_and_the_rest_still_fits(fit):
-    """A device whose dispatch costs are the base's: held, they stay exactly; the efficiencies
-    and bandwidths the samples pin down are still recovered."""
+    """Held, the base's dispatch costs stay exactly, though the device's are half of them;
+    the compute efficiencies still move toward the device's."""
     base = load_device("cortex-a72")
     true = replace(
         base,
         efficiency={c: e * 1.5 for c, e in base.efficiency.items()},
         memory=tuple(replace(m, bandwidth_gbs=m.bandwidth_gbs * 2) for m in base.memory),
+        fixed_cost_us={c: us * 0.5 for c, us in base.fixed_cost_us.items()},
     )
     rng = random.Random(3)
     nets = [random_net(rng) for _ in range(20)]
@@ -729,8 +730,9 @@ def test_held_fixed_costs_stay_the_bases_and_the_rest_still_fits(fit):
     fitted = calibrate_latency(samples, base, fit=fit, hold_fixed_costs=True)
     assert fitted.fixed_cost_us == pytest.approx(dict(base.fixed_cost_us), rel=1e-6)
     assert fitted.provenance["fit"].endswith(", fixed costs held")
-    assert fitted.provenance["mape_pct"] < 0.01
-    assert fitted.efficiency["conv"] == pytest.approx(true.efficiency["conv"], rel=1e-3)
+    free = calibrate_latency(samples, base, fit=fit)
+    assert free.fixed_cost_us["conv"] < 0.75 * base.fixed_cost_us["conv"]  # a free fit moves
+    assert fitted.efficiency["conv"] > base.efficiency["conv"]
 
 
 def test_a_prior_fit_stays_nearer_the_base_than_a_full_one():

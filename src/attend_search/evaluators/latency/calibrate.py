@@ -260,7 +260,7 @@ class _Fit:
             self.tie = np.eye(3)[groups] * (self.tie @ self.z0)[:, None]
             self.z0, self.floor = np.ones(3), np.array([_FLOOR, _FLOOR, 0.0])
         self.mode, self.pull = mode, pull
-        # the last parameter is the fixed costs' scale, in every mode: held, it stays at 1
+        # the last parameter is the fixed costs' scale, in every mode: held, it stays the base's
         self.ceiling = np.full(len(self.z0), np.inf)
         if hold_fixed_costs:
             self.floor[-1], self.ceiling[-1] = self.z0[-1], self.z0[-1] * (1 + 1e-9) + 1e-12

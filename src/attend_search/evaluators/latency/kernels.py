@@ -29,9 +29,9 @@ fused into the matrix product before it: onnxruntime's CPU fusions fold a bias i
 an ONNX Transpose does, dtype casts, padding) are class ``copy``: memory only, no work.
 
 The grouping is a runtime's: the rules above are onnxruntime's (and those of any runtime
-not named here), as its optimised graph shows: activations fuse into a convolution or
-matrix product only (a ReLU after an add runs alone), and hard-swish runs as
-``x * HardSigmoid(x)``, two kernels. Both runtimes merge identical ops without weights on
+not named here), as its optimised graph shows: activations fuse into a convolution or a
+Gemm only (not into a MatMul of two activations; a ReLU after an add runs alone), SiLU
+runs alone (QuickGelu), and hard-swish runs as ``x * HardSigmoid(x)``, two kernels. Both runtimes merge identical ops without weights on
 one input (common subexpressions: two edges' ReLU of one node, two columns' first pooling
 of the stage input). LiteRT's converter writes another graph
 (read from its ``.tflite`` files): it transposes the NCHW input to NHWC (a copy), pads a
@@ -90,17 +90,20 @@ _NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_b
 _ADD = {"add", "add_"}
 _NORM_HOSTS = CONV_OPS | MATMUL_OPS
 _POOLS = {"avg_pool2d", "max_pool2d", "max_pool2d_with_indices"}
+# ops that give zeros when every input is zeros (others of constants give other constants)
+_ZERO_KEEPING = _ADD | _POOLS | {"relu", "relu_", "mul", "mul_", "mean"}
 # Per runtime, the activations fused into the op before them, and which ops host them.
-# onnxruntime folds Relu, Clip, Sigmoid, HardSigmoid, Tanh, LeakyRelu and Silu into a
-# Conv / Gemm (FusedConv), never into an Add; LiteRT fuses the ReLU family (TFLite's fused
+# onnxruntime folds Relu, Clip, Sigmoid, HardSigmoid, Tanh and LeakyRelu into a Conv or a
+# Gemm (FusedConv, FusedGemm), never into a MatMul or an Add, and runs SiLU alone (as
+# QuickGelu); LiteRT fuses the ReLU family (TFLite's fused
 # activations) into a convolution, matrix product or add, and
 # hard-sigmoid's ReLU6 into a convolution or matrix product whose bias takes its + 3. Its
 # pooling ops host the ReLU family too, and so does a batch norm that follows no
 # convolution, which is a MUL there (and an ADD once trained).
 _FUSED_ACTIVATIONS = {
     "onnxruntime": dict.fromkeys(
-        ("relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh", "leaky_relu", "silu"),
-        _NORM_HOSTS,
+        ("relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh", "leaky_relu"),
+        CONV_OPS | {"addmm"},
     ),
     "litert": {
         **dict.fromkeys(("relu", "hardtanh", "clamp"), _NORM_HOSTS | _ADD | _NORM | _POOLS),
@@ -214,19 +217,21 @@ def _as_run(trace: Trace, runtime: str) -> Trace:
         renamed[0] = copy("permute", 0, sizes[0], "input")
     for op in trace.ops:
         inputs = tuple(renamed.get(v, v) for v in op.inputs)
-        if litert and (op.zero or (op.name.startswith("mul") and zeros.intersection(inputs))):
+        if litert and (op.zero or (op.name in ("mul", "mul_") and zeros.intersection(inputs))):
             zeros.add(op.output)
             continue
-        if all(v in zeros or v in constants for v in inputs):
-            same = op.name.startswith(("add", "relu", "mul", "max_pool", "avg_pool", "mean"))
-            (zeros if same and set(inputs) <= zeros else constants).add(op.output)
+        if inputs and all(v in zeros or v in constants for v in inputs):
+            keeps = op.name in _ZERO_KEEPING and set(inputs) <= zeros
+            (zeros if keeps else constants).add(op.output)
             continue
-        if op.name.startswith("add") and zeros.intersection(inputs):
+        if op.name in _ADD and zeros.intersection(inputs):
             inputs = tuple(v for v in inputs if v not in zeros)  # x + 0 is x
             if len(inputs) == 1:
                 renamed[op.output] = inputs[0]
                 continue
-        key = (op.name, inputs, op.work)
+        # what tells apart ops of one name on one input (a 2x2 and a 4x4 pooling do the same
+        # work; a multiply by zero and by a scale); scalar arguments are not recorded
+        key = (op.name, inputs, op.work, sizes[op.output], op.pad, op.zero)
         if not op.weight_bytes and key in seen:
             renamed[op.output] = seen[key]
             continue
@@ -263,7 +268,7 @@ def _as_run(trace: Trace, runtime: str) -> Trace:
                 )
             )
     outputs = {renamed.get(v, v) for v in trace.outputs}
-    return Trace(_live(ops, outputs), sizes, outputs)
+    return Trace(_live(ops, outputs) if outputs else ops, sizes, outputs)
 
 
 def _live(ops: list[Op], outputs: set[int]) -> list[Op]:

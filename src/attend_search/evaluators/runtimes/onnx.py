@@ -97,9 +97,10 @@ def onnx_session(
 
 def onnxruntime_ops(path: str | Path) -> list[str]:
     """The node types of the graph onnxruntime runs for an ONNX file on a CPU (``FusedConv``
-    written ``Conv``), in order: what the latency model's kernels mirror. The graph is
-    optimised to ``ORT_ENABLE_EXTENDED``, every transformation any CPU gets; an x86 machine
-    then also rewrites convolutions into its blocked NCHWc layout, which ARM does not."""
+    and ``FusedGemm`` written ``Conv`` and ``Gemm``), in order: what the latency model's
+    kernels mirror. The graph is optimised to ``ORT_ENABLE_EXTENDED``, every transformation
+    any CPU gets; an x86 machine then also rewrites convolutions into its blocked NCHWc
+    layout, which ARM does not."""
     import onnx
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +110,7 @@ def onnxruntime_ops(path: str | Path) -> list[str]:
         options.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
         ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         graph = onnx.load(options.optimized_model_filepath).graph
-    return ["Conv" if n.op_type == "FusedConv" else n.op_type for n in graph.node]
+    return [n.op_type.removeprefix("Fused") for n in graph.node]
 
 
 def onnxruntime_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:
