@@ -100,7 +100,8 @@ def main() -> int:
     print(
         f"{'FLOPs x constant (in-sample)':<28} {_row(flops_fit(work, measured) * work, measured)}"
     )
-    profiles = [base] + ([load_device(built_in)] if built_in in builtin_devices() else [])
+    datasheet = replace(load_device(args.base), runtime=args.runtime)  # its own fixed costs
+    profiles = [datasheet] + ([load_device(built_in)] if built_in in builtin_devices() else [])
     for profile in profiles:
         print(
             f"{profile.name:<28} "
@@ -129,7 +130,7 @@ def main() -> int:
 
     sizes = [int(n) for n in args.sizes.split(",")]
     print_curve(
-        learning_curve(kernels, measured, base, sizes, args.splits),
+        learning_curve(kernels, measured, base, sizes, args.splits, hold_fixed_costs=hold),
         f"learning curve from {base.name}, median over {args.splits} splits, "
         f"tested on the networks not used",
     )

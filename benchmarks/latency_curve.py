@@ -51,6 +51,7 @@ def learning_curve(
     modes: Sequence[str] = FIT_MODES,
     seed: int = 0,
     test: int | None = None,
+    hold_fixed_costs: bool = False,
 ) -> dict[tuple[int, str], tuple[float, float]]:
     """``(n, mode or "flops") -> (median tau, median MAPE)`` over ``splits`` random splits;
     ``test`` caps the networks predicted per split (all the others by default)."""
@@ -64,7 +65,9 @@ def learning_curve(
             c = flops_fit(work[fit], measured[fit])
             results.setdefault((n, "flops"), []).append(scores(c * work[held], measured[held]))
             for mode in modes:
-                profile = fit_kernels([kernels[i] for i in fit], measured[fit], base, mode)
+                profile = fit_kernels(
+                    [kernels[i] for i in fit], measured[fit], base, mode, hold_fixed_costs
+                )
                 predicted = np.array([total_ms(kernels[i], profile) for i in held])
                 results.setdefault((n, mode), []).append(scores(predicted, measured[held]))
     return {
