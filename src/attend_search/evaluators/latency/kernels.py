@@ -30,20 +30,20 @@ an ONNX Transpose does, dtype casts, padding) are class ``copy``: memory only, n
 
 The grouping is a runtime's: the rules above are onnxruntime's (and those of any runtime
 not named here), as its optimised graph shows: activations fuse into a convolution or a
-Gemm only (not into a MatMul of two activations; a ReLU after an add runs alone), SiLU
-runs alone (QuickGelu), and hard-swish runs as ``x * HardSigmoid(x)``, two kernels. Both runtimes merge identical ops without weights on
-one input (common subexpressions: two edges' ReLU of one node, two columns' first pooling
-of the stage input). LiteRT's converter writes another graph
-(read from its ``.tflite`` files): it transposes the NCHW input to NHWC (a copy), pads a
-convolution whose padding is not TensorFlow's SAME with a PAD op of its own
-(:func:`..graph.ops.tflite_padded`, a copy), pads a ceil-mode average pooling that
+Gemm only (not into a MatMul of two activations; a ReLU after an add runs alone), SiLU runs
+alone (QuickGelu), and hard-swish runs as ``x * HardSigmoid(x)``, two kernels. Both
+runtimes merge identical ops without weights on one input (common subexpressions: two
+edges' ReLU of one node, two columns' first pooling of the stage input). LiteRT's converter
+writes another graph (read from its ``.tflite`` files): it transposes the NCHW input to
+NHWC (a copy), pads a convolution whose padding is not TensorFlow's SAME with a PAD op of
+its own (:func:`..graph.ops.tflite_padded`, a copy), pads a ceil-mode average pooling that
 overhangs and multiplies its outputs by their windows' shares, fuses only the ReLU family
-into a convolution, matrix product, add, pooling or a batch norm of its own (a MUL),
-(sigmoid, SiLU and hard-swish run alone), writes hard-sigmoid as ReLU6(x + 3), fused where
-a convolution's bias takes the 3, then a multiply by 1/6. And it folds constants:
-NAS-Bench-201's ``none`` edge (a multiply by zero) and every op of constants alone leave
-no kernel, an add of zero is its other input, and what only fed them is removed (a cell
-node that reaches the output only through ``none``). onnxruntime runs these as written.
+into a convolution, matrix product, add, pooling or a batch norm of its own (a MUL;
+sigmoid, SiLU and hard-swish run alone), writes hard-sigmoid as ReLU6(x + 3), fused where a
+convolution's bias takes the 3, then a multiply by 1/6. And it folds constants:
+NAS-Bench-201's ``none`` edge (a multiply by zero) and every op of constants alone leave no
+kernel, an add of zero is its other input, and what only fed them is removed (a cell node
+that reaches the output only through ``none``). onnxruntime runs these as written.
 
 An ATen op none of these rules knows is its own kernel of class ``unknown``, named by its
 op, costed as memory traffic and a dispatch with no compute, and warned about
