@@ -66,6 +66,16 @@ def test_search_quick_mode_gives_every_sampler_a_hypervolume(tmp_path):
 
 
 @pytest.mark.slow
+def test_search_long_mode_counts_distinct_architectures_and_redraws():
+    out = _quick("bench_search.py", "--long")
+    for sampler in ("nsga2", "tpe", "random"):
+        distinct = re.search(rf"^{sampler} +(\d+)% +", out, re.M)
+        assert distinct and 90 <= int(distinct.group(1)) <= 100, sampler
+        assert re.search(rf"^{sampler} +[\d.]+ \[[\d.]+-[\d.]+\]|^{sampler} +not run", out, re.M)
+    assert re.search(r"^tpe +not run +[\d.]+ \(200\)", out, re.M)  # TPE stops at its cap
+
+
+@pytest.mark.slow
 @needs(NB201_DEV)
 @needs(MACRO_DEV)
 def test_proxies_quick_mode_ranks_every_estimate_on_each_space_and_held_out(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from attend_search.explorer import Evaluation, open_study, optimize, record_of
-from attend_search.explorer.search import quiet_optuna
+from attend_search.explorer.search import TrialObjective, quiet_optuna
 from attend_search.studies import read_study
 from attend_search.studies.results import best, candidates, counts
 
@@ -38,31 +38,56 @@ def run(search, n, sampler_seed=0):
     return run.study
 
 
-def test_duplicate_architectures_are_evaluated_once():
-    # a space of few architectures, explored by random sampling: duplicates are certain
+def few_architectures(widths=(16, 24)):
+    """A space of ``2 * len(widths)`` architectures (two kernels, the widths given)."""
     space = yaml.safe_load((DATA / "tiny_space.yaml").read_text())
     space["micro"] = {"block": "depthwise_separable", "kernel": [3, 5], "downsample": "aads"}
     space["stages"] = {
         "count": 2,
         "slots": [
             {"stride": 2, "depth": 1, "width": 16, "micro": {"kernel": 3}},
-            {"stride": 2, "depth": 1, "width": [16, 24]},
+            {"stride": 2, "depth": 1, "width": list(widths)},
         ],
     }
     space.update(input_size=32, stem={"out": 8})
     space["head"] = {"channels": 0}
-    search = config(space=space, sampler="random", presets=False)
+    return space
+
+
+def test_duplicate_architectures_are_evaluated_once():
+    # more trials than architectures: once the space is spent, repeats remain after the
+    # redraws and are reused
+    search = config(space=few_architectures(), sampler="random", presets=False)
     search = dataclasses.replace(search, evaluation=CountingEvaluation(proxy_batch_size=4))
     CountingEvaluation.calls = []
     study = run(search, 12)
     digests = [record_of(t).digest for t in study.trials]
-    assert len(set(digests)) <= 4 < len(digests)
+    assert len(set(digests)) == 4 < len(digests)
     assert sorted(CountingEvaluation.calls) == sorted(set(digests))  # each evaluated once
     for t in study.trials:
         if record_of(t).duplicate_of is not None:
             twin = study.trials[record_of(t).duplicate_of]
             assert record_of(twin).digest == record_of(t).digest and twin.values == t.values
+            assert record_of(t).redraws == TrialObjective.MAX_REDRAWS  # bounded, recorded
     assert counts(study.trials).duplicates == len(digests) - len(set(digests))
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe", "nsga2"])
+def test_a_proposal_that_repeats_an_architecture_is_drawn_again(sampler):
+    # 8 architectures, 8 trials: without redraws a sampler repeats some (random: surely)
+    search = config(
+        space=few_architectures((16, 24, 32, 40)),
+        sampler=sampler,
+        presets=False,
+        objectives=[{"metric": "params"}],
+    )
+    study = run(search, 8)
+    records = [record_of(t) for t in study.trials]
+    assert len({r.digest for r in records}) == 8
+    assert all(r.duplicate_of is None for r in records)
+    assert sum(r.redraws for r in records) == counts(study.trials).redraws > 0
+    for t, r in zip(study.trials, records):  # the stored parameters are the last draw's
+        assert len(t.params) == len(study.trials[0].params)
 
 
 def test_infeasible_candidates_cost_nothing_and_are_never_best():

@@ -319,3 +319,31 @@ def test_hypervolume_is_optunas_on_a_front_by_hand():
     from attend_search.explorer.optuna_adapter import hypervolume
 
     assert hypervolume(np.array([[1.0, 2.0], [2.0, 1.0]]), np.array([3.0, 3.0])) == 3.0
+
+
+def test_a_draw_forgotten_is_asked_of_the_sampler_again_and_never_stored():
+    from attend_search.explorer.optuna_adapter import is_enqueued, params_written_together
+
+    calls = []
+
+    class Counting(optuna.samplers.TPESampler):
+        def sample_relative(self, study, trial, search_space):
+            calls.append(trial.number)
+            return super().sample_relative(study, trial, search_space)
+
+    with quiet_optuna():
+        study = optuna.create_study(sampler=Counting(n_startup_trials=2, multivariate=True, seed=0))
+        study.optimize(lambda t: t.suggest_int("a", 0, 99) + t.suggest_int("b", 0, 99), 4)
+    trial, draws = study.ask(), []
+    with params_written_together(trial) as draw:
+        for _ in range(5):
+            draws.append((trial.suggest_int("a", 0, 99), trial.suggest_int("b", 0, 99)))
+            draw.again()
+        last = (trial.suggest_int("a", 0, 99), trial.suggest_int("b", 0, 99))
+    assert calls[-6:] == [4] * 6  # the relative parameters were sampled anew each time
+    assert len(set(draws)) > 1
+    stored = study._storage.get_trial(trial._trial_id)
+    assert (stored.params["a"], stored.params["b"]) == last
+    assert not is_enqueued(trial)
+    study.enqueue_trial({"a": 1, "b": 2})
+    assert is_enqueued(study.ask())

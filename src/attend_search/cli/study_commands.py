@@ -168,7 +168,8 @@ def _show(where, top: int | None, sort: str | None) -> None:
         f"study {config.name}: {c.total} trials: {c.complete} complete, {c.infeasible} "
         f"infeasible, {c.pruned} pruned, {c.failed} failed"
         + (f", {c.running} running" if c.running else "")
-        + f" ({c.duplicates} duplicates not re-evaluated)"
+        + f" ({c.duplicates} duplicates not re-evaluated; {c.redraws} repeated proposals "
+        "drawn again)"
     )
     trials = best(trials, objectives, top, sort)
     if not trials:

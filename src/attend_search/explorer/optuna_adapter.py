@@ -5,6 +5,9 @@ pyproject.toml declares only the Optuna versions CI tests (the lowest and the ne
 - ``Trial.storage`` swapped while a trial's space is resolved (:func:`params_written_together`):
   one transaction for ~70 parameters instead of ~70: about 60 ms a trial, all of it under
   SQLite's write lock that parallel workers queue for.
+- ``Trial._cached_frozen_trial``, ``Trial._relative_params``, ``Trial._fixed_params``
+  (:class:`Draw`, :func:`is_enqueued`): a proposal that repeats an architecture is drawn
+  again before its parameters are written, so that it costs no trial of the budget.
 - ``Trial._trial_id``, ``Study._storage`` (:func:`trial_id`, :func:`storage_of`,
   :func:`save_attrs`): a trial's record and constraints in one transaction, not two; the
   ledger's claims name trials by id.
@@ -88,25 +91,47 @@ class _Collecting:
         return getattr(self._storage, name)
 
 
+class Draw:
+    """The parameters a trial has drawn so far in :func:`params_written_together`."""
+
+    def __init__(self, trial: optuna.Trial, collecting: _Collecting):
+        self._trial, self._collecting = trial, collecting
+
+    def again(self) -> None:
+        """Forget them: the next suggestions ask the sampler anew (its random state has
+        moved on, so it proposes something else), as if nothing had been drawn."""
+        self._collecting.params.clear()
+        frozen = self._trial._cached_frozen_trial
+        frozen.params.clear()
+        frozen.distributions.clear()
+        self._trial._relative_params = None
+
+
 @contextmanager
-def params_written_together(trial: optuna.Trial) -> Iterator[None]:
-    """The trial's parameters suggested in the block are written in one transaction as it
-    ends, by a storage that offers ``set_trial_params``
-    (:mod:`attend_search.studies.storage.optuna_storage`); any other storage gets them one
-    by one, as Optuna writes them. Nothing reads them back from the storage meanwhile (the
-    trial object keeps them)."""
+def params_written_together(trial: optuna.Trial) -> Iterator[Draw]:
+    """The trial's parameters suggested in the block are written as it ends: in one
+    transaction by a storage that offers ``set_trial_params``
+    (:mod:`attend_search.studies.storage.optuna_storage`), one by one by any other. Until then
+    they can be drawn again (:meth:`Draw.again`); nothing reads them back from the storage
+    meanwhile (the trial object keeps them)."""
     storage = trial.storage
-    backend = backend_of(storage)
-    if not hasattr(backend, "set_trial_params"):
-        yield
-        return
     collecting = _Collecting(storage)
     trial.storage = collecting
     try:
-        yield
+        yield Draw(trial, collecting)
     finally:
         trial.storage = storage
-    backend.set_trial_params(trial._trial_id, collecting.params)
+    backend = backend_of(storage)
+    if hasattr(backend, "set_trial_params"):
+        backend.set_trial_params(trial._trial_id, collecting.params)
+        return
+    for name, value, distribution in collecting.params:
+        storage.set_trial_param(trial._trial_id, name, value, distribution)
+
+
+def is_enqueued(trial: optuna.Trial) -> bool:
+    """Whether the trial's parameters were fixed in advance (``study.enqueue_trial``)."""
+    return bool(trial._fixed_params)
 
 
 class _OneReadPerTrial:

@@ -25,6 +25,7 @@ class TrialRecord:
     feasible: bool = False
     imputed: tuple[str, ...] = ()  # objectives filled in, not measured
     duplicate_of: int | None = None  # trial whose evaluation was reused
+    redraws: int = 0  # proposals drawn again because they repeated an architecture
     preset: str | None = None  # reference architecture it was enqueued as
     error: str | None = None  # why the evaluation failed
     seconds: dict[str, float] = field(default_factory=dict)  # per phase: resolve, cost, ...

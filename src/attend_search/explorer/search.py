@@ -4,9 +4,11 @@ Trial life cycle:
 
 1. the space is walked through the trial (the sampler's encoding, see :mod:`.samplers`),
    giving a spec and its digest;
-2. the digest is claimed in the study's ledger: an architecture another trial has already
-   evaluated, or is evaluating right now in any worker, is not evaluated again; its result
-   is reused (waited for, if need be) and the trial records ``duplicate_of``;
+2. the digest is claimed in the study's ledger: a proposal that repeats an architecture
+   another trial holds (evaluated, or being evaluated right now in any worker) is drawn
+   again, up to 20 times, and the trial records how many ``redraws`` it took; a repeat that
+   remains is not evaluated again: its result is reused (waited for, if need be) and the
+   trial records ``duplicate_of``;
 3. best-practice rules (structural, on the spec) and budgets on cheap metrics (cost,
    predicted latency) give violation amounts, handed to Optuna as the trial's constraints;
 4. only a feasible candidate gets expensive metrics (proxies, short training, which
@@ -44,6 +46,7 @@ from .ledger import Ledger, MemoryLedger, stream_seed
 from .metrics import Objective, is_cheap
 from .optuna_adapter import (
     CONSTRAINTS_KEY,
+    is_enqueued,
     params_written_together,
     save_attrs,
     storage_of,
@@ -200,6 +203,8 @@ class TrialObjective:
 
     #: how long a trial waits for another worker evaluating the same architecture
     WAIT_SECONDS = 120.0
+    #: proposals drawn again, at most, while they repeat an architecture (then it is reused)
+    MAX_REDRAWS = 20
 
     def __init__(self, run: Run, max_failures: int = 5, trial_timeout: float | None = None):
         self.config, self.ledger, self.stream = run.config, run.ledger, run.stream
@@ -227,21 +232,19 @@ class TrialObjective:
         return values
 
     def _trial(self, trial: optuna.Trial) -> float | list[float]:
-        config, clock = self.config, Stopwatch()
-        with clock("resolve"), params_written_together(trial):  # the sampler answers each
-            chooser = (
-                FullSpaceChooser(trial, config.space) if self.full_space else TrialChooser(trial)
-            )
-            spec = config.space.resolve(chooser)
+        clock = Stopwatch()
+        with clock("resolve"):  # redraws and their claims included
+            spec, owner, redraws = self._propose(trial)
         base = TrialRecord(
             spec=spec.to_dict(),
             digest=spec.digest,
             version=__version__,
             stream=self.stream,
             preset=trial.user_attrs.get("preset"),
+            redraws=redraws,
         )
         with clock("claim"):
-            twin = self._claim(trial, spec.digest)
+            twin = self._twin(trial, spec.digest, owner)
         if twin is not None:
             return self._reuse(trial, replace(base, seconds=dict(clock.seconds)), twin)
         try:
@@ -256,13 +259,32 @@ class TrialObjective:
             )
             raise
 
-    def _claim(self, trial: optuna.Trial, digest: str) -> FrozenTrial | None:
+    def _propose(self, trial: optuna.Trial) -> tuple[Spec, int, int]:
+        """``(spec, owner of its digest, redraws)``. A proposal whose architecture another
+        trial already holds (evaluated, or being evaluated by any worker) is drawn again, up
+        to :attr:`MAX_REDRAWS` times, before its parameters are written: a repeat would cost
+        a trial of the budget and teach the sampler nothing. Presets are taken as they are."""
+        mine, redraws = trial_id(trial), 0
+        with params_written_together(trial) as draw:  # the sampler answers each suggestion
+            while True:
+                chooser = (
+                    FullSpaceChooser(trial, self.config.space)
+                    if self.full_space
+                    else TrialChooser(trial)
+                )
+                spec = self.config.space.resolve(chooser)
+                owner = self.ledger.claim(spec.digest, mine)
+                if owner == mine or redraws == self.MAX_REDRAWS or is_enqueued(trial):
+                    return spec, owner, redraws
+                draw.again()
+                redraws += 1
+
+    def _twin(self, trial: optuna.Trial, digest: str, owner: int) -> FrozenTrial | None:
         """The finished trial whose result this one reuses, or None: evaluate it here.
 
         A trial that holds the claim but is still running (another worker) is waited for;
         one that failed, or runs longer than :attr:`WAIT_SECONDS`, loses the claim to us."""
         mine, storage = trial_id(trial), storage_of(trial)
-        owner = self.ledger.claim(digest, mine)
         deadline, pause = time.monotonic() + self.WAIT_SECONDS, 0.05
         while owner != mine:
             other = storage.get_trial(owner)
@@ -353,6 +375,7 @@ class TrialObjective:
                 version=base.version,
                 seconds=base.seconds,
                 duplicate_of=twin.number,
+                redraws=base.redraws,
             ),
             _constraints(self.config.constraint_names, found.violations),
         )

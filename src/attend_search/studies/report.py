@@ -134,6 +134,7 @@ def _summary(trials: list[FrozenTrial], config: StudyConfig) -> str:
         ("pruned", c.pruned),
         ("failed", c.failed),
         ("duplicates reused", c.duplicates),
+        ("repeated proposals drawn again", c.redraws),
         (
             "space",
             f"{s.space.name} ({s.space.size:.3g} architectures once the study's rules narrow it)",

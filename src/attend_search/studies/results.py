@@ -28,6 +28,7 @@ class Counts:
     failed: int
     running: int
     duplicates: int
+    redraws: int  # proposals drawn again because they repeated an architecture
 
     @property
     def total(self) -> int:
@@ -47,7 +48,9 @@ def counts(trials: list[FrozenTrial]) -> Counts:
             c["complete" if is_feasible(t, record) else "infeasible"] += 1
         else:
             c[{TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}.get(t.state, "running")] += 1
-        c["duplicates"] += record is not None and record.duplicate_of is not None
+        if record is not None:
+            c["duplicates"] += record.duplicate_of is not None
+            c["redraws"] += record.redraws
     return Counts(**{k: c[k] for k in Counts.__dataclass_fields__})
 
 
