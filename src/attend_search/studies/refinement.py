@@ -137,6 +137,34 @@ class Refinement:
             last[r.trial] = r
         return dict(sorted(last.items(), key=lambda kv: (-kv[1].rung, -kv[1].top1, kv[0])))
 
+    def card(self, trial: int) -> list[str]:
+        """A model card's account of the trial's measured accuracy (none if not refined)."""
+        measured = self.top1(trial)
+        if not measured:
+            return []
+        plan = self.plan
+        return [
+            "",
+            "## Measured accuracy",
+            "",
+            f"Trained on `{plan.data['data']}` by `attend-search refine` ({plan.selection}; "
+            f"successive halving, the best 1/{plan.reduction_factor} of each rung going on). "
+            f"Validation top-1 at each rung it reached (the weights here are not these; "
+            f"the run is in the study's `refine/trial-{trial}/`):",
+            "",
+            "| rung | epochs | top-1 |",
+            "|---:|---:|---:|",
+            *(f"| {r + 1} | {plan.rungs[r]} | {v:.4f} |" for r, v in sorted(measured.items())),
+        ]
+
+    def columns(self) -> dict[str, dict[int, float]]:
+        """The trials table's columns: top-1 at the highest rung reached, and its epochs."""
+        reached = self.reached()
+        return {
+            "measured.top1": {n: r.top1 for n, r in reached.items()},
+            "measured.epochs": {n: r.epochs for n, r in reached.items()},
+        }
+
     def first_rung(self) -> dict[int, float]:
         """Top-1 at the first rung, where every chosen trial trained the same epochs: the
         figures an estimate is compared with and fitted to."""
