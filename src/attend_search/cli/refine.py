@@ -97,15 +97,23 @@ def _check_same(plan, proposed, study: str) -> None:
     """A study has one refinement: a later ``refine`` must ask for the stored settings."""
     stored, asked = plan.settings(), proposed.settings()
     changes = [
-        f"{key}: {stored[key]} stored, {asked[key]} asked"
+        f"{key}{'.' + part if part else ''}: {was} stored, {now} asked"
         for key in stored
-        if stored[key] != asked[key]
+        for part, was, now in _parts(stored[key], asked[key])
+        if was != now
     ]
     if changes:
         raise AttendSearchError(
             f"study {study} is being refined with other settings ({'; '.join(changes)}); "
             f"give the same options to go on with it"
         )
+
+
+def _parts(stored, asked) -> list[tuple[str, object, object]]:
+    """A setting's values to compare, a dict's (the recipe, the data) key by key."""
+    if isinstance(stored, dict) and isinstance(asked, dict):
+        return [(k, stored.get(k), asked.get(k)) for k in dict.fromkeys([*stored, *asked])]
+    return [("", stored, asked)]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
