@@ -22,9 +22,27 @@ import sys
 
 from .. import __version__, interrupts
 from ..errors import AttendSearchError
-from . import evaluate, latency, output_commands, proxy, spec_commands, study_commands, train
+from . import (
+    evaluate,
+    latency,
+    output_commands,
+    proxy,
+    refine,
+    spec_commands,
+    study_commands,
+    train,
+)
 
-COMMAND_MODULES = [spec_commands, evaluate, latency, proxy, study_commands, output_commands, train]
+COMMAND_MODULES = [
+    spec_commands,
+    evaluate,
+    latency,
+    proxy,
+    study_commands,
+    output_commands,
+    train,
+    refine,
+]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -52,6 +70,7 @@ def _storage_error(exc: Exception) -> AttendSearchError | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as given: `refine --jobs` repeats it
     interrupts.install()  # Ctrl-C and SIGTERM: the running trial is closed as failed
     try:
         args.func(args)
@@ -67,14 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "spawned", False):  # the `run --jobs` that started it speaks
             return 130
         resume = getattr(args, "resume", None)
+        kept = getattr(
+            args, "kept", "the running trial was closed as failed and completed trials are kept"
+        )
         print(
-            "interrupted"
-            + (
-                f": the running trial was closed as failed and completed trials "
-                f"are kept; to resume: {resume}"
-                if resume
-                else ""
-            ),
+            "interrupted" + (f": {kept}; to resume: {resume}" if resume else ""),
             file=sys.stderr,
         )
         return 130

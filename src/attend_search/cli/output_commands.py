@@ -20,6 +20,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from ..studies import load, place
     from ..studies.export.network import TABLE_FORMATS, parse_formats
     from ..studies.export.run import ExportOptions, export_study
+    from ..studies.refinement import read_refinement
     from ..studies.storage.trial_reader import read_trials
 
     _check_top(args)
@@ -45,7 +46,14 @@ def cmd_export(args: argparse.Namespace) -> None:
         calibration_images=args.calibration_images,
     )
     lines = export_study(
-        config, trials, chosen, Path(args.out), options, args.force, where.directory
+        config,
+        trials,
+        chosen,
+        Path(args.out),
+        options,
+        args.force,
+        where.directory,
+        read_refinement(study),
     )
     for line in lines:
         print(line, flush=True)

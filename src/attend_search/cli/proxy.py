@@ -1,6 +1,7 @@
 """``attend-search proxy fit``: fit the ensemble's weights to networks the user trained.
 
     proxy fit TRAINED.csv --out FIT.yaml      a study then names ``ensemble@FIT.yaml``
+    proxy fit STUDY --out FIT.yaml            the accuracies ``refine`` measured in STUDY
 
 PyTorch and the proxies are imported inside the command.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from ..errors import AttendSearchError
 from .common import check_output_file, positive
+from .study_commands import _study_arguments
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
@@ -26,22 +28,16 @@ def cmd_fit(args: argparse.Namespace) -> None:
     )
     from ..evaluators.graph.trace import torch_threads
     from ..evaluators.proxies import zero_cost_all
-    from ..search_space.spec_table import number, read_spec_table
 
     check_output_file(args.out, "fit")
-    rows = list(
-        read_spec_table(Path(args.trained), ("accuracy",), (), FitError, "trained networks file")
-    )
-    accuracies = [
-        number(r["accuracy"], "accuracy", w, FitError, positive=False) for _, r, w in rows
-    ]
+    rows, accuracies = _trained(args)
     try:
         check_trained(accuracies)
     except FitError as exc:
         raise exc.located(args.trained) from None
     scaled = []
     with torch_threads(args.threads):
-        for i, (spec, _, where) in enumerate(rows, 1):
+        for i, (spec, where) in enumerate(rows, 1):
             try:
                 scores = zero_cost_all(spec, proxies=["ensemble"], seed=args.seed, signals=True)
             except AttendSearchError as exc:
@@ -76,6 +72,44 @@ def cmd_fit(args: argparse.Namespace) -> None:
     )
 
 
+def _trained(args: argparse.Namespace) -> tuple[list, list[float]]:
+    """The networks to fit, each ``(spec, where)``, and their accuracies: a CSV's rows, or
+    the trials a study's ``refine`` measured (their first rung's top-1, as ``refine --csv``
+    writes them)."""
+    from ..evaluators.estimate_fit import FitError
+    from ..search_space.spec_table import number, read_spec_table
+
+    path = Path(args.trained)
+    if path.suffix.lower() == ".csv" or path.is_file():
+        rows = list(
+            read_spec_table(
+                path, ("accuracy",), ("trial", "epochs"), FitError, "trained networks file"
+            )
+        )
+        accuracies = [
+            number(r["accuracy"], "accuracy", w, FitError, positive=False) for _, r, w in rows
+        ]
+        return [(spec, where) for spec, _, where in rows], accuracies
+    from ..explorer.search import quiet_optuna
+    from ..studies import load, place
+    from ..studies.refinement import fit_rows, read_refinement
+    from ..studies.storage.trial_reader import read_trials
+
+    where = place(args.trained, args.storage, args.root)
+    with quiet_optuna():
+        config, study = load(where)
+    refinement = read_refinement(study)
+    if refinement is None:
+        raise FitError(
+            f"study {config.name} has no measured accuracies: refine it first "
+            f"(attend-search refine {args.trained} --data DATA --epochs E)"
+        )
+    rows = fit_rows(refinement, read_trials(study, params=False), config)
+    return [(spec, f"study {config.name}, trial {n}") for n, spec, _ in rows], [
+        top1 for *_, top1 in rows
+    ]
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("proxy", help="fit the accuracy estimate to networks you trained")
     psub = p.add_subparsers(dest="proxy_command", required=True, metavar="SUBCOMMAND")
@@ -86,12 +120,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument(
         "trained",
-        help="CSV with columns spec (a spec JSON path relative to the CSV, a preset, "
-        "nb201:ARCH or macro:ARCH) and accuracy (any scale: only the ranking is fitted)",
+        help="a study refined by attend-search refine (name or directory), or a CSV with "
+        "columns spec (a spec JSON path relative to the CSV, a preset, nb201:ARCH or "
+        "macro:ARCH) and accuracy (any scale: only the ranking is fitted)",
     )
     s.add_argument("--out", required=True, help="fit YAML to write")
     s.add_argument(
         "--seed", type=int, default=0, help="weights and inputs of the proxies (default 0)"
     )
     s.add_argument("--threads", type=positive(int), default=1, help="PyTorch threads (default 1)")
+    _study_arguments(s)
     s.set_defaults(func=cmd_fit)

@@ -162,7 +162,7 @@ def _show(where, top: int | None, sort: str | None) -> None:
     with quiet_optuna():
         config, study = load(where)
     objectives = config.search.objectives
-    trials = read_trials(study, params=False)
+    trials = all_trials = read_trials(study, params=False)
     c = counts(trials)
     print(
         f"study {config.name}: {c.total} trials: {c.complete} complete, {c.infeasible} "
@@ -195,6 +195,45 @@ def _show(where, top: int | None, sort: str | None) -> None:
             ]
         )
     print(table(rows, right=set(range(2, len(rows[0]) - 1))))
+    from ..studies.refinement import read_refinement
+
+    refinement = read_refinement(study)
+    if refinement is not None:
+        print_refinement(refinement, all_trials, config)
+
+
+def print_refinement(refinement, trials, config) -> None:
+    """The refined trials (``refine``): each objective beside the top-1 measured at each
+    rung, and how well the study's accuracy estimate ranks them."""
+    from ..explorer import record_of
+    from ..explorer.metrics import metric_label, shown
+    from ..studies.refinement import agreement
+    from ..studies.results import candidates
+
+    plan = refinement.plan
+    data = plan.data["data"]
+    print(
+        f"refined on {data} ({plan.selection}; successive halving, rungs of "
+        f"{', '.join(map(str, plan.rungs))} epochs; validation top-1):"
+    )
+    records = {t.number: record_of(t) for t in candidates(trials)}
+    metrics = [o.metric for o in config.search.objectives]
+    rows = [["trial", *map(metric_label, metrics), *(f"top-1 @{e}" for e in plan.rungs)]]
+    for number in refinement.reached():
+        measured = refinement.top1(number)
+        rows.append(
+            [
+                str(number),
+                *[f"{shown(m, records[number].metrics[m]):.4g}" for m in metrics],
+                *(f"{measured[r]:.4f}" if r in measured else "-" for r in range(len(plan.rungs))),
+            ]
+        )
+    if len(rows) == 1:
+        print("nothing measured yet")
+        return
+    print(table(rows, right=set(range(len(rows[0])))))
+    fit = agreement(refinement, trials, config)
+    print(f"estimate {fit}" if fit else "no accuracy estimate among the study's objectives")
 
 
 def _trial_arguments(p: argparse.ArgumentParser) -> None:

@@ -14,26 +14,11 @@ from .common import positive
 
 def cmd_train(args: argparse.Namespace) -> None:
     from ..errors import AttendSearchError
-    from ..evaluators.training.datasets import load_dataset
-    from ..evaluators.training.recipe import Recipe
     from ..studies.export.network import FORMATS, QUANTIZE, parse_formats
     from ..studies.training_run import EXPORT, run_training
 
     spec, source = _spec(args)
-    recipe = Recipe(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        momentum=args.momentum,
-        warmup_epochs=args.warmup_epochs,
-        label_smoothing=args.label_smoothing,
-        augment=args.augment,
-        hflip=args.hflip,
-        input_size=args.input_size,
-        seed=args.seed,
-    ).resolved()
+    recipe = recipe_of(args)
     formats = tuple(parse_formats(args.format or "json", args.quantize))  # "": spec, weights
     if args.quantize not in (None, *QUANTIZE):
         raise AttendSearchError(
@@ -46,9 +31,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             f"network exports as {', '.join(FORMATS)}"
         )
     out = Path(args.out) if args.out else _run_folder(spec, source)
-    data = load_dataset(
-        args.data, val_fraction=args.val_fraction, seed=args.seed, validation=args.val
-    )
+    data = data_of(args)
     try:
         trained = run_training(
             spec,
@@ -144,15 +127,41 @@ def _run_folder(spec, source: str) -> Path:
     return Path("runs") / name
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("train", help="train an architecture with a full recipe and export it")
-    s.add_argument("spec", nargs="?", help="spec JSON, export folder (with spec.json) or preset")
-    s.add_argument("--study", help="train a trial of this study (name or directory) ...")
-    s.add_argument("--trial", type=int, help="... this trial (see attend-search show)")
-    s.add_argument(
-        "--storage", help="the study's Optuna storage URL (default: sqlite in its directory)"
+def recipe_of(args: argparse.Namespace):
+    """The recipe the options of :func:`training_arguments` give, checked."""
+    from ..evaluators.training.recipe import Recipe
+
+    return Recipe(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        momentum=args.momentum,
+        warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing,
+        augment=args.augment,
+        hflip=args.hflip,
+        input_size=args.input_size,
+        seed=args.seed,
+    ).resolved()
+
+
+def data_of(args: argparse.Namespace):
+    """The data set the options of :func:`training_arguments` name."""
+    from ..evaluators.training.datasets import load_dataset
+
+    return load_dataset(
+        args.data, val_fraction=args.val_fraction, seed=args.seed, validation=args.val
     )
-    s.add_argument("--root", default="studies", help="folder of study directories (studies)")
+
+
+def training_arguments(
+    s: argparse.ArgumentParser, epochs_default: int | None
+) -> argparse._ArgumentGroup:
+    """The data, recipe and device options of the commands that train (``train``,
+    ``refine``); ``epochs_default`` None makes ``--epochs`` required. Returns the "run"
+    group, for the command's own options."""
     data = s.add_argument_group("data")
     data.add_argument(
         "--data",
@@ -167,7 +176,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="share of --data held out for validation when no --val (0.2)",
     )
     recipe = s.add_argument_group("recipe")
-    recipe.add_argument("--epochs", type=positive(int), default=30, help="(30)")
+    recipe.add_argument(
+        "--epochs",
+        type=positive(int),
+        default=epochs_default,
+        required=epochs_default is None,
+        help=f"({epochs_default})" if epochs_default else "epochs of the whole training",
+    )
     recipe.add_argument("--batch-size", type=positive(int), default=128, help="(128)")
     recipe.add_argument(
         "--optimizer",
@@ -212,6 +227,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="channels-last memory layout (default: on for cuda)",
     )
+    return run
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("train", help="train an architecture with a full recipe and export it")
+    s.add_argument("spec", nargs="?", help="spec JSON, export folder (with spec.json) or preset")
+    s.add_argument("--study", help="train a trial of this study (name or directory) ...")
+    s.add_argument("--trial", type=int, help="... this trial (see attend-search show)")
+    s.add_argument(
+        "--storage", help="the study's Optuna storage URL (default: sqlite in its directory)"
+    )
+    s.add_argument("--root", default="studies", help="folder of study directories (studies)")
+    run = training_arguments(s, epochs_default=30)
     run.add_argument("--out", help="run folder: checkpoint, metrics, export (runs/<name>)")
     run.add_argument(
         "--resume", action="store_true", dest="continue_run", help="continue the run in --out"

@@ -34,6 +34,7 @@ from ..search_space import Spec, get_preset, list_presets
 from ..search_space.naming import layer_name
 from .config import StudyConfig
 from .export.folders import export_folder
+from .refinement import Refinement, agreement, estimate_objective, read_refinement
 from .results import best, candidates, counts, hypervolume_history, trials_frame
 from .storage.trial_reader import read_trials, with_params
 
@@ -68,6 +69,9 @@ def _page(study: optuna.Study, config: StudyConfig, path: Path, exports: Path) -
     ]
     if len(objectives) >= 2:
         sections.append(("Pareto front", _pareto_figure(feasible, members, config)))
+    refinement = read_refinement(study)
+    if refinement is not None and refinement.rows:
+        sections.append(("Measured accuracy (refine)", _measured(refinement, trials, config)))
     sections.append(("Optimisation history", _history(feasible, config)))
     if len(objectives) >= 2 and len(feasible) >= 2:
         sections.append(("Hypervolume history", _hypervolume(feasible, config)))
@@ -288,6 +292,57 @@ def _pareto_figure(
         f"constraints; a hollow one breaks them (its legend entry says which), so the search "
         f"could never choose it, however it scores."
     )
+
+
+def _measured(
+    refinement: Refinement, trials: list[FrozenTrial], config: StudyConfig
+) -> tuple[go.Figure, str]:
+    """The measured front: each refined trial's validation top-1 at the highest rung it
+    reached against the study's first objective that is not the accuracy estimate, and the
+    estimate's rank correlation with the measurements."""
+    estimate = estimate_objective(config)
+    others = [o for o in config.search.objectives if o.metric != estimate]
+    cost = others[0] if others else Objective("params", "minimize")
+    records = {t.number: record_of(t) for t in candidates(trials)}
+    reached = {n: r for n, r in refinement.reached().items() if n in records}
+    fig = go.Figure()
+    for epochs in sorted({r.epochs for r in reached.values()}):
+        group = [(n, r) for n, r in reached.items() if r.epochs == epochs]
+        fig.add_scatter(
+            x=[shown(cost.metric, records[n].metrics[cost.metric]) for n, _ in group],
+            y=[r.top1 for _, r in group],
+            mode="markers",
+            name=f"trained {epochs} epoch{'s' * (epochs != 1)}",
+            text=[f"trial {n}" for n, _ in group],
+        )
+    points = [
+        (shown(cost.metric, records[n].metrics[cost.metric]), r.top1) for n, r in reached.items()
+    ]
+    front = _front(points, cost.direction)
+    fig.add_scatter(
+        x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="measured front"
+    )
+    fig.update_layout(xaxis_title=_axis(cost), yaxis_title="validation top-1 (measured)")
+    fit = agreement(refinement, trials, config)
+    plan = refinement.plan
+    return fig, (
+        f"Trained on {plan.data['data']} by attend-search refine ({plan.selection}; rungs of "
+        f"{', '.join(map(str, plan.rungs))} epochs, the best 1/{plan.reduction_factor} of each "
+        f"going on); each trial at the highest rung it reached, so the points of fewer epochs "
+        f"are the ones successive halving stopped. "
+        + (f"Estimate {fit}." if fit else "The study has no accuracy estimate to compare.")
+    )
+
+
+def _front(points: list[tuple[float, float]], direction: str) -> list[tuple[float, float]]:
+    """The points no other beats on both the cost (in ``direction``) and top-1 (higher)."""
+    sign = 1 if direction == "minimize" else -1
+    front, best_top1 = [], -math.inf
+    for x, y in sorted(points, key=lambda p: (sign * p[0], -p[1])):
+        if y > best_top1:
+            front.append((x, y))
+            best_top1 = y
+    return front
 
 
 def _padded(values: list[float], share: float = 0.08) -> list[float] | None:

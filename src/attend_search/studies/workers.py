@@ -37,9 +37,8 @@ def run_workers(
 ) -> None:
     """Split ``budget`` among ``jobs`` workers (each given ``options``) and wait for all;
     with ``finished`` (the study's count of finished trials), show their progress in one bar."""
-    procs = []
-    for share in budget.split(jobs):
-        cmd = [
+    commands = [
+        [
             sys.executable,
             "-m",
             "attend_search.cli",
@@ -56,10 +55,24 @@ def run_workers(
             "--budget",
             str(share.trials) if share.trials is not None else f"{share.seconds:g}s",
         ]
-        procs.append(subprocess.Popen(cmd))
+        for share in budget.split(jobs)
+    ]
+    supervise(
+        commands,
+        None if finished is None else lambda procs: _progress(procs, finished, budget),
+    )
+
+
+def supervise(
+    commands: list[list[str]],
+    watch: Callable[[list[subprocess.Popen]], None] | None = None,
+) -> None:
+    """Run ``commands`` as processes at once (``watch`` given them while they run) and wait
+    for all: stopped together on Ctrl-C, and a failure of any reported once they end."""
+    procs = [subprocess.Popen(cmd) for cmd in commands]
     try:
-        if finished is not None:
-            _progress(procs, finished, budget)
+        if watch is not None:
+            watch(procs)
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:
         _stop(procs)

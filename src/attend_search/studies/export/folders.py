@@ -14,7 +14,7 @@ from pathlib import Path
 from optuna.trial import FrozenTrial
 
 from ...explorer import record_of
-from ...files import write_atomic
+from ...files import process_alive, write_atomic
 from ...search_space import Spec
 from ..config import StudyConfig
 
@@ -51,21 +51,11 @@ def remove_abandoned(out: Path, names: str) -> list[Path]:
     abandoned = [
         p
         for p in sorted(out.glob(".*.partial"))
-        if p.is_dir() and (m := pattern.fullmatch(p.name)) and not _alive(int(m[1]))
+        if p.is_dir() and (m := pattern.fullmatch(p.name)) and not process_alive(int(m[1]))
     ]
     for path in abandoned:
         shutil.rmtree(path, ignore_errors=True)
     return abandoned
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    return True
 
 
 def record_export(study_directory: Path, out: Path) -> str | None:

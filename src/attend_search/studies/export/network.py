@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +90,11 @@ def export_trial(
     seed: int = 0,
     int8: Int8 | None = None,
     force: bool = False,
+    details: Sequence[str] = (),
 ) -> Path:
     """One trial's folder (:func:`.folders.export_folder`), weights initialised under
-    ``torch.manual_seed(seed)`` (the caller's random state is left as it was)."""
+    ``torch.manual_seed(seed)`` (the caller's random state is left as it was); ``details``
+    are the card's further lines (the accuracy ``refine`` measured)."""
     spec, record = exported_spec(trial, config), record_of(trial)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -102,6 +105,7 @@ def export_trial(
         seed=seed,
         metrics=record.metrics,
         constraints=constraint_states(config.search.constraints, record.violations),
+        details=details,
     )
     return export_network(
         spec,

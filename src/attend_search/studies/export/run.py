@@ -19,6 +19,7 @@ from ...explorer import record_of
 from ...files import atomic_path, write_atomic
 from ...search_space import Spec
 from ..config import StudyConfig
+from ..refinement import Refinement
 from ..results import trials_frame
 from .folders import export_folder, folder_pattern, record_export, remove_abandoned
 from .manifest import refuse_stale, remove_stale, stale_folders, write_manifest
@@ -45,10 +46,12 @@ def export_study(
     options: ExportOptions,
     force: bool = False,
     study_directory: Path | None = None,
+    refinement: Refinement | None = None,
 ) -> Iterator[str]:
     """Write the export; yields a line per file or folder written or removed. Where networks
     were exported, ``study_directory`` records ``out`` for the report
-    (:func:`.folders.record_export`)."""
+    (:func:`.folders.record_export`). A study's ``refinement`` puts the accuracy measured
+    beside the estimates, in the table and on the cards."""
     if options.quantize and not options.calibration:
         raise AttendSearchError(
             f"--quantize {options.quantize} needs --calibration: images to "
@@ -66,6 +69,8 @@ def export_study(
         yield f"{path}: removed (half-written by an export that was killed)"
     for fmt, path in tables.items():
         frame = trials_frame(trials)
+        for column, values in (refinement.columns() if refinement else {}).items():
+            frame[column] = frame["number"].map(values)
         if fmt == "csv":
             write_atomic(path, frame.to_csv(index=False))
         else:
@@ -75,7 +80,14 @@ def export_study(
     exported = []
     for trial, int8 in zip(chosen, calibration):
         folder = export_trial(
-            trial, config, model_formats, out, seed=options.seed, int8=int8, force=force
+            trial,
+            config,
+            model_formats,
+            out,
+            seed=options.seed,
+            int8=int8,
+            force=force,
+            details=refinement.card(trial.number) if refinement else (),
         )
         exported.append((trial, folder))
         yield (

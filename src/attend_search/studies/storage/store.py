@@ -39,6 +39,7 @@ from ...search_space.fields import join as field_path
 from ..config import NAME, StudyConfig, StudyError, read_study
 from . import sqlite_lock
 from .optuna_storage import Storage, TrialCache, index_trials_by_state
+from .refine_table import RefineTable
 from .sql_ledger import SqlLedger
 
 STORAGE_ENV = "ATTEND_SEARCH_STORAGE"
@@ -267,6 +268,13 @@ def _open_run(config: StudyConfig, store: TrialCache, create: bool = True) -> Ru
     index_trials_by_state(rdb.engine)
     ledger = SqlLedger(rdb.engine, rdb.get_study_id_from_name(config.name))
     return open_study(config.search, store, ledger, create=create)
+
+
+def refine_table(study: optuna.Study, create: bool = False) -> RefineTable:
+    """The study's ``refine`` tables (:mod:`.refine_table`), beside Optuna's in its database;
+    ``create`` makes them (``refine``), else a study never refined reads as empty."""
+    rdb = backend_of(study._storage)
+    return RefineTable(rdb.engine, study._study_id, _seconds(GRACE_ENV, 60), create)
 
 
 def _canonical(document: Any) -> str:

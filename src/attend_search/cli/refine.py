@@ -1,0 +1,162 @@
+"""``attend-search refine``: train a study's best trials with successive halving.
+
+    refine STUDY --data DATA --epochs E [--top K [--sort METRIC] | --pareto] [--jobs N]
+
+PyTorch, Optuna and the trainer are imported inside the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import asdict
+
+from ..errors import AttendSearchError
+from .common import check_output_file, positive
+from .study_commands import _check_top, _study_arguments
+from .train import data_of, recipe_of, training_arguments
+
+
+def cmd_refine(args: argparse.Namespace) -> None:
+    from ..evaluators.training.loop import device_of
+    from ..explorer.search import quiet_optuna
+    from ..studies import load, place
+    from ..studies.refine_run import refine
+    from ..studies.refinement import Plan, choose, read_refinement, rung_epochs, write_fit_csv
+    from ..studies.storage.store import redact, refine_table
+    from ..studies.storage.trial_reader import read_trials
+    from ..studies.workers import supervise
+    from .study_commands import print_refinement
+
+    _check_top(args)
+    if args.csv:
+        check_output_file(args.csv, "CSV of measured accuracies")
+    recipe = recipe_of(args)
+    rungs = rung_epochs(args.epochs, args.min_epochs, args.reduction_factor)
+    device = device_of(args.device)  # refused before anything is written
+    if args.amp and device.type != "cuda":
+        raise AttendSearchError("--amp: mixed precision is for --device cuda")
+    where = place(args.study, args.storage, args.root)
+    with quiet_optuna():
+        config, study = load(where)
+    trials = read_trials(study, params=False)
+    chosen, selection = choose(trials, config, args.top, args.sort)
+    data = data_of(args)
+    proposed = Plan(
+        trials=tuple(t.number for t in chosen),
+        rungs=rungs,
+        reduction_factor=args.reduction_factor,
+        selection=selection,
+        data={"data": args.data, "val": args.val, "val_fraction": args.val_fraction},
+        recipe=asdict(recipe),
+    )
+    table = refine_table(study, create=True)
+    plan = Plan.from_json(table.plan(proposed.to_json()))
+    _check_same(plan, proposed, config.name)
+    args.resume = shlex.join(
+        ["attend-search", *(w.replace(args.storage, redact(args.storage)) for w in args.argv)]
+        if args.storage
+        else ["attend-search", *args.argv]
+    )
+    args.kept = (
+        "finished rungs are kept in the study, and each unfinished run goes on from its last epoch"
+    )
+    if not args.spawned:
+        print(
+            f"refining {len(plan.trials)} trials of study {config.name} ({plan.selection}) "
+            f"on {data.name}: rungs of {', '.join(map(str, plan.rungs))} epochs, the best "
+            f"1/{plan.reduction_factor} of each going on"
+        )
+    if args.jobs > 1:
+        child = [sys.executable, "-m", "attend_search.cli", *args.argv]
+        supervise([[*child, "--jobs", "1", "--spawned"]] * args.jobs)
+    else:
+        refine(
+            study,
+            config,
+            where.directory,
+            table,
+            plan,
+            data,
+            report=lambda line: print(line, flush=True),
+            device=args.device,
+            amp=args.amp,
+            channels_last=args.channels_last,
+        )
+    if args.spawned:
+        return
+    refinement = read_refinement(study)
+    print_refinement(refinement, read_trials(study, params=False), config)
+    if args.csv:
+        rows = write_fit_csv(args.csv, refinement, read_trials(study, params=False), config, where)
+        print(f"{args.csv}: {rows} networks' spec and measured top-1, for attend-search proxy fit")
+
+
+def _check_same(plan, proposed, study: str) -> None:
+    """A study has one refinement: a later ``refine`` must ask for the stored settings."""
+    stored, asked = plan.settings(), proposed.settings()
+    changes = [
+        f"{key}{'.' + part if part else ''}: {was} stored, {now} asked"
+        for key in stored
+        for part, was, now in _parts(stored[key], asked[key])
+        if was != now
+    ]
+    if changes:
+        raise AttendSearchError(
+            f"study {study} is being refined with other settings ({'; '.join(changes)}); "
+            f"give the same options to go on with it"
+        )
+
+
+def _parts(stored, asked) -> list[tuple[str, object, object]]:
+    """A setting's values to compare, a dict's (the recipe, the data) key by key."""
+    if isinstance(stored, dict) and isinstance(asked, dict):
+        return [(k, stored.get(k), asked.get(k)) for k in dict.fromkeys([*stored, *asked])]
+    return [("", stored, asked)]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser(
+        "refine",
+        help="train a study's best trials with successive halving; measured accuracy "
+        "goes into the study",
+    )
+    s.add_argument("study", help="study name, directory or study file")
+    choice = s.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--pareto",
+        action="store_true",
+        help="the feasible Pareto set (default; a study of one objective: its best 10)",
+    )
+    choice.add_argument(
+        "--top",
+        type=positive(int),
+        metavar="K",
+        help="the K best feasible trials by --sort (default: the study's accuracy estimate)",
+    )
+    s.add_argument("--sort", metavar="METRIC", help="with --top: the objective to rank by")
+    halving = s.add_argument_group("successive halving")
+    halving.add_argument(
+        "--min-epochs",
+        type=positive(int),
+        default=3,
+        help="fewest epochs of a rung: the first rung's (3)",
+    )
+    halving.add_argument(
+        "--reduction-factor",
+        type=positive(int),
+        default=3,
+        help="each rung trains this many times the epochs of the one before, for the best "
+        "1/this of its trials (3)",
+    )
+    halving.add_argument(
+        "--csv",
+        metavar="OUT.csv",
+        help="also write the measured accuracies as a CSV (spec, accuracy) for proxy fit",
+    )
+    run = training_arguments(s, epochs_default=None)
+    run.add_argument("--jobs", type=positive(int), default=1, help="training processes (1)")
+    run.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)
+    _study_arguments(s)
+    s.set_defaults(func=cmd_refine)

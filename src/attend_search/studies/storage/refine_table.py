@@ -1,0 +1,188 @@
+"""``refine``'s plan and measured accuracies as tables in the study's own database.
+
+- ``attend_search_refine_plans``: one row per study, the plan every ``refine`` process of the
+  study follows (the chosen trials, the rungs, the recipe and the data). The first process
+  inserts it; the others, on this machine or another, read it back and must ask for the same.
+- ``attend_search_refine``: one row per (trial, rung), inserted by the process that claims
+  the training of that trial up to that rung's epochs, and completed with the validation
+  top-1 and top-5 once measured. The claim is the primary key, as the ledger's
+  (:mod:`.sql_ledger`): of two processes inserting it at once exactly one succeeds, on SQLite
+  and PostgreSQL alike, so no run is trained twice.
+
+A claim names its owner (``host/pid``) and carries a heartbeat, renewed while it trains. A
+claim whose owner is gone (a pid no longer alive on this host, or no heartbeat for the grace
+period, ``$ATTEND_SEARCH_HEARTBEAT_GRACE``, from any host) is taken over, as the explorer's
+ledger takes a failed trial's digest over: a killed worker blocks nothing for long.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from ...files import process_alive
+from . import sqlite_lock
+
+_METADATA = sa.MetaData()
+PLANS = sa.Table(
+    "attend_search_refine_plans",
+    _METADATA,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("plan", sa.Text, nullable=False),  # JSON
+)
+RUNGS = sa.Table(
+    "attend_search_refine",
+    _METADATA,
+    sa.Column("study_id", sa.Integer, primary_key=True),
+    sa.Column("trial", sa.Integer, primary_key=True),  # the trial's number
+    sa.Column("rung", sa.Integer, primary_key=True),
+    sa.Column("epochs", sa.Integer, nullable=False),  # trained to, in all (not this rung's)
+    sa.Column("owner", sa.String(300), nullable=False),  # host/pid of who trains or trained it
+    sa.Column("beat", sa.Float, nullable=False),  # time.time() of the owner's last heartbeat
+    sa.Column("top1", sa.Float, nullable=True),  # None until measured
+    sa.Column("top5", sa.Float, nullable=True),
+    sa.Column("seconds", sa.Float, nullable=True),  # training time of this rung's epochs
+)
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One row: a trial trained to ``epochs`` at ``rung``; ``top1`` None while it trains."""
+
+    trial: int
+    rung: int
+    epochs: int
+    owner: str
+    beat: float
+    top1: float | None
+    top5: float | None
+    seconds: float | None
+
+    @property
+    def done(self) -> bool:
+        return self.top1 is not None
+
+
+def me() -> str:
+    """This process as a claim's owner."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+class RefineTable:
+    """The refine tables of one study (``study_id``) in an Optuna RDB storage's database."""
+
+    def __init__(self, engine: sa.Engine, study_id: int, grace: float, create: bool = False):
+        """``create`` makes the tables where missing; without it (``show``, ``report``: a
+        reader writes nothing) a study never refined reads as empty."""
+        self.engine, self.study_id, self.grace = engine, study_id, grace
+        if create:
+            _METADATA.create_all(engine, checkfirst=True)
+        self.exists = create or sa.inspect(engine).has_table(PLANS.name)
+
+    def plan(self, proposed: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The study's plan; with ``proposed``, stored first if the study has none yet."""
+        if proposed is not None:
+            try:
+                with self.engine.begin() as db:
+                    db.execute(
+                        sa.insert(PLANS).values(study_id=self.study_id, plan=json.dumps(proposed))
+                    )
+            except IntegrityError:
+                pass  # another process's plan came first: read it back
+        if not self.exists:
+            return None
+        with sqlite_lock.reading(), self.engine.connect() as db:
+            text = db.execute(
+                sa.select(PLANS.c.plan).where(PLANS.c.study_id == self.study_id)
+            ).scalar_one_or_none()
+        return None if text is None else json.loads(text)
+
+    def rungs(self) -> list[Rung]:
+        """Every row, by rung and trial."""
+        if not self.exists:
+            return []
+        with sqlite_lock.reading(), self.engine.connect() as db:
+            rows = db.execute(
+                sa.select(RUNGS)
+                .where(RUNGS.c.study_id == self.study_id)
+                .order_by(RUNGS.c.rung, RUNGS.c.trial)
+            ).all()
+        return [Rung(**{k: v for k, v in row._mapping.items() if k != "study_id"}) for row in rows]
+
+    def claim(self, trial: int, rung: int, epochs: int, owner: str) -> bool:
+        """Claim the training of ``trial`` to ``epochs`` at ``rung`` for ``owner``: True if
+        ours now (new, or taken over from an owner that is gone)."""
+        try:
+            with self.engine.begin() as db:
+                db.execute(
+                    sa.insert(RUNGS).values(
+                        study_id=self.study_id,
+                        trial=trial,
+                        rung=rung,
+                        epochs=epochs,
+                        owner=owner,
+                        beat=time.time(),
+                    )
+                )
+            return True
+        except IntegrityError:
+            pass
+        held = next((r for r in self.rungs() if (r.trial, r.rung) == (trial, rung)), None)
+        if held is None or held.done or not self._gone(held):
+            return False
+        with self.engine.begin() as db:  # only if nobody took it over or beat since we read
+            taken = db.execute(
+                sa.update(RUNGS)
+                .where(self._key(trial, rung), RUNGS.c.owner == held.owner)
+                .where(RUNGS.c.beat == held.beat, RUNGS.c.top1.is_(None))
+                .values(owner=owner, beat=time.time())
+            ).rowcount
+        return taken == 1
+
+    def beat(self, owner: str) -> None:
+        """Renew the heartbeat of ``owner``'s unfinished claims."""
+        with self.engine.begin() as db:
+            db.execute(
+                sa.update(RUNGS)
+                .where(RUNGS.c.study_id == self.study_id, RUNGS.c.owner == owner)
+                .where(RUNGS.c.top1.is_(None))
+                .values(beat=time.time())
+            )
+
+    def finish(self, trial: int, rung: int, scores: dict[str, float], seconds: float) -> None:
+        """Record the measured validation top-1 and top-5 of a claimed run."""
+        with self.engine.begin() as db:
+            db.execute(
+                sa.update(RUNGS)
+                .where(self._key(trial, rung))
+                .values(top1=scores["val_top1"], top5=scores["val_top5"], seconds=seconds)
+            )
+
+    def release(self, owner: str) -> None:
+        """Give up ``owner``'s unfinished claims (an interrupted run), for anyone to take."""
+        with self.engine.begin() as db:
+            db.execute(
+                sa.delete(RUNGS)
+                .where(RUNGS.c.study_id == self.study_id, RUNGS.c.owner == owner)
+                .where(RUNGS.c.top1.is_(None))
+            )
+
+    def _key(self, trial: int, rung: int) -> sa.ColumnElement[bool]:
+        return (
+            (RUNGS.c.study_id == self.study_id) & (RUNGS.c.trial == trial) & (RUNGS.c.rung == rung)
+        )
+
+    def _gone(self, held: Rung) -> bool:
+        """Whether a claim's owner is gone: no heartbeat for the grace period, or (on this
+        host, where we can tell at once) its process no longer alive."""
+        if time.time() - held.beat > self.grace:
+            return True
+        host, _, pid = held.owner.rpartition("/")
+        return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
