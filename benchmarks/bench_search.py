@@ -139,6 +139,9 @@ def print_long(
     def med(values) -> float:
         return statistics.median(values)
 
+    def mean(values: list) -> float:  # a window's share (the last may be short)
+        return sum(values) / len(values)
+
     windows = range(0, max(length.values()), window)  # trials [w, w + window)
 
     def per_window(title: str, of, form: str) -> None:
@@ -146,9 +149,7 @@ def print_long(
         print("sampler   " + "".join(f"{w + window:>8}" for w in windows))
         for s in samplers:
             cells = [
-                format(
-                    med(sum(of(runs[s, k])[w : w + window]) / window for k in range(seeds)), form
-                )
+                format(med(mean(of(runs[s, k])[w : w + window]) for k in range(seeds)), form)
                 if w < length[s]
                 else ""
                 for w in windows
@@ -165,7 +166,7 @@ def print_long(
         f"parameters, {LONG_REFERENCE[1]:.0e} MACs, {LONG_REFERENCE[2]:g} ms "
         f"(median [min-max] of {seeds} seeds)"
     )
-    print("sampler   " + "".join(f"{n:>22}" for n in checkpoints) + "  at its last trial  s a run")
+    print("sampler   " + "".join(f"{n:>24}" for n in checkpoints) + "  at its last trial  s a run")
     for s in samplers:
         cells = []
         for n in checkpoints:
@@ -175,7 +176,7 @@ def print_long(
             )
         last = f"{med(100 * runs[s, k].curve[-1] for k in range(seeds)):.3f} ({length[s]})"
         seconds = med(runs[s, k].seconds for k in range(seeds))
-        print(f"{s:9s} " + "".join(f"{c:>22}" for c in cells) + f"{last:>19}{seconds:9.0f}")
+        print(f"{s:9s} " + "".join(f"{c:>24}" for c in cells) + f"{last:>19}{seconds:9.0f}")
 
 
 def main() -> None:

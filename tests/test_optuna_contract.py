@@ -344,6 +344,12 @@ def test_a_draw_forgotten_is_asked_of_the_sampler_again_and_never_stored():
     assert len(set(draws)) > 1
     stored = study._storage.get_trial(trial._trial_id)
     assert (stored.params["a"], stored.params["b"]) == last
+    trial = study.ask()
+    with params_written_together(trial) as draw:
+        trial.suggest_int("a", 0, 99)
+        draw.again(independent=True)  # parameter by parameter: no relative proposal
+        trial.suggest_int("a", 0, 99)
+    assert calls[-2:] == [4, 5]
     assert not is_enqueued(trial)
     study.enqueue_trial({"a": 1, "b": 2})
     assert is_enqueued(study.ask())

@@ -97,14 +97,16 @@ class Draw:
     def __init__(self, trial: optuna.Trial, collecting: _Collecting):
         self._trial, self._collecting = trial, collecting
 
-    def again(self) -> None:
+    def again(self, independent: bool = False) -> None:
         """Forget them: the next suggestions ask the sampler anew (its random state has
-        moved on, so it proposes something else), as if nothing had been drawn."""
+        moved on, so it proposes something else), as if nothing had been drawn; with
+        ``independent``, parameter by parameter (``sample_independent``: NSGA-II's and GP's
+        are random, TPE's univariate), not as one relative proposal."""
         self._collecting.params.clear()
         frozen = self._trial._cached_frozen_trial
         frozen.params.clear()
         frozen.distributions.clear()
-        self._trial._relative_params = None
+        self._trial._relative_params = {} if independent else None
 
 
 @contextmanager
