@@ -167,3 +167,26 @@ def test_refine_on_cuda(workdir):
     out = cli("refine", "tiny", "--top", "3", *HALVING, *QUICK, "--device", "cuda", cwd=workdir)
     assert "top-1 @1  top-1 @2" in out.stdout
     assert len(_rows(workdir)) == 3 + 1
+
+
+def _sqlite_engine(path, timeout=60.0):
+    """An engine as the project's storage makes one: ``BEGIN IMMEDIATE`` for writers."""
+    from attend_search.studies.storage import sqlite_lock
+
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": timeout})
+    sa.event.listen(engine, "begin", sqlite_lock.begin)
+    return engine
+
+
+def test_reading_a_refinement_takes_no_write_lock(tmp_path):
+    import sqlite3
+
+    RefineTable(_sqlite_engine(tmp_path / "db.sqlite"), 1, 60, create=True).engine.dispose()
+    writer = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a search or refine writing
+    try:
+        reader = RefineTable(_sqlite_engine(tmp_path / "db.sqlite", timeout=0.2), 1, 60)
+        assert reader.exists and reader.plan() is None and reader.rungs() == []
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

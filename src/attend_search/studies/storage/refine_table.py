@@ -84,7 +84,10 @@ class RefineTable:
         self.engine, self.study_id, self.grace = engine, study_id, grace
         if create:
             _METADATA.create_all(engine, checkfirst=True)
-        self.exists = create or sa.inspect(engine).has_table(PLANS.name)
+            self.exists = True
+        else:  # read-only: on SQLite, no write lock to wait for nor hold up a search with
+            with sqlite_lock.reading():
+                self.exists = sa.inspect(engine).has_table(PLANS.name)
 
     def plan(self, proposed: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The study's plan; with ``proposed``, stored first if the study has none yet."""
