@@ -131,10 +131,10 @@ def test_refine_prunes_resumes_after_ctrl_c_and_feeds_show_report_export_and_fit
 
     fits = [
         cli("proxy", "fit", source, "--out", f"fit{i}.yaml", cwd=workdir, env=ONE_THREAD).stdout
-        for i, source in enumerate(["tiny", "measured.csv"])
+        for i, source in enumerate(["tiny", "measured.csv", "tiny_study.yaml"])
     ]
     assert "fitted on 5 networks" in fits[0]
-    assert fits[0].split("\n")[:2] == fits[1].split("\n")[:2]  # one table, two ways in
+    assert fits[0].split("\n")[:2] == fits[1].split("\n")[:2] == fits[2].split("\n")[:2]
 
 
 def test_two_jobs_train_each_run_once(workdir):

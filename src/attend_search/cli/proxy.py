@@ -80,7 +80,7 @@ def _trained(args: argparse.Namespace) -> tuple[list, list[float]]:
     from ..search_space.spec_table import number, read_spec_table
 
     path = Path(args.trained)
-    if path.suffix.lower() == ".csv" or path.is_file():
+    if path.suffix.lower() == ".csv":  # else a study: its name, folder or study file
         rows = list(
             read_spec_table(
                 path, ("accuracy",), ("trial", "epochs"), FitError, "trained networks file"
