@@ -4,6 +4,7 @@ make of the measured accuracies."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import time
@@ -43,27 +44,35 @@ def test_the_best_fraction_of_a_finished_rung_goes_on():
     assert entrants(plan, rung0 + rung1, 2) == [4]
 
 
-def test_a_claim_is_won_once_and_taken_over_only_from_an_owner_that_is_gone(tmp_path):
+def test_a_claim_is_won_once_and_taken_over_only_when_silent_by_the_database_clock(
+    tmp_path, monkeypatch
+):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     table = RefineTable(engine, study_id=1, grace=60, create=True)
     here = socket.gethostname()
     assert table.claim(3, 0, 1, f"{here}/{os.getpid()}")
     assert not table.claim(3, 0, 1, "elsewhere/1")  # alive and beating
-    dead = f"{here}/{2**22 + 12345}"  # above the kernel's pid limit: never alive
+    dead = f"{here}/{2**22 + 12345}"  # a pid never alive: the same host name proves nothing
     assert table.claim(4, 0, 1, dead)
-    assert table.claim(4, 0, 1, "elsewhere/1")  # its process is gone: taken over at once
+    assert not table.claim(4, 0, 1, f"{here}/1")  # (another container, pid namespace)
+    monkeypatch.setattr(time, "time", lambda: 4e9)  # a client clock far ahead: not read
     assert table.claim(5, 0, 1, "far/7")
-    assert not table.claim(5, 0, 1, "elsewhere/1")  # another host: wait for its heartbeat
+    assert not table.claim(5, 0, 1, "elsewhere/1")
+    monkeypatch.undo()
     engine.dispose()
     stale = RefineTable(sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"), 1, grace=0.01)
     time.sleep(0.05)
+    assert [r.stale for r in stale.rungs()] == [True, True, True]
     assert stale.claim(5, 0, 1, "elsewhere/1")  # silent past the grace period
-    stale.finish(5, 0, {"val_top1": 0.5, "val_top5": 0.9}, 1.0)
+    assert not stale.beat("far/7", 5, 0)  # its owner learns it was taken over ...
+    assert not stale.finish(5, 0, "far/7", {"val_top1": 0.1, "val_top5": 0.9}, 1.0)  # ... and
+    assert stale.beat("elsewhere/1", 5, 0)  # cannot overwrite the new owner's result
+    assert stale.finish(5, 0, "elsewhere/1", {"val_top1": 0.5, "val_top5": 0.9}, 1.0)
     assert not stale.claim(5, 0, 1, "another/2")  # measured: never again
-    assert [(r.trial, r.owner, r.done) for r in stale.rungs()] == [
-        (3, f"{here}/{os.getpid()}", False),
-        (4, "elsewhere/1", False),
-        (5, "elsewhere/1", True),
+    assert [(r.trial, r.owner, r.top1) for r in stale.rungs()] == [
+        (3, f"{here}/{os.getpid()}", None),
+        (4, dead, None),
+        (5, "elsewhere/1", 0.5),
     ]
 
 
@@ -190,3 +199,33 @@ def test_reading_a_refinement_takes_no_write_lock(tmp_path):
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def _sql(workdir, statement, name="tiny"):
+    engine = sa.create_engine(f"sqlite:///{workdir}/studies/{name}/study.db")
+    with engine.begin() as db:
+        db.execute(sa.text(statement))
+    engine.dispose()
+
+
+def test_a_run_killed_between_its_files_resumes_from_its_checkpoint_and_exports(workdir):
+    cli("run", "tiny_study.yaml", "--budget", "4", cwd=workdir)
+    refine = ["refine", "tiny", "--top", "2", *HALVING, *QUICK]
+    cli(*refine, cwd=workdir, env=ONE_THREAD)
+    rows = _rows(workdir)
+    (on,) = [t for t, rung, _, _ in rows if rung == 1]
+    (stopped,) = [t for t, rung, _, _ in rows if rung == 0 and t != on]
+    runs = workdir / "studies" / "tiny" / "refine"
+    # killed after the checkpoint of its first epoch was renamed, before metrics.json was
+    metrics = runs / f"trial-{stopped}" / "metrics.json"
+    log = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps({**log, "epochs": []}))
+    # killed while exporting the last rung's network: its claim given back, no export
+    shutil.rmtree(runs / f"trial-{on}" / "export")
+    _sql(workdir, f"DELETE FROM attend_search_refine WHERE trial = {stopped} AND rung = 0")
+    _sql(workdir, f"DELETE FROM attend_search_refine WHERE trial = {on} AND rung = 1")
+    cli(*refine, cwd=workdir, env=ONE_THREAD)
+    assert _rows(workdir) == rows  # the same measurements, read back from the checkpoints
+    checkpoint = torch.load(metrics.with_name("checkpoint.pt"), weights_only=True)
+    assert checkpoint["epoch"] == 1  # not trained past its rung
+    assert (runs / f"trial-{on}" / "export" / "MODEL_CARD.md").is_file()
