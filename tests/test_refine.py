@@ -44,6 +44,14 @@ def test_the_best_fraction_of_a_finished_rung_goes_on():
     assert entrants(plan, rung0 + rung1, 2) == [4]
 
 
+def test_a_resumed_refinement_compares_the_options_asked_not_the_label_of_the_choice():
+    began = Plan((1, 2), (1, 2), 2, "top 2", {"data": "digits"}, {}, {"top": None, "sort": None})
+    grown = Plan((1, 7, 2), (1, 2), 2, "top 3", {"data": "digits"}, {}, began.choice)
+    assert began.settings() == grown.settings()  # a study of one objective, grown since
+    other = Plan((1, 2), (1, 2), 2, "top 2 by params", {"data": "digits"}, {}, {"top": 2})
+    assert began.settings() != other.settings()
+
+
 def test_a_claim_is_won_once_and_taken_over_only_when_silent_by_the_database_clock(
     tmp_path, monkeypatch
 ):
@@ -229,3 +237,20 @@ def test_a_run_killed_between_its_files_resumes_from_its_checkpoint_and_exports(
     checkpoint = torch.load(metrics.with_name("checkpoint.pt"), weights_only=True)
     assert checkpoint["epoch"] == 1  # not trained past its rung
     assert (runs / f"trial-{on}" / "export" / "MODEL_CARD.md").is_file()
+
+
+def test_a_plan_that_measured_nothing_is_replaced_and_restart_begins_anew(workdir):
+    cli("run", "tiny_study.yaml", "--budget", "4", cwd=workdir)
+    failed = Plan((0,), (5,), 3, "pareto", {"data": "digits"}, {"epochs": 5}, {"top": None})
+    engine = sa.create_engine(f"sqlite:///{workdir}/studies/tiny/study.db")
+    RefineTable(engine, 1, 60, create=True).plan(failed.to_json())  # a first run that failed
+    engine.dispose()
+    refine = ["refine", "tiny", "--top", "2", "--epochs", "1", "--min-epochs", "1", *QUICK]
+    out = cli(*refine, cwd=workdir, env=ONE_THREAD).stdout
+    assert "study tiny: its refinement had measured nothing; begun anew with these" in out
+    assert len(_rows(workdir)) == 2
+    other = cli(*refine, "--epochs", "2", cwd=workdir, check=False)
+    assert other.returncode == 2 and "or --restart to drop it and begin anew" in other.stderr
+    out = cli(*refine, "--epochs", "2", "--restart", cwd=workdir, env=ONE_THREAD).stdout
+    assert "--restart: dropped the refinement of study tiny (2 measured runs)" in out
+    assert sorted(e for *_, e, _ in _rows(workdir)) == [2, 2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 from dataclasses import asdict
 
@@ -43,21 +44,40 @@ def cmd_refine(args: argparse.Namespace) -> None:
     trials = read_trials(study, params=False)
     chosen, selection = choose(trials, config, args.top, args.sort)
     data = data_of(args)
-    proposed = Plan(
-        trials=tuple(t.number for t in chosen),
-        rungs=rungs,
-        reduction_factor=args.reduction_factor,
-        selection=selection,
-        data={"data": args.data, "val": args.val, "val_fraction": args.val_fraction},
-        recipe=asdict(recipe),
+    proposed = Plan.from_json(
+        Plan(
+            trials=tuple(t.number for t in chosen),
+            rungs=rungs,
+            reduction_factor=args.reduction_factor,
+            selection=selection,
+            data={"data": args.data, "val": args.val, "val_fraction": args.val_fraction},
+            recipe=asdict(recipe),
+            choice={"top": args.top, "sort": args.sort},
+        ).to_json()
     )
     table = refine_table(study, create=True)
+    if args.restart and not args.spawned:
+        measured = table.drop()
+        shutil.rmtree(where.directory / "refine", ignore_errors=True)
+        print(
+            f"--restart: dropped the refinement of study {config.name} ({measured} measured "
+            f"runs) and its run folders in {where.directory / 'refine'}"
+        )
     plan = Plan.from_json(table.plan(proposed.to_json()))
+    if plan != proposed and not args.spawned and table.replace_plan(proposed.to_json()):
+        print(f"study {config.name}: its refinement had measured nothing; begun anew with these")
+        plan = proposed
     _check_same(plan, proposed, config.name)
+    if plan.trials != proposed.trials and not args.spawned:
+        print(
+            f"going on with the {len(plan.trials)} trials chosen when the refinement began; "
+            f"chosen now: {', '.join(map(str, proposed.trials))} (--restart begins anew)"
+        )
+    argv = [w for w in args.argv if w != "--restart"]  # resumed, it must not begin again
     args.resume = shlex.join(
-        ["attend-search", *(w.replace(args.storage, redact(args.storage)) for w in args.argv)]
+        ["attend-search", *(w.replace(args.storage, redact(args.storage)) for w in argv)]
         if args.storage
-        else ["attend-search", *args.argv]
+        else ["attend-search", *argv]
     )
     args.kept = (
         "finished rungs are kept in the study, and each unfinished run goes on from its last epoch"
@@ -105,7 +125,7 @@ def _check_same(plan, proposed, study: str) -> None:
     if changes:
         raise AttendSearchError(
             f"study {study} is being refined with other settings ({'; '.join(changes)}); "
-            f"give the same options to go on with it"
+            f"give the same options to go on with it, or --restart to drop it and begin anew"
         )
 
 
@@ -158,5 +178,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     run = training_arguments(s, epochs_default=None)
     run.add_argument("--jobs", type=positive(int), default=1, help="training processes (1)")
     run.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument(
+        "--restart",
+        action="store_true",
+        help="drop the study's refinement (plan, measured runs, the runs in its refine/ "
+        "folder) and begin anew",
+    )
     _study_arguments(s)
     s.set_defaults(func=cmd_refine)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -50,18 +51,22 @@ class Plan:
     selection: str  # "pareto", "top 6 by synflow"
     data: dict[str, Any]  # what --data, --val and --val-fraction said
     recipe: dict[str, Any]
+    choice: dict[str, Any] | None = None  # what --top and --sort said
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "trials": list(self.trials), "rungs": list(self.rungs)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
+        data = json.loads(json.dumps(data))  # as stored: tuples as lists
         return cls(**{**data, "trials": tuple(data["trials"]), "rungs": tuple(data["rungs"])})
 
     def settings(self) -> dict[str, Any]:
-        """The plan but its trials: what a later ``refine`` of the study must ask for again
-        (the trials stay those chosen at the start, however the study has grown since)."""
-        return {k: v for k, v in self.to_json().items() if k != "trials"}
+        """The options asked for: what a later ``refine`` of the study must ask for again
+        (not the trials, nor the selection's label, which depend on the study when it began;
+        the trials stay those chosen at the start, however the study has grown since)."""
+        out = {k: v for k, v in self.to_json().items() if k not in ("trials", "selection")}
+        return out if self.choice is not None else {**out, "choice": self.selection}
 
 
 def run_folder(directory: Path, trial: int) -> Path:
@@ -98,7 +103,8 @@ def choose(
         )
     if top is None:
         return chosen, "pareto" if len(objectives) > 1 else f"top {len(chosen)}"
-    return chosen, f"top {top} by {sort or objectives[0].metric}"
+    asked = f" (of {top} asked)" if len(chosen) < top else ""
+    return chosen, f"top {len(chosen)}{asked} by {sort or objectives[0].metric}"
 
 
 def _estimates(objective) -> bool:

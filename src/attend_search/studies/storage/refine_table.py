@@ -109,6 +109,37 @@ class RefineTable:
             ).scalar_one_or_none()
         return None if text is None else json.loads(text)
 
+    def replace_plan(self, proposed: dict[str, Any]) -> bool:
+        """Store ``proposed`` in place of the study's plan, its rows dropped, where no run
+        was measured nor is being trained under it (the first run failed, say); False, and
+        nothing changed, otherwise."""
+        with self.engine.begin() as db:
+            busy = db.execute(
+                sa.select(sa.func.count())
+                .select_from(RUNGS)
+                .where(RUNGS.c.study_id == self.study_id)
+                .where(RUNGS.c.top1.is_not(None) | ~self._stale())
+            ).scalar_one()
+            if busy:
+                return False
+            db.execute(sa.delete(RUNGS).where(RUNGS.c.study_id == self.study_id))
+            db.execute(sa.delete(PLANS).where(PLANS.c.study_id == self.study_id))
+            db.execute(sa.insert(PLANS).values(study_id=self.study_id, plan=json.dumps(proposed)))
+        return True
+
+    def drop(self) -> int:
+        """Drop the study's plan and every row (``refine --restart``); returns the measured
+        rows dropped."""
+        with self.engine.begin() as db:
+            measured = db.execute(
+                sa.select(sa.func.count())
+                .select_from(RUNGS)
+                .where(RUNGS.c.study_id == self.study_id, RUNGS.c.top1.is_not(None))
+            ).scalar_one()
+            db.execute(sa.delete(RUNGS).where(RUNGS.c.study_id == self.study_id))
+            db.execute(sa.delete(PLANS).where(PLANS.c.study_id == self.study_id))
+        return measured
+
     def rungs(self) -> list[Rung]:
         """Every row, by rung and trial."""
         if not self.exists:
