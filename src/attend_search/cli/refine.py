@@ -1,6 +1,7 @@
 """``attend-search refine``: train a study's best trials with successive halving.
 
     refine STUDY --data DATA --epochs E [--top K [--sort METRIC] | --pareto] [--jobs N]
+        [--threads T] [--restart]
 
 PyTorch, Optuna and the trainer are imported inside the command.
 """
@@ -8,9 +9,11 @@ PyTorch, Optuna and the trainer are imported inside the command.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict
 
 from ..errors import AttendSearchError
@@ -20,6 +23,7 @@ from .train import data_of, recipe_of, training_arguments
 
 
 def cmd_refine(args: argparse.Namespace) -> None:
+    from ..evaluators.graph.trace import torch_threads
     from ..evaluators.training.loop import device_of
     from ..explorer.search import quiet_optuna
     from ..studies import load, place
@@ -36,6 +40,7 @@ def cmd_refine(args: argparse.Namespace) -> None:
     recipe = recipe_of(args)
     rungs = rung_epochs(args.epochs, args.min_epochs, args.reduction_factor)
     device = device_of(args.device)  # refused before anything is written
+    cpu = device.type == "cpu"
     if args.amp and device.type != "cuda":
         raise AttendSearchError("--amp: mixed precision is for --device cuda")
     where = place(args.study, args.storage, args.root)
@@ -43,7 +48,8 @@ def cmd_refine(args: argparse.Namespace) -> None:
         config, study = load(where)
     trials = read_trials(study, params=False)
     chosen, selection = choose(trials, config, args.top, args.sort)
-    data = data_of(args)
+    data = data_of(args) if args.jobs == 1 else None  # the processes load it, not the parent
+    threads = args.threads or max(1, _cores() // args.jobs)
     proposed = Plan.from_json(
         Plan(
             trials=tuple(t.number for t in chosen),
@@ -85,25 +91,28 @@ def cmd_refine(args: argparse.Namespace) -> None:
     if not args.spawned:
         print(
             f"refining {len(plan.trials)} trials of study {config.name} ({plan.selection}) "
-            f"on {data.name}: rungs of {', '.join(map(str, plan.rungs))} epochs, the best "
-            f"1/{plan.reduction_factor} of each going on"
+            f"on {data.name if data else args.data}: rungs of {', '.join(map(str, plan.rungs))} "
+            f"epochs, the best 1/{plan.reduction_factor} of each going on"
+            + (f"; {args.jobs} processes" if args.jobs > 1 else "")
+            + (f", {threads} PyTorch thread{'s' * (threads != 1)} each" if cpu else "")
         )
     if args.jobs > 1:
         child = [sys.executable, "-m", "attend_search.cli", *args.argv]
-        supervise([[*child, "--jobs", "1", "--spawned"]] * args.jobs)
+        supervise([[*child, "--jobs", "1", "--threads", str(threads), "--spawned"]] * args.jobs)
     else:
-        refine(
-            study,
-            config,
-            where.directory,
-            table,
-            plan,
-            data,
-            report=lambda line: print(line, flush=True),
-            device=args.device,
-            amp=args.amp,
-            channels_last=args.channels_last,
-        )
+        with torch_threads(threads) if cpu else nullcontext():
+            refine(
+                study,
+                config,
+                where.directory,
+                table,
+                plan,
+                data,
+                report=lambda line: print(line, flush=True),
+                device=args.device,
+                amp=args.amp,
+                channels_last=args.channels_last,
+            )
     if args.spawned:
         return
     refinement = read_refinement(study)
@@ -111,6 +120,14 @@ def cmd_refine(args: argparse.Namespace) -> None:
     if args.csv:
         rows = write_fit_csv(args.csv, refinement, read_trials(study, params=False), config, where)
         print(f"{args.csv}: {rows} networks' spec and measured top-1, for attend-search proxy fit")
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _check_same(plan, proposed, study: str) -> None:
@@ -177,6 +194,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run = training_arguments(s, epochs_default=None)
     run.add_argument("--jobs", type=positive(int), default=1, help="training processes (1)")
+    run.add_argument(
+        "--threads",
+        type=positive(int),
+        help="PyTorch threads of each process on the CPU (default: the cores / --jobs, at least 1)",
+    )
     run.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)
     s.add_argument(
         "--restart",
