@@ -44,6 +44,18 @@ def test_the_best_fraction_of_a_finished_rung_goes_on():
     assert entrants(plan, rung0 + rung1, 2) == [4]
 
 
+def test_the_measured_front_is_drawn_over_the_last_complete_rung():
+    from attend_search.studies.refinement import Refinement
+
+    plan = Plan((1, 2, 3, 4), (1, 2, 4), 2, "pareto", {}, {})
+    rows = [Rung(t, 0, 1, "h/1", 0.0, 0.1 * t, 0.9, 1.0) for t in plan.trials]
+    assert Refinement(plan, rows[:3]).complete_rung() == 0  # the first rung still trains
+    survivor = Rung(4, 1, 2, "h/1", 0.0, 0.9, 0.9, 1.0)
+    assert Refinement(plan, [*rows, survivor]).complete_rung() == 0  # trial 3 still trains
+    rows += [survivor, Rung(3, 1, 2, "h/1", 0.0, 0.8, 0.9, 1.0)]
+    assert Refinement(plan, rows).complete_rung() == 1
+
+
 def test_a_resumed_refinement_compares_the_options_asked_not_the_label_of_the_choice():
     began = Plan((1, 2), (1, 2), 2, "top 2", {"data": "digits"}, {}, {"top": None, "sort": None})
     grown = Plan((1, 7, 2), (1, 2), 2, "top 3", {"data": "digits"}, {}, began.choice)

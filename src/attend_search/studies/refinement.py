@@ -171,6 +171,18 @@ class Refinement:
             "measured.epochs": {n: r.epochs for n, r in reached.items()},
         }
 
+    def complete_rung(self) -> int:
+        """The last rung whose every entrant was measured (0 while the first still trains):
+        where trials trained alike, so one front compares them."""
+        complete = 0
+        for rung in range(len(self.plan.rungs)):
+            chosen = entrants(self.plan, self.rows, rung)
+            measured = {r.trial for r in self.rows if r.rung == rung}
+            if chosen is None or not set(chosen) <= measured:
+                break
+            complete = rung
+        return complete
+
     def first_rung(self) -> dict[int, float]:
         """Top-1 at the first rung, where every chosen trial trained the same epochs: the
         figures an estimate is compared with and fitted to."""
