@@ -140,7 +140,8 @@ def test_refine_prunes_resumes_after_ctrl_c_and_feeds_show_report_export_and_fit
         assert len(log) == (2 if t in second else 1)
         assert log[0]["val_top1"] == pytest.approx(first[t])
     assert "top-1 @1  top-1 @2" in out and "estimate synflow against measured top-1" in out
-    assert "(n = 5; fewer than 10 networks: a rough figure)" in out
+    assert "against measured top-1 after 1 of 2 epochs: Spearman" in out
+    assert "(n = 5 chosen trials; fewer than 10 networks: a rough figure)" in out
 
     shown = cli("show", "tiny", cwd=workdir).stdout
     assert "refined on digits (top 5 by synflow; successive halving, rungs of 1, 2 epochs" in shown

@@ -17,8 +17,7 @@ from contextlib import nullcontext
 from dataclasses import asdict
 
 from ..errors import AttendSearchError
-from .common import check_output_file, positive
-from .study_commands import _check_top, _study_arguments
+from .common import check_output_file, check_top, positive, study_arguments
 from .train import data_of, recipe_of, training_arguments
 
 
@@ -34,7 +33,7 @@ def cmd_refine(args: argparse.Namespace) -> None:
     from ..studies.workers import supervise
     from .study_commands import print_refinement
 
-    _check_top(args)
+    check_top(args)
     if args.csv:
         check_output_file(args.csv, "CSV of measured accuracies")
     recipe = recipe_of(args)
@@ -118,7 +117,9 @@ def cmd_refine(args: argparse.Namespace) -> None:
     refinement = read_refinement(study)
     print_refinement(refinement, read_trials(study, params=False), config)
     if args.csv:
-        rows = write_fit_csv(args.csv, refinement, read_trials(study, params=False), config, where)
+        rows = write_fit_csv(
+            args.csv, refinement, read_trials(study, params=False), config, where.directory
+        )
         print(f"{args.csv}: {rows} networks' spec and measured top-1, for attend-search proxy fit")
 
 
@@ -206,5 +207,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="drop the study's refinement (plan, measured runs, the runs in its refine/ "
         "folder) and begin anew",
     )
-    _study_arguments(s)
+    study_arguments(s)
     s.set_defaults(func=cmd_refine)

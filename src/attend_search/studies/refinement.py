@@ -34,7 +34,7 @@ from .config import StudyConfig
 from .export.folders import exported_spec
 from .results import best, candidates
 from .storage.refine_table import Rung
-from .storage.store import StudyPlace, refine_table
+from .storage.store import refine_table
 
 FEW = 10  # below this many networks, a rank correlation is a rough figure
 
@@ -212,19 +212,19 @@ class Agreement:
     n: int
     spearman: float
     kendall: float
+    of: int = 0  # the epochs the learning-rate schedule spans: the last rung's
 
     def __str__(self) -> str:
+        total = self.of or self.epochs
         head = (
-            f"{self.estimate} against measured top-1 after {self.epochs} "
-            f"epoch{'s' * (self.epochs != 1)}"
+            f"{self.estimate} against measured top-1 after {self.epochs} of {total} "
+            f"epoch{'s' * (total != 1)}"
         )
+        n = f"n = {self.n} chosen trial{'s' * (self.n != 1)}"
         if self.n < 3 or math.isnan(self.spearman):
-            return f"{head}: n = {self.n}, too few (or too alike) to rank"
+            return f"{head}: {n}, too few (or too alike) to rank"
         rough = f"; fewer than {FEW} networks: a rough figure" if self.n < FEW else ""
-        return (
-            f"{head}: Spearman {self.spearman:.3f}, Kendall {self.kendall:.3f} (n = {self.n}"
-            f"{rough})"
-        )
+        return f"{head}: Spearman {self.spearman:.3f}, Kendall {self.kendall:.3f} ({n}{rough})"
 
 
 def agreement(
@@ -244,7 +244,8 @@ def agreement(
     if len(pairs) >= 3 and len({p[0] for p in pairs}) > 1 and len({p[1] for p in pairs}) > 1:
         x, y = zip(*pairs)
         spearman, kendall = float(spearmanr(x, y)[0]), float(kendalltau(x, y)[0])
-    return Agreement(metric, refinement.plan.rungs[0], len(pairs), spearman, kendall)
+    plan = refinement.plan
+    return Agreement(metric, plan.rungs[0], len(pairs), spearman, kendall, plan.rungs[-1])
 
 
 def fit_rows(
@@ -266,15 +267,16 @@ def write_fit_csv(
     refinement: Refinement,
     trials: list[FrozenTrial],
     config: StudyConfig,
-    where: StudyPlace,
+    directory: Path,
 ) -> int:
     """:func:`fit_rows` as the CSV ``proxy fit`` reads (``spec``: a spec JSON path relative to
-    the CSV, each trial's in its run folder; ``accuracy``); returns its rows."""
+    the CSV, each trial's in its run folder under the study's ``directory``; ``accuracy``);
+    returns its rows."""
     path = Path(path)
     rows = fit_rows(refinement, trials, config)
     lines = [["spec", "accuracy", "trial", "epochs"]]
     for number, spec, top1 in rows:
-        file = run_folder(where.directory, number) / "spec.json"
+        file = run_folder(directory, number) / "spec.json"
         if not file.is_file():  # trained on another machine
             file.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(file, spec.to_json())

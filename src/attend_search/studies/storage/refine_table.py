@@ -85,7 +85,10 @@ class RefineTable:
         reader writes nothing) a study never refined reads as empty."""
         self.engine, self.study_id, self.grace = engine, study_id, grace
         if create:
-            _METADATA.create_all(engine, checkfirst=True)
+            try:
+                _METADATA.create_all(engine, checkfirst=True)
+            except sa.exc.DatabaseError:  # PostgreSQL: another process created them meanwhile
+                _METADATA.create_all(engine, checkfirst=True)  # checked again: all there
             self.exists = True
         else:  # read-only: on SQLite, no write lock to wait for nor hold up a search with
             with sqlite_lock.reading():
