@@ -18,7 +18,8 @@ from attend_search.studies.refinement import Plan, entrants, rung_epochs
 from attend_search.studies.storage.refine_table import RefineTable, Rung
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # two cores shared: threads would fight
-QUICK = ["--data", "digits", "--input-size", "32", "--hflip", "0", "--batch-size", "64"]
+DIGITS = ["--data", "digits", "--input-size", "32", "--hflip", "0", "--batch-size", "64"]
+QUICK = [*DIGITS, "--threads", "1"]
 HALVING = ["--epochs", "2", "--min-epochs", "1", "--reduction-factor", "2"]  # rungs 1, 2
 
 
@@ -169,7 +170,7 @@ def test_refine_prunes_resumes_after_ctrl_c_and_feeds_show_report_export_and_fit
 
 def test_two_jobs_train_each_run_once(workdir):
     cli("run", "tiny_study.yaml", "--budget", "8", cwd=workdir)
-    args = ["refine", "tiny", "--top", "4", "--epochs", "1", "--min-epochs", "1", *QUICK]
+    args = ["refine", "tiny", "--top", "4", "--epochs", "1", "--min-epochs", "1", *DIGITS]
     out = cli(*args, "--jobs", "2", cwd=workdir).stdout  # each process: cores // 2 threads
     assert f"; 2 processes, {max(1, len(os.sched_getaffinity(0)) // 2)} PyTorch thread" in out
     runs = [line.split(",")[0] for line in out.splitlines() if ", rung 1 of 1" in line]
@@ -268,3 +269,30 @@ def test_a_plan_that_measured_nothing_is_replaced_and_restart_begins_anew(workdi
     out = cli(*refine, "--epochs", "2", "--restart", cwd=workdir, env=ONE_THREAD).stdout
     assert "--restart: dropped the refinement of study tiny (2 measured runs)" in out
     assert sorted(e for *_, e, _ in _rows(workdir)) == [2, 2]
+
+
+def test_a_run_whose_claim_was_taken_over_stops_and_its_result_is_discarded(workdir):
+    cli("run", "tiny_study.yaml", "--budget", "2", cwd=workdir)
+    db = workdir / "studies" / "tiny" / "study.db"
+
+    def claimed():
+        if not db.is_file():
+            return False
+        engine = sa.create_engine(f"sqlite:///{db}")
+        try:
+            with engine.connect() as c:
+                return bool(c.execute(sa.text("SELECT * FROM attend_search_refine")).all())
+        except sa.exc.OperationalError:  # no table yet
+            return False
+        finally:
+            engine.dispose()
+
+    args = ["refine", "tiny", "--top", "1", "--epochs", "3", "--min-epochs", "3", *QUICK]
+    env = {**ONE_THREAD, "ATTEND_SEARCH_HEARTBEAT_GRACE": "1"}
+    proc = start(*args, cwd=workdir, env=env, until=claimed)
+    _sql(workdir, "UPDATE attend_search_refine SET owner = 'elsewhere/1'")  # taken over
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert ": its claim was taken over by another process" in out
+    assert "this run's result is discarded" in out
+    assert [r[1:3] for r in _rows(workdir)] == [(0, 3)]  # taken back once silent, and measured

@@ -92,8 +92,7 @@ def cmd_refine(args: argparse.Namespace) -> None:
             f"refining {len(plan.trials)} trials of study {config.name} ({plan.selection}) "
             f"on {data.name if data else args.data}: rungs of {', '.join(map(str, plan.rungs))} "
             f"epochs, the best 1/{plan.reduction_factor} of each going on"
-            + (f"; {args.jobs} processes" if args.jobs > 1 else "")
-            + (f", {threads} PyTorch thread{'s' * (threads != 1)} each" if cpu else "")
+            + _processes(args.jobs, threads if cpu else None)
         )
     if args.jobs > 1:
         child = [sys.executable, "-m", "attend_search.cli", *args.argv]
@@ -121,6 +120,14 @@ def cmd_refine(args: argparse.Namespace) -> None:
             args.csv, refinement, read_trials(study, params=False), config, where.directory
         )
         print(f"{args.csv}: {rows} networks' spec and measured top-1, for attend-search proxy fit")
+
+
+def _processes(jobs: int, threads: int | None) -> str:
+    """The header's account of the processes and, on the CPU, their threads."""
+    per = "" if threads is None else f"{threads} PyTorch thread{'s' * (threads != 1)}"
+    if jobs == 1:
+        return f"; {per}" if per else ""
+    return f"; {jobs} processes" + (f", {per} each" if per else "")
 
 
 def _cores() -> int:
