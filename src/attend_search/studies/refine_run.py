@@ -36,7 +36,7 @@ from .refinement import Plan, entrants, run_folder
 from .results import candidates
 from .storage.refine_table import RefineTable, me
 from .storage.trial_reader import read_trials
-from .training_run import CHECKPOINT, EXPORT, run_training
+from .training_run import CHECKPOINT, EXPORT, read_checkpoint, run_training
 
 POLL_SECONDS = 1.0  # how often a process waiting at a rung's end looks again
 
@@ -149,7 +149,7 @@ def _train_to(
     spec = exported_spec(trial, config)
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "spec.json", spec.to_json())
-    state = _checkpoint(folder)
+    state = read_checkpoint(folder)
     at, log = (0, []) if state is None else (state["epoch"], state["log"])
     if at < epochs or (export and not (folder / EXPORT).is_dir()):
 
@@ -173,14 +173,6 @@ def _train_to(
             )
         log = trained.log
     return log[epochs - 1]
-
-
-def _checkpoint(folder: Path) -> dict | None:
-    """The run's checkpoint (its epoch and log), or None where it has none yet."""
-    import torch
-
-    path = folder / CHECKPOINT
-    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
 @contextmanager
