@@ -58,3 +58,23 @@ def table(rows: list[list[str]], right: set[int] = frozenset()) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def check_top(args: argparse.Namespace) -> None:
+    """``--sort`` only with ``--top``."""
+    if args.sort is not None and args.top is None:
+        raise AttendSearchError("--sort ranks the --top K; give --top K as well")
+
+
+def study_arguments(p: argparse.ArgumentParser) -> None:
+    """``--storage`` and ``--root``: where a command finds the study it names."""
+    p.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: sqlite in the study "
+        "directory; also $ATTEND_SEARCH_STORAGE), e.g. postgresql://user@host/db",
+    )
+    p.add_argument(
+        "--root",
+        default="studies",
+        help="folder of study directories (default: studies, in the current folder)",
+    )

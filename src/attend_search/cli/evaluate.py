@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import positive, table
-from .study_commands import _study_arguments
+from .common import positive, study_arguments, table
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -177,5 +176,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--top", type=positive(int), default=10, help="slowest kernels to list (default 10)"
     )
     s.add_argument("--json", action="store_true", help="machine-readable output")
-    _study_arguments(s)
+    study_arguments(s)
     s.set_defaults(func=cmd_evaluate)

@@ -9,8 +9,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import AttendSearchError
-from .common import positive
-from .study_commands import _check_top, _study_arguments
+from .common import check_top, positive, study_arguments
 
 QUANTIZE = ("int8",)  # studies.export.QUANTIZE, written out so that --help needs no PyTorch
 
@@ -23,7 +22,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     from ..studies.refinement import read_refinement
     from ..studies.storage.trial_reader import read_trials
 
-    _check_top(args)
+    check_top(args)
     formats = parse_formats(args.format, args.quantize)
     where = place(args.study, args.storage, args.root)
     with quiet_optuna():
@@ -140,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=64,
         help="calibration images drawn from its training part (default 64)",
     )
-    _study_arguments(s)
+    study_arguments(s)
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("report", help="write a self-contained HTML report of a study")
@@ -151,5 +150,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the folder `export` wrote the Pareto set to, linked from the report's table "
         "(default: where the study's last export went, else exports)",
     )
-    _study_arguments(s)
+    study_arguments(s)
     s.set_defaults(func=cmd_report)

@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AttendSearchError
-from .common import check_output_file, positive
-from .study_commands import _study_arguments
+from .common import check_output_file, positive, study_arguments
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
@@ -80,7 +79,7 @@ def _trained(args: argparse.Namespace) -> tuple[list, list[float]]:
     from ..search_space.spec_table import number, read_spec_table
 
     path = Path(args.trained)
-    if path.suffix.lower() == ".csv" or path.is_file():
+    if path.suffix.lower() == ".csv":  # else a study: its name, folder or study file
         rows = list(
             read_spec_table(
                 path, ("accuracy",), ("trial", "epochs"), FitError, "trained networks file"
@@ -129,5 +128,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0, help="weights and inputs of the proxies (default 0)"
     )
     s.add_argument("--threads", type=positive(int), default=1, help="PyTorch threads (default 1)")
-    _study_arguments(s)
+    study_arguments(s)
     s.set_defaults(func=cmd_fit)

@@ -1,6 +1,7 @@
 """``attend-search refine``: train a study's best trials with successive halving.
 
     refine STUDY --data DATA --epochs E [--top K [--sort METRIC] | --pareto] [--jobs N]
+        [--threads T] [--restart]
 
 PyTorch, Optuna and the trainer are imported inside the command.
 """
@@ -8,17 +9,20 @@ PyTorch, Optuna and the trainer are imported inside the command.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import shutil
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict
 
 from ..errors import AttendSearchError
-from .common import check_output_file, positive
-from .study_commands import _check_top, _study_arguments
+from .common import check_output_file, check_top, positive, study_arguments
 from .train import data_of, recipe_of, training_arguments
 
 
 def cmd_refine(args: argparse.Namespace) -> None:
+    from ..evaluators.graph.trace import torch_threads
     from ..evaluators.training.loop import device_of
     from ..explorer.search import quiet_optuna
     from ..studies import load, place
@@ -29,12 +33,13 @@ def cmd_refine(args: argparse.Namespace) -> None:
     from ..studies.workers import supervise
     from .study_commands import print_refinement
 
-    _check_top(args)
+    check_top(args)
     if args.csv:
         check_output_file(args.csv, "CSV of measured accuracies")
     recipe = recipe_of(args)
     rungs = rung_epochs(args.epochs, args.min_epochs, args.reduction_factor)
     device = device_of(args.device)  # refused before anything is written
+    cpu = device.type == "cpu"
     if args.amp and device.type != "cuda":
         raise AttendSearchError("--amp: mixed precision is for --device cuda")
     where = place(args.study, args.storage, args.root)
@@ -42,22 +47,42 @@ def cmd_refine(args: argparse.Namespace) -> None:
         config, study = load(where)
     trials = read_trials(study, params=False)
     chosen, selection = choose(trials, config, args.top, args.sort)
-    data = data_of(args)
-    proposed = Plan(
-        trials=tuple(t.number for t in chosen),
-        rungs=rungs,
-        reduction_factor=args.reduction_factor,
-        selection=selection,
-        data={"data": args.data, "val": args.val, "val_fraction": args.val_fraction},
-        recipe=asdict(recipe),
+    data = data_of(args) if args.jobs == 1 else None  # the processes load it, not the parent
+    threads = args.threads or max(1, _cores() // args.jobs)
+    proposed = Plan.from_json(
+        Plan(
+            trials=tuple(t.number for t in chosen),
+            rungs=rungs,
+            reduction_factor=args.reduction_factor,
+            selection=selection,
+            data={"data": args.data, "val": args.val, "val_fraction": args.val_fraction},
+            recipe=asdict(recipe),
+            choice={"top": args.top, "sort": args.sort},
+        ).to_json()
     )
     table = refine_table(study, create=True)
+    if args.restart and not args.spawned:
+        measured = table.drop()
+        shutil.rmtree(where.directory / "refine", ignore_errors=True)
+        print(
+            f"--restart: dropped the refinement of study {config.name} ({measured} measured "
+            f"runs) and its run folders in {where.directory / 'refine'}"
+        )
     plan = Plan.from_json(table.plan(proposed.to_json()))
+    if plan != proposed and not args.spawned and table.replace_plan(proposed.to_json()):
+        print(f"study {config.name}: its refinement had measured nothing; begun anew with these")
+        plan = proposed
     _check_same(plan, proposed, config.name)
+    if plan.trials != proposed.trials and not args.spawned:
+        print(
+            f"going on with the {len(plan.trials)} trials chosen when the refinement began; "
+            f"chosen now: {', '.join(map(str, proposed.trials))} (--restart begins anew)"
+        )
+    argv = [w for w in args.argv if w != "--restart"]  # resumed, it must not begin again
     args.resume = shlex.join(
-        ["attend-search", *(w.replace(args.storage, redact(args.storage)) for w in args.argv)]
+        ["attend-search", *(w.replace(args.storage, redact(args.storage)) for w in argv)]
         if args.storage
-        else ["attend-search", *args.argv]
+        else ["attend-search", *argv]
     )
     args.kept = (
         "finished rungs are kept in the study, and each unfinished run goes on from its last epoch"
@@ -65,32 +90,52 @@ def cmd_refine(args: argparse.Namespace) -> None:
     if not args.spawned:
         print(
             f"refining {len(plan.trials)} trials of study {config.name} ({plan.selection}) "
-            f"on {data.name}: rungs of {', '.join(map(str, plan.rungs))} epochs, the best "
-            f"1/{plan.reduction_factor} of each going on"
+            f"on {data.name if data else args.data}: rungs of {', '.join(map(str, plan.rungs))} "
+            f"epochs, the best 1/{plan.reduction_factor} of each going on"
+            + _processes(args.jobs, threads if cpu else None)
         )
     if args.jobs > 1:
         child = [sys.executable, "-m", "attend_search.cli", *args.argv]
-        supervise([[*child, "--jobs", "1", "--spawned"]] * args.jobs)
+        supervise([[*child, "--jobs", "1", "--threads", str(threads), "--spawned"]] * args.jobs)
     else:
-        refine(
-            study,
-            config,
-            where.directory,
-            table,
-            plan,
-            data,
-            report=lambda line: print(line, flush=True),
-            device=args.device,
-            amp=args.amp,
-            channels_last=args.channels_last,
-        )
+        with torch_threads(threads) if cpu else nullcontext():
+            refine(
+                study,
+                config,
+                where.directory,
+                table,
+                plan,
+                data,
+                report=lambda line: print(line, flush=True),
+                device=args.device,
+                amp=args.amp,
+                channels_last=args.channels_last,
+            )
     if args.spawned:
         return
     refinement = read_refinement(study)
     print_refinement(refinement, read_trials(study, params=False), config)
     if args.csv:
-        rows = write_fit_csv(args.csv, refinement, read_trials(study, params=False), config, where)
+        rows = write_fit_csv(
+            args.csv, refinement, read_trials(study, params=False), config, where.directory
+        )
         print(f"{args.csv}: {rows} networks' spec and measured top-1, for attend-search proxy fit")
+
+
+def _processes(jobs: int, threads: int | None) -> str:
+    """The header's account of the processes and, on the CPU, their threads."""
+    per = "" if threads is None else f"{threads} PyTorch thread{'s' * (threads != 1)}"
+    if jobs == 1:
+        return f"; {per}" if per else ""
+    return f"; {jobs} processes" + (f", {per} each" if per else "")
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _check_same(plan, proposed, study: str) -> None:
@@ -105,7 +150,7 @@ def _check_same(plan, proposed, study: str) -> None:
     if changes:
         raise AttendSearchError(
             f"study {study} is being refined with other settings ({'; '.join(changes)}); "
-            f"give the same options to go on with it"
+            f"give the same options to go on with it, or --restart to drop it and begin anew"
         )
 
 
@@ -157,6 +202,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run = training_arguments(s, epochs_default=None)
     run.add_argument("--jobs", type=positive(int), default=1, help="training processes (1)")
+    run.add_argument(
+        "--threads",
+        type=positive(int),
+        help="PyTorch threads of each process on the CPU (default: the cores / --jobs, at least 1)",
+    )
     run.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)
-    _study_arguments(s)
+    s.add_argument(
+        "--restart",
+        action="store_true",
+        help="drop the study's refinement (plan, measured runs, the runs in its refine/ "
+        "folder) and begin anew",
+    )
+    study_arguments(s)
     s.set_defaults(func=cmd_refine)

@@ -12,7 +12,7 @@ import shlex
 import sys
 
 from ..errors import AttendSearchError
-from .common import positive, table
+from .common import check_top, positive, study_arguments, table
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from ..studies.storage.trial_reader import finished_count
     from ..studies.workers import run_workers
 
-    _check_top(args)
+    check_top(args)
     config = load_study_file(args.study)
     rank_columns(config.search.objectives, args.top, args.sort)  # refused now, not after
     budget = parse_budget(args.budget)
@@ -142,13 +142,8 @@ def _worker_options(args: argparse.Namespace) -> list[str]:
 def cmd_show(args: argparse.Namespace) -> None:
     from ..studies import place
 
-    _check_top(args)
+    check_top(args)
     _show(place(args.study, args.storage, args.root), top=args.top, sort=args.sort)
-
-
-def _check_top(args: argparse.Namespace) -> None:
-    if args.sort is not None and args.top is None:
-        raise AttendSearchError("--sort ranks the --top K; give --top K as well")
 
 
 def _show(where, top: int | None, sort: str | None) -> None:
@@ -264,19 +259,6 @@ def _top_arguments(p: argparse.ArgumentParser, top_help: str) -> None:
     )
 
 
-def _study_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--storage",
-        help="Optuna storage URL (default: sqlite in the study "
-        "directory; also $ATTEND_SEARCH_STORAGE), e.g. postgresql://user@host/db",
-    )
-    p.add_argument(
-        "--root",
-        default="studies",
-        help="folder of study directories (default: studies, in the current folder)",
-    )
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("validate", help="check a study file and that its constraints can be met")
     s.add_argument("study", nargs="?", help="study YAML (default: the built-in default study)")
@@ -291,7 +273,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--jobs", type=positive(int), default=1, help="worker processes on this machine")
     _top_arguments(s, "show the top K instead of the Pareto set")
     _trial_arguments(s)
-    _study_arguments(s)
+    study_arguments(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("worker", help="join a study (on this or another machine)")
@@ -300,11 +282,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     # started by `run --jobs`, which says how to resume: an interrupted worker says nothing
     s.add_argument("--spawned", action="store_true", help=argparse.SUPPRESS)
     _trial_arguments(s)
-    _study_arguments(s)
+    study_arguments(s)
     s.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("show", help="best trials (Pareto set) and trial counts of a study")
     s.add_argument("study", help="study name, directory or study file")
     _top_arguments(s, "the top K by the objective, in order")
-    _study_arguments(s)
+    study_arguments(s)
     s.set_defaults(func=cmd_show)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -33,7 +34,7 @@ from .config import StudyConfig
 from .export.folders import exported_spec
 from .results import best, candidates
 from .storage.refine_table import Rung
-from .storage.store import StudyPlace, refine_table
+from .storage.store import refine_table
 
 FEW = 10  # below this many networks, a rank correlation is a rough figure
 
@@ -50,18 +51,22 @@ class Plan:
     selection: str  # "pareto", "top 6 by synflow"
     data: dict[str, Any]  # what --data, --val and --val-fraction said
     recipe: dict[str, Any]
+    choice: dict[str, Any] | None = None  # what --top and --sort said
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "trials": list(self.trials), "rungs": list(self.rungs)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
+        data = json.loads(json.dumps(data))  # as stored: tuples as lists
         return cls(**{**data, "trials": tuple(data["trials"]), "rungs": tuple(data["rungs"])})
 
     def settings(self) -> dict[str, Any]:
-        """The plan but its trials: what a later ``refine`` of the study must ask for again
-        (the trials stay those chosen at the start, however the study has grown since)."""
-        return {k: v for k, v in self.to_json().items() if k != "trials"}
+        """The options asked for: what a later ``refine`` of the study must ask for again
+        (not the trials, nor the selection's label, which depend on the study when it began;
+        the trials stay those chosen at the start, however the study has grown since)."""
+        out = {k: v for k, v in self.to_json().items() if k not in ("trials", "selection")}
+        return out if self.choice is not None else {**out, "choice": self.selection}
 
 
 def run_folder(directory: Path, trial: int) -> Path:
@@ -98,7 +103,8 @@ def choose(
         )
     if top is None:
         return chosen, "pareto" if len(objectives) > 1 else f"top {len(chosen)}"
-    return chosen, f"top {top} by {sort or objectives[0].metric}"
+    asked = f" (of {top} asked)" if len(chosen) < top else ""
+    return chosen, f"top {len(chosen)}{asked} by {sort or objectives[0].metric}"
 
 
 def _estimates(objective) -> bool:
@@ -165,6 +171,18 @@ class Refinement:
             "measured.epochs": {n: r.epochs for n, r in reached.items()},
         }
 
+    def complete_rung(self) -> int:
+        """The last rung whose every entrant was measured (0 while the first still trains):
+        where trials trained alike, so one front compares them."""
+        complete = 0
+        for rung in range(len(self.plan.rungs)):
+            chosen = entrants(self.plan, self.rows, rung)
+            measured = {r.trial for r in self.rows if r.rung == rung}
+            if chosen is None or not set(chosen) <= measured:
+                break
+            complete = rung
+        return complete
+
     def first_rung(self) -> dict[int, float]:
         """Top-1 at the first rung, where every chosen trial trained the same epochs: the
         figures an estimate is compared with and fitted to."""
@@ -194,19 +212,19 @@ class Agreement:
     n: int
     spearman: float
     kendall: float
+    of: int = 0  # the epochs the learning-rate schedule spans: the last rung's
 
     def __str__(self) -> str:
+        total = self.of or self.epochs
         head = (
-            f"{self.estimate} against measured top-1 after {self.epochs} "
-            f"epoch{'s' * (self.epochs != 1)}"
+            f"{self.estimate} against measured top-1 after {self.epochs} of {total} "
+            f"epoch{'s' * (total != 1)}"
         )
+        n = f"n = {self.n} chosen trial{'s' * (self.n != 1)}"
         if self.n < 3 or math.isnan(self.spearman):
-            return f"{head}: n = {self.n}, too few (or too alike) to rank"
+            return f"{head}: {n}, too few (or too alike) to rank"
         rough = f"; fewer than {FEW} networks: a rough figure" if self.n < FEW else ""
-        return (
-            f"{head}: Spearman {self.spearman:.3f}, Kendall {self.kendall:.3f} (n = {self.n}"
-            f"{rough})"
-        )
+        return f"{head}: Spearman {self.spearman:.3f}, Kendall {self.kendall:.3f} ({n}{rough})"
 
 
 def agreement(
@@ -226,7 +244,8 @@ def agreement(
     if len(pairs) >= 3 and len({p[0] for p in pairs}) > 1 and len({p[1] for p in pairs}) > 1:
         x, y = zip(*pairs)
         spearman, kendall = float(spearmanr(x, y)[0]), float(kendalltau(x, y)[0])
-    return Agreement(metric, refinement.plan.rungs[0], len(pairs), spearman, kendall)
+    plan = refinement.plan
+    return Agreement(metric, plan.rungs[0], len(pairs), spearman, kendall, plan.rungs[-1])
 
 
 def fit_rows(
@@ -248,15 +267,16 @@ def write_fit_csv(
     refinement: Refinement,
     trials: list[FrozenTrial],
     config: StudyConfig,
-    where: StudyPlace,
+    directory: Path,
 ) -> int:
     """:func:`fit_rows` as the CSV ``proxy fit`` reads (``spec``: a spec JSON path relative to
-    the CSV, each trial's in its run folder; ``accuracy``); returns its rows."""
+    the CSV, each trial's in its run folder under the study's ``directory``; ``accuracy``);
+    returns its rows."""
     path = Path(path)
     rows = fit_rows(refinement, trials, config)
     lines = [["spec", "accuracy", "trial", "epochs"]]
     for number, spec, top1 in rows:
-        file = run_folder(where.directory, number) / "spec.json"
+        file = run_folder(directory, number) / "spec.json"
         if not file.is_file():  # trained on another machine
             file.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(file, spec.to_json())

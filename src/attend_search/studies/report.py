@@ -315,12 +315,19 @@ def _measured(
             name=f"trained {epochs} epoch{'s' * (epochs != 1)}",
             text=[f"trial {n}" for n, _ in group],
         )
+    rung = refinement.complete_rung()
+    epochs = refinement.plan.rungs[rung]
     points = [
-        (shown(cost.metric, records[n].metrics[cost.metric]), r.top1) for n, r in reached.items()
+        (shown(cost.metric, records[r.trial].metrics[cost.metric]), r.top1)
+        for r in refinement.rows
+        if r.rung == rung and r.trial in records
     ]
     front = _front(points, cost.direction)
     fig.add_scatter(
-        x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="measured front"
+        x=[p[0] for p in front],
+        y=[p[1] for p in front],
+        mode="lines",
+        name=f"measured front after {epochs} epoch{'s' * (epochs != 1)}",
     )
     fig.update_layout(xaxis_title=_axis(cost), yaxis_title="validation top-1 (measured)")
     fit = agreement(refinement, trials, config)
@@ -328,8 +335,9 @@ def _measured(
     return fig, (
         f"Trained on {plan.data['data']} by attend-search refine ({plan.selection}; rungs of "
         f"{', '.join(map(str, plan.rungs))} epochs, the best 1/{plan.reduction_factor} of each "
-        f"going on); each trial at the highest rung it reached, so the points of fewer epochs "
-        f"are the ones successive halving stopped. "
+        f"going on); each trial at the highest rung it reached so far. The front is drawn "
+        f"over rung {rung + 1} ({epochs} epoch{'s' * (epochs != 1)}), the last whose every "
+        f"trial was measured, so that its trials trained alike. "
         + (f"Estimate {fit}." if fit else "The study has no accuracy estimate to compare.")
     )
 

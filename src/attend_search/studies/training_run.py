@@ -81,6 +81,13 @@ def run_training(
     return trained
 
 
+def read_checkpoint(out: Path) -> State | None:
+    """The run folder's checkpoint (its ``epoch`` and ``log`` among the rest), or None where
+    it has none; an unreadable one is refused as ``--resume`` refuses it."""
+    checkpoint = out / CHECKPOINT
+    return _start(out, checkpoint, True, False) if checkpoint.is_file() else None
+
+
 def trial_spec(where: StudyPlace, number: int) -> Spec:
     """The spec of trial ``number`` of a study, named as its export is."""
     config, study = load(where)

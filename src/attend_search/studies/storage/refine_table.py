@@ -10,9 +10,12 @@
   and PostgreSQL alike, so no run is trained twice.
 
 A claim names its owner (``host/pid``) and carries a heartbeat, renewed while it trains. A
-claim whose owner is gone (a pid no longer alive on this host, or no heartbeat for the grace
-period, ``$ATTEND_SEARCH_HEARTBEAT_GRACE``, from any host) is taken over, as the explorer's
-ledger takes a failed trial's digest over: a killed worker blocks nothing for long.
+claim with no heartbeat for the grace period (``$ATTEND_SEARCH_HEARTBEAT_GRACE``) is taken
+over, as the explorer's ledger takes a failed trial's digest over: a killed process blocks
+nothing for long. Heartbeats are stamped and compared with the database's clock, never a
+client's, so machines whose clocks disagree judge a claim alike. Only the owner finishes or
+renews its claim: one whose claim was taken over (its heartbeats did not reach the storage
+for the grace period) learns it from a renewal or its finish that changes no row.
 """
 
 from __future__ import annotations
@@ -20,14 +23,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from ...files import process_alive
 from . import sqlite_lock
 
 _METADATA = sa.MetaData()
@@ -45,7 +46,7 @@ RUNGS = sa.Table(
     sa.Column("rung", sa.Integer, primary_key=True),
     sa.Column("epochs", sa.Integer, nullable=False),  # trained to, in all (not this rung's)
     sa.Column("owner", sa.String(300), nullable=False),  # host/pid of who trains or trained it
-    sa.Column("beat", sa.Float, nullable=False),  # time.time() of the owner's last heartbeat
+    sa.Column("beat", sa.Float, nullable=False),  # the database's Unix time at the last heartbeat
     sa.Column("top1", sa.Float, nullable=True),  # None until measured
     sa.Column("top5", sa.Float, nullable=True),
     sa.Column("seconds", sa.Float, nullable=True),  # training time of this rung's epochs
@@ -64,6 +65,7 @@ class Rung:
     top1: float | None
     top5: float | None
     seconds: float | None
+    stale: bool = False  # unfinished, and no heartbeat for the grace period when read
 
     @property
     def done(self) -> bool:
@@ -83,8 +85,14 @@ class RefineTable:
         reader writes nothing) a study never refined reads as empty."""
         self.engine, self.study_id, self.grace = engine, study_id, grace
         if create:
-            _METADATA.create_all(engine, checkfirst=True)
-        self.exists = create or sa.inspect(engine).has_table(PLANS.name)
+            try:
+                _METADATA.create_all(engine, checkfirst=True)
+            except sa.exc.DatabaseError:  # PostgreSQL: another process created them meanwhile
+                _METADATA.create_all(engine, checkfirst=True)  # checked again: all there
+            self.exists = True
+        else:  # read-only: on SQLite, no write lock to wait for nor hold up a search with
+            with sqlite_lock.reading():
+                self.exists = sa.inspect(engine).has_table(PLANS.name)
 
     def plan(self, proposed: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The study's plan; with ``proposed``, stored first if the study has none yet."""
@@ -104,21 +112,58 @@ class RefineTable:
             ).scalar_one_or_none()
         return None if text is None else json.loads(text)
 
+    def replace_plan(self, proposed: dict[str, Any]) -> bool:
+        """Store ``proposed`` in place of the study's plan, its rows dropped, where no run
+        was measured nor is being trained under it (the first run failed, say); False, and
+        nothing changed, otherwise."""
+        with self.engine.begin() as db:
+            busy = db.execute(
+                sa.select(sa.func.count())
+                .select_from(RUNGS)
+                .where(RUNGS.c.study_id == self.study_id)
+                .where(RUNGS.c.top1.is_not(None) | ~self._stale())
+            ).scalar_one()
+            if busy:
+                return False
+            db.execute(sa.delete(RUNGS).where(RUNGS.c.study_id == self.study_id))
+            db.execute(sa.delete(PLANS).where(PLANS.c.study_id == self.study_id))
+            db.execute(sa.insert(PLANS).values(study_id=self.study_id, plan=json.dumps(proposed)))
+        return True
+
+    def drop(self) -> int:
+        """Drop the study's plan and every row (``refine --restart``); returns the measured
+        rows dropped."""
+        with self.engine.begin() as db:
+            measured = db.execute(
+                sa.select(sa.func.count())
+                .select_from(RUNGS)
+                .where(RUNGS.c.study_id == self.study_id, RUNGS.c.top1.is_not(None))
+            ).scalar_one()
+            db.execute(sa.delete(RUNGS).where(RUNGS.c.study_id == self.study_id))
+            db.execute(sa.delete(PLANS).where(PLANS.c.study_id == self.study_id))
+        return measured
+
     def rungs(self) -> list[Rung]:
         """Every row, by rung and trial."""
         if not self.exists:
             return []
         with sqlite_lock.reading(), self.engine.connect() as db:
             rows = db.execute(
-                sa.select(RUNGS)
+                sa.select(RUNGS, (RUNGS.c.top1.is_(None) & self._stale()).label("stale"))
                 .where(RUNGS.c.study_id == self.study_id)
                 .order_by(RUNGS.c.rung, RUNGS.c.trial)
             ).all()
-        return [Rung(**{k: v for k, v in row._mapping.items() if k != "study_id"}) for row in rows]
+        return [
+            Rung(
+                **{k: v for k, v in row._mapping.items() if k != "study_id"}
+                | {"stale": bool(row.stale)}
+            )
+            for row in rows
+        ]
 
     def claim(self, trial: int, rung: int, epochs: int, owner: str) -> bool:
         """Claim the training of ``trial`` to ``epochs`` at ``rung`` for ``owner``: True if
-        ours now (new, or taken over from an owner that is gone)."""
+        ours now (new, or taken over from an owner silent for the grace period)."""
         try:
             with self.engine.begin() as db:
                 db.execute(
@@ -128,41 +173,48 @@ class RefineTable:
                         rung=rung,
                         epochs=epochs,
                         owner=owner,
-                        beat=time.time(),
+                        beat=self._now(),
                     )
                 )
             return True
         except IntegrityError:
             pass
-        held = next((r for r in self.rungs() if (r.trial, r.rung) == (trial, rung)), None)
-        if held is None or held.done or not self._gone(held):
-            return False
-        with self.engine.begin() as db:  # only if nobody took it over or beat since we read
+        with self.engine.begin() as db:  # one statement: nobody beats or takes it in between
             taken = db.execute(
                 sa.update(RUNGS)
-                .where(self._key(trial, rung), RUNGS.c.owner == held.owner)
-                .where(RUNGS.c.beat == held.beat, RUNGS.c.top1.is_(None))
-                .values(owner=owner, beat=time.time())
+                .where(self._key(trial, rung), RUNGS.c.top1.is_(None), self._stale())
+                .values(owner=owner, beat=self._now())
             ).rowcount
         return taken == 1
 
-    def beat(self, owner: str) -> None:
-        """Renew the heartbeat of ``owner``'s unfinished claims."""
+    def beat(self, owner: str, trial: int, rung: int) -> bool:
+        """Renew the heartbeat of ``owner``'s claim of ``trial`` at ``rung``: False where it
+        is no longer ``owner``'s (taken over) or no longer unfinished."""
         with self.engine.begin() as db:
-            db.execute(
-                sa.update(RUNGS)
-                .where(RUNGS.c.study_id == self.study_id, RUNGS.c.owner == owner)
-                .where(RUNGS.c.top1.is_(None))
-                .values(beat=time.time())
+            return (
+                db.execute(
+                    sa.update(RUNGS)
+                    .where(self._key(trial, rung), RUNGS.c.owner == owner)
+                    .where(RUNGS.c.top1.is_(None))
+                    .values(beat=self._now())
+                ).rowcount
+                == 1
             )
 
-    def finish(self, trial: int, rung: int, scores: dict[str, float], seconds: float) -> None:
-        """Record the measured validation top-1 and top-5 of a claimed run."""
+    def finish(
+        self, trial: int, rung: int, owner: str, scores: dict[str, float], seconds: float
+    ) -> bool:
+        """Record the measured validation top-1 and top-5 of ``owner``'s claimed run: False
+        (nothing written) where the claim was taken over, whose result is then discarded."""
         with self.engine.begin() as db:
-            db.execute(
-                sa.update(RUNGS)
-                .where(self._key(trial, rung))
-                .values(top1=scores["val_top1"], top5=scores["val_top5"], seconds=seconds)
+            return (
+                db.execute(
+                    sa.update(RUNGS)
+                    .where(self._key(trial, rung), RUNGS.c.owner == owner)
+                    .where(RUNGS.c.top1.is_(None))
+                    .values(top1=scores["val_top1"], top5=scores["val_top5"], seconds=seconds)
+                ).rowcount
+                == 1
             )
 
     def release(self, owner: str) -> None:
@@ -179,10 +231,13 @@ class RefineTable:
             (RUNGS.c.study_id == self.study_id) & (RUNGS.c.trial == trial) & (RUNGS.c.rung == rung)
         )
 
-    def _gone(self, held: Rung) -> bool:
-        """Whether a claim's owner is gone: no heartbeat for the grace period, or (on this
-        host, where we can tell at once) its process no longer alive."""
-        if time.time() - held.beat > self.grace:
-            return True
-        host, _, pid = held.owner.rpartition("/")
-        return host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
+    def _now(self) -> sa.ColumnElement[float]:
+        """The database's clock as Unix seconds (SQLite's ``julianday``: milliseconds, UTC;
+        PostgreSQL's ``clock_timestamp()``), evaluated in the statement."""
+        if self.engine.dialect.name == "sqlite":
+            return (sa.func.julianday("now") - 2440587.5) * 86400.0
+        return sa.extract("epoch", sa.func.clock_timestamp())
+
+    def _stale(self) -> sa.ColumnElement[bool]:
+        """A claim's heartbeat older than the grace period, by the database's clock."""
+        return RUNGS.c.beat < self._now() - self.grace
