@@ -31,6 +31,7 @@ import yaml
 from ....errors import AttendSearchError
 from ....files import write_atomic
 from ....search_space.fields import Fields, parse_yaml, read_user_file
+from ..kernel_profile import KernelProfile, read_kernel_profile
 from ..kernels import OP_CLASSES
 
 SCHEMA = "attend-search/device/v1"
@@ -68,6 +69,8 @@ class DeviceProfile:
     runtime: str = DEFAULT_RUNTIME  # the inference runtime the coefficients describe
     description: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    # corrections learned from timing single kernels (latency bench --kernels), if any
+    kernel_profile: KernelProfile | None = None
 
     @property
     def peak_macs_per_s(self) -> float:
@@ -143,6 +146,8 @@ class DeviceProfile:
         }
         if self.provenance:
             data["provenance"] = dict(self.provenance)
+        if self.kernel_profile:
+            data["kernel_profile"] = self.kernel_profile.to_dict()
         return data
 
     def save(self, path: str | Path) -> None:
@@ -214,6 +219,9 @@ def read_device(data: Any) -> DeviceProfile:
             f.sub("fixed_cost_us"), False, fallback and fallback.fixed_cost_us
         ),
         provenance=provenance.data,
+        kernel_profile=read_kernel_profile(f.sub("kernel_profile"))
+        if f.has("kernel_profile")
+        else None,
     )
     compute.done()
     f.done()
