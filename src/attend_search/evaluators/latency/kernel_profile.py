@@ -11,9 +11,9 @@ each probed class learns a correction in log space::
 
 ``z`` standardises a feature by the probes' mean and spread and clips it to the range the
 probes covered: a shape outside them gets the correction of the nearest probed one, never
-an extrapolated power law. ``w_c`` is a ridge fit whose penalty is chosen by closed-form
-leave-one-out error, so a class with few or scattered probes stays near a plain rescaling
-of the roofline. Classes without probes keep the plain roofline. ``offset`` starts as the
+an extrapolated power law. ``w_c`` is a weighted ridge fit whose penalty is chosen by
+closed-form leave-one-out error, so a class with few or scattered probes stays near a plain
+rescaling of the roofline. Classes without probes keep the plain roofline. ``offset`` starts as the
 measured cost of an inference of nothing (the session's own); whole-network calibration
 then refits ``scale`` and ``offset`` only, keeping the per-class corrections.
 """
@@ -115,13 +115,18 @@ class KernelProfile:
 
 
 def fit_class(
-    raw: Sequence[tuple[float, float]], log_ratio: Sequence[float]
+    raw: Sequence[tuple[float, float]],
+    log_ratio: Sequence[float],
+    weights: Sequence[float] | None = None,
 ) -> tuple[ClassCorrection, np.ndarray]:
     """The correction of one class from its probes' raw :func:`features` and
-    ``log(measured / roofline)``; also each probe's leave-one-out log error (what adaptive
-    sampling reads to decide where to time next)."""
+    ``log(measured / roofline)``, each weighted by how well its time is known (``weights``,
+    default equal); also each probe's leave-one-out log error (what adaptive sampling reads
+    to decide where to time next)."""
     x = np.asarray(raw, dtype=float).reshape(len(log_ratio), len(FEATURES))
     y = np.asarray(log_ratio, dtype=float)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    w = w / w.sum()
     mean = x.mean(axis=0)
     spread = x.std(axis=0)
     spread = np.where(spread > 1e-9, spread, 1.0)
@@ -129,12 +134,12 @@ def fit_class(
     design = np.column_stack([np.ones(len(y)), z])
     best = None
     for ridge in _RIDGE:
-        penalty = np.diag([0.0] + [ridge] * len(FEATURES))
-        inverse = np.linalg.pinv(design.T @ design + penalty)
-        coef = inverse @ design.T @ y
-        leverage = np.einsum("ij,jk,ik->i", design, inverse, design)
+        penalty = np.diag([0.0] + [ridge / len(y)] * len(FEATURES))
+        inverse = np.linalg.pinv(design.T @ (w[:, None] * design) + penalty)
+        coef = inverse @ design.T @ (w * y)
+        leverage = w * np.einsum("ij,jk,ik->i", design, inverse, design)
         loo = (y - design @ coef) / np.maximum(1 - leverage, 1e-6)
-        if best is None or np.mean(loo**2) < np.mean(best[1] ** 2):
+        if best is None or np.sum(w * loo**2) < np.sum(w * best[1] ** 2):
             best = coef, loo
     coef, loo = best
     correction = ClassCorrection(
@@ -144,7 +149,7 @@ def fit_class(
         low=tuple(z.min(axis=0)),
         high=tuple(z.max(axis=0)),
         coef=tuple(coef),
-        loo_error_pct=float(np.mean(np.abs(np.exp(-loo) - 1)) * 100) if len(y) > 1 else None,
+        loo_error_pct=float(np.sum(w * np.abs(np.exp(-loo) - 1)) * 100) if len(y) > 1 else None,
     )
     return correction, loo
 

@@ -12,13 +12,15 @@ is used when the runtime runs it as one kernel of its class, besides copies the 
 
 Timing. Each probe is exported and timed as :func:`.measure.measure` times networks (thread
 CPU time); the lowest round median is kept, since on a shared machine noise only adds time.
-An inference of nothing (a copy of a one-element input) is timed first: that per-inference
-constant and the predicted copies are subtracted, leaving the kernel's own time.
+An inference of nothing (a copy of a one-element input) is timed first, three times, the
+least kept: that per-inference constant and the predicted copies are subtracted, leaving
+the kernel's own time.
 
 Adaptive sampling. Each class first gets a few probes spread over its range of roofline
 time. Then, until the budget is spent, the next probe goes to the class least well known
-(its leave-one-out error times its share of the networks' predicted time; a class with
-under three probes first), at the candidate shape farthest from the shapes already timed.
+(its leave-one-out error over the square root of its probes, times its share of the
+networks' predicted time; a class with under three probes first), at the candidate shape
+farthest from the shapes already timed.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ _PROBED = {
 _VEC_ARGS = {"upsample_nearest2d": 2, "upsample_bilinear2d": 3}
 _FIRST = 3  # probes per class before sampling adapts
 _KNOWN = 3  # a class with fewer probes is sampled before any other
+_NOTHING_TIMES = 3  # the per-inference constant is the least of these timings: it is
+# subtracted from every probe, so its noise would move every small kernel's time
 _FLOOR = 0.1  # a kernel's time is at least this share of its roofline (noise can go below 0)
 
 
@@ -215,6 +219,7 @@ def candidates(probes: Sequence[Probe], runtime: str) -> list[Candidate]:
 class Observation:
     kernel: Kernel
     seconds: float  # the kernel's own time: the probe's less the constant and the copies
+    overhead: float = 0.0  # what was subtracted: a kernel far below it is known poorly
 
 
 def profile_kernels(
@@ -243,7 +248,7 @@ def profile_kernels(
     def timed(module: nn.Module, shape: tuple[int, ...]) -> float:
         return measure(module, shape, rounds=rounds, **settings).low_ms * 1e-3
 
-    overhead = timed(_Nothing(), (1, 1, 1, 1))
+    overhead = min(timed(_Nothing(), (1, 1, 1, 1)) for _ in range(_NOTHING_TIMES))
     observations: dict[str, list[Observation]] = defaultdict(list)
     untimed = list(pool)
     spent: list[float] = []
@@ -259,7 +264,7 @@ def profile_kernels(
         own = seconds - overhead - sum(total_ms([k], base) for k in candidate.extra) * 1e-3
         roofline = total_ms([candidate.kernel], base) * 1e-3
         observations[candidate.kernel.op_class].append(
-            Observation(candidate.kernel, max(own, _FLOOR * roofline))
+            Observation(candidate.kernel, max(own, _FLOOR * roofline), seconds - own)
         )
         log(
             f"[{sum(map(len, observations.values()))}] {candidate.kernel.op_class:<11} "
@@ -307,9 +312,12 @@ def fit_observations(
 
 
 def _fit(observations: Sequence[Observation], base: DeviceProfile):
+    """A class's fit; a probe weighs by the share of its timing that is the kernel's own, so
+    kernels much smaller than the per-inference constant, whose remainder is mostly noise,
+    count little (they count little in a network's time too)."""
     raw = [features(o.kernel.macs, o.kernel.bytes) for o in observations]
     ratio = [math.log(o.seconds / (total_ms([o.kernel], base) * 1e-3)) for o in observations]
-    return fit_class(raw, ratio)
+    return fit_class(raw, ratio, [o.seconds / (o.seconds + o.overhead) for o in observations])
 
 
 def _shares(networks: Sequence[nn.Module | Spec], base: DeviceProfile) -> dict[str, float]:
@@ -337,8 +345,8 @@ def _next(
         timed = observations[op_class]
         if len(timed) < _KNOWN:
             return 1, shares.get(op_class, 0.0) / (1 + len(timed))
-        loo = _fit(timed, base)[1]
-        return 0, shares.get(op_class, 0.0) * float(np.sqrt(np.mean(loo**2)))
+        loo = _fit(timed, base)[1]  # the fit's uncertainty: its error over sqrt(probes)
+        return 0, shares.get(op_class, 0.0) * float(np.sqrt(np.mean(loo**2) / len(timed)))
 
     op_class = max(by_class, key=need)
     pool, timed = by_class[op_class], observations[op_class]
