@@ -19,7 +19,7 @@ the kernel's own time.
 Adaptive sampling. Each class first gets a few probes spread over its range of roofline
 time. Then, until the budget is spent, the next probe goes to the class least well known
 (its leave-one-out error over the square root of its probes, times its share of the
-networks' predicted time; a class with under three probes first), at the candidate shape
+networks' predicted time; a class with under eight probes first), at the candidate shape
 farthest from the shapes already timed.
 """
 
@@ -74,7 +74,7 @@ _PROBED = {
 # overload the recorder sees becomes gathers in LiteRT
 _VEC_ARGS = {"upsample_nearest2d": 2, "upsample_bilinear2d": 3}
 _FIRST = 3  # probes per class before sampling adapts
-_KNOWN = 3  # a class with fewer probes is sampled before any other
+_KNOWN = 8  # a class with fewer probes is sampled before any other
 _NOTHING_TIMES = 3  # the per-inference constant is the least of these timings: it is
 # subtracted from every probe, so its noise would move every small kernel's time
 _FLOOR = 0.1  # a kernel's time is at least this share of its roofline (noise can go below 0)
