@@ -276,6 +276,8 @@ def profile_kernels(
         offset_ms=overhead * 1e3,
         provenance={
             "base": base.name,
+            "runtime": runtime,
+            "threads": threads,
             "probes": sum(map(len, observations.values())),
             "candidates": len(pool),
             "networks": len(networks),
