@@ -12,7 +12,7 @@ import pytest
 import yaml
 from helpers import cli
 
-from attend_search import get_preset, load_space
+from attend_search import get_preset, list_presets, load_space
 from attend_search.evaluators.latency.calibrate import calibrate_latency
 from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernel_profile import KernelProfile
@@ -28,6 +28,7 @@ from attend_search.evaluators.runtimes.litert import litert_available
 from attend_search.evaluators.runtimes.onnx import export_onnx, onnxruntime_ops
 
 BASE = load_device("cortex-a76")
+PRESETS = list_presets()
 # the ops each class's probe runs as, in onnxruntime's optimised graph and in a .tflite file
 ONNX_NODES = {
     "conv": "Conv",
@@ -254,3 +255,32 @@ def test_cli_bench_kernels_writes_a_loadable_profile(tmp_path):
     assert learned.provenance["probes"] >= 3 and learned.offset_ms > 0
     assert learned.provenance["seconds"] < 40
     assert predict_latency(get_preset("attendnext"), profile) > 0
+
+
+def test_cli_calibrate_on_a_kernel_profiled_base_keeps_its_corrections(probes, tmp_path):
+    profile = synthetic_profile(probes)
+    profile.save(tmp_path / "k.yaml")
+    rows = [f"{name},{2 * predict_latency(get_preset(name), profile):.4f}" for name in PRESETS]
+    (tmp_path / "measured.csv").write_text("spec,latency_ms\n" + "\n".join(rows) + "\n")
+    out = cli(
+        "latency", "calibrate", "measured.csv", "--base", "k.yaml", "--out", "c.yaml", cwd=tmp_path
+    )
+    assert "kept the base's kernel profile; fitted its scale" in out.stdout
+    fitted = load_device(tmp_path / "c.yaml").kernel_profile
+    assert fitted.classes == load_device(tmp_path / "k.yaml").kernel_profile.classes
+    assert fitted.provenance["networks_fitted"] == len(PRESETS)
+    out = cli(
+        "latency",
+        "calibrate",
+        "measured.csv",
+        "--base",
+        "k.yaml",
+        "--runtime",
+        "litert",
+        "--out",
+        "d.yaml",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert out.returncode == 2 and "kernel profile was timed on onnxruntime" in out.stderr
+    assert not (tmp_path / "d.yaml").exists()
