@@ -269,18 +269,7 @@ def test_cli_calibrate_on_a_kernel_profiled_base_keeps_its_corrections(probes, t
     fitted = load_device(tmp_path / "c.yaml").kernel_profile
     assert fitted.classes == load_device(tmp_path / "k.yaml").kernel_profile.classes
     assert fitted.provenance["networks_fitted"] == len(PRESETS)
-    out = cli(
-        "latency",
-        "calibrate",
-        "measured.csv",
-        "--base",
-        "k.yaml",
-        "--runtime",
-        "litert",
-        "--out",
-        "d.yaml",
-        cwd=tmp_path,
-        check=False,
-    )
+    command = "latency calibrate measured.csv --base k.yaml --runtime litert --out d.yaml"
+    out = cli(*command.split(), cwd=tmp_path, check=False)
     assert out.returncode == 2 and "kernel profile was timed on onnxruntime" in out.stderr
     assert not (tmp_path / "d.yaml").exists()
