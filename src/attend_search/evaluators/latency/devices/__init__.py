@@ -177,6 +177,15 @@ def load_device(device: str | Path | DeviceProfile) -> DeviceProfile:
             f"no such device: {name!r} is neither a built-in device "
             f"({', '.join(builtin_devices())}) nor a file"
         )
+    stat = Path(name).stat()
+    return _device_file(name, str(Path(name).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _device_file(name: str, path: str, mtime_ns: int, size: int) -> DeviceProfile:
+    """Read once per version of the file (its time and size are in the key): a study names
+    a profile file in every trial's latency metric, and parsing it took several times longer
+    than predicting a spec's latency (a kernel profile's section most of it)."""
     return _read_device_file(read_user_file(name, DeviceError, "device profile"), name)
 
 
