@@ -16,7 +16,15 @@ over draws), each against the second timing:
 
 ``--cache FILE`` keeps the timings (a CSV), so that a rerun only re-fits.
 
+``--kernel-profile FILE`` adds kernel profiling (``latency bench --kernels``): the built-in
+profile corrected by timing single kernels for ``--kernel-budget-s`` seconds (the file is
+written, or read if it exists), scored alone and with its scale and per-inference constant
+fitted to each draw's networks. The probes' shapes come from ``attendnext`` samples of
+other seeds (1000 on) than the networks scored.
+
     python benchmarks/bench_latency_ceiling.py --specs 50 --cache lat-ceiling.csv
+    python benchmarks/bench_latency_ceiling.py --specs 50 --cache lat-ceiling.csv \
+        --kernel-profile kernels.yaml
 """
 
 from __future__ import annotations
@@ -38,8 +46,10 @@ from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.measure import measure, timed_runs
 from attend_search.evaluators.latency.predict import total_ms
+from attend_search.evaluators.latency.profiling import profile_kernels
 from attend_search.evaluators.model_input import as_model
 from attend_search.search_space import get_reference_model, list_presets, list_reference_models
+from attend_search.search_space.space import load_space
 
 BUILT_IN = {"onnxruntime": "cortex-a76", "litert": "cortex-a76-litert"}
 
@@ -54,6 +64,9 @@ def main() -> int:
     p.add_argument(
         "--quick", action="store_true", help="4 samples, no reference models, 3 draws of 3"
     )
+    p.add_argument("--kernel-profile", type=Path, help="kernel-profiled profile to score")
+    p.add_argument("--kernel-budget-s", type=float, default=300.0)
+    p.add_argument("--kernel-networks", type=int, default=40, help="samples probed")
     args = p.parse_args()
     if args.quick:
         args.specs, args.calibrate, args.splits = 4, 3, 3
@@ -66,6 +79,7 @@ def main() -> int:
     kernels = [extract_kernels(net, shape, args.runtime) for net, shape in networks.values()]
     work = np.array([macs(ks) for ks in kernels], dtype=float)
     built_in = load_device(BUILT_IN[args.runtime])
+    profiled = args.kernel_profile and _kernel_profile(args, built_in)
 
     samples = [i for i, name in enumerate(networks) if name.startswith("sample")]
     rng = np.random.default_rng(0)
@@ -81,6 +95,14 @@ def main() -> int:
         for mode in ("full", "auto"):
             profile = fit_kernels([kernels[i] for i in fit], first[fit], built_in, mode)
             rows.setdefault(f"calibrated on {args.calibrate} ({mode})", []).append(
+                score(np.array([total_ms(ks, profile) for ks in kernels]))
+            )
+        if profiled:
+            rows.setdefault("kernel profiling alone", []).append(
+                score(np.array([total_ms(ks, profiled) for ks in kernels]))
+            )
+            profile = fit_kernels([kernels[i] for i in fit], first[fit], profiled)
+            rows.setdefault(f"kernel profiling + {args.calibrate} networks", []).append(
                 score(np.array([total_ms(ks, profile) for ks in kernels]))
             )
         rows.setdefault("MACs x a constant", []).append(
@@ -105,6 +127,33 @@ def main() -> int:
             f"{statistics.median(m for _, m in results):7.1f}"
         )
     return 0
+
+
+def _kernel_profile(args: argparse.Namespace, base):
+    """The kernel-profiled profile of ``--kernel-profile``, made first if the file is missing."""
+    if not args.kernel_profile.exists():
+        space = load_space("attendnext")
+        profile = profile_kernels(
+            [space.sample(1000 + i) for i in range(args.kernel_networks)],
+            base,
+            runtime=args.runtime,
+            budget_s=args.kernel_budget_s,
+            machine=f"{platform.node()} ({platform.machine()})",
+            log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+        profile.save(args.kernel_profile)
+    profile = load_device(args.kernel_profile)
+    learned = profile.kernel_profile
+    print(
+        f"kernel profile {args.kernel_profile}: {learned.provenance['probes']} probes in "
+        f"{learned.provenance['seconds']:.0f} s, leave-one-out error per class: "
+        + ", ".join(
+            f"{c} {k.loo_error_pct:.0f}% ({k.probes})"
+            for c, k in learned.classes.items()
+            if k.loo_error_pct is not None
+        )
+    )
+    return profile
 
 
 def _networks(count: int, references: bool = True) -> dict[str, tuple]:

@@ -4,6 +4,7 @@
     latency measure SPEC [--out DIR]              this machine, onnxruntime, one thread
     latency devices                               the built-in device profiles
     latency bench --out PROFILE.yaml              measure this machine and fit a profile
+    latency bench --kernels --out PROFILE.yaml    time single kernels, learn per-class shapes
     latency calibrate MEASURED.csv --out PROFILE.yaml   fit to measurements made elsewhere
 
 The evaluators (PyTorch, onnxruntime) are imported inside the command functions.
@@ -140,6 +141,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.samples < 2:
         raise MeasurementError(f"--samples: needs at least 2 networks, got {args.samples}")
     specs = calibration_suite(args.samples)
+    if args.kernels:
+        _bench_kernels(specs, args)
+        return
     samples = []
     for n, spec in enumerate(specs, 1):
         ms = measure_latency(
@@ -160,6 +164,41 @@ def cmd_bench(args: argparse.Namespace) -> None:
         f"{args.runtime}, {args.threads} thread(s)"
     )
     _fit_and_save(samples, args, machine, threads=args.threads)
+
+
+def _bench_kernels(specs: list, args: argparse.Namespace) -> None:
+    """Time single kernels of the specs' ops and save the base with their corrections."""
+    from ..evaluators.latency.devices import load_device
+    from ..evaluators.latency.profiling import profile_kernels
+
+    machine = f"{platform.node()} ({platform.machine()}, {platform.platform()})"
+    profile = profile_kernels(
+        specs,
+        load_device(args.base),
+        runtime=args.runtime,
+        budget_s=args.budget_s,
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        rounds=args.rounds,
+        name=args.name or Path(args.out).stem,
+        machine=machine,
+        log=lambda line: print(line, flush=True),
+    )
+    profile.save(args.out)
+    learned = profile.kernel_profile
+    p = learned.provenance
+    print(
+        f"\ntimed {p['probes']} of {p['candidates']} distinct kernels of {p['networks']} "
+        f"networks in {p['seconds']:.0f} s; per inference {learned.offset_ms * 1e3:.1f} us"
+    )
+    rows = [["op class", "probes", "leave-one-out error"]]
+    rows += [
+        [c, str(k.probes), "" if k.loo_error_pct is None else f"{k.loo_error_pct:.1f}%"]
+        for c, k in learned.classes.items()
+    ]
+    print(table(rows, right={1, 2}))
+    print(f"wrote {args.out}")
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
@@ -209,6 +248,12 @@ def _print_fit(profile, out: str) -> None:
         f"MAPE {p['mape_pct']:.1f}%, max error {p['max_error_pct']:.1f}%, "
         f"Kendall tau {p['kendall_tau']:.3f}"
     )
+    if profile.kernel_profile:
+        learned = profile.kernel_profile
+        print(
+            f"kept the base's kernel profile; fitted its scale {learned.scale:.3f} and "
+            f"per-inference constant {learned.offset_ms * 1e3:.1f} us"
+        )
     if p["unconstrained"]:
         print(
             f"not constrained by these networks (kept near the base): "
@@ -254,7 +299,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--samples",
         type=int,
         default=40,
-        help="networks to measure: the presets, then attendnext samples (default 40)",
+        help="networks to measure (with --kernels, whose kernels to probe): the presets, "
+        "then attendnext samples (default 40)",
+    )
+    s.add_argument(
+        "--kernels",
+        action="store_true",
+        help="time single kernels of the networks' ops instead, and learn a correction of "
+        "the base per op class (docs/latency.md, kernel profiling)",
+    )
+    s.add_argument(
+        "--budget-s",
+        type=positive(float),
+        default=300.0,
+        help="with --kernels: seconds to spend, probing included (default 300)",
     )
     _measure_options(s)
     s.set_defaults(func=cmd_bench)

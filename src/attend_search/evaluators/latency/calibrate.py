@@ -30,6 +30,9 @@ profile's coefficients from its own predictions.
   device and the sample's size, and the sample can tell.
 - Bandwidths are fitted as non-negative increments ``b_l = d_0 + ... + d_l``, so a level
   further out is never faster and predictions stay monotone in width.
+- A base with a kernel profile (:mod:`.kernel_profile`, from timing single kernels) keeps
+  its roofline and per-class corrections: networks then fit only what single kernels cannot
+  see, one scale of the corrected kernel times and the per-inference constant.
 - A coefficient the samples do not pin down (no grouped convolution among them, or a class
   that is never compute bound) stays near the base's value and is listed in the provenance
   as ``unconstrained``; a weak pull toward the base decides between coefficients the
@@ -96,6 +99,11 @@ def calibrate_latency(
     base_profile = load_device(base)
     if threads is not None:
         base_profile = replace(base_profile, threads=threads)
+    if runtime is not None and runtime != base_profile.runtime and base_profile.kernel_profile:
+        raise DeviceError(
+            f"the base's kernel profile was timed on {base_profile.runtime}, "
+            f"not on {runtime}: profile the kernels on {runtime} first"
+        )
     if runtime is not None:
         base_profile = replace(base_profile, runtime=runtime)
     if len(samples) < 2:
@@ -148,6 +156,12 @@ def _solve(
     """The fitted profile, the coefficients no sample constrains, and the fit used."""
     if fit not in FIT_MODES:
         raise DeviceError(f"unknown fit {fit!r}, expected one of {', '.join(FIT_MODES)}")
+    if base.kernel_profile is not None:
+        return (
+            _scale_and_offset(kernels, measured_ms, base),
+            [],
+            "kernel profile's scale and offset",
+        )
     if fit == "auto":
         fit = _cross_validated(kernels, measured_ms, base, hold_fixed_costs)
     problem = _Fit(
@@ -160,6 +174,23 @@ def _solve(
     )
     theta, unconstrained = problem.solve()
     return problem.profile(theta, base.name), unconstrained, fit
+
+
+def _scale_and_offset(
+    kernels: Sequence[list[Kernel]], measured_ms: np.ndarray, base: DeviceProfile
+) -> DeviceProfile:
+    """``base`` with its kernel profile's scale and per-inference constant fitted to the
+    networks (relative least squares, both non-negative); the per-class corrections stay."""
+    from scipy.optimize import nnls  # here, not on top: slow to import
+
+    learned = base.kernel_profile
+    plain = replace(base, kernel_profile=replace(learned, scale=1.0, offset_ms=0.0))
+    sums = np.array([total_ms(ks, plain) for ks in kernels])
+    design = np.column_stack([sums, np.ones(len(sums))]) / measured_ms[:, None]
+    (scale, offset_ms), _ = nnls(design, np.ones(len(sums)))
+    provenance = {**learned.provenance, "networks_fitted": len(sums)}
+    fitted = replace(learned, scale=max(scale, 1e-9), offset_ms=offset_ms, provenance=provenance)
+    return replace(base, kernel_profile=fitted)
 
 
 def _cross_validated(

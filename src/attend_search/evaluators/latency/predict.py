@@ -13,6 +13,10 @@ its class's fixed cost::
 first memory level the kernel's working set (inputs + output + weights) fits in, so a
 layer whose activations stay in L2 streams at cache bandwidth and a larger one at DRAM
 bandwidth. Batch 1, float32.
+
+A profile with a kernel profile (:mod:`.kernel_profile`, learned by timing single kernels)
+multiplies each kernel's roofline time by its class's learned correction for the kernel's
+shape, then scales the sum and adds a per-inference constant.
 """
 
 from __future__ import annotations
@@ -57,8 +61,9 @@ def predict_latency(
 
     ``device`` is a built-in name (``cortex-a72``), a profile YAML path or a
     :class:`DeviceProfile`. With ``breakdown`` also the per-kernel times, in execution order;
-    they sum to the total. A spec's kernels come from the spec alone (see
-    :func:`.kernels.extract_kernels`), in well under a millisecond.
+    they sum to the total less a kernel profile's per-inference constant. A spec's kernels
+    come from the spec alone (see :func:`.kernels.extract_kernels`), in well under a
+    millisecond.
     """
     profile = load_device(device)
     kernels = extract_kernels(model_or_spec, input_shape, profile.runtime)
@@ -66,13 +71,13 @@ def predict_latency(
         return total_ms(kernels, profile)
     roofline = _Roofline(profile)
     times = [roofline.time(k) for k in kernels]
-    return sum(t.ms for t in times), times
+    return sum(t.ms for t in times) + roofline.offset_ms, times
 
 
 def total_ms(kernels: list[Kernel], profile: DeviceProfile) -> float:
     """Predicted milliseconds of already extracted kernels (calibration re-costs them often)."""
     roofline = _Roofline(profile)
-    return sum(roofline.ms(k) for k in kernels)
+    return sum(roofline.ms(k) for k in kernels) + roofline.offset_ms
 
 
 class _Roofline:
@@ -84,6 +89,10 @@ class _Roofline:
         self.per_mac = {c: profile.seconds_per_mac(c) for c in profile.efficiency}
         self.per_byte = [profile.seconds_per_byte(i) for i in range(len(profile.memory))]
         self.fixed = {c: profile.fixed_seconds(c) for c in profile.fixed_cost_us}
+        learned = profile.kernel_profile
+        self.corrections = learned.classes if learned else {}
+        self.scale = learned.scale if learned else 1.0
+        self.offset_ms = learned.offset_ms if learned else 0.0
 
     def ms(self, kernel: Kernel) -> float:
         return self._seconds(kernel)[0] * 1e3
@@ -105,7 +114,11 @@ class _Roofline:
         level = self.profile.level_of(kernel.bytes)
         compute = kernel.macs * self.per_mac[kernel.op_class]
         memory = kernel.bytes * self.per_byte[level]
-        return max(compute, memory) + self.fixed[kernel.op_class], compute, memory, level
+        seconds = max(compute, memory) + self.fixed[kernel.op_class]
+        correction = self.corrections.get(kernel.op_class)
+        if correction is not None:
+            seconds *= correction.factor(kernel.macs, kernel.bytes)
+        return seconds * self.scale, compute, memory, level
 
 
 def time_by_class(times: list[KernelTime]) -> dict[str, float]:

@@ -31,6 +31,7 @@ import yaml
 from ....errors import AttendSearchError
 from ....files import write_atomic
 from ....search_space.fields import Fields, parse_yaml, read_user_file
+from ..kernel_profile import KernelProfile, read_kernel_profile
 from ..kernels import OP_CLASSES
 
 SCHEMA = "attend-search/device/v1"
@@ -68,6 +69,8 @@ class DeviceProfile:
     runtime: str = DEFAULT_RUNTIME  # the inference runtime the coefficients describe
     description: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    # corrections learned from timing single kernels (latency bench --kernels), if any
+    kernel_profile: KernelProfile | None = None
 
     @property
     def peak_macs_per_s(self) -> float:
@@ -143,6 +146,8 @@ class DeviceProfile:
         }
         if self.provenance:
             data["provenance"] = dict(self.provenance)
+        if self.kernel_profile:
+            data["kernel_profile"] = self.kernel_profile.to_dict()
         return data
 
     def save(self, path: str | Path) -> None:
@@ -172,6 +177,15 @@ def load_device(device: str | Path | DeviceProfile) -> DeviceProfile:
             f"no such device: {name!r} is neither a built-in device "
             f"({', '.join(builtin_devices())}) nor a file"
         )
+    stat = Path(name).stat()
+    return _device_file(name, str(Path(name).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _device_file(name: str, path: str, mtime_ns: int, size: int) -> DeviceProfile:
+    """Read once per version of the file (its time and size are in the key): a study names
+    a profile file in every trial's latency metric, and parsing it took several times longer
+    than predicting a spec's latency (a kernel profile's section most of it)."""
     return _read_device_file(read_user_file(name, DeviceError, "device profile"), name)
 
 
@@ -214,6 +228,9 @@ def read_device(data: Any) -> DeviceProfile:
             f.sub("fixed_cost_us"), False, fallback and fallback.fixed_cost_us
         ),
         provenance=provenance.data,
+        kernel_profile=read_kernel_profile(f.sub("kernel_profile"))
+        if f.has("kernel_profile")
+        else None,
     )
     compute.done()
     f.done()

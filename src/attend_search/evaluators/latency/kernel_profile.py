@@ -1,0 +1,213 @@
+"""What timing single kernels taught a device profile: a correction per op class.
+
+The roofline (:mod:`.predict`) gives an op class one efficiency and one fixed cost whatever
+the shape, and the whole-network fit cannot identify classes that only condenser networks
+have (depthwise, grouped, upsampling, max pooling, gates). Timing each class alone over
+the shapes the spaces produce (:mod:`.profiling`) can. The roofline stays the prior and
+each probed class learns a correction in log space::
+
+    t_k = roofline_k * exp(w_c . (1, z(log bytes), z(log MACs per byte)))
+    latency = scale * sum_k t_k + offset
+
+``z`` standardises a feature by the probes' mean and spread and clips it to the range the
+probes covered: a shape outside them gets the correction of the nearest probed one, never
+an extrapolated power law. ``w_c`` is a weighted ridge fit whose penalty is chosen by
+closed-form leave-one-out error, so a class with few or scattered probes stays near a plain
+rescaling of the roofline. Classes without probes keep the plain roofline. ``offset`` starts as the
+measured cost of an inference of nothing (the session's own); whole-network calibration
+then refits ``scale`` and ``offset`` only, keeping the per-class corrections.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import yaml
+
+from ...search_space.fields import Fields
+from .kernels import OP_CLASSES
+
+SCHEMA = "attend-search/kernel-profile/v1"
+FEATURES = ("log_bytes", "log_macs_per_byte")
+_RIDGE = (0.01, 0.1, 1.0, 10.0, 100.0)  # penalties leave-one-out chooses among
+_DIGITS = 5
+
+
+class _Row(list):
+    """A list of numbers that YAML writes on one line, so that a class's entry reads as a
+    table."""
+
+
+yaml.SafeDumper.add_representer(
+    _Row, lambda dumper, row: dumper.represent_sequence("tag:yaml.org,2002:seq", row, True)
+)
+
+
+def features(macs: int, nbytes: int) -> tuple[float, float]:
+    """A kernel's raw features: its working set and its arithmetic intensity (log scale)."""
+    log_bytes = math.log(max(nbytes, 1))
+    return log_bytes, math.log(macs + 1) - log_bytes
+
+
+@dataclass(frozen=True)
+class ClassCorrection:
+    """One op class's correction: ``exp(coef . (1, clip((x - mean) / spread, low, high)))``."""
+
+    probes: int
+    mean: tuple[float, ...]
+    spread: tuple[float, ...]
+    low: tuple[float, ...]  # standardised range the probes covered
+    high: tuple[float, ...]
+    coef: tuple[float, ...]  # intercept, then one per feature
+    loo_error_pct: float | None  # leave-one-out mean |predicted / measured - 1|; None for 1
+
+    def factor(self, macs: int, nbytes: int) -> float:
+        (c, w1, lo1, hi1, w2, lo2, hi2) = self.raw
+        log_bytes = math.log(max(nbytes, 1))
+        intensity = math.log(macs + 1) - log_bytes
+        return math.exp(c + w1 * min(max(log_bytes, lo1), hi1) + w2 * min(max(intensity, lo2), hi2))
+
+    @functools.cached_property
+    def raw(self) -> tuple[float, ...]:
+        """The coefficients in raw feature units (intercept, then weight, low and high per
+        feature): a spec's prediction reads them for each of its hundreds of kernels."""
+        c, out = self.coef[0], []
+        for m, s, lo, hi, w in zip(self.mean, self.spread, self.low, self.high, self.coef[1:]):
+            c -= w * m / s
+            out += [w / s, m + lo * s, m + hi * s]
+        return (c, *out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "probes": self.probes,
+            "loo_error_pct": None if self.loo_error_pct is None else round(self.loo_error_pct, 2),
+            "coef": _Row(_round(c) for c in self.coef),
+            "mean": _Row(_round(c) for c in self.mean),
+            "spread": _Row(_round(c) for c in self.spread),
+            "low": _Row(_round(c) for c in self.low),
+            "high": _Row(_round(c) for c in self.high),
+        }
+
+
+@dataclass(frozen=True)
+class KernelProfile:
+    """Per-class corrections, the network-level scale and offset, and where they came from."""
+
+    classes: Mapping[str, ClassCorrection]
+    scale: float = 1.0
+    offset_ms: float = 0.0
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "features": _Row(FEATURES),
+            "scale": _round(self.scale),
+            "offset_ms": _round(self.offset_ms),
+            "provenance": dict(self.provenance),
+            "classes": {c: k.to_dict() for c, k in self.classes.items()},
+        }
+
+
+def fit_class(
+    raw: Sequence[tuple[float, float]],
+    log_ratio: Sequence[float],
+    weights: Sequence[float] | None = None,
+) -> tuple[ClassCorrection, np.ndarray]:
+    """The correction of one class from its probes' raw :func:`features` and
+    ``log(measured / roofline)``, each weighted by how well its time is known (``weights``,
+    default equal); also each probe's leave-one-out log error (what adaptive sampling reads
+    to decide where to time next)."""
+    x = np.asarray(raw, dtype=float).reshape(len(log_ratio), len(FEATURES))
+    y = np.asarray(log_ratio, dtype=float)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    mean = x.mean(axis=0)
+    spread = x.std(axis=0)
+    spread = np.where(spread > 1e-9, spread, 1.0)
+    z = (x - mean) / spread
+    design = np.column_stack([np.ones(len(y)), z])
+    best = None
+    for ridge in _RIDGE:
+        penalty = np.diag([0.0] + [ridge / len(y)] * len(FEATURES))
+        inverse = np.linalg.pinv(design.T @ (w[:, None] * design) + penalty)
+        coef = inverse @ design.T @ (w * y)
+        leverage = w * np.einsum("ij,jk,ik->i", design, inverse, design)
+        loo = (y - design @ coef) / np.maximum(1 - leverage, 1e-6)
+        if best is None or np.sum(w * loo**2) < np.sum(w * best[1] ** 2):
+            best = coef, loo
+    coef, loo = best
+    correction = ClassCorrection(
+        probes=len(y),
+        mean=tuple(mean),
+        spread=tuple(spread),
+        low=tuple(z.min(axis=0)),
+        high=tuple(z.max(axis=0)),
+        coef=tuple(coef),
+        loo_error_pct=float(np.sum(w * np.abs(np.exp(-loo) - 1)) * 100) if len(y) > 1 else None,
+    )
+    return correction, loo
+
+
+def read_kernel_profile(f: Fields) -> KernelProfile:
+    """The ``kernel_profile`` section of a profile YAML; errors name the field."""
+    schema = f.str("schema")
+    if schema != SCHEMA:
+        raise f.fail("schema", f"unsupported schema {schema!r}, expected {SCHEMA!r}")
+    names = f.list("features")
+    if tuple(names) != FEATURES:
+        raise f.fail("features", f"{names} is not {list(FEATURES)}: written by another version")
+    classes_f = f.sub("classes")
+    classes = {}
+    for name in list(classes_f.data):
+        if name not in OP_CLASSES:
+            raise classes_f.fail(str(name), f"unknown op class; expected one of {OP_CLASSES}")
+        classes[name] = _read_class(classes_f.sub(name))
+    classes_f.done()
+    profile = KernelProfile(
+        classes=classes,
+        scale=f.float("scale", lo=1e-9),
+        offset_ms=f.float("offset_ms", lo=0.0),
+        provenance=f.sub("provenance", {}).data,
+    )
+    f.done()
+    return profile
+
+
+def _read_class(f: Fields) -> ClassCorrection:
+    n = len(FEATURES)
+    correction = ClassCorrection(
+        probes=f.int("probes", lo=1),
+        loo_error_pct=f.float("loo_error_pct", None, lo=0.0),
+        coef=_vector(f, "coef", n + 1),
+        mean=_vector(f, "mean", n),
+        spread=_vector(f, "spread", n, positive=True),
+        low=_vector(f, "low", n),
+        high=_vector(f, "high", n),
+    )
+    for i, (lo, hi) in enumerate(zip(correction.low, correction.high)):
+        if lo > hi:
+            raise f.fail("low", f"item {i}: {lo} exceeds high {hi}")
+    f.done()
+    return correction
+
+
+def _vector(f: Fields, key: str, length: int, positive: bool = False) -> tuple[float, ...]:
+    values = f.list(key)
+    if len(values) != length:
+        raise f.fail(key, f"expected {length} numbers, got {len(values)}")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise f.fail(key, f"item {i}: expected a finite number, got {v!r}")
+        if positive and v <= 0:
+            raise f.fail(key, f"item {i}: {v} is not positive")
+    return tuple(float(v) for v in values)
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.{_DIGITS}g}")

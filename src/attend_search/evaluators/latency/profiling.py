@@ -1,0 +1,368 @@
+"""Kernel profiling: time single kernels of every class the spaces produce, over the shapes
+they produce, and learn each class's correction (:mod:`.kernel_profile`).
+
+Probes. Networks (the presets and seeded ``attendnext`` samples) run once under the recorder
+the latency model's traces use (:func:`..graph.trace.record_forward`); every ATen op of a
+costed class (convolutions, pooling, upsampling, element-wise ops, global pooling, linear
+layers) is kept with its arguments' shapes, and identical ones are merged. A probe is a
+network of that one op on an input of the recorded shape; its other operands (weights, a
+gate's second activation) are constants of their shapes, which move the same bytes. A probe
+is used when the runtime runs it as one kernel of its class, besides copies the runtime adds
+(LiteRT's input transpose, a PAD), which the roofline prices.
+
+Timing. Each probe is exported and timed as :func:`.measure.measure` times networks (thread
+CPU time); the lowest round median is kept, since on a shared machine noise only adds time.
+An inference of nothing (a copy of a one-element input) is timed first, three times, the
+least kept: that per-inference constant and the predicted copies are subtracted, leaving
+the kernel's own time.
+
+Adaptive sampling. Each class first gets a few probes spread over its range of roofline
+time. Then, until the budget is spent, the next probe goes to the class least well known
+(its leave-one-out error over the square root of its probes, times its share of the
+networks' predicted time; a class with under eight probes first), at the candidate shape
+farthest from the shapes already timed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils._pytree import tree_map
+from torch.utils.weak import WeakTensorKeyDictionary
+
+from ...search_space import Spec
+from ..graph.trace import record_forward
+from ..model_input import as_model
+from .devices import DeviceProfile
+from .kernel_profile import ClassCorrection, KernelProfile, features, fit_class
+from .kernels import Kernel, extract_kernels
+from .measure import measure
+from .predict import total_ms
+
+# ATen ops probed: those behind every costed class the spaces' networks run
+_PROBED = {
+    "convolution",
+    "_convolution",
+    "max_pool2d",
+    "max_pool2d_with_indices",
+    "avg_pool2d",
+    "upsample_nearest2d",
+    "_upsample_nearest_exact2d",
+    "upsample_bilinear2d",
+    "mul",
+    "add",
+    "sigmoid",
+    "hardsigmoid",
+    "relu",
+    "hardtanh",
+    "hardswish",
+    "silu",
+    "mean",
+    "_adaptive_avg_pool2d",
+    "addmm",
+}
+# upsampling is replayed as F.interpolate calls it (the ``vec`` overload: the arguments
+# before its scale factors kept), which the converters lower to one resize; the ``default``
+# overload the recorder sees becomes gathers in LiteRT
+_VEC_ARGS = {"upsample_nearest2d": 2, "upsample_bilinear2d": 3}
+_FIRST = 3  # probes per class before sampling adapts
+_KNOWN = 8  # a class with fewer probes is sampled before any other
+_NOTHING_TIMES = 3  # the per-inference constant is the least of these timings: it is
+# subtracted from every probe, so its noise would move every small kernel's time
+_FLOOR = 0.1  # a kernel's time is at least this share of its roofline (noise can go below 0)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """A tensor argument of a recorded op: its shape, and whether an activation made it."""
+
+    shape: tuple[int, ...]
+    activation: bool
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One ATen op with its arguments, tensors given by their shapes (:class:`_Slot`)."""
+
+    func: object  # the out-of-place OpOverload
+    args: tuple
+    kwargs: tuple[tuple[str, object], ...]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._input().shape
+
+    def _input(self) -> _Slot:
+        """The largest activation is the probe network's input; the rest are constants."""
+        slots = [a for a in _leaves((self.args, dict(self.kwargs))) if isinstance(a, _Slot)]
+        return max((s for s in slots if s.activation), key=lambda s: math.prod(s.shape))
+
+    def module(self) -> nn.Module:
+        return _Replay(self)
+
+
+class _Replay(nn.Module):
+    """A network of one probe's op: the input fills the probe's input slot, constants of
+    their shapes the others."""
+
+    def __init__(self, probe: Probe):
+        super().__init__()
+        self.probe = probe
+        self.input_slot = probe._input()
+        self.slots = [
+            s
+            for s in _leaves((probe.args, dict(probe.kwargs)))
+            if isinstance(s, _Slot) and s is not self.input_slot
+        ]
+        generator = torch.Generator().manual_seed(0)
+        for i, slot in enumerate(self.slots):
+            self.register_buffer(f"c{i}", torch.rand(slot.shape, generator=generator) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        constants = iter(getattr(self, f"c{i}") for i in range(len(self.slots)))
+
+        def fill(value):
+            if value is self.input_slot:
+                return x
+            return next(constants) if isinstance(value, _Slot) else value
+
+        args, kwargs = tree_map(fill, (self.probe.args, dict(self.probe.kwargs)))
+        out = self.probe.func(*args, **kwargs)
+        return out[0] if isinstance(out, tuple) else out  # max pooling's indices unused
+
+
+def _leaves(tree) -> list:
+    found = []
+    tree_map(found.append, tree)
+    return found
+
+
+class _ProbeLog:
+    """What :func:`record_forward` hands over, kept as probes (an ``OpLog``)."""
+
+    def __init__(self):
+        self.values = WeakTensorKeyDictionary()  # tensors activations made
+        self.probes: dict[str, Probe] = {}
+
+    def input(self, x: torch.Tensor) -> None:
+        self.values[x] = True
+
+    def output(self, y) -> None:
+        pass
+
+    def op(self, func, args: tuple, kwargs: dict, out, module: str) -> None:
+        inputs = [t for t in _leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        if not any(t in self.values for t in inputs):
+            return  # computed from weights alone: a constant
+        for t in _leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.values[t] = True
+        name = func.overloadpacket.__name__
+        plain = name[:-1] if name.endswith("_") and not name.endswith("__") else name
+        if plain not in _PROBED:
+            return
+
+        def slot(value):
+            if isinstance(value, torch.Tensor):
+                return _Slot(tuple(value.shape), value in self.values)
+            return value
+
+        args, kwargs = tree_map(slot, (args, kwargs))
+        if plain == "mul" and not any(isinstance(a, _Slot) for a in args[1:]) and args[1] == 0:
+            return  # a multiply by zero: LiteRT folds it away
+        overload = getattr(getattr(torch.ops.aten, plain), func._overloadname)
+        if plain in _VEC_ARGS and func._overloadname == "default":
+            args, overload = (*args[: _VEC_ARGS[plain]], None), getattr(torch.ops.aten, plain).vec
+        probe = Probe(overload, args, tuple(sorted(kwargs.items())))
+        self.probes.setdefault(repr((plain, probe.args, probe.kwargs)), probe)
+
+
+def collect_probes(networks: Sequence[nn.Module | Spec]) -> list[Probe]:
+    """The distinct probed ops of the networks' forward passes, in order of first use."""
+    log = _ProbeLog()
+    for network in networks:
+        model, shape = as_model(network)
+        record_forward(model, shape, log)
+    return list(log.probes.values())
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A probe and the one kernel it is of, on a runtime, with the copies the runtime adds."""
+
+    probe: Probe
+    kernel: Kernel
+    extra: tuple[Kernel, ...]
+
+
+def candidates(probes: Sequence[Probe], runtime: str) -> list[Candidate]:
+    """The probes the runtime runs as one kernel besides copies (others are not used: a
+    hard-swish that onnxruntime runs as two kernels is covered by their own probes)."""
+    found = []
+    for probe in probes:
+        kernels = extract_kernels(probe.module(), probe.input_shape, runtime)
+        main = [k for k in kernels if k.op_class != "copy"]
+        if len(main) == 1:
+            found.append(Candidate(probe, main[0], tuple(k for k in kernels if k is not main[0])))
+    return found
+
+
+@dataclass(frozen=True)
+class Observation:
+    kernel: Kernel
+    seconds: float  # the kernel's own time: the probe's less the constant and the copies
+    overhead: float = 0.0  # what was subtracted: a kernel far below it is known poorly
+
+
+def profile_kernels(
+    networks: Sequence[nn.Module | Spec],
+    base: DeviceProfile,
+    *,
+    runtime: str = "onnxruntime",
+    budget_s: float = 300.0,
+    threads: int = 1,
+    warmup: int = 5,
+    repeats: int = 10,
+    rounds: int = 5,
+    name: str | None = None,
+    machine: str = "unspecified",
+    log: Callable[[str], None] = lambda line: None,
+) -> DeviceProfile:
+    """``base`` with a kernel profile learned by timing probes of ``networks``' ops on
+    ``runtime`` for about ``budget_s`` seconds (the module docstring); ``log`` gets a line
+    per probe timed."""
+    start = time.monotonic()
+    base = replace(base, runtime=runtime, threads=threads, kernel_profile=None)
+    pool = candidates(collect_probes(networks), runtime)
+    shares = _shares(networks, base)
+    settings = dict(runtime=runtime, threads=threads, warmup=warmup, repeats=repeats)
+
+    def timed(module: nn.Module, shape: tuple[int, ...]) -> float:
+        return measure(module, shape, rounds=rounds, **settings).low_ms * 1e-3
+
+    overhead = min(timed(_Nothing(), (1, 1, 1, 1)) for _ in range(_NOTHING_TIMES))
+    observations: dict[str, list[Observation]] = defaultdict(list)
+    untimed = list(pool)
+    spent: list[float] = []
+    while untimed:
+        remaining = budget_s - (time.monotonic() - start)
+        if remaining < (np.median(spent) if spent else 0.0):
+            break
+        candidate = _next(untimed, observations, base, shares)
+        untimed.remove(candidate)
+        began = time.monotonic()
+        seconds = timed(candidate.probe.module(), candidate.probe.input_shape)
+        spent.append(time.monotonic() - began)
+        own = seconds - overhead - sum(total_ms([k], base) for k in candidate.extra) * 1e-3
+        roofline = total_ms([candidate.kernel], base) * 1e-3
+        observations[candidate.kernel.op_class].append(
+            Observation(candidate.kernel, max(own, _FLOOR * roofline), seconds - own)
+        )
+        log(
+            f"[{sum(map(len, observations.values()))}] {candidate.kernel.op_class:<11} "
+            f"{_describe(candidate.probe)}: {own * 1e6:.1f} us (roofline {roofline * 1e6:.1f})"
+        )
+    classes = fit_observations([o for obs in observations.values() for o in obs], base)
+    learned = KernelProfile(
+        classes=classes,
+        offset_ms=overhead * 1e3,
+        provenance={
+            "base": base.name,
+            "runtime": runtime,
+            "threads": threads,
+            "probes": sum(map(len, observations.values())),
+            "candidates": len(pool),
+            "networks": len(networks),
+            "budget_s": budget_s,
+            "seconds": round(time.monotonic() - start, 1),
+            "date": datetime.date.today().isoformat(),
+            "machine": machine,
+        },
+    )
+    return replace(
+        base,
+        name=name or f"{base.name}-kernels",
+        description=f"{base.name} corrected by timing single kernels on {runtime} ({machine})",
+        provenance={"base": base.name},
+        kernel_profile=learned,
+    )
+
+
+class _Nothing(nn.Module):
+    """An inference of nothing: what a runtime costs per call beyond its kernels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+
+def fit_observations(
+    observations: Sequence[Observation], base: DeviceProfile
+) -> dict[str, ClassCorrection]:
+    """Per-class corrections of ``base``'s roofline fitted to kernels' measured times."""
+    by_class: dict[str, list[Observation]] = defaultdict(list)
+    for o in observations:
+        by_class[o.kernel.op_class].append(o)
+    return {c: _fit(obs, base)[0] for c, obs in sorted(by_class.items())}
+
+
+def _fit(observations: Sequence[Observation], base: DeviceProfile):
+    """A class's fit; a probe weighs by the share of its timing that is the kernel's own, so
+    kernels much smaller than the per-inference constant, whose remainder is mostly noise,
+    count little (they count little in a network's time too)."""
+    raw = [features(o.kernel.macs, o.kernel.bytes) for o in observations]
+    ratio = [math.log(o.seconds / (total_ms([o.kernel], base) * 1e-3)) for o in observations]
+    return fit_class(raw, ratio, [o.seconds / (o.seconds + o.overhead) for o in observations])
+
+
+def _shares(networks: Sequence[nn.Module | Spec], base: DeviceProfile) -> dict[str, float]:
+    """Each class's share of the networks' predicted time on ``base``."""
+    shares: dict[str, float] = defaultdict(float)
+    for network in networks:
+        for kernel in extract_kernels(network, None, base.runtime):
+            shares[kernel.op_class] += total_ms([kernel], base)
+    total = sum(shares.values())
+    return {c: t / total for c, t in shares.items()}
+
+
+def _next(
+    untimed: list[Candidate],
+    observations: dict[str, list[Observation]],
+    base: DeviceProfile,
+    shares: dict[str, float],
+) -> Candidate:
+    """The candidate to time next (the module docstring's adaptive sampling)."""
+    by_class: dict[str, list[Candidate]] = defaultdict(list)
+    for c in untimed:
+        by_class[c.kernel.op_class].append(c)
+
+    def need(op_class: str) -> tuple[int, float]:
+        timed = observations[op_class]
+        if len(timed) < _KNOWN:
+            return 1, shares.get(op_class, 0.0) / (1 + len(timed))
+        loo = _fit(timed, base)[1]  # the fit's uncertainty: its error over sqrt(probes)
+        return 0, shares.get(op_class, 0.0) * float(np.sqrt(np.mean(loo**2) / len(timed)))
+
+    op_class = max(by_class, key=need)
+    pool, timed = by_class[op_class], observations[op_class]
+    if len(timed) < _FIRST:  # spread over the range of roofline time
+        order = sorted(pool, key=lambda c: total_ms([c.kernel], base))
+        return order[[0, len(order) - 1, len(order) // 2][len(timed)]]
+    done = np.array([features(o.kernel.macs, o.kernel.bytes) for o in timed])
+    spread = np.where(done.std(axis=0) > 1e-9, done.std(axis=0), 1.0)
+    points = np.array([features(c.kernel.macs, c.kernel.bytes) for c in pool])
+    distance = np.min(np.linalg.norm((points[:, None] - done[None]) / spread, axis=2), axis=1)
+    return pool[int(np.argmax(distance))]
+
+
+def _describe(probe: Probe) -> str:
+    """``convolution 1x32x56x56 <- 32x1x3x3`` : the op and its tensors' shapes."""
+    shapes = ["x".join(map(str, s.shape)) for s in _leaves(probe.args) if isinstance(s, _Slot)]
+    return f"{probe.func.__name__.split('.')[0]} " + " ".join(shapes)

@@ -1,0 +1,275 @@
+"""Kernel profiling: probes are single kernels of their class on both runtimes, the per-class
+correction recovers a known law, the profile file round-trips and fails readably, network
+calibration combines with it, prediction stays fast, and ``latency bench --kernels`` runs."""
+
+import math
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import cli
+
+from attend_search import get_preset, list_presets, load_space
+from attend_search.evaluators.latency.calibrate import calibrate_latency
+from attend_search.evaluators.latency.devices import load_device
+from attend_search.evaluators.latency.kernel_profile import KernelProfile
+from attend_search.evaluators.latency.kernels import extract_kernels
+from attend_search.evaluators.latency.predict import predict_latency, total_ms
+from attend_search.evaluators.latency.profiling import (
+    Observation,
+    candidates,
+    collect_probes,
+    fit_observations,
+)
+from attend_search.evaluators.runtimes.litert import litert_available
+from attend_search.evaluators.runtimes.onnx import export_onnx, onnxruntime_ops
+
+BASE = load_device("cortex-a76")
+PRESETS = list_presets()
+# the ops each class's probe runs as, in onnxruntime's optimised graph and in a .tflite file
+ONNX_NODES = {
+    "conv": "Conv",
+    "pointwise": "Conv",
+    "depthwise": "Conv",
+    "grouped": "Conv",
+    "max_pool": "MaxPool",
+    "avg_pool": "AveragePool",
+    "upsample": "Resize",
+    "global_pool": "ReduceMean",
+    "linear": "Gemm",
+}
+TFLITE_NODES = {
+    "conv": "CONV_2D",
+    "pointwise": "CONV_2D",
+    "depthwise": "DEPTHWISE_CONV_2D",
+    "max_pool": "MAX_POOL_2D",
+    "avg_pool": "AVERAGE_POOL_2D",
+    "linear": "FULLY_CONNECTED",
+}
+
+
+@pytest.fixture(scope="module")
+def probes():
+    """The probes of two small networks: the attendnext preset and a sample, at 64 x 64."""
+    sample = load_space("attendnext").sample(3)
+    networks = [replace(get_preset("attendnext"), input_size=64), replace(sample, input_size=64)]
+    return collect_probes(networks)
+
+
+def one_per_class(pool):
+    chosen = {}
+    for c in pool:
+        chosen.setdefault(c.kernel.op_class, c)
+    return chosen
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "litert"])
+def test_probes_cover_the_condenser_classes_each_as_one_kernel(probes, runtime):
+    chosen = one_per_class(candidates(probes, runtime))
+    assert {"pointwise", "depthwise", "grouped", "upsample", "elementwise", "global_pool"} <= set(
+        chosen
+    )
+    assert {"max_pool", "avg_pool"} & set(chosen)
+    for candidate in chosen.values():
+        kernels = extract_kernels(candidate.probe.module(), candidate.probe.input_shape, runtime)
+        assert [k for k in kernels if k.op_class != "copy"] == [candidate.kernel]
+        assert len(kernels) == 1 + len(candidate.extra)
+        assert runtime == "litert" or candidate.extra == ()
+
+
+@pytest.mark.slow
+def test_probes_are_single_nodes_of_onnxruntimes_optimised_graph(probes, tmp_path):
+    for op_class, candidate in one_per_class(candidates(probes, "onnxruntime")).items():
+        module = candidate.probe.module()
+        shape = candidate.probe.input_shape
+        export_onnx(module, shape, tmp_path / f"{op_class}.onnx")
+        nodes = onnxruntime_ops(tmp_path / f"{op_class}.onnx")
+        assert len(nodes) == 1, (op_class, nodes)
+        if op_class in ONNX_NODES:
+            assert nodes == [ONNX_NODES[op_class]]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not litert_available(), reason="needs the extra litert")
+def test_probes_are_single_litert_kernels_besides_the_copies_it_adds(probes, tmp_path):
+    from attend_search.evaluators.runtimes.litert import convert_tflite, tflite_ops
+
+    for op_class, candidate in one_per_class(candidates(probes, "litert")).items():
+        path = convert_tflite(
+            candidate.probe.module(), candidate.probe.input_shape, tmp_path / f"{op_class}.tflite"
+        )
+        ops = [op for op in tflite_ops(path) if op not in ("TRANSPOSE", "PAD")]
+        copies = [k for k in candidate.extra if k.op_class == "copy"]
+        assert len(copies) == len(candidate.extra) and len(ops) == 1, (op_class, ops)
+        if op_class in TFLITE_NODES:
+            assert ops == [TFLITE_NODES[op_class]]
+
+
+def law(op_class: str, macs: int, nbytes: int) -> float:
+    """A known per-class departure from the roofline, in the model's family."""
+    a, b, c = {"pointwise": (-1.0, 0.3, -0.2), "depthwise": (0.5, -0.25, 0.1)}.get(
+        op_class, (0.2, 0.0, 0.0)
+    )
+    log_bytes = math.log(nbytes)
+    return math.exp(a + b * (log_bytes - 12) + c * (math.log(macs + 1) - log_bytes))
+
+
+def lawful(probes) -> list[Observation]:
+    """Each onnxruntime probe's kernel, timed as :func:`law` says."""
+    return [
+        Observation(
+            c.kernel,
+            total_ms([c.kernel], BASE)
+            * 1e-3
+            * law(c.kernel.op_class, c.kernel.macs, c.kernel.bytes),
+        )
+        for c in candidates(probes, "onnxruntime")
+    ]
+
+
+def test_the_correction_recovers_a_known_per_class_law(probes):
+    observations = lawful(probes)
+    train, held = observations[::2], observations[1::2]
+    classes = fit_observations(train, BASE)
+    profile = replace(BASE, kernel_profile=KernelProfile(classes))
+    seen = {o.kernel.op_class for o in train}
+    errors = [
+        abs(total_ms([o.kernel], profile) * 1e-3 / o.seconds - 1)
+        for o in held
+        if o.kernel.op_class in seen
+    ]
+    assert len(errors) > 20 and statistics.median(errors) < 0.01
+
+
+def test_outside_the_probed_range_the_correction_is_the_nearest_probed_one(probes):
+    pool = [c for c in candidates(probes, "onnxruntime") if c.kernel.op_class == "pointwise"]
+    observations = [Observation(c.kernel, total_ms([c.kernel], BASE) * 1e-3 * 2.0) for c in pool]
+    correction = fit_observations(observations, BASE)["pointwise"]
+    largest = max(pool, key=lambda c: c.kernel.bytes).kernel
+    assert correction.factor(largest.macs, largest.bytes * 1000) == pytest.approx(
+        correction.factor(largest.macs * 1000, largest.bytes * 1000), rel=0.05
+    )
+    assert correction.factor(largest.macs, largest.bytes * 10**6) == pytest.approx(2.0, rel=0.05)
+
+
+def synthetic_profile(probes):
+    """cortex-a76 with the kernel profile fitted to :func:`lawful` timings."""
+    observations = lawful(probes)
+    learned = KernelProfile(
+        fit_observations(observations, BASE),
+        offset_ms=0.006,
+        provenance={"probes": len(observations)},
+    )
+    return replace(BASE, name="kernels", kernel_profile=learned)
+
+
+def test_a_kernel_profile_round_trips_and_changes_the_prediction(probes, tmp_path):
+    profile = synthetic_profile(probes)
+    profile.save(tmp_path / "k.yaml")
+    loaded = load_device(tmp_path / "k.yaml")
+    assert loaded.kernel_profile.classes.keys() == profile.kernel_profile.classes.keys()
+    spec = get_preset("attendnext")
+    assert predict_latency(spec, loaded) == pytest.approx(predict_latency(spec, profile), 1e-3)
+    assert predict_latency(spec, loaded) != pytest.approx(predict_latency(spec, BASE), 0.01)
+    total, times = predict_latency(spec, loaded, breakdown=True)
+    assert total == pytest.approx(sum(t.ms for t in times) + 0.006)
+    text = (tmp_path / "k.yaml").read_text()
+    assert "schema: attend-search/kernel-profile/v1" in text and "coef: [" in text
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda k: k["classes"]["pointwise"].update(coef=[1.0, 2.0]), "coef: expected 3 numbers"),
+        (lambda k: k["classes"]["pointwise"].update(spread=[0, 1]), "spread: item 0: 0 is not"),
+        (lambda k: k.update(schema="other/v9"), "kernel_profile.schema: unsupported schema"),
+        (lambda k: k["classes"].update(warp=k["classes"]["pointwise"]), "classes.warp: unknown"),
+        (lambda k: k.update(scale="big"), "kernel_profile.scale: expected a number"),
+    ],
+)
+def test_a_bad_kernel_profile_exits_2_naming_the_file_and_field(probes, tmp_path, edit, message):
+    synthetic_profile(probes).save(tmp_path / "k.yaml")
+    data = yaml.safe_load((tmp_path / "k.yaml").read_text())
+    edit(data["kernel_profile"])
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(data))
+    out = cli("latency", "predict", "attendnext", "--device", "bad.yaml", cwd=tmp_path, check=False)
+    assert out.returncode == 2 and "bad.yaml" in out.stderr and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_network_calibration_fits_scale_and_offset_and_keeps_the_corrections(probes):
+    profile = synthetic_profile(probes)
+    specs = [load_space("attendnext").sample(seed) for seed in range(6)]
+    plain = replace(profile, kernel_profile=replace(profile.kernel_profile, offset_ms=0.0))
+    samples = [(spec, None, 1.7 * predict_latency(spec, plain) + 0.2) for spec in specs]
+    fitted = calibrate_latency(samples, profile, runtime="onnxruntime")
+    learned = fitted.kernel_profile
+    assert learned.scale == pytest.approx(1.7, rel=1e-3)
+    assert learned.offset_ms == pytest.approx(0.2, rel=1e-2)
+    assert learned.classes == profile.kernel_profile.classes
+    assert fitted.provenance["mape_pct"] < 0.1
+    assert fitted.provenance["fit"] == "full: kernel profile's scale and offset"
+
+
+def test_prediction_with_a_kernel_profile_stays_under_2_ms_a_spec(probes):
+    profile = synthetic_profile(probes)
+    specs = [load_space("attendnext").sample(seed) for seed in range(20)]
+
+    def cpu_ms(device) -> list[float]:
+        """Per spec, the least CPU time of 5 predictions (others' load does not count)."""
+        best = [math.inf] * len(specs)
+        for _ in range(5):
+            for i, spec in enumerate(specs):
+                start = time.thread_time()
+                predict_latency(spec, device)
+                best[i] = min(best[i], (time.thread_time() - start) * 1e3)
+        return best
+
+    with_kernels, plain = cpu_ms(profile), cpu_ms(BASE)
+    assert statistics.median(with_kernels) < 2.0
+    assert statistics.median(a - b for a, b in zip(with_kernels, plain)) < 0.5
+
+
+@pytest.mark.slow
+def test_cli_bench_kernels_writes_a_loadable_profile(tmp_path):
+    out = cli(
+        "latency",
+        "bench",
+        "--kernels",
+        "--budget-s",
+        "20",
+        "--samples",
+        "2",
+        "--base",
+        "cortex-a76",
+        "--out",
+        "k.yaml",
+        cwd=tmp_path,
+    )
+    assert "wrote k.yaml" in out.stdout
+    profile = load_device(Path(tmp_path) / "k.yaml")
+    learned = profile.kernel_profile
+    assert learned.provenance["probes"] >= 3 and learned.offset_ms > 0
+    assert learned.provenance["seconds"] < 40
+    assert predict_latency(get_preset("attendnext"), profile) > 0
+
+
+def test_cli_calibrate_on_a_kernel_profiled_base_keeps_its_corrections(probes, tmp_path):
+    profile = synthetic_profile(probes)
+    profile.save(tmp_path / "k.yaml")
+    rows = [f"{name},{2 * predict_latency(get_preset(name), profile):.4f}" for name in PRESETS]
+    (tmp_path / "measured.csv").write_text("spec,latency_ms\n" + "\n".join(rows) + "\n")
+    out = cli(
+        "latency", "calibrate", "measured.csv", "--base", "k.yaml", "--out", "c.yaml", cwd=tmp_path
+    )
+    assert "kept the base's kernel profile; fitted its scale" in out.stdout
+    fitted = load_device(tmp_path / "c.yaml").kernel_profile
+    assert fitted.classes == load_device(tmp_path / "k.yaml").kernel_profile.classes
+    assert fitted.provenance["networks_fitted"] == len(PRESETS)
+    command = "latency calibrate measured.csv --base k.yaml --runtime litert --out d.yaml"
+    out = cli(*command.split(), cwd=tmp_path, check=False)
+    assert out.returncode == 2 and "kernel profile was timed on onnxruntime" in out.stderr
+    assert not (tmp_path / "d.yaml").exists()
