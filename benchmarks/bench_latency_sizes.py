@@ -6,7 +6,8 @@ by the thread's CPU time). Then, for each size, the built-in profile is calibrat
 size's timings (``full``, as ``latency calibrate`` fits it) and scored at every size (MAPE
 and Kendall tau); beside it, MACs times a constant fitted at the same size, and the
 built-in profile uncalibrated. A row per fit size, a column per size predicted; the
-diagonal is the fit's own error.
+diagonal is the fit's own error. ``--kernel-profile FILE`` (a profile from ``latency bench
+--kernels``) adds it alone and with its scale and constant fitted at each size.
 
 Spatial size moves working sets across the cache levels (a 32-pixel network's layers stay in
 L2, a 224-pixel one's early layers spill to L3 and DRAM), so this is where the profile's
@@ -43,6 +44,7 @@ def main() -> int:
     p.add_argument("--specs", type=int, default=20, help="attendnext samples (and the presets)")
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 224])
     p.add_argument("--cache", type=Path, help="CSV of timings to reuse and extend")
+    p.add_argument("--kernel-profile", type=Path, help="a kernel-profiled profile to score too")
     p.add_argument("--quick", action="store_true", help="2 samples, sizes 32 and 64")
     args = p.parse_args()
     if args.quick:
@@ -71,20 +73,22 @@ def main() -> int:
     )
     header = f"{'':<34}" + "".join(f"{f'{s} px':>15}" for s in args.sizes)
     print(f"\nMAPE % / Kendall tau at each size:\n{header}")
+    profiled = load_device(args.kernel_profile) if args.kernel_profile else None
+
+    def row(name: str, profile) -> None:
+        predict = profile if callable(profile) else lambda ks: total_ms(ks, profile)
+        print(f"  {name:<32}" + "".join(_cell(predict, *by_size[s]) for s in args.sizes))
+
     for size in args.sizes:
         kernels, measured = by_size[size]
-        profile = fit_kernels(kernels, measured, built_in, "full")
+        row(f"calibrated at {size} px", fit_kernels(kernels, measured, built_in, "full"))
         constant = flops_fit(np.array([macs(ks) for ks in kernels], float), measured)
-        for name, predict in (
-            (f"calibrated at {size} px", lambda ks, p=profile: total_ms(ks, p)),
-            (f"MACs x a constant at {size} px", lambda ks, c=constant: c * macs(ks)),
-        ):
-            print(f"  {name:<32}" + "".join(_cell(predict, *by_size[s]) for s in args.sizes))
-    uncalibrated = lambda ks: total_ms(ks, built_in)  # noqa: E731
-    print(
-        f"  {built_in.name + ', uncalibrated':<32}"
-        + "".join(_cell(uncalibrated, *by_size[s]) for s in args.sizes)
-    )
+        row(f"MACs x a constant at {size} px", lambda ks, c=constant: c * macs(ks))
+        if profiled:
+            row(f"kernel profile, fitted at {size}", fit_kernels(kernels, measured, profiled))
+    row(f"{built_in.name}, uncalibrated", built_in)
+    if profiled:
+        row("kernel profile alone", profiled)
     return 0
 
 

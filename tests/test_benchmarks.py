@@ -66,6 +66,19 @@ def test_search_quick_mode_gives_every_sampler_a_hypervolume(tmp_path):
 
 
 @pytest.mark.slow
+def test_latency_sizes_quick_mode_scores_each_fit_size_at_every_size():
+    kernels = BENCHMARKS / "measurements" / "kernels-onnxruntime-x86.yaml"
+    out = _quick("bench_latency_sizes.py", "--kernel-profile", str(kernels))
+    cell = r" +([\d.]+) +([-\d.]+)"
+    for name in ("calibrated at 32 px", "MACs x a constant at 64 px", "kernel profile alone"):
+        row = re.search(rf"^  {name}{cell}{cell}$", out, re.M)
+        assert row, name
+        assert all(-1 <= float(row.group(i)) <= 1 for i in (2, 4))  # Kendall tau
+    own = re.search(rf"^  calibrated at 32 px{cell}", out, re.M)
+    assert float(own.group(1)) < 20  # its own size's error, fitted there
+
+
+@pytest.mark.slow
 def test_search_long_mode_counts_distinct_architectures_and_redraws():
     out = _quick("bench_search.py", "--long")
     for sampler in ("nsga2", "tpe", "random"):
