@@ -229,9 +229,8 @@ def test_a_kernel_profile_adds_under_half_a_millisecond_to_a_specs_prediction(pr
         return best
 
     with_kernels, plain = cpu_ms(profile), cpu_ms(BASE)
-    # 1.94 ms on a quiet 2-core machine (1.75 without the profile), 2.1 beside the other
-    # half of the suite: the bound that holds under load is the guard here
-    assert statistics.median(with_kernels) < 3.0
+    # what the profile adds; the whole (1.94 ms on a quiet 2-core machine, 1.75 without the
+    # profile) moves with the load beside the rest of the suite: 2.1 to 3.3 ms in CI runs
     assert statistics.median(a - b for a, b in zip(with_kernels, plain)) < 0.5
 
 
