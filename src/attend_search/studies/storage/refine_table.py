@@ -190,29 +190,26 @@ class RefineTable:
     def beat(self, owner: str, trial: int, rung: int) -> bool:
         """Renew the heartbeat of ``owner``'s claim of ``trial`` at ``rung``: False where it
         is no longer ``owner``'s (taken over) or no longer unfinished."""
-        with self.engine.begin() as db:
-            return (
-                db.execute(
-                    sa.update(RUNGS)
-                    .where(self._key(trial, rung), RUNGS.c.owner == owner)
-                    .where(RUNGS.c.top1.is_(None))
-                    .values(beat=self._now())
-                ).rowcount
-                == 1
-            )
+        return self._update_owned(owner, trial, rung, beat=self._now())
 
     def finish(
         self, trial: int, rung: int, owner: str, scores: dict[str, float], seconds: float
     ) -> bool:
         """Record the measured validation top-1 and top-5 of ``owner``'s claimed run: False
         (nothing written) where the claim was taken over, whose result is then discarded."""
+        return self._update_owned(
+            owner, trial, rung, top1=scores["val_top1"], top5=scores["val_top5"], seconds=seconds
+        )
+
+    def _update_owned(self, owner: str, trial: int, rung: int, **values) -> bool:
+        """Set ``values`` on the unfinished row only while ``owner`` holds its claim."""
         with self.engine.begin() as db:
             return (
                 db.execute(
                     sa.update(RUNGS)
                     .where(self._key(trial, rung), RUNGS.c.owner == owner)
                     .where(RUNGS.c.top1.is_(None))
-                    .values(top1=scores["val_top1"], top5=scores["val_top5"], seconds=seconds)
+                    .values(**values)
                 ).rowcount
                 == 1
             )
