@@ -14,8 +14,8 @@ from helpers import cli
 
 from attend_search import get_preset, list_presets, load_space
 from attend_search.evaluators.latency.calibrate import calibrate_latency
-from attend_search.evaluators.latency.devices import load_device
-from attend_search.evaluators.latency.kernel_profile import KernelProfile
+from attend_search.evaluators.latency.devices import DeviceError, load_device
+from attend_search.evaluators.latency.kernel_profile import KernelProfile, Timing
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.predict import predict_latency, total_ms
 from attend_search.evaluators.latency.profiling import (
@@ -23,6 +23,7 @@ from attend_search.evaluators.latency.profiling import (
     candidates,
     collect_probes,
     fit_observations,
+    refit,
 )
 from attend_search.evaluators.runtimes.litert import litert_available
 from attend_search.evaluators.runtimes.onnx import export_onnx, onnxruntime_ops
@@ -161,7 +162,12 @@ def synthetic_profile(probes):
     learned = KernelProfile(
         fit_observations(observations, BASE),
         offset_ms=0.006,
-        provenance={"probes": len(observations)},
+        provenance={"probes": len(observations), "inference_us": 6.0},
+        timings=tuple(
+            Timing(k.op_class, k.macs, k.bytes, k.weight_bytes, o.seconds, 6e-6)
+            for o in observations
+            for k in [o.kernel]
+        ),
     )
     return replace(BASE, name="kernels", kernel_profile=learned)
 
@@ -178,6 +184,30 @@ def test_a_kernel_profile_round_trips_and_changes_the_prediction(probes, tmp_pat
     assert total == pytest.approx(sum(t.ms for t in times) + 0.006)
     text = (tmp_path / "k.yaml").read_text()
     assert "schema: attend-search/kernel-profile/v1" in text and "coef: [" in text
+    assert loaded.kernel_profile.timings[0].row() == profile.kernel_profile.timings[0].row()
+    assert len(loaded.kernel_profile.timings) == len(profile.kernel_profile.timings) > 20
+
+
+def test_refit_from_the_kept_timings_recovers_the_profile_and_follows_a_new_base(probes):
+    profile = synthetic_profile(probes)
+    calibrated = replace(profile, kernel_profile=replace(profile.kernel_profile, scale=1.7))
+    again = refit(calibrated)
+    assert again.kernel_profile.scale == 1.0 and again.kernel_profile.offset_ms == 0.006
+    for name in PRESETS:
+        assert predict_latency(get_preset(name), again) == pytest.approx(
+            predict_latency(get_preset(name), profile), rel=1e-3
+        )
+    # on a base with memory twice as fast the corrections absorb it: the kernels keep the
+    # times they were measured at (bar what the roofline's max of compute and memory bends)
+    faster = replace(
+        BASE, memory=tuple(replace(m, bandwidth_gbs=2 * m.bandwidth_gbs) for m in BASE.memory)
+    )
+    moved = refit(profile, faster)
+    assert moved.memory == faster.memory
+    spec = get_preset("attendnext")
+    assert predict_latency(spec, moved) == pytest.approx(predict_latency(spec, profile), rel=0.1)
+    with pytest.raises(DeviceError, match="keeps no kernel timings"):
+        refit(BASE)
 
 
 @pytest.mark.parametrize(
@@ -188,6 +218,8 @@ def test_a_kernel_profile_round_trips_and_changes_the_prediction(probes, tmp_pat
         (lambda k: k.update(schema="other/v9"), "kernel_profile.schema: unsupported schema"),
         (lambda k: k["classes"].update(warp=k["classes"]["pointwise"]), "classes.warp: unknown"),
         (lambda k: k.update(scale="big"), "kernel_profile.scale: expected a number"),
+        (lambda k: k["timings"][3].pop(), "timings[3]: expected a row of 6"),
+        (lambda k: k["timings"][0].__setitem__(4, -1.0), "timings[0]: us: expected a non-neg"),
     ],
 )
 def test_a_bad_kernel_profile_exits_2_naming_the_file_and_field(probes, tmp_path, edit, message):
@@ -241,7 +273,7 @@ def test_cli_bench_kernels_writes_a_loadable_profile(tmp_path):
         "bench",
         "--kernels",
         "--budget-s",
-        "20",
+        "40",
         "--samples",
         "2",
         "--base",
@@ -250,11 +282,13 @@ def test_cli_bench_kernels_writes_a_loadable_profile(tmp_path):
         "k.yaml",
         cwd=tmp_path,
     )
-    assert "wrote k.yaml" in out.stdout
+    assert "wrote k.yaml" in out.stdout and "memory levels: L2 " in out.stdout
     profile = load_device(Path(tmp_path) / "k.yaml")
     learned = profile.kernel_profile
     assert learned.provenance["probes"] >= 3 and learned.offset_ms > 0
-    assert learned.provenance["seconds"] < 40
+    assert learned.provenance["seconds"] < 60  # the memory sweep takes about 20 s of it
+    assert "streaming kernels" in learned.provenance["memory"]
+    assert [m.name for m in profile.memory][-1] == "DRAM"
     assert predict_latency(get_preset("attendnext"), profile) > 0
 
 

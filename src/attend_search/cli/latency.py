@@ -192,6 +192,11 @@ def _bench_kernels(specs: list, args: argparse.Namespace) -> None:
         f"\ntimed {p['probes']} of {p['candidates']} distinct kernels of {p['networks']} "
         f"networks in {p['seconds']:.0f} s; per inference {learned.offset_ms * 1e3:.1f} us"
     )
+    levels = ", ".join(
+        f"{m.name} {m.bandwidth_gbs:.0f} GB/s" + (f" to {m.size_kib:g} KiB" if m.size_kib else "")
+        for m in profile.memory
+    )
+    print(f"memory levels: {levels} ({p['memory']})")
     rows = [["op class", "probes", "leave-one-out error"]]
     rows += [
         [c, str(k.probes), "" if k.loo_error_pct is None else f"{k.loo_error_pct:.1f}%"]

@@ -53,7 +53,7 @@ from ...search_space.space import load_space
 from ..model_input import Shape
 from .devices import DeviceError, DeviceProfile, load_device
 from .kernels import OP_CLASSES, Kernel, extract_kernels
-from .predict import Device, total_ms
+from .predict import Device, total_ms, weight_level
 
 Sample = tuple[nn.Module | Spec, Shape | None, float]  # (network, input shape or None, ms)
 
@@ -265,8 +265,11 @@ class _Fit:
         self.sample = np.array([i for i, _ in flat])
         self.cls = np.array([OP_CLASSES.index(k.op_class) for _, k in flat])
         self.level = np.array([base.level_of(k.bytes) for _, k in flat])
+        weights_from = np.array([weight_level(ks, base) for ks in kernels], dtype=int)
+        self.weight_level = np.maximum(self.level, weights_from[self.sample])
         self.macs = np.array([k.macs for _, k in flat], dtype=float)
-        self.bytes = np.array([k.bytes for _, k in flat], dtype=float)
+        self.weights = np.array([k.weight_bytes for _, k in flat], dtype=float)
+        self.activations = np.array([k.bytes for _, k in flat], dtype=float) - self.weights
         self.n_cls, self.n_lvl = len(OP_CLASSES), len(base.memory)
         per_byte = [base.seconds_per_byte(level) for level in range(self.n_lvl)]
         steps = np.diff(per_byte, prepend=0.0)
@@ -298,15 +301,22 @@ class _Fit:
 
     def _terms(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         per_byte = np.cumsum(theta[self.n_cls : self.n_cls + self.n_lvl])
-        return self.macs * theta[self.cls], self.bytes * per_byte[self.level]
+        memory = (
+            self.activations * per_byte[self.level] + self.weights * per_byte[self.weight_level]
+        )
+        return self.macs * theta[self.cls], memory
 
     def _design(self, compute_bound: np.ndarray) -> np.ndarray:
         """Seconds per unit of each coefficient, per sample, for one compute/memory split."""
         a = np.zeros((len(self.seconds), len(self.scale)))
         np.add.at(a, (self.sample, self.cls), np.where(compute_bound, self.macs, 0.0))
-        memory_bytes = np.where(compute_bound, 0.0, self.bytes)
+        activations = np.where(compute_bound, 0.0, self.activations)
+        weights = np.where(compute_bound, 0.0, self.weights)
         for j in range(self.n_lvl):  # d_j is paid by every byte served at level >= j
-            np.add.at(a[:, self.n_cls + j], self.sample, np.where(self.level >= j, memory_bytes, 0))
+            served = np.where(self.level >= j, activations, 0) + np.where(
+                self.weight_level >= j, weights, 0
+            )
+            np.add.at(a[:, self.n_cls + j], self.sample, served)
         np.add.at(a, (self.sample, self.n_cls + self.n_lvl + self.cls), 1.0)
         return a
 

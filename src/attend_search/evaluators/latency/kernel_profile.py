@@ -16,6 +16,10 @@ closed-form leave-one-out error, so a class with few or scattered probes stays n
 rescaling of the roofline. Classes without probes keep the plain roofline. ``offset`` starts as the
 measured cost of an inference of nothing (the session's own); whole-network calibration
 then refits ``scale`` and ``offset`` only, keeping the per-class corrections.
+
+The probes' timings are kept in the file (``timings``, a row each), so that the corrections
+can be fitted again, to another base or by a later version of the fit, without timing again
+(:func:`.profiling.refit`).
 """
 
 from __future__ import annotations
@@ -34,17 +38,19 @@ from .kernels import OP_CLASSES
 
 SCHEMA = "attend-search/kernel-profile/v1"
 FEATURES = ("log_bytes", "log_macs_per_byte")
+# a probe's kernel, its own time and what was subtracted from its timing to get it
+TIMING_COLUMNS = ("op_class", "macs", "bytes", "weight_bytes", "us", "overhead_us")
 _RIDGE = (0.01, 0.1, 1.0, 10.0, 100.0)  # penalties leave-one-out chooses among
 _DIGITS = 5
 
 
-class _Row(list):
+class Row(list):
     """A list of numbers that YAML writes on one line, so that a class's entry reads as a
     table."""
 
 
 yaml.SafeDumper.add_representer(
-    _Row, lambda dumper, row: dumper.represent_sequence("tag:yaml.org,2002:seq", row, True)
+    Row, lambda dumper, row: dumper.represent_sequence("tag:yaml.org,2002:seq", row, True)
 )
 
 
@@ -86,31 +92,51 @@ class ClassCorrection:
         return {
             "probes": self.probes,
             "loo_error_pct": None if self.loo_error_pct is None else round(self.loo_error_pct, 2),
-            "coef": _Row(_round(c) for c in self.coef),
-            "mean": _Row(_round(c) for c in self.mean),
-            "spread": _Row(_round(c) for c in self.spread),
-            "low": _Row(_round(c) for c in self.low),
-            "high": _Row(_round(c) for c in self.high),
+            "coef": Row(_round(c) for c in self.coef),
+            "mean": Row(_round(c) for c in self.mean),
+            "spread": Row(_round(c) for c in self.spread),
+            "low": Row(_round(c) for c in self.low),
+            "high": Row(_round(c) for c in self.high),
         }
 
 
 @dataclass(frozen=True)
+class Timing:
+    """One probe's timing: its kernel and the kernel's own seconds (see :data:`TIMING_COLUMNS`)."""
+
+    op_class: str
+    macs: int
+    bytes: int
+    weight_bytes: int
+    seconds: float
+    overhead: float
+
+    def row(self) -> "Row":
+        us = (_round(self.seconds * 1e6), _round(self.overhead * 1e6))
+        return Row([self.op_class, self.macs, self.bytes, self.weight_bytes, *us])
+
+
+@dataclass(frozen=True)
 class KernelProfile:
-    """Per-class corrections, the network-level scale and offset, and where they came from."""
+    """Per-class corrections, the network-level scale and offset, where they came from and
+    the timings they were fitted to."""
 
     classes: Mapping[str, ClassCorrection]
     scale: float = 1.0
     offset_ms: float = 0.0
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    timings: tuple[Timing, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
-            "features": _Row(FEATURES),
+            "features": Row(FEATURES),
             "scale": _round(self.scale),
             "offset_ms": _round(self.offset_ms),
             "provenance": dict(self.provenance),
             "classes": {c: k.to_dict() for c, k in self.classes.items()},
+            "timing_columns": Row(TIMING_COLUMNS),
+            "timings": [t.row() for t in self.timings],
         }
 
 
@@ -169,11 +195,15 @@ def read_kernel_profile(f: Fields) -> KernelProfile:
             raise classes_f.fail(str(name), f"unknown op class; expected one of {OP_CLASSES}")
         classes[name] = _read_class(classes_f.sub(name))
     classes_f.done()
+    columns = f.list("timing_columns", list(TIMING_COLUMNS))
+    if tuple(columns) != TIMING_COLUMNS:
+        raise f.fail("timing_columns", f"{columns} is not {list(TIMING_COLUMNS)}")
     profile = KernelProfile(
         classes=classes,
         scale=f.float("scale", lo=1e-9),
         offset_ms=f.float("offset_ms", lo=0.0),
         provenance=f.sub("provenance", {}).data,
+        timings=tuple(_timing(f, i, row) for i, row in enumerate(f.list("timings", []))),
     )
     f.done()
     return profile
@@ -195,6 +225,20 @@ def _read_class(f: Fields) -> ClassCorrection:
             raise f.fail("low", f"item {i}: {lo} exceeds high {hi}")
     f.done()
     return correction
+
+
+def _timing(f: Fields, index: int, row: Any) -> Timing:
+    where = f"timings[{index}]"
+    if not isinstance(row, list) or len(row) != len(TIMING_COLUMNS):
+        raise f.fail(where, f"expected a row of {len(TIMING_COLUMNS)}: {list(TIMING_COLUMNS)}")
+    op_class, *numbers = row
+    if op_class not in OP_CLASSES:
+        raise f.fail(where, f"unknown op class {op_class!r}")
+    for name, v in zip(TIMING_COLUMNS[1:], numbers):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            raise f.fail(where, f"{name}: expected a non-negative number, got {v!r}")
+    macs, nbytes, weights, us, overhead_us = numbers
+    return Timing(op_class, int(macs), int(nbytes), int(weights), us * 1e-6, overhead_us * 1e-6)
 
 
 def _vector(f: Fields, key: str, length: int, positive: bool = False) -> tuple[float, ...]:

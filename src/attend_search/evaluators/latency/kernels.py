@@ -121,6 +121,7 @@ class Kernel:
     ops: tuple[str, ...]  # ATen ops fused into it, e.g. (convolution, native_batch_norm, relu_)
     macs: int
     bytes: int  # activations in + out, plus weights, float32
+    weight_bytes: int = 0  # of which weights
 
 
 class UnknownOpsWarning(UserWarning):
@@ -308,13 +309,16 @@ def _kernel(group: list[Op], sizes: list[int]) -> Kernel:
             (anchor.name,),
             anchor.work,
             activations + anchor.weight_bytes,
+            anchor.weight_bytes,
         )
+    weights = sum(op.weight_bytes for op in group)
     return Kernel(
         _common_prefix([op.module for op in group]),
         anchor.op_class,
         tuple(op.name for op in group),
         anchor.work,
-        activations + sum(op.weight_bytes for op in group),
+        activations + weights,
+        weights,
     )
 
 

@@ -5,14 +5,18 @@ element-wise gating are memory bound, and every kernel pays a fixed dispatch cos
 kernel (see :mod:`.kernels`) costs the larger of its compute time and its memory time, plus
 its class's fixed cost::
 
-    t_k = max(macs_k / (peak * efficiency[class_k]), bytes_k / bandwidth[level(bytes_k)])
-          + fixed_cost[class_k]
+    memory_k = activations_k / bandwidth[level(bytes_k)]
+               + weights_k / bandwidth[max(level(bytes_k), level(all weights))]
+    t_k = max(macs_k / (peak * efficiency[class_k]), memory_k) + fixed_cost[class_k]
     latency = sum_k t_k
 
 ``peak`` is clock x SIMD lanes x vector FMAs per cycle x threads; ``level(bytes)`` is the
 first memory level the kernel's working set (inputs + output + weights) fits in, so a
 layer whose activations stay in L2 streams at cache bandwidth and a larger one at DRAM
-bandwidth. Batch 1, float32.
+bandwidth. Its activations were just written by the kernels before it; its weights were
+last read an inference ago, and every other weight has passed through the caches since,
+so a network whose weights outgrow the last cache reads every weight from DRAM, however
+small the kernel. Batch 1, float32.
 
 A profile with a kernel profile (:mod:`.kernel_profile`, learned by timing single kernels)
 multiplies each kernel's roofline time by its class's learned correction for the kernel's
@@ -69,14 +73,14 @@ def predict_latency(
     kernels = extract_kernels(model_or_spec, input_shape, profile.runtime)
     if not breakdown:
         return total_ms(kernels, profile)
-    roofline = _Roofline(profile)
+    roofline = _Roofline(profile, kernels)
     times = [roofline.time(k) for k in kernels]
     return sum(t.ms for t in times) + roofline.offset_ms, times
 
 
 def total_ms(kernels: list[Kernel], profile: DeviceProfile) -> float:
     """Predicted milliseconds of already extracted kernels (calibration re-costs them often)."""
-    roofline = _Roofline(profile)
+    roofline = _Roofline(profile, kernels)
     return sum(roofline.ms(k) for k in kernels) + roofline.offset_ms
 
 
@@ -84,8 +88,9 @@ class _Roofline:
     """A profile's coefficients looked up once for a network's kernels: per kernel, the
     lookups cost as much as the rest of a spec's prediction."""
 
-    def __init__(self, profile: DeviceProfile):
+    def __init__(self, profile: DeviceProfile, kernels: list[Kernel]):
         self.profile = profile
+        self.weight_level = weight_level(kernels, profile)
         self.per_mac = {c: profile.seconds_per_mac(c) for c in profile.efficiency}
         self.per_byte = [profile.seconds_per_byte(i) for i in range(len(profile.memory))]
         self.fixed = {c: profile.fixed_seconds(c) for c in profile.fixed_cost_us}
@@ -113,12 +118,22 @@ class _Roofline:
         """``(total, compute, memory seconds, memory level)``."""
         level = self.profile.level_of(kernel.bytes)
         compute = kernel.macs * self.per_mac[kernel.op_class]
-        memory = kernel.bytes * self.per_byte[level]
+        weights = kernel.weight_bytes
+        memory = (kernel.bytes - weights) * self.per_byte[level] + weights * self.per_byte[
+            max(level, self.weight_level)
+        ]
         seconds = max(compute, memory) + self.fixed[kernel.op_class]
         correction = self.corrections.get(kernel.op_class)
         if correction is not None:
             seconds *= correction.factor(kernel.macs, kernel.bytes)
         return seconds * self.scale, compute, memory, level
+
+
+def weight_level(kernels: list[Kernel], profile: DeviceProfile) -> int:
+    """The memory level a network's weights are read from: each is read once an inference,
+    after every other weight has passed through the caches, so from the level that holds
+    them all (a kernel whose working set reaches further out reads them from there)."""
+    return profile.level_of(sum(k.weight_bytes for k in kernels))
 
 
 def time_by_class(times: list[KernelTime]) -> dict[str, float]:

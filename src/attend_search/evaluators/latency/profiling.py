@@ -10,6 +10,10 @@ gate's second activation) are constants of their shapes, which move the same byt
 is used when the runtime runs it as one kernel of its class, besides copies the runtime adds
 (LiteRT's input transpose, a PAD), which the roofline prices.
 
+Memory levels. Before any probe, the base's memory levels are replaced by this machine's
+(:mod:`.memory_levels`): the kernels are timed here, so their working sets must be priced by
+this machine's caches.
+
 Timing. Each probe is exported and timed as :func:`.measure.measure` times networks (thread
 CPU time); the lowest round median is kept, since on a shared machine noise only adds time.
 An inference of nothing (a copy of a one-element input) is timed first, three times, the
@@ -41,10 +45,11 @@ from torch.utils.weak import WeakTensorKeyDictionary
 from ...search_space import Spec
 from ..graph.trace import record_forward
 from ..model_input import as_model
-from .devices import DeviceProfile
-from .kernel_profile import ClassCorrection, KernelProfile, features, fit_class
+from .devices import DeviceError, DeviceProfile
+from .kernel_profile import ClassCorrection, KernelProfile, Row, Timing, features, fit_class
 from .kernels import Kernel, extract_kernels
 from .measure import measure
+from .memory_levels import cache_sizes, measure_levels
 from .predict import total_ms
 
 # ATen ops probed: those behind every costed class the spaces' networks run
@@ -242,13 +247,21 @@ def profile_kernels(
     start = time.monotonic()
     base = replace(base, runtime=runtime, threads=threads, kernel_profile=None)
     pool = candidates(collect_probes(networks), runtime)
-    shares = _shares(networks, base)
     settings = dict(runtime=runtime, threads=threads, warmup=warmup, repeats=repeats)
 
     def timed(module: nn.Module, shape: tuple[int, ...]) -> float:
         return measure(module, shape, rounds=rounds, **settings).low_ms * 1e-3
 
-    overhead = min(timed(_Nothing(), (1, 1, 1, 1)) for _ in range(_NOTHING_TIMES))
+    overhead = min(timed(Nothing(), (1, 1, 1, 1)) for _ in range(_NOTHING_TIMES))
+    listed = cache_sizes()
+    caches = listed or [(m.name, m.size_kib) for m in base.memory[:-1]]
+    levels, streams = measure_levels(caches, lambda m, shape: timed(m, shape) - overhead, log)
+    memory = (
+        f"sizes {_sizes(caches)} ({'listed by the OS' if listed else base.name}); bandwidths "
+        f"and effective sizes from {len(streams)} streaming kernels"
+    )
+    base = replace(base, memory=levels)
+    shares = _shares(networks, base)
     observations: dict[str, list[Observation]] = defaultdict(list)
     untimed = list(pool)
     spent: list[float] = []
@@ -270,9 +283,9 @@ def profile_kernels(
             f"[{sum(map(len, observations.values()))}] {candidate.kernel.op_class:<11} "
             f"{_describe(candidate.probe)}: {own * 1e6:.1f} us (roofline {roofline * 1e6:.1f})"
         )
-    classes = fit_observations([o for obs in observations.values() for o in obs], base)
+    timed_kernels = [o for obs in observations.values() for o in obs]
     learned = KernelProfile(
-        classes=classes,
+        classes=fit_observations(timed_kernels, base),
         offset_ms=overhead * 1e3,
         provenance={
             "base": base.name,
@@ -281,11 +294,19 @@ def profile_kernels(
             "probes": sum(map(len, observations.values())),
             "candidates": len(pool),
             "networks": len(networks),
+            "memory": memory,
             "budget_s": budget_s,
             "seconds": round(time.monotonic() - start, 1),
             "date": datetime.date.today().isoformat(),
             "machine": machine,
+            "inference_us": round(overhead * 1e6, 2),
+            "streams": [Row([b, round(t * 1e6, 2)]) for b, t in streams],  # bytes, us
         },
+        timings=tuple(
+            Timing(k.op_class, k.macs, k.bytes, k.weight_bytes, o.seconds, o.overhead)
+            for o in timed_kernels
+            for k in [o.kernel]
+        ),
     )
     return replace(
         base,
@@ -296,11 +317,36 @@ def profile_kernels(
     )
 
 
-class _Nothing(nn.Module):
+def _sizes(caches: Sequence[tuple[str, float]]) -> str:
+    return ", ".join(f"{name} {kib:g} KiB" for name, kib in caches)
+
+
+class Nothing(nn.Module):
     """An inference of nothing: what a runtime costs per call beyond its kernels."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.clone()
+
+
+def refit(profile: DeviceProfile, base: DeviceProfile | None = None) -> DeviceProfile:
+    """``profile``'s kernel corrections fitted again from the timings it keeps, on ``base``'s
+    roofline (its own by default): another base, or a later version of the fit, without
+    timing again. The scale returns to 1 and the offset to the timed inference of nothing,
+    so a whole-network calibration is to be redone."""
+    learned = profile.kernel_profile
+    if learned is None or not learned.timings:
+        raise DeviceError(f"profile {profile.name!r} keeps no kernel timings to refit")
+    base = replace(base or profile, kernel_profile=None)
+    observations = [
+        Observation(
+            Kernel("", t.op_class, (), t.macs, t.bytes, t.weight_bytes), t.seconds, t.overhead
+        )
+        for t in learned.timings
+    ]
+    offset_ms = learned.provenance.get("inference_us", learned.offset_ms * 1e3) * 1e-3
+    classes = fit_observations(observations, base)
+    refitted = replace(learned, classes=classes, scale=1.0, offset_ms=offset_ms)
+    return replace(base, kernel_profile=refitted)
 
 
 def fit_observations(

@@ -1,0 +1,136 @@
+"""This machine's memory levels: cache sizes from the OS, bandwidths from timing one streaming
+kernel across them.
+
+A built-in profile's memory levels are a datasheet's: the Cortex-A76's 512 KiB L2 and 2 MiB
+L3. A kernel profile made on another machine (:mod:`.profiling`) would price its kernels
+by those, so a working set between the two machines' cache sizes lands in the wrong level.
+So the levels are measured where the kernels are timed:
+
+- sizes: the data and unified caches from L2 on, as Linux lists them for CPU 0
+  (``/sys/devices/system/cpu/cpu0/cache``); the profile's own where the OS lists none;
+- bandwidths: an element-wise add of two tensors (a kernel that only streams) timed at
+  working sets from a quarter of the first cache to four times the last, half an octave
+  apart. A cache holds less of one stream than its size (other data, associativity, a core
+  sharing it), so each cache's effective size is chosen among fractions of its size
+  (:data:`_SHARES`) with its bandwidth (the median over the working sets it holds), the pair
+  that explains the timings best (least absolute error in log time: a timing that something
+  else on the machine slowed moves nothing). Bandwidths are held non-increasing from level
+  to level: a prefetcher can make a cache stream as fast as the one above it, never faster.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .devices import MemoryLevel
+
+SYSFS = Path("/sys/devices/system/cpu/cpu0/cache")
+_SHARES = (0.375, 0.5, 0.625, 0.75, 0.875, 1.0)  # effective size / listed size, tried
+_STEP = math.sqrt(2)  # sweep points half an octave apart
+_STREAMS = 3  # an add reads two tensors and writes one
+_UNITS = {"K": 1, "M": 1024, "G": 1024 * 1024}
+
+
+def cache_sizes(root: Path = SYSFS) -> list[tuple[str, float]]:
+    """``(name, KiB)`` of the data and unified caches from L2 on, innermost first; empty
+    where the OS lists none (not Linux, or a kernel without cache topology)."""
+    found = {}
+    for index in sorted(root.glob("index*")):
+        try:
+            level = int((index / "level").read_text())
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        match = re.fullmatch(r"(\d+)([KMG]?)", size)
+        if level >= 2 and kind in ("Data", "Unified") and match:
+            found[level] = int(match[1]) * _UNITS.get(match[2], 1 / 1024)
+    return [(f"L{level}", kib) for level, kib in sorted(found.items())]
+
+
+def sweep_sizes(caches: Sequence[float]) -> list[int]:
+    """Working sets (bytes) to time: from a quarter of the first cache to four times the
+    last, half an octave apart."""
+    low, high = caches[0] * 1024 / 4, caches[-1] * 1024 * 4
+    count = round(math.log(high / low, _STEP)) + 1
+    return [int(low * _STEP**i) for i in range(count)]
+
+
+class Stream(nn.Module):
+    """``x + c`` over a working set of about ``nbytes``: two tensors read, one written."""
+
+    def __init__(self, nbytes: int):
+        super().__init__()
+        side = max(1, round(math.sqrt(nbytes / (_STREAMS * 4 * 16))))
+        self.shape = (1, 16, side, side)
+        self.register_buffer("c", torch.rand(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return _STREAMS * 4 * math.prod(self.shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.c
+
+
+def measure_levels(
+    caches: Sequence[tuple[str, float]],
+    timed: Callable[[nn.Module, tuple[int, ...]], float],
+    log: Callable[[str], None] = lambda line: None,
+) -> tuple[tuple[MemoryLevel, ...], list[tuple[int, float]]]:
+    """The levels fitted to streaming kernels timed by ``timed`` (seconds of the kernel's own,
+    the per-inference constant taken off), and the ``(bytes, seconds)`` points."""
+    points = []
+    for nbytes in sweep_sizes([kib for _, kib in caches]):
+        stream = Stream(nbytes)
+        seconds = timed(stream, stream.shape)
+        points.append((stream.nbytes, seconds))
+        log(f"stream {stream.nbytes / 1024:.0f} KiB: {stream.nbytes / seconds / 1e9:.1f} GB/s")
+    return fit_levels(points, caches), points
+
+
+def fit_levels(
+    points: Sequence[tuple[int, float]], caches: Sequence[tuple[str, float]]
+) -> tuple[MemoryLevel, ...]:
+    """Memory levels (the caches at their best-fitting effective sizes, then DRAM) that
+    explain the ``(bytes, seconds)`` timings of streaming kernels (the module docstring)."""
+    points = [(b, s) for b, s in points if s > 0]  # noise can leave a tiny kernel nothing
+    nbytes = np.array([b for b, _ in points], dtype=float)
+    rate = np.log(nbytes / np.array([s for _, s in points]))  # log bytes per second
+    best = None
+    for shares in itertools.product(_SHARES, repeat=len(caches)):
+        sizes = [kib * 1024 * share for (_, kib), share in zip(caches, shares)]
+        level = np.searchsorted(np.array(sizes), nbytes, side="left")
+        fitted = _non_increasing([rate[level == i] for i in range(len(caches) + 1)])
+        error = float(np.sum(np.abs(rate - fitted[level])))
+        if best is None or error < best[0] - 1e-12:
+            best = error, sizes, fitted
+    _, sizes, fitted = best
+    names = [name for name, _ in caches] + ["DRAM"]
+    return tuple(
+        MemoryLevel(
+            name,
+            float(f"{math.exp(r) / 1e9:.5g}"),
+            round(size / 1024, 1) if size is not None else None,
+        )
+        for name, r, size in zip(names, fitted, [*sizes, None])
+    )
+
+
+def _non_increasing(groups: list[np.ndarray]) -> np.ndarray:
+    """Each group's median, no higher than the one before it; a group without points takes
+    the one before it (the first, the first median there is)."""
+    values = np.array([np.median(g) if len(g) else math.nan for g in groups])
+    values[0] = next((v for v in values if not math.isnan(v)), math.nan)
+    for i in range(1, len(values)):
+        if math.isnan(values[i]) or values[i] > values[i - 1]:
+            values[i] = values[i - 1]
+    return values
