@@ -166,6 +166,7 @@ def test_a_signal_closes_the_running_trial_and_says_how_to_resume(workdir, comma
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert f"to resume: attend-search {command} {target} --budget N" in err
+    assert "--max-failures" not in err  # at its default
     assert err.count("interrupted") == 1 and "failed with value" not in err, err
     assert "Traceback" not in err
     trials = storage_trials(workdir)
@@ -180,14 +181,15 @@ def test_ctrl_c_on_run_jobs_2_says_once_how_to_resume_and_logs_no_failed_trials(
     """Ctrl-C reaches the run and both its workers (one process group): one message, the
     run's own command to resume, and no Optuna warning for the trials it closed."""
     mark = workdir / "evaluating"
-    args = ("run", "tiny_study.yaml", "--budget", 50, "--jobs", 2)
-    proc = start(*args, cwd=workdir, fault="hang:2", mark=mark, group=True)
+    args = ("run", "tiny_study.yaml", "--budget", 50, "--jobs", 2, "--trial-timeout", 60)
+    proc = start(*args, "--max-failures", 3, cwd=workdir, fault="hang:2", mark=mark, group=True)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == [
         "interrupted: the running trial was closed as failed and completed trials are kept; "
-        "to resume: attend-search run tiny_study.yaml --budget N --jobs 2"
+        "to resume: attend-search run tiny_study.yaml --budget N --jobs 2 --max-failures 3 "
+        "--trial-timeout 60"
     ]
     assert not [t for t in storage_trials(workdir) if t.state == TrialState.RUNNING]
 

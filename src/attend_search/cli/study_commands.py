@@ -14,6 +14,8 @@ import sys
 from ..errors import AttendSearchError
 from .common import check_top, positive, study_arguments, table
 
+MAX_FAILURES = 5  # failed trials in a row that stop a run
+
 
 def _progress(args: argparse.Namespace) -> bool:
     """A progress bar: on a terminal, outside CI, unless ``--no-progress``."""
@@ -99,6 +101,7 @@ def _resume(args: argparse.Namespace, command: str, study: str | None, jobs: int
     words = ["attend-search", command, *([study] if study else []), "--budget", "N"]
     if jobs > 1:
         words += ["--jobs", str(jobs)]
+    words += _worker_options(args, changed_only=True)
     if args.root != "studies":
         words += ["--root", args.root]
     if args.storage:
@@ -133,9 +136,12 @@ def cmd_worker(args: argparse.Namespace) -> None:
         )
 
 
-def _worker_options(args: argparse.Namespace) -> list[str]:
-    """What ``run --jobs`` passes on to each worker process."""
-    options = ["--max-failures", str(args.max_failures)]
+def _worker_options(args: argparse.Namespace, changed_only: bool = False) -> list[str]:
+    """What ``run --jobs`` passes on to each worker process (``changed_only``: those not
+    at their defaults, as a command to resume repeats them)."""
+    options = []
+    if not changed_only or args.max_failures != MAX_FAILURES:
+        options += ["--max-failures", str(args.max_failures)]
     return options + (["--trial-timeout", f"{args.trial_timeout:g}"] if args.trial_timeout else [])
 
 
@@ -237,9 +243,9 @@ def _trial_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-failures",
         type=positive(int),
-        default=5,
+        default=MAX_FAILURES,
         metavar="K",
-        help="stop (exit code 1) after K trials fail in a row (default 5)",
+        help=f"stop (exit code 1) after K trials fail in a row (default {MAX_FAILURES})",
     )
     p.add_argument(
         "--trial-timeout",
