@@ -4,8 +4,9 @@ Measures the presets, ``--specs`` seeded ``attendnext`` samples and the referenc
 (FBNet-C, MobileOne-S1, MobileViT-XS, ...) on ``--runtime`` with one thread, twice: the
 second pass re-times the very files of the first after all of them were timed. Printed:
 
-for ``--splits`` random draws of ``--calibrate`` samples, on every other network (median
-over draws), each against the second timing:
+for ``--splits`` random draws of the largest of ``--calibrate`` sample counts (a fit on
+fewer takes the first of them), on every network outside the draw (median over draws),
+each against the second timing:
 
 1. the ceiling: the first timing (Kendall tau, and MAPE); no predictor fitted on the first
    timings can be scored much above it;
@@ -30,7 +31,6 @@ other seeds (1000 on) than the networks scored.
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import statistics
 import sys
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from latency_curve import flops_fit, macs, scores
+from latency_curve import cached_timings, flops_fit, macs, scores
 
 from attend_search.evaluators.latency.calibrate import calibration_suite, fit_kernels
 from attend_search.evaluators.latency.devices import load_device
@@ -58,7 +58,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runtime", choices=sorted(BUILT_IN), default="onnxruntime")
     p.add_argument("--specs", type=int, default=50, help="attendnext samples")
-    p.add_argument("--calibrate", type=int, default=20, help="samples each profile is fitted on")
+    p.add_argument(
+        "--calibrate",
+        type=int,
+        nargs="+",
+        default=[5, 10, 20],
+        help="samples each profile is fitted on: a learning curve (default 5 10 20)",
+    )
     p.add_argument("--splits", type=int, default=20)
     p.add_argument("--cache", type=Path, help="CSV of timings to reuse and extend")
     p.add_argument(
@@ -69,8 +75,9 @@ def main() -> int:
     p.add_argument("--kernel-networks", type=int, default=40, help="samples probed")
     args = p.parse_args()
     if args.quick:
-        args.specs, args.calibrate, args.splits = 4, 3, 3
-    if not 2 <= args.calibrate < args.specs:
+        args.specs, args.calibrate, args.splits = 4, [3], 3
+    args.calibrate = sorted(set(args.calibrate))
+    if not 2 <= args.calibrate[0] <= args.calibrate[-1] < args.specs:
         p.error(f"--calibrate must be at least 2 and under --specs ({args.specs})")
 
     networks = _networks(args.specs, references=not args.quick)
@@ -85,32 +92,31 @@ def main() -> int:
     rng = np.random.default_rng(0)
     rows: dict[str, list[tuple[float, float]]] = {}
     for _ in range(args.splits):
-        fit = rng.choice(samples, args.calibrate, replace=False)
-        held = np.setdiff1d(np.arange(len(networks)), fit)
+        # every predictor is scored on the networks outside the largest fit set
+        order = rng.choice(samples, args.calibrate[-1], replace=False)
+        held = np.setdiff1d(np.arange(len(networks)), order)
 
-        def score(predicted: np.ndarray) -> tuple[float, float]:
-            return scores(predicted[held], second[held])
+        def score(name: str, predicted: np.ndarray) -> None:
+            rows.setdefault(name, []).append(scores(predicted[held], second[held]))
 
-        rows.setdefault("ceiling: the first timing", []).append(score(first))
-        for mode in ("full", "auto"):
-            profile = fit_kernels([kernels[i] for i in fit], first[fit], built_in, mode)
-            rows.setdefault(f"calibrated on {args.calibrate} ({mode})", []).append(
-                score(np.array([total_ms(ks, profile) for ks in kernels]))
-            )
+        score("ceiling: the first timing", first)
         if profiled:
-            rows.setdefault("kernel profiling alone", []).append(
-                score(np.array([total_ms(ks, profiled) for ks in kernels]))
-            )
-            profile = fit_kernels([kernels[i] for i in fit], first[fit], profiled)
-            rows.setdefault(f"kernel profiling + {args.calibrate} networks", []).append(
-                score(np.array([total_ms(ks, profile) for ks in kernels]))
-            )
-        rows.setdefault("MACs x a constant", []).append(
-            score(flops_fit(work[fit], first[fit]) * work)
-        )
-        rows.setdefault(f"{built_in.name}, uncalibrated", []).append(
-            score(np.array([total_ms(ks, built_in) for ks in kernels]))
-        )
+            score("kernel profiling alone", np.array([total_ms(ks, profiled) for ks in kernels]))
+        for n in args.calibrate:
+            fit = order[:n]
+            for mode in ("full", "auto"):
+                profile = fit_kernels([kernels[i] for i in fit], first[fit], built_in, mode)
+                score(
+                    f"calibrated on {n} ({mode})", np.array([total_ms(k, profile) for k in kernels])
+                )
+            if profiled:
+                profile = fit_kernels([kernels[i] for i in fit], first[fit], profiled)
+                score(
+                    f"kernel profiling + {n} networks",
+                    np.array([total_ms(ks, profile) for ks in kernels]),
+                )
+            score(f"MACs x a constant on {n}", flops_fit(work[fit], first[fit]) * work)
+        score(f"{built_in.name}, uncalibrated", np.array([total_ms(k, built_in) for k in kernels]))
 
     print(
         f"{len(networks)} networks ({len(list_presets())} presets, {len(samples)} attendnext "
@@ -169,42 +175,26 @@ def _networks(count: int, references: bool = True) -> dict[str, tuple]:
 
 def _timings(networks: dict[str, tuple], runtime: str, cache: Path | None) -> dict:
     """Name -> (first, second) milliseconds, timed where the cache has none."""
-    rows = []
-    if cache and cache.exists():
-        with cache.open() as f:
-            rows = list(csv.DictReader(f))
-    done = {  # the cache keeps each row's runtime
-        r["network"]: (float(r["first_ms"]), float(r["second_ms"]))
-        for r in rows
-        if r["runtime"] == runtime
-    }
-    todo = [name for name in networks if name not in done]
-    with tempfile.TemporaryDirectory() as tmp:
-        files = {}
-        for i, name in enumerate(todo):  # first pass: convert, keep the file, time it
-            net, shape = networks[name]
-            folder = Path(tmp) / str(i)
-            folder.mkdir()
-            m = measure(net, shape, runtime=runtime, keep=folder)
-            files[name] = (m.model_file, m.median_ms)
-            print(f"  {i + 1}/{len(todo)} {name}: {m.median_ms:.2f} ms", file=sys.stderr)
-        for name in todo:  # second pass: the same files, timed again
-            path, first = files[name]
-            # rounded as the cache keeps them, so that a rerun from it prints the same
-            done[name] = (round(first, 4), round(_retime(path, networks[name], runtime), 4))
-    if cache:
-        with cache.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["network", "runtime", "first_ms", "second_ms"])
-            writer.writerows(
-                [r["network"], r["runtime"], r["first_ms"], r["second_ms"]]
-                for r in rows
-                if r["runtime"] != runtime
-            )
-            writer.writerows(
-                [name, runtime, f"{a:.4f}", f"{b:.4f}"] for name, (a, b) in done.items()
-            )
-    return done
+
+    def time_missing(done: set) -> dict:
+        todo = [name for name in networks if (name,) not in done]
+        timed = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            files = {}
+            for i, name in enumerate(todo):  # first pass: convert, keep the file, time it
+                net, shape = networks[name]
+                folder = Path(tmp) / str(i)
+                folder.mkdir()
+                m = measure(net, shape, runtime=runtime, keep=folder)
+                files[name] = (m.model_file, m.median_ms)
+                print(f"  {i + 1}/{len(todo)} {name}: {m.median_ms:.2f} ms", file=sys.stderr)
+            for name in todo:  # second pass: the same files, timed again
+                path, first = files[name]
+                timed[(name,)] = (first, _retime(path, networks[name], runtime))
+        return timed
+
+    timings = cached_timings(cache, runtime, ["network"], ["first_ms", "second_ms"], time_missing)
+    return {name: pair for (name,), pair in timings.items()}
 
 
 def _retime(path: Path, network: tuple, runtime: str) -> float:

@@ -19,14 +19,13 @@ memory levels are put to the test.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import platform
 import sys
 from pathlib import Path
 
 import numpy as np
-from latency_curve import flops_fit, macs, scores
+from latency_curve import cached_timings, flops_fit, macs, scores
 
 from attend_search.evaluators.latency.calibrate import calibration_suite, fit_kernels
 from attend_search.evaluators.latency.devices import load_device
@@ -99,28 +98,18 @@ def _cell(predict, kernels: list, measured: np.ndarray) -> str:
 
 def _timings(networks: dict, runtime: str, cache: Path | None) -> dict:
     """(name, size) -> milliseconds, timed where the cache has none."""
-    rows = []
-    if cache and cache.exists():
-        with cache.open() as f:
-            rows = list(csv.DictReader(f))
-    done = {(r["network"], int(r["size"])): float(r["ms"]) for r in rows if r["runtime"] == runtime}
-    todo = [key for key in networks if key not in done]
-    for i, key in enumerate(todo):
-        done[key] = round(measure(networks[key], runtime=runtime).median_ms, 4)
-        print(f"  {i + 1}/{len(todo)} {key[0]} at {key[1]} px: {done[key]:.2f} ms", file=sys.stderr)
-    if cache:
-        with cache.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["network", "size", "runtime", "ms"])
-            writer.writerows(
-                [r["network"], r["size"], r["runtime"], r["ms"]]
-                for r in rows
-                if r["runtime"] != runtime
-            )
-            writer.writerows(
-                [name, size, runtime, f"{ms:.4f}"] for (name, size), ms in done.items()
-            )
-    return done
+
+    def time_missing(done: set) -> dict:
+        todo = [key for key in networks if (key[0], str(key[1])) not in done]
+        timed = {}
+        for i, (name, size) in enumerate(todo):
+            ms = measure(networks[name, size], runtime=runtime).median_ms
+            timed[name, str(size)] = (ms,)
+            print(f"  {i + 1}/{len(todo)} {name} at {size} px: {ms:.2f} ms", file=sys.stderr)
+        return timed
+
+    timings = cached_timings(cache, runtime, ["network", "size"], ["ms"], time_missing)
+    return {(name, int(size)): ms for (name, size), (ms,) in timings.items()}
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ Reported: the median over splits, so one lucky or unlucky split does not decide.
 
 from __future__ import annotations
 
+import csv
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 from scipy.stats import kendalltau
@@ -81,3 +83,35 @@ def print_curve(curve: dict[tuple[int, str], tuple[float, float]], title: str) -
     print(f"{'n':>4}  {'fit':<8} {'tau':>6} {'MAPE %':>7}")
     for (n, mode), (tau, mape) in curve.items():
         print(f"{n:>4}  {mode:<8} {tau:6.3f} {mape:7.1f}")
+
+
+def cached_timings(
+    cache: Path | None,
+    runtime: str,
+    keys: Sequence[str],
+    values: Sequence[str],
+    time_missing: Callable[[set[tuple[str, ...]]], dict[tuple[str, ...], tuple[float, ...]]],
+) -> dict[tuple[str, ...], tuple[float, ...]]:
+    """Timings by key: read from a CSV cache (columns ``keys``, runtime, ``values``; other
+    runtimes' rows kept as they are), ``time_missing`` given the keys it lacks, and the
+    cache rewritten with them, rounded as the benchmarks print them."""
+    rows = []
+    if cache and cache.exists():
+        with cache.open() as f:
+            rows = list(csv.DictReader(f))
+    done = {
+        tuple(r[k] for k in keys): tuple(float(r[v]) for v in values)
+        for r in rows
+        if r["runtime"] == runtime
+    }
+    done.update(time_missing(set(done)))
+    if cache:
+        header = [*keys, "runtime", *values]
+        with cache.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows([r[h] for h in header] for r in rows if r["runtime"] != runtime)
+            writer.writerows(
+                [*key, runtime, *(f"{v:.4f}" for v in timed)] for key, timed in done.items()
+            )
+    return {key: tuple(round(v, 4) for v in timed) for key, timed in done.items()}
