@@ -93,8 +93,9 @@ def cached_timings(
     time_missing: Callable[[set[tuple[str, ...]]], dict[tuple[str, ...], tuple[float, ...]]],
 ) -> dict[tuple[str, ...], tuple[float, ...]]:
     """Timings by key: read from a CSV cache (columns ``keys``, runtime, ``values``; other
-    runtimes' rows kept as they are), ``time_missing`` given the keys it lacks, and the
-    cache rewritten with them, rounded as the benchmarks print them."""
+        runtimes' rows kept as they are), ``time_missing`` given the keys it holds (it times the
+    rest and returns them), and the
+        cache rewritten with them, rounded as the benchmarks print them."""
     rows = []
     if cache and cache.exists():
         with cache.open() as f:

@@ -219,7 +219,9 @@ def test_refit_from_the_kept_timings_recovers_the_profile_and_follows_a_new_base
         (lambda k: k["classes"].update(warp=k["classes"]["pointwise"]), "classes.warp: unknown"),
         (lambda k: k.update(scale="big"), "kernel_profile.scale: expected a number"),
         (lambda k: k["timings"][3].pop(), "timings[3]: expected a row of 6"),
-        (lambda k: k["timings"][0].__setitem__(4, -1.0), "timings[0]: us: expected a non-neg"),
+        (lambda k: k["timings"][0].__setitem__(4, 0), "timings[0]: us: 0 is out of range"),
+        (lambda k: k["timings"][1].__setitem__(1, 2.5), "timings[1]: macs: expected a whole"),
+        (lambda k: k["timings"][2].__setitem__(3, 10**12), "timings[2]: weight_bytes: 10000"),
     ],
 )
 def test_a_bad_kernel_profile_exits_2_naming_the_file_and_field(probes, tmp_path, edit, message):

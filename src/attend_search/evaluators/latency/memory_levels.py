@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .devices import MemoryLevel
+from .devices import DeviceError, MemoryLevel
 
 SYSFS = Path("/sys/devices/system/cpu/cpu0/cache")
 _SHARES = (0.375, 0.5, 0.625, 0.75, 0.875, 1.0)  # effective size / listed size, tried
@@ -65,12 +65,12 @@ def sweep_sizes(caches: Sequence[float]) -> list[int]:
 
 
 class Stream(nn.Module):
-    """``x + c`` over a working set of about ``nbytes``: two tensors read, one written."""
+    """``x + c`` over a working set of about ``nbytes``: two tensors read, one written. Not
+    an image (a 2-D tensor), so that no runtime adds a layout change of its input."""
 
     def __init__(self, nbytes: int):
         super().__init__()
-        side = max(1, round(math.sqrt(nbytes / (_STREAMS * 4 * 16))))
-        self.shape = (1, 16, side, side)
+        self.shape = (1, max(1, round(nbytes / (_STREAMS * 4))))
         self.register_buffer("c", torch.rand(self.shape))
 
     @property
@@ -93,7 +93,8 @@ def measure_levels(
         stream = Stream(nbytes)
         seconds = timed(stream, stream.shape)
         points.append((stream.nbytes, seconds))
-        log(f"stream {stream.nbytes / 1024:.0f} KiB: {stream.nbytes / seconds / 1e9:.1f} GB/s")
+        rate = f"{stream.nbytes / seconds / 1e9:.1f} GB/s" if seconds > 0 else "too fast to time"
+        log(f"stream {stream.nbytes / 1024:.0f} KiB: {rate}")
     return fit_levels(points, caches), points
 
 
@@ -103,16 +104,22 @@ def fit_levels(
     """Memory levels (the caches at their best-fitting effective sizes, then DRAM) that
     explain the ``(bytes, seconds)`` timings of streaming kernels (the module docstring)."""
     points = [(b, s) for b, s in points if s > 0]  # noise can leave a tiny kernel nothing
+    if len(points) < 2:
+        raise DeviceError(f"{len(points)} streaming timings above zero: too few to fit")
     nbytes = np.array([b for b, _ in points], dtype=float)
     rate = np.log(nbytes / np.array([s for _, s in points]))  # log bytes per second
     best = None
     for shares in itertools.product(_SHARES, repeat=len(caches)):
         sizes = [kib * 1024 * share for (_, kib), share in zip(caches, shares)]
+        if any(inner >= outer for inner, outer in zip(sizes, sizes[1:])):
+            continue  # each level holds more than the one inside it
         level = np.searchsorted(np.array(sizes), nbytes, side="left")
         fitted = _non_increasing([rate[level == i] for i in range(len(caches) + 1)])
         error = float(np.sum(np.abs(rate - fitted[level])))
         if best is None or error < best[0] - 1e-12:
             best = error, sizes, fitted
+    if best is None:
+        raise DeviceError(f"cache sizes {[kib for _, kib in caches]} KiB do not grow outward")
     _, sizes, fitted = best
     names = [name for name, _ in caches] + ["DRAM"]
     return tuple(
@@ -126,11 +133,22 @@ def fit_levels(
 
 
 def _non_increasing(groups: list[np.ndarray]) -> np.ndarray:
-    """Each group's median, no higher than the one before it; a group without points takes
-    the one before it (the first, the first median there is)."""
-    values = np.array([np.median(g) if len(g) else math.nan for g in groups])
-    values[0] = next((v for v in values if not math.isnan(v)), math.nan)
+    """Each level's median rate, held non-increasing by pooling a level with the one inside
+    it where it would stream faster (the median of their points together); a level without
+    points takes the one inside it (the first, the first that has points)."""
+    blocks: list[tuple[np.ndarray, list[int]]] = []
+    for i, group in enumerate(groups):
+        if len(group) == 0:
+            continue
+        blocks.append((group, [i]))
+        while len(blocks) > 1 and np.median(blocks[-1][0]) > np.median(blocks[-2][0]):
+            (inner, a), (outer, b) = blocks[-2], blocks.pop()
+            blocks[-1] = (np.concatenate([inner, outer]), a + b)
+    values = np.full(len(groups), math.nan)
+    for points, pooled in blocks:
+        values[pooled] = np.median(points)
+    values[0] = values[0] if not math.isnan(values[0]) else values[~np.isnan(values)][0]
     for i in range(1, len(values)):
-        if math.isnan(values[i]) or values[i] > values[i - 1]:
+        if math.isnan(values[i]):
             values[i] = values[i - 1]
     return values

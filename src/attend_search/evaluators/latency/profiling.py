@@ -255,12 +255,15 @@ def profile_kernels(
     overhead = min(timed(Nothing(), (1, 1, 1, 1)) for _ in range(_NOTHING_TIMES))
     listed = cache_sizes()
     caches = listed or [(m.name, m.size_kib) for m in base.memory[:-1]]
-    levels, streams = measure_levels(caches, lambda m, shape: timed(m, shape) - overhead, log)
-    memory = (
-        f"sizes {_sizes(caches)} ({'listed by the OS' if listed else base.name}); bandwidths "
-        f"and effective sizes from {len(streams)} streaming kernels"
-    )
-    base = replace(base, memory=levels)
+    streams: list[tuple[int, float]] = []
+    memory = f"{base.name}'s: neither the OS nor the base lists a cache"
+    if caches:
+        levels, streams = measure_levels(caches, lambda m, shape: timed(m, shape) - overhead, log)
+        memory = (
+            f"sizes {_sizes(caches)} ({'listed by the OS' if listed else base.name}); "
+            f"bandwidths and effective sizes from {len(streams)} streaming kernels"
+        )
+        base = replace(base, memory=levels)
     shares = _shares(networks, base)
     observations: dict[str, list[Observation]] = defaultdict(list)
     untimed = list(pool)
