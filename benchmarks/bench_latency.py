@@ -1,7 +1,7 @@
 """Calibrating the latency model from a few measured networks of this machine: does it beat FLOPs?
 
-Measures ``--specs`` attendnext samples on this machine (``--runtime``, one thread, median
-of 5 rounds of 10 runs each), then draws the learning curve (``latency_curve``): for 10,
+Measures ``--specs`` attendnext samples on this machine (``--runtime``, one thread,
+``measure_latency``), then draws the learning curve (``latency_curve``): for 10,
 20 and 50 calibration networks and ``--splits`` random splits, a profile fitted from
 ``--base`` with each way of fitting predicts the networks not used; Kendall tau and MAPE,
 median over splits, against FLOPs scaled by a constant fitted on the same networks.

@@ -34,20 +34,16 @@ import argparse
 import platform
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
-from latency_curve import cached_timings, flops_fit, macs, scores
+from latency_curve import flops_fit, macs, scores, timed_twice
 
 from attend_search.evaluators.latency.calibrate import calibration_suite, fit_kernels
 from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernels import extract_kernels
-from attend_search.evaluators.latency.measure import measure, timed_runs
 from attend_search.evaluators.latency.predict import total_ms
 from attend_search.evaluators.latency.profiling import profile_kernels
-from attend_search.evaluators.model_input import as_model
 from attend_search.search_space import get_reference_model, list_presets, list_reference_models
 from attend_search.search_space.space import load_space
 
@@ -81,7 +77,12 @@ def main() -> int:
         p.error(f"--calibrate must be at least 2 and under --specs ({args.specs})")
 
     networks = _networks(args.specs, references=not args.quick)
-    timings = _timings(networks, args.runtime, args.cache)
+    timings = {
+        n: pair
+        for (n,), pair in timed_twice(
+            {(n,): net for n, net in networks.items()}, args.runtime, args.cache, ["network"]
+        ).items()
+    }
     first, second = (np.array([timings[name][i] for name in networks]) for i in (0, 1))
     kernels = [extract_kernels(net, shape, args.runtime) for net, shape in networks.values()]
     work = np.array([macs(ks) for ks in kernels], dtype=float)
@@ -171,49 +172,6 @@ def _networks(count: int, references: bool = True) -> dict[str, tuple]:
     if references:
         networks |= {name: get_reference_model(name) for name in list_reference_models()}
     return networks
-
-
-def _timings(networks: dict[str, tuple], runtime: str, cache: Path | None) -> dict:
-    """Name -> (first, second) milliseconds, timed where the cache has none."""
-
-    def time_missing(done: set) -> dict:
-        todo = [name for name in networks if (name,) not in done]
-        timed = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            files = {}
-            for i, name in enumerate(todo):  # first pass: convert, keep the file, time it
-                net, shape = networks[name]
-                folder = Path(tmp) / str(i)
-                folder.mkdir()
-                m = measure(net, shape, runtime=runtime, keep=folder)
-                files[name] = (m.model_file, m.median_ms)
-                print(f"  {i + 1}/{len(todo)} {name}: {m.median_ms:.2f} ms", file=sys.stderr)
-            for name in todo:  # second pass: the same files, timed again
-                path, first = files[name]
-                timed[(name,)] = (first, _retime(path, networks[name], runtime))
-        return timed
-
-    timings = cached_timings(cache, runtime, ["network"], ["first_ms", "second_ms"], time_missing)
-    return {name: pair for (name,), pair in timings.items()}
-
-
-def _retime(path: Path, network: tuple, runtime: str) -> float:
-    """The median of 5 rounds of 10 runs of a kept file, as ``measure`` times it."""
-    _, shape = as_model(*network)
-    x = torch.rand(shape).numpy()
-    if runtime == "litert":
-        from attend_search.evaluators.runtimes.litert import TFLiteModel
-
-        model = TFLiteModel(path, 1)
-        run = lambda: model(x)  # noqa: E731
-    else:
-        from attend_search.evaluators.runtimes.onnx import onnxruntime_session
-
-        session = onnxruntime_session(path, 1)
-        feed = {session.get_inputs()[0].name: x}
-        run = lambda: session.run(None, feed)  # noqa: E731
-    times = [t for r in range(5) for t in timed_runs(run, 1, 5 if r == 0 else 0, 10)]
-    return statistics.median(times)
 
 
 if __name__ == "__main__":

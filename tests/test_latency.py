@@ -945,13 +945,14 @@ def test_cli_measure_writes_the_measurement_the_spec_and_the_onnx_it_ran(tmp_pat
     )
     assert out.returncode == 0, out.stderr
     assert re.search(
-        r"^[\d.]+ ms  \(interval [\d.]+-[\d.]+ ms: lowest and highest median of 3 "
-        r"rounds of 3 runs; onnxruntime, 1 thread",
+        r"^[\d.]+ ms  \(the lowest median of 3 rounds of 3 runs, the highest [\d.]+ ms, "
+        r"all runs' [\d.]+ ms; onnxruntime, 1 thread",
         out.stdout,
         re.M,
     )
     record = json.loads((tmp_path / "m" / "measurement.json").read_text())
     assert record["interval_ms"][0] <= record["median_ms"] <= record["interval_ms"][1]
+    assert record["ms"] == record["interval_ms"][0]  # the latency: the lowest round median
     assert record["digest"] == tiny_spec(8).digest and record["model_file"] == "model.onnx"
     assert record["busy"] == (record["load_average"] >= 1) == ("busy" in out.stderr)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [

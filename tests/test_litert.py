@@ -177,7 +177,8 @@ def test_cli_latency_measure_runtime_litert(tmp_path):
         1,
         cwd=tmp_path,
     )
-    assert "runs; litert, 1 thread(s)" in out.stdout
+    assert "the lowest median of 10 rounds of 3 runs" in out.stdout
+    assert "; litert, 1 thread(s)" in out.stdout
     assert (tmp_path / f"latency-{SPEC.digest[:12]}-litert" / "model.tflite").is_file()
     # the converter's progress and C++ logs are silenced; only a loaded machine is warned of
     assert [line for line in out.stderr.splitlines() if "machine is busy" not in line] == []

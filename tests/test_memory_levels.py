@@ -6,19 +6,25 @@ import math
 from dataclasses import replace
 
 import pytest
+from torch import nn
 
 from attend_search.evaluators.latency.devices import DeviceError, MemoryLevel, load_device
+from attend_search.evaluators.latency.kernel_profile import KernelProfile
 from attend_search.evaluators.latency.kernels import Kernel, extract_kernels
 from attend_search.evaluators.latency.measure import measure
 from attend_search.evaluators.latency.memory_levels import (
     Stream,
+    WeightStream,
     cache_sizes,
     fit_levels,
     measure_levels,
+    measure_weight_streams,
     sweep_sizes,
 )
 from attend_search.evaluators.latency.predict import total_ms
 from attend_search.evaluators.latency.profiling import Nothing
+
+BASE = load_device("cortex-a76")
 
 
 def write_cache(root, index, level, kind, size):
@@ -142,3 +148,72 @@ def test_measured_levels_hold_to_kernels_crossing_l2_and_l3():
     # the base's levels (a Cortex-A76's) would price some of them twice over: the test can fail
     assert max(abs(e["datasheet"]) for e in found.values()) > 1.0, found
     assert max(abs(e["measured"]) for e in found.values()) < 0.35, found
+
+
+def test_weight_streams_hold_half_the_last_cache_to_four_times_it():
+    streams = []
+
+    def timed(module, shape):
+        streams.append(module)
+        return module.nbytes / 20e9
+
+    points = measure_weight_streams(2048, timed)
+    assert [b / 2**20 for b, _ in points] == pytest.approx([1, 2, 4, 8], rel=0.02)
+    assert all(s == pytest.approx(b / 20e9) for b, s in points)
+    # the network reads its weights and nothing else: pointwise kernels on one pixel
+    kernels = extract_kernels(streams[-1], streams[-1].shape)
+    assert {k.op_class for k in kernels} == {"pointwise"} and len(kernels) >= 4
+    assert sum(k.weight_bytes for k in kernels) == points[-1][0]
+    assert sum(k.bytes - k.weight_bytes for k in kernels) < points[-1][0] / 100
+    with pytest.raises(DeviceError, match="in no time"):
+        measure_weight_streams(2048, lambda module, shape: 0.0)
+
+
+def weights_only(streams):
+    """cortex-a76 with no corrections but ``streams`` of weights timed."""
+    return replace(BASE, kernel_profile=KernelProfile({}, weight_streams=tuple(streams)))
+
+
+def test_weights_beyond_the_smallest_stream_cost_what_the_streams_say():
+    mib = 2**20
+    profile = weights_only([(4 * mib, 4 * mib / 5e9), (16 * mib, 16 * mib / 2e9)])
+    learned = profile.kernel_profile
+    assert learned.weight_seconds_per_byte(2 * mib) is None  # in a cache: the levels price it
+    assert learned.weight_seconds_per_byte(8 * mib) == pytest.approx((1 / 5e9 + 1 / 2e9) / 2)
+    assert learned.weight_seconds_per_byte(64 * mib) == pytest.approx(1 / 2e9)
+    for size in (8, 64):
+        stream = WeightStream(size * mib)
+        kernels = extract_kernels(stream, stream.shape)
+        cost = stream.nbytes * learned.weight_seconds_per_byte(stream.nbytes) * 1e3
+        assert total_ms(kernels, profile) == pytest.approx(cost, rel=0.03)
+    small = WeightStream(2 * mib)
+    kernels = extract_kernels(small, small.shape)
+    assert total_ms(kernels, profile) == pytest.approx(total_ms(kernels, weights_only([])))
+
+
+@pytest.mark.slow
+def test_measured_weight_streams_hold_to_networks_of_other_shapes():
+    caches = cache_sizes()
+    if not caches:
+        pytest.skip("the OS lists no cache")
+
+    def own(module, shape):
+        return min(measure(module, shape).low_ms for _ in range(2)) * 1e-3 - overhead
+
+    overhead = min(measure(Nothing(), (1, 1, 1, 1)).low_ms for _ in range(3)) * 1e-3
+    levels = measure_levels(caches, own)[0]
+    profile = replace(weights_only(measure_weight_streams(caches[-1][1], own)), memory=levels)
+    last = caches[-1][1] * 1024
+    found, width = {}, 768
+    for reach in (1.5, 3.0):  # between the streams' sizes, of another shape
+        count = round(reach * last / (4 * 4 * width * width * 2))
+        layers = [
+            nn.Conv2d(c, d, 1)
+            for _ in range(count)
+            for c, d in ((width, 4 * width), (4 * width, width))
+        ]
+        network = nn.Sequential(*layers)
+        shape = (1, width, 1, 1)
+        predicted = total_ms(extract_kernels(network, shape), profile) * 1e-3
+        found[reach] = predicted / own(network, shape) - 1
+    assert max(abs(e) for e in found.values()) < 0.35, found

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from ..errors import AttendSearchError
+from ..evaluators.latency.protocol import REPEATS, ROUNDS, WARMUP
 from .common import check_output_file, positive, table
 
 # the choices of evaluators.runtimes.RUNTIMES and evaluators.latency.calibrate.FIT_MODES,
@@ -91,8 +92,8 @@ def cmd_measure(args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     print(
-        f"{m.median_ms:.3f} ms  (interval {m.low_ms:.3f}-{m.high_ms:.3f} ms: lowest and "
-        f"highest median of {m.rounds} rounds of {m.repeats} runs; {m.runtime}, "
+        f"{m.ms:.3f} ms  (the lowest median of {m.rounds} rounds of {m.repeats} runs, the "
+        f"highest {m.high_ms:.3f} ms, all runs' {m.median_ms:.3f} ms; {m.runtime}, "
         f"{m.threads} thread(s), {platform.node()})"
     )
     print(
@@ -106,6 +107,7 @@ def _record(spec, m) -> dict:
     return {
         "spec": spec.name or None,
         "digest": spec.digest,
+        "ms": round(m.ms, 4),
         "median_ms": round(m.median_ms, 4),
         "interval_ms": [round(m.low_ms, 4), round(m.high_ms, 4)],
         "rounds": m.rounds,
@@ -197,6 +199,11 @@ def _bench_kernels(specs: list, args: argparse.Namespace) -> None:
         for m in profile.memory
     )
     print(f"memory levels: {levels} ({p['memory']})")
+    if learned.weight_streams:
+        streams = ", ".join(
+            f"{b / 2**20:.0f} MiB {b / t / 1e9:.0f} GB/s" for b, t in learned.weight_streams
+        )
+        print(f"a network's weights, read once an inference: {streams}")
     rows = [["op class", "probes", "leave-one-out error"]]
     rows += [
         [c, str(k.probes), "" if k.loo_error_pct is None else f"{k.loo_error_pct:.1f}%"]
@@ -365,13 +372,18 @@ def _measure_options(s: argparse.ArgumentParser) -> None:
         default=1,
         help="threads of the runtime and of PyTorch (default 1)",
     )
-    s.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     s.add_argument(
-        "--repeats", type=positive(int), default=10, help="timed runs per round (default 10)"
+        "--warmup", type=int, default=WARMUP, help=f"untimed runs first (default {WARMUP})"
+    )
+    s.add_argument(
+        "--repeats",
+        type=positive(int),
+        default=REPEATS,
+        help=f"timed runs per round (default {REPEATS})",
     )
     s.add_argument(
         "--rounds",
         type=positive(int),
-        default=5,
-        help="rounds; their medians give the interval (default 5)",
+        default=ROUNDS,
+        help=f"rounds; the lowest median is the latency (default {ROUNDS})",
     )

@@ -7,15 +7,19 @@ the shapes the spaces produce (:mod:`.profiling`) can. The roofline stays the pr
 each probed class learns a correction in log space::
 
     t_k = roofline_k * exp(w_c . (1, z(log bytes), z(log MACs per byte)))
-    latency = scale * sum_k t_k + offset
+    latency = scale * sum_k (t_k + far_k) + offset
 
 ``z`` standardises a feature by the probes' mean and spread and clips it to the range the
-probes covered: a shape outside them gets the correction of the nearest probed one, never
-an extrapolated power law. ``w_c`` is a weighted ridge fit whose penalty is chosen by
+probes covered: a shape outside them gets the correction of the nearest probed one, never an
+extrapolated power law. ``w_c`` is a weighted ridge fit whose penalty is chosen by
 closed-form leave-one-out error, so a class with few or scattered probes stays near a plain
-rescaling of the roofline. Classes without probes keep the plain roofline. ``offset`` starts as the
-measured cost of an inference of nothing (the session's own); whole-network calibration
-then refits ``scale`` and ``offset`` only, keeping the per-class corrections.
+rescaling of the roofline. A class without probes takes the ``fallback``, the same fit to
+every probe together (its base roofline is another CPU's). A probe's weights stay in the
+cache between its runs; ``far_k`` is what reading them from further out costs in a network
+(:mod:`.predict`), priced by the timed ``weight_streams`` once they outgrow the last cache.
+``offset`` starts as the measured cost of an inference of nothing (the session's own);
+whole-network calibration then refits ``scale`` and ``offset`` only, keeping the per-class
+corrections.
 
 The probes' timings are kept in the file (``timings``, a row each), so that the corrections
 can be fitted again, to another base or by a later version of the fit, without timing again
@@ -122,10 +126,26 @@ class KernelProfile:
     the timings they were fitted to."""
 
     classes: Mapping[str, ClassCorrection]
+    # fitted to every probe together: the correction of a class without probes of its own,
+    # whose base roofline describes another CPU
+    fallback: ClassCorrection | None = None
     scale: float = 1.0
     offset_ms: float = 0.0
+    # (bytes, seconds) of networks that only read their weights, a few sizes beyond the last
+    # cache, smallest first: what a network's weights cost once they outgrow it
+    weight_streams: tuple[tuple[int, float], ...] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
     timings: tuple[Timing, ...] = ()
+
+    def weight_seconds_per_byte(self, total_bytes: int) -> float | None:
+        """Seconds a byte of a network holding ``total_bytes`` of weights costs to read, on
+        the timed weight streams (log-linear between them, the nearest beyond them); None
+        below the smallest, where the weights stay in a cache the memory levels price."""
+        if not self.weight_streams or total_bytes < self.weight_streams[0][0]:
+            return None
+        sizes = [math.log(b) for b, _ in self.weight_streams]
+        costs = [t / b for b, t in self.weight_streams]
+        return float(np.interp(math.log(total_bytes), sizes, costs))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +155,8 @@ class KernelProfile:
             "offset_ms": _round(self.offset_ms),
             "provenance": dict(self.provenance),
             "classes": {c: k.to_dict() for c, k in self.classes.items()},
+            **({"fallback": self.fallback.to_dict()} if self.fallback else {}),
+            "weight_streams": [Row([b, _round(t * 1e6)]) for b, t in self.weight_streams],
             "timing_columns": Row(TIMING_COLUMNS),
             "timings": [t.row() for t in self.timings],
         }
@@ -200,8 +222,10 @@ def read_kernel_profile(f: Fields) -> KernelProfile:
         raise f.fail("timing_columns", f"{columns} is not {list(TIMING_COLUMNS)}")
     profile = KernelProfile(
         classes=classes,
+        fallback=_read_class(f.sub("fallback")) if f.has("fallback") else None,
         scale=f.float("scale", lo=1e-9),
         offset_ms=f.float("offset_ms", lo=0.0),
+        weight_streams=_weight_streams(f),
         provenance=f.sub("provenance", {}).data,
         timings=tuple(_timing(f, i, row) for i, row in enumerate(f.list("timings", []))),
     )
@@ -245,6 +269,18 @@ def _timing(f: Fields, index: int, row: Any) -> Timing:
     if weights > nbytes:
         raise f.fail(where, f"weight_bytes: {weights} exceeds bytes {nbytes}")
     return Timing(op_class, int(macs), int(nbytes), int(weights), us * 1e-6, overhead_us * 1e-6)
+
+
+def _weight_streams(f: Fields) -> tuple[tuple[int, float], ...]:
+    rows = f.list("weight_streams", [])
+    for i, row in enumerate(rows):
+        good = isinstance(row, list) and len(row) == 2
+        good = good and all(type(v) in (int, float) and 0 < v < math.inf for v in row)
+        if not good or type(row[0]) is not int:
+            raise f.fail(f"weight_streams[{i}]", "expected [bytes (a whole number), us], both > 0")
+        if i and row[0] <= rows[i - 1][0]:
+            raise f.fail(f"weight_streams[{i}]", "bytes must grow from row to row")
+    return tuple((b, us * 1e-6) for b, us in rows)
 
 
 def _vector(f: Fields, key: str, length: int, positive: bool = False) -> tuple[float, ...]:

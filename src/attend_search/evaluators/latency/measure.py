@@ -1,7 +1,9 @@
 """Measured latency on this machine: repeated timed inferences on a runtime (:mod:`..runtimes`).
 
 ``measure_latency`` is the ground truth the latency model is calibrated against: run on a
-Raspberry Pi it is real ARM latency.
+Raspberry Pi it is real ARM latency. It is the lowest of the rounds' medians: on a machine
+shared with other work, interference comes in bursts and only adds time, so the quietest
+round repeats best (:mod:`.protocol`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ...search_space import Spec
 from ..graph.trace import torch_threads
 from ..model_input import Shape, as_model
 from ..runtimes import MeasurementError, session_of
+from .protocol import REPEATS, ROUNDS, WARMUP
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,8 @@ class Measurement:
 
     The interval is the lowest and highest of the per-round medians. For ``rounds``
     independent rounds the chance that the true median lies outside it is ``2 / 2**rounds``
-    (6.25% for the default 5): a 93.75% interval, nothing assumed about the distribution.
+    (0.2% for the default 10), nothing assumed about the distribution. Its low end is the
+    latency the toolkit uses (:attr:`ms`, the module docstring).
     """
 
     median_ms: float  # median of every timed run
@@ -43,6 +47,11 @@ class Measurement:
     model_file: Path | None = None  # the file the runtime ran, when it was kept
 
     @property
+    def ms(self) -> float:
+        """The network's latency: the lowest round median."""
+        return self.low_ms
+
+    @property
     def busy(self) -> bool:
         """Was something else running: a load average of a core's worth or more before
         measuring began? Other processes slow measurements and widen the interval."""
@@ -54,11 +63,11 @@ def measure_latency(
     input_shape: Shape | None = None,
     runtime: str = "onnxruntime",
     threads: int = 1,
-    warmup: int = 5,
-    repeats: int = 10,
-    rounds: int = 5,
+    warmup: int = WARMUP,
+    repeats: int = REPEATS,
+    rounds: int = ROUNDS,
 ) -> float:
-    """Median milliseconds of a batch-1 inference (:func:`measure` without the spread)."""
+    """Milliseconds of a batch-1 inference (:attr:`Measurement.ms` of :func:`measure`)."""
     return measure(
         model_or_spec,
         input_shape,
@@ -67,7 +76,7 @@ def measure_latency(
         warmup=warmup,
         repeats=repeats,
         rounds=rounds,
-    ).median_ms
+    ).ms
 
 
 def measure(
@@ -76,22 +85,23 @@ def measure(
     *,
     runtime: str = "onnxruntime",
     threads: int = 1,
-    warmup: int = 5,
-    repeats: int = 10,
-    rounds: int = 5,
+    warmup: int = WARMUP,
+    repeats: int = REPEATS,
+    rounds: int = ROUNDS,
     keep: str | Path | None = None,
 ) -> Measurement:
     """``rounds`` rounds of ``repeats`` timed batch-1 inferences after ``warmup`` untimed ones.
 
-    The median, not the mean: a few slow runs are the machine's noise, not the network's
-    latency. With one thread the inference runs on the calling thread and is timed by that
-    thread's CPU time: on an idle machine (a board set aside for measuring) that equals wall
-    time, and on a busy one it leaves out the time the OS gives to other processes, which
-    otherwise doubles some measurements on a loaded two-core machine. With more threads the
-    work spreads over a thread pool, so it is timed by the wall clock. PyTorch's and the
-    runtime's thread counts are both set to ``threads``. ``keep``: a folder to write the
-    model file the runtime ran (``model.onnx``, ``model.tflite``), so that a board can
-    measure the same file.
+    Medians, not means: a few slow runs are the machine's noise, not the network's latency;
+    and the lowest round's (:attr:`Measurement.ms`), since noise comes in bursts that can
+    slow a whole round. With one thread the inference runs on the calling thread and is
+    timed by that thread's CPU time: on an idle machine (a board set aside for measuring)
+    that equals wall time, and on a busy one it leaves out the time the OS gives to other
+    processes, which otherwise doubles some measurements on a loaded two-core machine. With
+    more threads the work spreads over a thread pool, so it is timed by the wall clock.
+    PyTorch's and the runtime's thread counts are both set to ``threads``. ``keep``: a
+    folder to write the model file the runtime ran (``model.onnx``, ``model.tflite``), so
+    that a board can measure the same file.
     Time: the ONNX export (a few seconds) and ``rounds x repeats + warmup`` inferences.
     """
     session = session_of(runtime)
@@ -104,7 +114,7 @@ def measure(
     x = torch.rand(shape)
     load = os.getloadavg()[0]
     with torch_threads(threads), session(model, x, threads, keep) as (run, model_file):
-        times = [timed_runs(run, threads, warmup if r == 0 else 0, repeats) for r in range(rounds)]
+        times = timed_rounds(run, threads, warmup, repeats, rounds)
     medians = [statistics.median(t) for t in times]
     return Measurement(
         statistics.median(t for r in times for t in r),
@@ -118,6 +128,17 @@ def measure(
         os.cpu_count() or 1,
         model_file,
     )
+
+
+def timed_rounds(
+    run: Callable[[], object],
+    threads: int = 1,
+    warmup: int = WARMUP,
+    repeats: int = REPEATS,
+    rounds: int = ROUNDS,
+) -> list[list[float]]:
+    """Milliseconds of each run of each round (:func:`timed_runs`), the warm-up first."""
+    return [timed_runs(run, threads, warmup if r == 0 else 0, repeats) for r in range(rounds)]
 
 
 def timed_runs(

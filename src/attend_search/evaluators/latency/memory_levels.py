@@ -16,6 +16,10 @@ So the levels are measured where the kernels are timed:
   that explains the timings best (least absolute error in log time: a timing that something
   else on the machine slowed moves nothing). Bandwidths are held non-increasing from level
   to level: a prefetcher can make a cache stream as fast as the one above it, never faster.
+
+A network's weights stream differently: a network whose weights outgrow the last cache
+reads each from DRAM once an inference, by the runtime's matrix kernels rather than an add.
+Their cost is timed on networks that do only that (:func:`measure_weight_streams`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ _SHARES = (0.375, 0.5, 0.625, 0.75, 0.875, 1.0)  # effective size / listed size,
 _STEP = math.sqrt(2)  # sweep points half an octave apart
 _STREAMS = 3  # an add reads two tensors and writes one
 _UNITS = {"K": 1, "M": 1024, "G": 1024 * 1024}
+_WEIGHT_CHANNELS = 1024  # a weight-streaming convolution's channels at most: 4 MiB of weights
+_WEIGHT_REACH = (0.5, 1, 2, 4)  # weight streams hold these multiples of the last cache
 
 
 def cache_sizes(root: Path = SYSFS) -> list[tuple[str, float]]:
@@ -96,6 +102,45 @@ def measure_levels(
         rate = f"{stream.nbytes / seconds / 1e9:.1f} GB/s" if seconds > 0 else "too fast to time"
         log(f"stream {stream.nbytes / 1024:.0f} KiB: {rate}")
     return fit_levels(points, caches), points
+
+
+class WeightStream(nn.Module):
+    """Pointwise convolutions on a one-pixel input, one after another (four at least), holding
+    about ``nbytes`` of weights: a network whose time is reading its weights."""
+
+    def __init__(self, nbytes: int):
+        super().__init__()
+        channels = max(8, min(_WEIGHT_CHANNELS, int(math.sqrt(nbytes / 16)) // 8 * 8))
+        count = max(1, round(nbytes / (4 * channels**2)))
+        self.convs = nn.Sequential(
+            *(nn.Conv2d(channels, channels, 1, bias=False) for _ in range(count))
+        )
+        self.shape = (1, channels, 1, 1)
+
+    @property
+    def nbytes(self) -> int:
+        return 4 * sum(p.numel() for p in self.parameters())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convs(x)
+
+
+def measure_weight_streams(
+    last_cache_kib: float,
+    timed: Callable[[nn.Module, tuple[int, ...]], float],
+    log: Callable[[str], None] = lambda line: None,
+) -> list[tuple[int, float]]:
+    """``(bytes, seconds)`` of :class:`WeightStream` networks holding half the last cache to
+    four times it: what weights cost a network as they outgrow the caches."""
+    points = []
+    for reach in _WEIGHT_REACH:
+        stream = WeightStream(int(last_cache_kib * 1024 * reach))
+        seconds = timed(stream, stream.shape)
+        if seconds <= 0:
+            raise DeviceError(f"{stream.nbytes} bytes of weights read in no time: timing failed")
+        log(f"weights {stream.nbytes / 2**20:.0f} MiB: {stream.nbytes / seconds / 1e9:.1f} GB/s")
+        points.append((stream.nbytes, seconds))
+    return points
 
 
 def fit_levels(

@@ -20,7 +20,15 @@ small the kernel. Batch 1, float32.
 
 A profile with a kernel profile (:mod:`.kernel_profile`, learned by timing single kernels)
 multiplies each kernel's roofline time by its class's learned correction for the kernel's
-shape, then scales the sum and adds a per-inference constant.
+shape, then scales the sum and adds a per-inference constant. A probe ran with its
+weights where its own working set puts them (its runs reread them), so the correction
+applies to that time; reading them from further out is added after it, uncorrected. Once a
+network's weights outgrow the last cache they are priced by networks timed reading nothing
+but their weights (the runtime's matrix kernels read slower than an add streams, and a
+cache keeps part of a working set somewhat larger than itself)::
+
+    t_k = correction_k * (max(compute_k, memory_k at level(bytes_k)) + fixed_cost)
+          + weights_k * (weight cost per byte(all weights) - per_byte[level(bytes_k)])
 """
 
 from __future__ import annotations
@@ -90,20 +98,27 @@ class _Roofline:
 
     def __init__(self, profile: DeviceProfile, kernels: list[Kernel]):
         self.profile = profile
-        self.weight_level = weight_level(kernels, profile)
+        self.weight_bytes = sum(k.weight_bytes for k in kernels)
+        self.weight_level = profile.level_of(self.weight_bytes)
         self.per_mac = {c: profile.seconds_per_mac(c) for c in profile.efficiency}
         self.per_byte = [profile.seconds_per_byte(i) for i in range(len(profile.memory))]
         self.fixed = {c: profile.fixed_seconds(c) for c in profile.fixed_cost_us}
         learned = profile.kernel_profile
+        self.learned = learned is not None
         self.corrections = learned.classes if learned else {}
+        self.fallback = learned.fallback if learned else None
         self.scale = learned.scale if learned else 1.0
         self.offset_ms = learned.offset_ms if learned else 0.0
+        streamed = learned.weight_seconds_per_byte(self.weight_bytes) if learned else None
+        self.weight_per_byte = streamed or self.per_byte[self.weight_level]
 
     def ms(self, kernel: Kernel) -> float:
         return self._seconds(kernel)[0] * 1e3
 
     def time(self, kernel: Kernel) -> KernelTime:
         seconds, compute, memory, level = self._seconds(kernel)
+        if memory > kernel.bytes * self.per_byte[level]:  # its weights come from further out
+            level = max(level, self.weight_level)
         return KernelTime(
             kernel.name,
             kernel.op_class,
@@ -118,15 +133,16 @@ class _Roofline:
         """``(total, compute, memory seconds, memory level)``."""
         level = self.profile.level_of(kernel.bytes)
         compute = kernel.macs * self.per_mac[kernel.op_class]
-        weights = kernel.weight_bytes
-        memory = (kernel.bytes - weights) * self.per_byte[level] + weights * self.per_byte[
-            max(level, self.weight_level)
-        ]
-        seconds = max(compute, memory) + self.fixed[kernel.op_class]
-        correction = self.corrections.get(kernel.op_class)
+        memory = kernel.bytes * self.per_byte[level]
+        far = kernel.weight_bytes * max(self.weight_per_byte - self.per_byte[level], 0.0)
+        fixed = self.fixed[kernel.op_class]
+        if not self.learned:
+            return max(compute, memory + far) + fixed, compute, memory + far, level
+        seconds = max(compute, memory) + fixed
+        correction = self.corrections.get(kernel.op_class, self.fallback)
         if correction is not None:
             seconds *= correction.factor(kernel.macs, kernel.bytes)
-        return seconds * self.scale, compute, memory, level
+        return (seconds + far) * self.scale, compute, memory + far, level
 
 
 def weight_level(kernels: list[Kernel], profile: DeviceProfile) -> int:

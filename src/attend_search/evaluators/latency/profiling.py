@@ -12,7 +12,8 @@ is used when the runtime runs it as one kernel of its class, besides copies the 
 
 Memory levels. Before any probe, the base's memory levels are replaced by this machine's
 (:mod:`.memory_levels`): the kernels are timed here, so their working sets must be priced by
-this machine's caches.
+this machine's caches. The rate at which a network reads weights that outgrow the caches is
+timed too: a probe rereads its weights from the cache, a network not.
 
 Timing. Each probe is exported and timed as :func:`.measure.measure` times networks (thread
 CPU time); the lowest round median is kept, since on a shared machine noise only adds time.
@@ -49,8 +50,9 @@ from .devices import DeviceError, DeviceProfile
 from .kernel_profile import ClassCorrection, KernelProfile, Row, Timing, features, fit_class
 from .kernels import Kernel, extract_kernels
 from .measure import measure
-from .memory_levels import cache_sizes, measure_levels
-from .predict import total_ms
+from .memory_levels import cache_sizes, measure_levels, measure_weight_streams
+from .predict import predict_latency, time_by_class, total_ms
+from .protocol import REPEATS, ROUNDS, WARMUP
 
 # ATen ops probed: those behind every costed class the spaces' networks run
 _PROBED = {
@@ -234,9 +236,9 @@ def profile_kernels(
     runtime: str = "onnxruntime",
     budget_s: float = 300.0,
     threads: int = 1,
-    warmup: int = 5,
-    repeats: int = 10,
-    rounds: int = 5,
+    warmup: int = WARMUP,
+    repeats: int = REPEATS,
+    rounds: int = ROUNDS,
     name: str | None = None,
     machine: str = "unspecified",
     log: Callable[[str], None] = lambda line: None,
@@ -256,12 +258,19 @@ def profile_kernels(
     listed = cache_sizes()
     caches = listed or [(m.name, m.size_kib) for m in base.memory[:-1]]
     streams: list[tuple[int, float]] = []
+    weights: list[tuple[int, float]] = []
     memory = f"{base.name}'s: neither the OS nor the base lists a cache"
     if caches:
-        levels, streams = measure_levels(caches, lambda m, shape: timed(m, shape) - overhead, log)
+
+        def own(module: nn.Module, shape: tuple[int, ...]) -> float:
+            return timed(module, shape) - overhead
+
+        levels, streams = measure_levels(caches, own, log)
+        weights = measure_weight_streams(caches[-1][1], own, log)
         memory = (
             f"sizes {_sizes(caches)} ({'listed by the OS' if listed else base.name}); "
-            f"bandwidths and effective sizes from {len(streams)} streaming kernels"
+            f"bandwidths and effective sizes from {len(streams)} streaming kernels; "
+            f"weights from {len(weights)} networks reading only weights"
         )
         base = replace(base, memory=levels)
     shares = _shares(networks, base)
@@ -287,9 +296,12 @@ def profile_kernels(
             f"{_describe(candidate.probe)}: {own * 1e6:.1f} us (roofline {roofline * 1e6:.1f})"
         )
     timed_kernels = [o for obs in observations.values() for o in obs]
+    classes, fallback = fit_observations(timed_kernels, base)
     learned = KernelProfile(
-        classes=fit_observations(timed_kernels, base),
+        classes=classes,
+        fallback=fallback,
         offset_ms=overhead * 1e3,
+        weight_streams=tuple(weights),
         provenance={
             "base": base.name,
             "runtime": runtime,
@@ -347,19 +359,21 @@ def refit(profile: DeviceProfile, base: DeviceProfile | None = None) -> DevicePr
         for t in learned.timings
     ]
     offset_ms = learned.provenance.get("inference_us", learned.offset_ms * 1e3) * 1e-3
-    classes = fit_observations(observations, base)
-    refitted = replace(learned, classes=classes, scale=1.0, offset_ms=offset_ms)
+    classes, fallback = fit_observations(observations, base)
+    refitted = replace(learned, classes=classes, fallback=fallback, scale=1.0, offset_ms=offset_ms)
     return replace(base, kernel_profile=refitted)
 
 
 def fit_observations(
     observations: Sequence[Observation], base: DeviceProfile
-) -> dict[str, ClassCorrection]:
-    """Per-class corrections of ``base``'s roofline fitted to kernels' measured times."""
+) -> tuple[dict[str, ClassCorrection], ClassCorrection | None]:
+    """Per-class corrections of ``base``'s roofline fitted to kernels' measured times, and
+    the fallback: the same fit to every observation together."""
     by_class: dict[str, list[Observation]] = defaultdict(list)
     for o in observations:
         by_class[o.kernel.op_class].append(o)
-    return {c: _fit(obs, base)[0] for c, obs in sorted(by_class.items())}
+    classes = {c: _fit(obs, base)[0] for c, obs in sorted(by_class.items())}
+    return classes, _fit(observations, base)[0] if observations else None
 
 
 def _fit(observations: Sequence[Observation], base: DeviceProfile):
@@ -375,8 +389,10 @@ def _shares(networks: Sequence[nn.Module | Spec], base: DeviceProfile) -> dict[s
     """Each class's share of the networks' predicted time on ``base``."""
     shares: dict[str, float] = defaultdict(float)
     for network in networks:
-        for kernel in extract_kernels(network, None, base.runtime):
-            shares[kernel.op_class] += total_ms([kernel], base)
+        for op_class, ms in time_by_class(
+            predict_latency(network, base, breakdown=True)[1]
+        ).items():
+            shares[op_class] += ms
     total = sum(shares.values())
     return {c: t / total for c, t in shares.items()}
 
