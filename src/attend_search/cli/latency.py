@@ -88,7 +88,7 @@ def cmd_measure(args: argparse.Namespace) -> None:
     if m.busy:
         print(
             f"warning: this machine is busy (1-minute load average {m.load_average:.1f} on "
-            f"{m.cores} cores): other processes slow the measurement and widen its interval",
+            f"{m.cores} cores): other processes can slow the measurement",
             file=sys.stderr,
         )
     print(

@@ -16,7 +16,7 @@ closed-form leave-one-out error, so a class with few or scattered probes stays n
 rescaling of the roofline. A class without probes takes the ``fallback``, the same fit to
 every probe together (its base roofline is another CPU's). A probe's weights stay in the
 cache between its runs; ``far_k`` is what reading them from further out costs in a network
-(:mod:`.predict`), priced by the timed ``weight_streams`` once they outgrow the last cache.
+(:mod:`.predict`), priced by the timed ``weight_streams`` as they outgrow the last cache.
 ``offset`` starts as the measured cost of an inference of nothing (the session's own);
 whole-network calibration then refits ``scale`` and ``offset`` only, keeping the per-class
 corrections.
@@ -131,21 +131,20 @@ class KernelProfile:
     fallback: ClassCorrection | None = None
     scale: float = 1.0
     offset_ms: float = 0.0
-    # (bytes, seconds) of networks that only read their weights, a few sizes beyond the last
-    # cache, smallest first: what a network's weights cost once they outgrow it
+    # (bytes, seconds) of networks that only read their weights, half the last cache to four
+    # times it, smallest first: what a network's weights cost as they outgrow it
     weight_streams: tuple[tuple[int, float], ...] = ()
     provenance: Mapping[str, Any] = field(default_factory=dict)
     timings: tuple[Timing, ...] = ()
 
-    def weight_seconds_per_byte(self, total_bytes: int) -> float | None:
+    def weight_seconds_per_byte(self, total_bytes: int) -> float:
         """Seconds a byte of a network holding ``total_bytes`` of weights costs to read, on
-        the timed weight streams (log-linear between them, the nearest beyond them); None
-        below the smallest, where the weights stay in a cache the memory levels price."""
-        if not self.weight_streams or total_bytes < self.weight_streams[0][0]:
-            return None
-        sizes = [math.log(b) for b, _ in self.weight_streams]
+        the timed weight streams (log-linear between them, the nearest beyond them; there
+        must be some). :mod:`.predict` uses them once a network's weights outgrow the last
+        cache or reach the smallest stream; below, the memory levels price them."""
+        sizes = [math.log(max(b, 1)) for b, _ in self.weight_streams]
         costs = [t / b for b, t in self.weight_streams]
-        return float(np.interp(math.log(total_bytes), sizes, costs))
+        return float(np.interp(math.log(max(total_bytes, 1)), sizes, costs))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,7 +155,7 @@ class KernelProfile:
             "provenance": dict(self.provenance),
             "classes": {c: k.to_dict() for c, k in self.classes.items()},
             **({"fallback": self.fallback.to_dict()} if self.fallback else {}),
-            "weight_streams": [Row([b, _round(t * 1e6)]) for b, t in self.weight_streams],
+            "weight_streams": [Row([int(b), _round(t * 1e6)]) for b, t in self.weight_streams],
             "timing_columns": Row(TIMING_COLUMNS),
             "timings": [t.row() for t in self.timings],
         }

@@ -27,7 +27,8 @@ from .protocol import REPEATS, ROUNDS, WARMUP
 
 @dataclass(frozen=True)
 class Measurement:
-    """Repeated rounds of timed inferences: the median and how far it moves between rounds.
+    """Repeated rounds of timed inferences: the lowest round median (the latency), the
+    highest, and the median of every run.
 
     The interval is the lowest and highest of the per-round medians. For ``rounds``
     independent rounds the chance that the true median lies outside it is ``2 / 2**rounds``
@@ -54,7 +55,7 @@ class Measurement:
     @property
     def busy(self) -> bool:
         """Was something else running: a load average of a core's worth or more before
-        measuring began? Other processes slow measurements and widen the interval."""
+        measuring began? Other processes can slow a measurement."""
         return self.load_average >= 1.0
 
 

@@ -20,12 +20,13 @@ small the kernel. Batch 1, float32.
 
 A profile with a kernel profile (:mod:`.kernel_profile`, learned by timing single kernels)
 multiplies each kernel's roofline time by its class's learned correction for the kernel's
-shape, then scales the sum and adds a per-inference constant. A probe ran with its
-weights where its own working set puts them (its runs reread them), so the correction
-applies to that time; reading them from further out is added after it, uncorrected. Once a
-network's weights outgrow the last cache they are priced by networks timed reading nothing
-but their weights (the runtime's matrix kernels read slower than an add streams, and a
-cache keeps part of a working set somewhat larger than itself)::
+shape, then scales the sum and adds a per-inference constant. A probe ran with its weights
+where its own working set puts them (its runs reread them), so the correction applies to
+that time; reading them from further out is added after it, uncorrected. Once a network's
+weights outgrow the last cache, or reach the smallest weight stream (half the listed last
+cache), they are priced by networks timed reading nothing but their weights (the runtime's
+matrix kernels read slower than an add streams, and a cache keeps part of a working set
+somewhat larger than itself)::
 
     t_k = correction_k * (max(compute_k, memory_k at level(bytes_k)) + fixed_cost)
           + weights_k * (weight cost per byte(all weights) - per_byte[level(bytes_k)])
@@ -99,7 +100,7 @@ class _Roofline:
     def __init__(self, profile: DeviceProfile, kernels: list[Kernel]):
         self.profile = profile
         self.weight_bytes = sum(k.weight_bytes for k in kernels)
-        self.weight_level = profile.level_of(self.weight_bytes)
+        self.weight_level = weight_level(kernels, profile)
         self.per_mac = {c: profile.seconds_per_mac(c) for c in profile.efficiency}
         self.per_byte = [profile.seconds_per_byte(i) for i in range(len(profile.memory))]
         self.fixed = {c: profile.fixed_seconds(c) for c in profile.fixed_cost_us}
@@ -109,8 +110,11 @@ class _Roofline:
         self.fallback = learned.fallback if learned else None
         self.scale = learned.scale if learned else 1.0
         self.offset_ms = learned.offset_ms if learned else 0.0
-        streamed = learned.weight_seconds_per_byte(self.weight_bytes) if learned else None
-        self.weight_per_byte = streamed or self.per_byte[self.weight_level]
+        self.weight_per_byte = self.per_byte[self.weight_level]
+        if learned and learned.weight_streams:
+            outgrown = self.weight_level == len(profile.memory) - 1
+            if outgrown or self.weight_bytes >= learned.weight_streams[0][0]:
+                self.weight_per_byte = learned.weight_seconds_per_byte(self.weight_bytes)
 
     def ms(self, kernel: Kernel) -> float:
         return self._seconds(kernel)[0] * 1e3

@@ -262,11 +262,11 @@ def profile_kernels(
     memory = f"{base.name}'s: neither the OS nor the base lists a cache"
     if caches:
 
-        def own(module: nn.Module, shape: tuple[int, ...]) -> float:
+        def own_time(module: nn.Module, shape: tuple[int, ...]) -> float:
             return timed(module, shape) - overhead
 
-        levels, streams = measure_levels(caches, own, log)
-        weights = measure_weight_streams(caches[-1][1], own, log)
+        levels, streams = measure_levels(caches, own_time, log)
+        weights = measure_weight_streams(caches[-1][1], own_time, log)
         memory = (
             f"sizes {_sizes(caches)} ({'listed by the OS' if listed else base.name}); "
             f"bandwidths and effective sizes from {len(streams)} streaming kernels; "

@@ -1,10 +1,10 @@
 """How a latency is measured: warm-up, then rounds of timed runs, the lowest round median.
 
 Kept apart from :mod:`.measure` (which needs PyTorch) so that the command line can show the
-defaults without importing it. Twenty runs a round and ten rounds: on this project's shared
-2-core machine, a second timing of the same 24 networks at 32 pixels differed from the
-first by 4% (mean absolute) this way, by 12% with five rounds of ten runs (the docs' latency
-page has the figures).
+defaults without importing it. Twenty runs a round and ten rounds, the lowest median: on
+a shared 2-core virtual machine, a second timing of the same 24 networks at 32 pixels
+differed from the first by 3.4% (mean absolute) this way against 5.4% for the median of
+five rounds of ten runs when quiet, 4.2% against 15.1% when busier (the latency docs).
 """
 
 WARMUP = 5  # untimed runs first
