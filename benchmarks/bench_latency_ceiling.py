@@ -1,8 +1,10 @@
 """The latency model on this machine against the machine's own repeat-measurement ceiling.
 
 Measures the presets, ``--specs`` seeded ``attendnext`` samples and the reference models
-(FBNet-C, MobileOne-S1, MobileViT-XS, ...) on ``--runtime`` with one thread, twice: the
-second pass re-times the very files of the first after all of them were timed. Printed:
+(FBNet-C, MobileOne-S1, MobileViT-XS, ...) on ``--runtime`` with one thread, in
+``--passes`` passes over all of them (each converted once): two estimates of each latency,
+interleaved in time, the first the least of the odd passes, the second of the even ones.
+Printed:
 
 for ``--splits`` random draws of the largest of ``--calibrate`` sample counts (a fit on
 fewer takes the first of them), on every network outside the draw (median over draws),
@@ -37,15 +39,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from latency_curve import flops_fit, macs, scores, timed_twice
+from latency_curve import even_passes, flops_fit, kernel_profile, macs, scores, timed_twice
 
 from attend_search.evaluators.latency.calibrate import calibration_suite, fit_kernels
 from attend_search.evaluators.latency.devices import load_device
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.predict import total_ms
-from attend_search.evaluators.latency.profiling import profile_kernels
 from attend_search.search_space import get_reference_model, list_presets, list_reference_models
-from attend_search.search_space.space import load_space
 
 BUILT_IN = {"onnxruntime": "cortex-a76", "litert": "cortex-a76-litert"}
 
@@ -63,6 +63,7 @@ def main() -> int:
     )
     p.add_argument("--splits", type=int, default=20)
     p.add_argument("--cache", type=Path, help="CSV of timings to reuse and extend")
+    p.add_argument("--passes", type=even_passes, default=4, help="timing passes (default 4)")
     p.add_argument(
         "--quick", action="store_true", help="4 samples, no reference models, 3 draws of 3"
     )
@@ -80,14 +81,20 @@ def main() -> int:
     timings = {
         n: pair
         for (n,), pair in timed_twice(
-            {(n,): net for n, net in networks.items()}, args.runtime, args.cache, ["network"]
+            {(n,): net for n, net in networks.items()},
+            args.runtime,
+            args.cache,
+            ["network"],
+            args.passes,
         ).items()
     }
     first, second = (np.array([timings[name][i] for name in networks]) for i in (0, 1))
     kernels = [extract_kernels(net, shape, args.runtime) for net, shape in networks.values()]
     work = np.array([macs(ks) for ks in kernels], dtype=float)
     built_in = load_device(BUILT_IN[args.runtime])
-    profiled = args.kernel_profile and _kernel_profile(args, built_in)
+    profiled = args.kernel_profile and kernel_profile(
+        args.kernel_profile, built_in, args.runtime, args.kernel_budget_s, args.kernel_networks
+    )
 
     samples = [i for i, name in enumerate(networks) if name.startswith("sample")]
     rng = np.random.default_rng(0)
@@ -134,33 +141,6 @@ def main() -> int:
             f"{statistics.median(m for _, m in results):7.1f}"
         )
     return 0
-
-
-def _kernel_profile(args: argparse.Namespace, base):
-    """The kernel-profiled profile of ``--kernel-profile``, made first if the file is missing."""
-    if not args.kernel_profile.exists():
-        space = load_space("attendnext")
-        profile = profile_kernels(
-            [space.sample(1000 + i) for i in range(args.kernel_networks)],
-            base,
-            runtime=args.runtime,
-            budget_s=args.kernel_budget_s,
-            machine=f"{platform.node()} ({platform.machine()})",
-            log=lambda line: print(line, file=sys.stderr, flush=True),
-        )
-        profile.save(args.kernel_profile)
-    profile = load_device(args.kernel_profile)
-    learned = profile.kernel_profile
-    print(
-        f"kernel profile {args.kernel_profile}: {learned.provenance['probes']} probes in "
-        f"{learned.provenance['seconds']:.0f} s, leave-one-out error per class: "
-        + ", ".join(
-            f"{c} {k.loo_error_pct:.0f}% ({k.probes})"
-            for c, k in learned.classes.items()
-            if k.loo_error_pct is not None
-        )
-    )
-    return profile
 
 
 def _networks(count: int, references: bool = True) -> dict[str, tuple]:

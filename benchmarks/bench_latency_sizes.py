@@ -2,14 +2,17 @@
 
 Measures the presets and ``--specs`` seeded ``attendnext`` samples at each of ``--sizes``
 (one thread, ``--runtime``; :func:`measure`'s protocol: the lowest median of 10 rounds of
-20 runs, by the thread's CPU time), twice: the second pass re-times the same files after all were
-timed. Every figure is scored against the second timing (MAPE and Kendall tau), the first
-row being the first timing itself: the machine's repeat ceiling at each size. Then, for
+20 runs, by the thread's CPU time) in ``--passes`` passes over all of them: two estimates
+of each latency, interleaved in time, the first the least of the odd passes, the second of
+the even ones. Every figure is scored against the second (MAPE and Kendall tau), the first
+row being the first itself: the machine's repeat ceiling at each size. Then, for
 each size, the built-in profile is calibrated on that size's first timings (``full``, as
 ``latency calibrate`` fits it) and scored at every size; beside it, MACs times a constant
 fitted at the same size, and the built-in profile uncalibrated. A row per fit size, a
 column per size predicted. ``--kernel-profile FILE`` (a profile from ``latency bench
---kernels``) adds it alone and with its scale and constant fitted at each size.
+--kernels``) adds it alone and with its scale and constant fitted at each size; a missing
+file is made first, probing ``attendnext`` samples of seeds 1000 on (none of the networks
+scored) at every one of ``--sizes`` for ``--kernel-budget-s`` seconds.
 
 Spatial size moves working sets across the cache levels (a 32-pixel network's layers stay in
 L2, a 224-pixel one's early layers spill to L3 and DRAM), so this is where the profile's
@@ -27,7 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from latency_curve import flops_fit, macs, scores, timed_twice
+from latency_curve import even_passes, flops_fit, kernel_profile, macs, scores, timed_twice
 
 from attend_search.evaluators.latency.calibrate import calibration_suite, fit_kernels
 from attend_search.evaluators.latency.devices import load_device
@@ -44,7 +47,10 @@ def main() -> int:
     p.add_argument("--specs", type=int, default=20, help="attendnext samples (and the presets)")
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 224])
     p.add_argument("--cache", type=Path, help="CSV of timings to reuse and extend")
+    p.add_argument("--passes", type=even_passes, default=4, help="timing passes (default 4)")
     p.add_argument("--kernel-profile", type=Path, help="a kernel-profiled profile to score too")
+    p.add_argument("--kernel-budget-s", type=float, default=300.0)
+    p.add_argument("--kernel-networks", type=int, default=40, help="samples probed, each size")
     p.add_argument("--quick", action="store_true", help="2 samples, sizes 32 and 64")
     args = p.parse_args()
     if args.quick:
@@ -63,6 +69,7 @@ def main() -> int:
         args.runtime,
         args.cache,
         ["network", "size"],
+        args.passes,
     )
     built_in = load_device(BUILT_IN[args.runtime])
     by_size = {}  # size -> kernels, first and second timings
@@ -79,7 +86,14 @@ def main() -> int:
     )
     header = f"{'':<34}" + "".join(f"{f'{s} px':>15}" for s in args.sizes)
     print(f"\nMAPE % / Kendall tau at each size:\n{header}")
-    profiled = load_device(args.kernel_profile) if args.kernel_profile else None
+    profiled = args.kernel_profile and kernel_profile(
+        args.kernel_profile,
+        built_in,
+        args.runtime,
+        args.kernel_budget_s,
+        args.kernel_networks,
+        args.sizes,
+    )
 
     def row(name: str, profile) -> None:
         predict = profile if callable(profile) else lambda ks: total_ms(ks, profile)

@@ -8,23 +8,25 @@ Reported: the median over splits, so one lucky or unlucky split does not decide.
 
 from __future__ import annotations
 
+import argparse
 import csv
+import dataclasses
+import platform
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.stats import kendalltau
 
 from attend_search.evaluators.latency.calibrate import FIT_MODES, fit_kernels
-from attend_search.evaluators.latency.devices import DeviceProfile
+from attend_search.evaluators.latency.devices import DeviceProfile, load_device
 from attend_search.evaluators.latency.kernels import Kernel
-from attend_search.evaluators.latency.measure import measure, timed_rounds
+from attend_search.evaluators.latency.measure import measure_passes
 from attend_search.evaluators.latency.predict import total_ms
-from attend_search.evaluators.model_input import as_model
+from attend_search.evaluators.latency.profiling import profile_kernels
+from attend_search.search_space.space import load_space
 
 MAC_CLASSES = {"conv", "depthwise", "pointwise", "grouped", "linear", "matmul"}
 
@@ -123,49 +125,71 @@ def cached_timings(
     return {key: tuple(round(v, 4) for v in timed) for key, timed in done.items()}
 
 
+def even_passes(text: str) -> int:
+    """``--passes``: an even count, so that the two estimates take as many passes each."""
+    passes = int(text)
+    if passes < 2 or passes % 2:
+        raise argparse.ArgumentTypeError(f"must be even and at least 2, got {passes}")
+    return passes
+
+
 def timed_twice(
     networks: Mapping[tuple[str, ...], tuple],
     runtime: str,
     cache: Path | None,
     keys: Sequence[str],
+    passes: int = 4,
 ) -> dict[tuple[str, ...], tuple[float, float]]:
     """Key -> (first, second) milliseconds of ``(network, input shape)`` pairs, one thread:
-    each converted and timed (``measure``'s latency), then, after all of them, the very files
-    timed again; read from and added to a CSV cache (:func:`cached_timings`)."""
+    two estimates of the same latencies, interleaved in time (``measure_passes``, ``passes``
+    passes over all the networks), the first the least of the odd passes, the second of the
+    even ones. Read from and added to a CSV cache (:func:`cached_timings`)."""
 
     def time_missing(done: set) -> dict:
         todo = [key for key in networks if key not in done]
-        timed = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            files = {}
-            for i, key in enumerate(todo):  # first pass: convert, keep the file, time it
-                net, shape = networks[key]
-                folder = Path(tmp) / str(i)
-                folder.mkdir()
-                m = measure(net, shape, runtime=runtime, keep=folder)
-                files[key] = (m.model_file, m.ms)
-                print(f"  {i + 1}/{len(todo)} {' '.join(key)}: {m.ms:.2f} ms", file=sys.stderr)
-            for key in todo:  # second pass: the same files, timed again
-                path, first = files[key]
-                timed[key] = (first, _retime(path, networks[key], runtime))
-        return timed
+        lows = measure_passes(
+            [networks[key] for key in todo],
+            runtime=runtime,
+            passes=passes,
+            log=lambda line: print(f"  {line}", file=sys.stderr, flush=True),
+        )
+        return {key: (min(low[0::2]), min(low[1::2])) for key, low in zip(todo, lows)}
 
     return cached_timings(cache, runtime, keys, ["first_ms", "second_ms"], time_missing)
 
 
-def _retime(path: Path, network: tuple, runtime: str) -> float:
-    """A kept file timed again as ``measure`` times it (its lowest round median)."""
-    _, shape = as_model(*network)
-    x = torch.rand(shape).numpy()
-    if runtime == "litert":
-        from attend_search.evaluators.runtimes.litert import TFLiteModel
-
-        model = TFLiteModel(path, 1)
-        run = lambda: model(x)  # noqa: E731
-    else:
-        from attend_search.evaluators.runtimes.onnx import onnxruntime_session
-
-        session = onnxruntime_session(path, 1)
-        feed = {session.get_inputs()[0].name: x}
-        run = lambda: session.run(None, feed)  # noqa: E731
-    return min(statistics.median(t) for t in timed_rounds(run))
+def kernel_profile(
+    path: Path,
+    base: DeviceProfile,
+    runtime: str,
+    budget_s: float,
+    count: int,
+    sizes: Sequence[int] = (),
+) -> DeviceProfile:
+    """The kernel-profiled profile at ``path``, made first if the file is missing: probes of
+    ``count`` ``attendnext`` samples of seeds 1000 on (none of the networks the benchmarks
+    score), at each of ``sizes`` (default: their own)."""
+    if not path.exists():
+        space = load_space("attendnext")
+        samples = [space.sample(1000 + i) for i in range(count)]
+        profile = profile_kernels(
+            [dataclasses.replace(s, input_size=px) for s in samples for px in sizes] or samples,
+            base,
+            runtime=runtime,
+            budget_s=budget_s,
+            machine=f"{platform.node()} ({platform.machine()})",
+            log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+        profile.save(path)
+    profile = load_device(path)
+    learned = profile.kernel_profile
+    print(
+        f"kernel profile {path}: {learned.provenance['probes']} probes in "
+        f"{learned.provenance['seconds']:.0f} s, leave-one-out error per class: "
+        + ", ".join(
+            f"{c} {k.loo_error_pct:.0f}% ({k.probes})"
+            for c, k in learned.classes.items()
+            if k.loo_error_pct is not None
+        )
+    )
+    return profile

@@ -32,8 +32,10 @@ from attend_search.evaluators.latency.devices import (
     read_device,
 )
 from attend_search.evaluators.latency.kernels import OP_CLASSES, extract_kernels
-from attend_search.evaluators.latency.measure import measure, measure_latency
+from attend_search.evaluators.latency.measure import measure, measure_latency, measure_passes
 from attend_search.evaluators.latency.predict import predict_latency, total_ms
+from attend_search.evaluators.runtimes import MeasurementError
+from attend_search.evaluators.runtimes import onnx as onnx_runtime
 from attend_search.evaluators.runtimes.onnx import export_onnx, onnxruntime_ops
 from attend_search.search_space import (
     Attention,
@@ -811,6 +813,30 @@ def test_a_measurement_reports_rounds_pins_threads_and_keeps_the_file_it_ran(tmp
         )
 
 
+def test_measure_passes_converts_each_network_once_then_times_all_of_them_each_pass(
+    monkeypatch,
+):
+    exports, lines = [], []
+    export = onnx_runtime.export_onnx
+    monkeypatch.setattr(
+        onnx_runtime, "export_onnx", lambda *a, **k: exports.append(a[1]) or export(*a, **k)
+    )
+    networks = [(plain_net(8), (1, 3, 32, 32)), (plain_net(32), (1, 3, 64, 64))]
+    lows = measure_passes(networks, warmup=1, repeats=3, rounds=2, passes=3, log=lines.append)
+    assert exports == [(1, 3, 32, 32), (1, 3, 64, 64)]  # each converted once, then reopened
+    assert lines == ["converted 1/2", "converted 2/2", *(f"pass {p}/3 timed" for p in (1, 2, 3))]
+    assert [len(low) for low in lows] == [3, 3] and all(ms > 0 for low in lows for ms in low)
+    # 25 times the MACs: slower in every pass, whatever the noise
+    assert all(big > small for small, big in zip(*lows))
+    with pytest.raises(MeasurementError, match="need passes >= 1, got 0"):
+        measure_passes(networks, passes=0)
+
+
+def test_measure_passes_on_torch_keeps_the_module_no_file():
+    lows = measure_passes([(plain_net(8), (1, 3, 32, 32))], runtime="torch", repeats=2, passes=2)
+    assert len(lows[0]) == 2 and all(ms > 0 for ms in lows[0])
+
+
 class ThreadCount(nn.Module):
     def __init__(self):
         super().__init__()
@@ -961,6 +987,28 @@ def test_cli_measure_writes_the_measurement_the_spec_and_the_onnx_it_ran(tmp_pat
         "spec.json",
     ]
     ort.InferenceSession(str(tmp_path / "m" / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def test_cli_bench_times_the_networks_in_passes_and_fits_to_their_least(tmp_path):
+    out = run(
+        *("bench", "--samples", "2", "--input-sizes", "32", "48", "--passes", "2"),
+        *("--warmup", "0", "--repeats", "2", "--rounds", "2"),
+        *("--base", "cortex-a76", "--out", "b.yaml"),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "converted 4/4" in out.stdout and "pass 2/2 timed" in out.stdout
+    least = re.findall(r": ([\d.]+) ms \(the least of ([\d.]+), ([\d.]+)\)", out.stdout)
+    assert len(least) == 4  # two networks at two sizes each
+    assert all(float(ms) == min(float(a), float(b)) for ms, a, b in least)
+    profile = load_device(tmp_path / "b.yaml")
+    assert profile.provenance["samples"] == 4 and profile.runtime == "onnxruntime"
+
+
+def test_cli_bench_kernels_refuses_passes_before_timing(tmp_path):
+    out = run("bench", "--kernels", "--passes", "2", "--out", "k.yaml", cwd=tmp_path)
+    assert out.returncode == 2 and "--passes: kernel profiling times each probe once" in out.stderr
+    assert not (tmp_path / "k.yaml").exists()
 
 
 def test_cli_measure_into_a_missing_folder_exits_2_before_measuring(tmp_path):

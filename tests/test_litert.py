@@ -11,7 +11,7 @@ from helpers import NONE_CELLS, cli, learned_scales
 
 from attend_search import get_preset, list_presets, nb201_spec
 from attend_search.evaluators.latency.kernels import extract_kernels
-from attend_search.evaluators.latency.measure import measure_latency
+from attend_search.evaluators.latency.measure import measure_latency, measure_passes
 from attend_search.evaluators.runtimes.litert import (
     TFLiteModel,
     convert_tflite,
@@ -161,6 +161,11 @@ def test_litert_kernels_are_the_tflite_ops_of_the_presets(name, tmp_path):
 def test_measure_latency_on_litert():
     ms = measure_latency(SPEC, runtime="litert", warmup=1, repeats=3)
     assert math.isfinite(ms) and ms > 0
+
+
+def test_measure_passes_on_litert_reopens_the_converted_file():
+    lows = measure_passes([(SPEC, None)], runtime="litert", warmup=0, repeats=2, passes=2)
+    assert len(lows) == 1 and len(lows[0]) == 2 and all(ms > 0 for ms in lows[0])
 
 
 def test_cli_latency_measure_runtime_litert(tmp_path):

@@ -17,10 +17,11 @@ import datetime
 import json
 import platform
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import AttendSearchError
-from ..evaluators.latency.protocol import REPEATS, ROUNDS, WARMUP
+from ..evaluators.latency.protocol import PASSES, REPEATS, ROUNDS, WARMUP
 from .common import check_output_file, positive, table
 
 # the choices of evaluators.runtimes.RUNTIMES and evaluators.latency.calibrate.FIT_MODES,
@@ -136,31 +137,38 @@ def cmd_devices(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from ..evaluators.latency.calibrate import calibration_suite
-    from ..evaluators.latency.measure import measure_latency
+    from ..evaluators.latency.measure import measure_passes
     from ..evaluators.runtimes import MeasurementError
 
     _check_fit_options(args)
     if args.samples < 2:
         raise MeasurementError(f"--samples: needs at least 2 networks, got {args.samples}")
     specs = calibration_suite(args.samples)
+    if args.input_sizes:
+        specs = [replace(s, input_size=size) for s in specs for size in args.input_sizes]
     if args.kernels:
+        if args.passes is not None:
+            raise MeasurementError("--passes: kernel profiling times each probe once")
         _bench_kernels(specs, args)
         return
+    lows = measure_passes(
+        [(spec, None) for spec in specs],
+        runtime=args.runtime,
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        rounds=args.rounds,
+        passes=args.passes or PASSES,
+        log=lambda line: print(line, flush=True),
+    )
     samples = []
-    for n, spec in enumerate(specs, 1):
-        ms = measure_latency(
-            spec,
-            runtime=args.runtime,
-            threads=args.threads,
-            warmup=args.warmup,
-            repeats=args.repeats,
-            rounds=args.rounds,
-        )
+    for n, (spec, low) in enumerate(zip(specs, lows), 1):
+        passes = ", ".join(f"{ms:.2f}" for ms in low)
         print(
-            f"[{n}/{len(specs)}] {spec.name or 'attendnext sample'} {spec.digest}: {ms:.2f} ms",
-            flush=True,
+            f"[{n}/{len(specs)}] {spec.name or 'attendnext sample'} {spec.digest}: "
+            f"{min(low):.2f} ms (the least of {passes})"
         )
-        samples.append((spec, None, ms))
+        samples.append((spec, None, min(low)))
     machine = (
         f"{platform.node()} ({platform.machine()}, {platform.platform()}), "
         f"{args.runtime}, {args.threads} thread(s)"
@@ -319,6 +327,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="time single kernels of the networks' ops instead, and learn a correction of "
         "the base per op class (docs/latency.md, kernel profiling)",
+    )
+    s.add_argument(
+        "--input-sizes",
+        type=positive(int),
+        nargs="+",
+        metavar="PX",
+        help="each network at each of these input sizes (default: its own); with --kernels, "
+        "probe the shapes of every size the profile is to predict",
+    )
+    s.add_argument(
+        "--passes",
+        type=positive(int),
+        help="passes over the networks, each timing every one; a network's latency is its "
+        f"least (default {PASSES}; not with --kernels)",
     )
     s.add_argument(
         "--budget-s",

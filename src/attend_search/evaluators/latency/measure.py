@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from ...search_space import Spec
 from ..graph.trace import torch_threads
 from ..model_input import Shape, as_model
 from ..runtimes import MeasurementError, session_of
-from .protocol import REPEATS, ROUNDS, WARMUP
+from .protocol import PASSES, REPEATS, ROUNDS, WARMUP
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,7 @@ def measure(
     Time: the ONNX export (a few seconds) and ``rounds x repeats + warmup`` inferences.
     """
     session = session_of(runtime)
-    if threads < 1 or warmup < 0 or repeats < 1 or rounds < 1:
-        raise MeasurementError(
-            f"need threads >= 1, warmup >= 0, repeats >= 1 and rounds >= 1, "
-            f"got {threads}, {warmup}, {repeats} and {rounds}"
-        )
+    _check_protocol(threads, warmup, repeats, rounds)
     model, shape = as_model(model_or_spec, input_shape)
     x = torch.rand(shape)
     load = os.getloadavg()[0]
@@ -129,6 +126,55 @@ def measure(
         os.cpu_count() or 1,
         model_file,
     )
+
+
+def measure_passes(
+    networks: Sequence[tuple[nn.Module | Spec, Shape | None]],
+    *,
+    runtime: str = "onnxruntime",
+    threads: int = 1,
+    warmup: int = WARMUP,
+    repeats: int = REPEATS,
+    rounds: int = ROUNDS,
+    passes: int = PASSES,
+    log: Callable[[str], None] = lambda line: None,
+) -> list[list[float]]:
+    """Each ``(network, input shape)``'s latency (:attr:`Measurement.ms`, as :func:`measure`
+    times it) in each of ``passes`` passes over all of them: every network is converted
+    first, once, then each pass times every one. A shared machine slows down for minutes at a
+    time, so one timing of a network can fall in a slow spell; the least of timings made
+    minutes apart does not (:mod:`.protocol`). The files wait on disk between passes, so
+    memory holds one network's session at a time. ``log`` gets a line per network converted
+    and per pass."""
+    session = session_of(runtime)
+    _check_protocol(threads, warmup, repeats, rounds)
+    if passes < 1:
+        raise MeasurementError(f"need passes >= 1, got {passes}")
+    with torch_threads(threads), tempfile.TemporaryDirectory() as tmp:
+        sources = []  # the kept file, or the module where the runtime runs no file
+        for n, (network, input_shape) in enumerate(networks, 1):
+            model, shape = as_model(network, input_shape)
+            folder = Path(tmp) / str(n)
+            folder.mkdir()
+            with session(model, torch.rand(shape), threads, folder) as (_, path):
+                sources.append((path or model, shape))
+            log(f"converted {n}/{len(networks)}")
+        lows: list[list[float]] = [[] for _ in sources]
+        for p in range(passes):
+            for (source, shape), low in zip(sources, lows):
+                with session(source, torch.rand(shape), threads, None) as (run, _):
+                    times = timed_rounds(run, threads, warmup, repeats, rounds)
+                low.append(min(statistics.median(t) for t in times))
+            log(f"pass {p + 1}/{passes} timed")
+    return lows
+
+
+def _check_protocol(threads: int, warmup: int, repeats: int, rounds: int) -> None:
+    if threads < 1 or warmup < 0 or repeats < 1 or rounds < 1:
+        raise MeasurementError(
+            f"need threads >= 1, warmup >= 0, repeats >= 1 and rounds >= 1, "
+            f"got {threads}, {warmup}, {repeats} and {rounds}"
+        )
 
 
 def timed_rounds(

@@ -2,7 +2,8 @@
 export that studies write too), ``pytorch`` (eager), ``litert`` (the optional extra ``litert``),
 and ``quantize`` (int8 ONNX). A runtime is a *session*: a context manager that takes the
 network, an input and a thread count (and a folder to keep the file it runs in) and yields a
-function that runs one inference, with the path of the kept file."""
+function that runs one inference, with the path of the kept file. A runtime that runs a file
+also takes, in the network's place, a file it kept before."""
 
 from __future__ import annotations
 

@@ -176,11 +176,16 @@ def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1) -> np.ndarray:
 
 @contextlib.contextmanager
 def litert_session(
-    model: nn.Module, x: torch.Tensor, threads: int, keep: str | Path | None = None
+    model: nn.Module | Path, x: torch.Tensor, threads: int, keep: str | Path | None = None
 ) -> Iterator[tuple[Callable[[], object], Path | None]]:
     """For :func:`~attend_search.evaluators.latency.measure.measure`: ``model`` converted at ``x``'s
-    shape, a function that runs ``x`` through the interpreter, and where the file was kept
-    (``keep/model.tflite``, moved in place whole; None without ``keep``)."""
+    shape (or a ``.tflite`` file kept before), a function that runs ``x`` through the
+    interpreter, and where the file was kept (``keep/model.tflite``, moved in place whole;
+    None without ``keep``)."""
+    if isinstance(model, Path):
+        run, feed = TFLiteModel(model, threads), x.numpy()
+        yield (lambda: run(feed)), None
+        return
     with tempfile.TemporaryDirectory(dir=keep) as tmp:
         path = convert_tflite(model, tuple(x.shape), Path(tmp) / "model.tflite")
         if keep is not None:

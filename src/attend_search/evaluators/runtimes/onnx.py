@@ -81,16 +81,18 @@ def _quiet_exporter() -> Iterator[None]:
 
 @contextlib.contextmanager
 def onnx_session(
-    model: nn.Module, x: torch.Tensor, threads: int, keep: str | Path | None
+    model: nn.Module | Path, x: torch.Tensor, threads: int, keep: str | Path | None
 ) -> Session:
-    # exported beside where it is kept, so that moving it in place is atomic
-    with tempfile.TemporaryDirectory(dir=keep) as tmp:
-        path = Path(tmp) / "model.onnx"
-        export_onnx(model, tuple(x.shape), path)
-        session = onnxruntime_session(path, threads)
-        if keep is not None:
-            path = Path(keep) / "model.onnx"
-            os.replace(Path(tmp) / "model.onnx", path)
+    if isinstance(model, Path):  # a file kept before
+        session, path = onnxruntime_session(model, threads), None
+    else:  # exported beside where it is kept, so that moving it in place is atomic
+        with tempfile.TemporaryDirectory(dir=keep) as tmp:
+            path = Path(tmp) / "model.onnx"
+            export_onnx(model, tuple(x.shape), path)
+            session = onnxruntime_session(path, threads)
+            if keep is not None:
+                path = Path(keep) / "model.onnx"
+                os.replace(Path(tmp) / "model.onnx", path)
     feed = {session.get_inputs()[0].name: x.numpy()}
     yield (lambda: session.run(None, feed)), (path if keep is not None else None)
 
