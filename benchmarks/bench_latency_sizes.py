@@ -79,13 +79,6 @@ def main() -> int:
         first, second = np.array([timings[name, str(size)] for name, size in keys]).T
         by_size[size] = (kernels, first, second)
 
-    print(
-        f"{len(suite)} networks ({len(list_presets())} presets, {args.specs} attendnext "
-        f"samples) at {', '.join(map(str, args.sizes))} px, {args.runtime}, 1 thread, "
-        f"{platform.processor() or platform.machine()}"
-    )
-    header = f"{'':<34}" + "".join(f"{f'{s} px':>15}" for s in args.sizes)
-    print(f"\nMAPE % / Kendall tau at each size:\n{header}")
     profiled = args.kernel_profile and kernel_profile(
         args.kernel_profile,
         built_in,
@@ -94,6 +87,13 @@ def main() -> int:
         args.kernel_networks,
         args.sizes,
     )
+    print(
+        f"{len(suite)} networks ({len(list_presets())} presets, {args.specs} attendnext "
+        f"samples) at {', '.join(map(str, args.sizes))} px, {args.runtime}, 1 thread, "
+        f"{platform.processor() or platform.machine()}"
+    )
+    header = f"{'':<34}" + "".join(f"{f'{s} px':>15}" for s in args.sizes)
+    print(f"\nMAPE % / Kendall tau at each size:\n{header}")
 
     def row(name: str, profile) -> None:
         predict = profile if callable(profile) else lambda ks: total_ms(ks, profile)

@@ -145,6 +145,8 @@ def timed_twice(
     passes over all the networks), the first the least of the odd passes, the second of the
     even ones. Read from and added to a CSV cache (:func:`cached_timings`)."""
 
+    even_passes(str(passes))
+
     def time_missing(done: set) -> dict:
         todo = [key for key in networks if key not in done]
         lows = measure_passes(
@@ -177,6 +179,7 @@ def kernel_profile(
             base,
             runtime=runtime,
             budget_s=budget_s,
+            name=path.stem,
             machine=f"{platform.node()} ({platform.machine()})",
             log=lambda line: print(line, file=sys.stderr, flush=True),
         )

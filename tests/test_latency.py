@@ -1005,9 +1005,16 @@ def test_cli_bench_times_the_networks_in_passes_and_fits_to_their_least(tmp_path
     assert profile.provenance["samples"] == 4 and profile.runtime == "onnxruntime"
 
 
-def test_cli_bench_kernels_refuses_passes_before_timing(tmp_path):
-    out = run("bench", "--kernels", "--passes", "2", "--out", "k.yaml", cwd=tmp_path)
-    assert out.returncode == 2 and "--passes: kernel profiling times each probe once" in out.stderr
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--kernels", "--passes", "2"], "--passes: kernel profiling times each probe once"),
+        (["--input-sizes", "64", "16"], "--input-sizes: each between 32 and 2048 pixels"),
+    ],
+)
+def test_cli_bench_refuses_bad_options_before_timing(tmp_path, args, message):
+    out = run("bench", *args, "--out", "k.yaml", cwd=tmp_path)
+    assert out.returncode == 2 and message in out.stderr
     assert not (tmp_path / "k.yaml").exists()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import sys
 from dataclasses import replace
@@ -139,18 +140,33 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from ..evaluators.latency.calibrate import calibration_suite
     from ..evaluators.latency.measure import measure_passes
     from ..evaluators.runtimes import MeasurementError
+    from ..search_space.spec import INPUT_SIZES
 
     _check_fit_options(args)
     if args.samples < 2:
         raise MeasurementError(f"--samples: needs at least 2 networks, got {args.samples}")
     specs = calibration_suite(args.samples)
     if args.input_sizes:
-        specs = [replace(s, input_size=size) for s in specs for size in args.input_sizes]
+        sizes = sorted(set(args.input_sizes))
+        low, high = INPUT_SIZES
+        if not low <= sizes[0] <= sizes[-1] <= high:
+            raise MeasurementError(
+                f"--input-sizes: each between {low} and {high} pixels, as a spec's, "
+                f"got {' '.join(map(str, args.input_sizes))}"
+            )
+        specs = [replace(s, input_size=size) for s in specs for size in sizes]
     if args.kernels:
         if args.passes is not None:
             raise MeasurementError("--passes: kernel profiling times each probe once")
         _bench_kernels(specs, args)
         return
+    load = os.getloadavg()[0]
+    if load >= 1.0:
+        print(
+            f"warning: this machine is busy (1-minute load average {load:.1f}): other "
+            "processes can slow the measurements",
+            file=sys.stderr,
+        )
     lows = measure_passes(
         [(spec, None) for spec in specs],
         runtime=args.runtime,
@@ -165,8 +181,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     for n, (spec, low) in enumerate(zip(specs, lows), 1):
         passes = ", ".join(f"{ms:.2f}" for ms in low)
         print(
-            f"[{n}/{len(specs)}] {spec.name or 'attendnext sample'} {spec.digest}: "
-            f"{min(low):.2f} ms (the least of {passes})"
+            f"[{n}/{len(specs)}] {spec.name or 'attendnext sample'} {spec.digest} at "
+            f"{spec.input_size} px: {min(low):.2f} ms (the least of {passes})"
         )
         samples.append((spec, None, min(low)))
     machine = (

@@ -21,7 +21,9 @@ _LAZY = {
     **dict.fromkeys(["DeviceProfile", "builtin_devices", "load_device"], ".latency.devices"),
     "UnknownOpsWarning": ".latency.kernels",
     "predict_latency": ".latency.predict",
-    **dict.fromkeys(["Measurement", "measure", "measure_latency"], ".latency.measure"),
+    **dict.fromkeys(
+        ["Measurement", "measure", "measure_latency", "measure_passes"], ".latency.measure"
+    ),
     "export_onnx": ".runtimes.onnx",
     "as_model": ".model_input",
     **dict.fromkeys(["PROXIES", "check_proxy", "zero_cost", "zero_cost_all"], ".proxies"),

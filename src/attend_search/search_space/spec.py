@@ -44,6 +44,7 @@ MERGE = ("add", "concat")
 #: bounds against absurd sizes: a hostile or mistyped 10**12 must not reach the allocator
 MAX_CHANNELS = 8192
 MAX_CLASSES = 100_000
+INPUT_SIZES = (32, 2048)  # the smallest and largest image side a spec may take
 
 
 @dataclass(frozen=True)
@@ -376,7 +377,7 @@ def _read_spec(f: Fields) -> Spec:
         raise f.fail("schema", f"unsupported schema {schema!r}, expected {SCHEMA!r}")
     spec = Spec(
         name=f.str("name", ""),
-        input_size=f.int("input_size", lo=32, hi=2048),
+        input_size=f.int("input_size", lo=INPUT_SIZES[0], hi=INPUT_SIZES[1]),
         in_channels=f.int("in_channels", 3, lo=1, hi=64),
         num_classes=f.int("num_classes", lo=1, hi=MAX_CLASSES),
         stem=_read_stem(f.sub("stem")),

@@ -143,21 +143,27 @@ def measure_passes(
     times it) in each of ``passes`` passes over all of them: every network is converted
     first, once, then each pass times every one. A shared machine slows down for minutes at a
     time, so one timing of a network can fall in a slow spell; the least of timings made
-    minutes apart does not (:mod:`.protocol`). The files wait on disk between passes, so
-    memory holds one network's session at a time. ``log`` gets a line per network converted
-    and per pass."""
+    minutes apart does not (:mod:`.protocol`). The converted files wait in a temporary
+    folder between passes (a runtime that runs no file, ``torch``, keeps the modules), and
+    each pass opens one at a time. ``log`` gets a line per network converted and per
+    pass."""
     session = session_of(runtime)
     _check_protocol(threads, warmup, repeats, rounds)
     if passes < 1:
         raise MeasurementError(f"need passes >= 1, got {passes}")
+    if not networks:
+        return []
     with torch_threads(threads), tempfile.TemporaryDirectory() as tmp:
         sources = []  # the kept file, or the module where the runtime runs no file
         for n, (network, input_shape) in enumerate(networks, 1):
             model, shape = as_model(network, input_shape)
             folder = Path(tmp) / str(n)
             folder.mkdir()
-            with session(model, torch.rand(shape), threads, folder) as (_, path):
-                sources.append((path or model, shape))
+            try:
+                with session(model, torch.rand(shape), threads, folder) as (_, path):
+                    sources.append((model if path is None else path, shape))
+            except MeasurementError as exc:
+                raise MeasurementError(f"network {n} of {len(networks)}, {shape}: {exc}") from exc
             log(f"converted {n}/{len(networks)}")
         lows: list[list[float]] = [[] for _ in sources]
         for p in range(passes):

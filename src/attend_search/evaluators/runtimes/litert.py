@@ -181,7 +181,7 @@ def litert_session(
     """For :func:`~attend_search.evaluators.latency.measure.measure`: ``model`` converted at ``x``'s
     shape (or a ``.tflite`` file kept before), a function that runs ``x`` through the
     interpreter, and where the file was kept (``keep/model.tflite``, moved in place whole;
-    None without ``keep``)."""
+    None without ``keep``, or when given a file)."""
     if isinstance(model, Path):
         run, feed = TFLiteModel(model, threads), x.numpy()
         yield (lambda: run(feed)), None
