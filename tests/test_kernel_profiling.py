@@ -19,6 +19,7 @@ from attend_search.evaluators.latency.kernel_profile import ClassCorrection, Ker
 from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.predict import predict_latency, time_by_class, total_ms
 from attend_search.evaluators.latency.profiling import (
+    LINKS,
     Observation,
     candidates,
     collect_probes,
@@ -67,6 +68,10 @@ def one_per_class(pool):
     return chosen
 
 
+def chained_candidates(probes, runtime):
+    return [c for c in candidates(probes, runtime) if c.links > 1]
+
+
 @pytest.mark.parametrize("runtime", ["onnxruntime", "litert"])
 def test_probes_cover_the_condenser_classes_each_as_one_kernel(probes, runtime):
     chosen = one_per_class(candidates(probes, runtime))
@@ -77,8 +82,28 @@ def test_probes_cover_the_condenser_classes_each_as_one_kernel(probes, runtime):
     for candidate in chosen.values():
         kernels = extract_kernels(candidate.probe.module(), candidate.probe.input_shape, runtime)
         assert [k for k in kernels if k.op_class != "copy"] == [candidate.kernel]
-        assert len(kernels) == 1 + len(candidate.extra)
         assert runtime == "litert" or candidate.extra == ()
+
+
+def shape_of(kernel):
+    return kernel.op_class, kernel.macs, kernel.bytes, kernel.weight_bytes
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "litert"])
+def test_convolutions_that_keep_their_shape_are_timed_as_chains_of_their_kernel(probes, runtime):
+    pool = candidates(probes, runtime)
+    chained = [c for c in pool if c.links > 1]
+    assert {"pointwise", "depthwise"} <= {c.kernel.op_class for c in chained}
+    assert all(c.kernel.op_class != "elementwise" for c in chained)  # converters fold those
+    for c in chained:
+        kernels = extract_kernels(c.probe.module(c.links), c.probe.input_shape, runtime)
+        links = [shape_of(k) for k in kernels if k.op_class != "copy"]
+        assert links == [shape_of(c.kernel)] * c.links == [shape_of(c.kernel)] * LINKS
+        assert len(kernels) == c.links + len(c.extra)  # the chain's copies, each link's PAD
+    for c in pool:
+        if c.links == 1:
+            kernels = extract_kernels(c.probe.module(), c.probe.input_shape, runtime)
+            assert len(kernels) == 1 + len(c.extra)
 
 
 @pytest.mark.slow
@@ -91,6 +116,9 @@ def test_probes_are_single_nodes_of_onnxruntimes_optimised_graph(probes, tmp_pat
         assert len(nodes) == 1, (op_class, nodes)
         if op_class in ONNX_NODES:
             assert nodes == [ONNX_NODES[op_class]]
+    for op_class, candidate in one_per_class(chained_candidates(probes, "onnxruntime")).items():
+        export_onnx(candidate.probe.module(LINKS), candidate.probe.input_shape, tmp_path / "c.onnx")
+        assert onnxruntime_ops(tmp_path / "c.onnx") == [ONNX_NODES[op_class]] * LINKS
 
 
 @pytest.mark.slow
@@ -107,6 +135,15 @@ def test_probes_are_single_litert_kernels_besides_the_copies_it_adds(probes, tmp
         assert len(copies) == len(candidate.extra) and len(ops) == 1, (op_class, ops)
         if op_class in TFLITE_NODES:
             assert ops == [TFLITE_NODES[op_class]]
+    for op_class, candidate in one_per_class(chained_candidates(probes, "litert")).items():
+        path = convert_tflite(
+            candidate.probe.module(LINKS), candidate.probe.input_shape, tmp_path / "c.tflite"
+        )
+        # layout copies aside (the transpose of a one-pixel tensor is a RESHAPE)
+        ops = [op for op in tflite_ops(path) if op not in ("TRANSPOSE", "PAD", "RESHAPE")]
+        assert len(ops) == LINKS and len(set(ops)) == 1, (op_class, ops)  # nothing folded
+        if op_class in TFLITE_NODES:
+            assert ops == [TFLITE_NODES[op_class]] * LINKS
 
 
 def law(op_class: str, macs: int, nbytes: int) -> float:

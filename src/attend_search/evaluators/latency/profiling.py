@@ -19,7 +19,11 @@ Timing. Each probe is exported and timed as :func:`.measure.measure` times netwo
 CPU time); the lowest round median is kept, since on a shared machine noise only adds time.
 An inference of nothing (a copy of a one-element input) is timed first, three times, the
 least kept: that per-inference constant and the predicted copies are subtracted, leaving
-the kernel's own time.
+the kernel's own time. A kernel costs less inside a network than alone (alone, x86
+onnxruntime wraps a convolution in reorders to and from its blocked layout, which a chain of
+them skips): chains of identical convolutions cost 0.51 to 0.96 of a single one's time per
+link. So a convolution or pooling whose output has its input's shape is timed as a chain
+of :data:`LINKS`, its own time a link's share.
 
 Adaptive sampling. Each class first gets a few probes spread over its range of roofline
 time. Then, until the budget is spent, the next probe goes to the class least well known
@@ -85,6 +89,11 @@ _KNOWN = 8  # a class with fewer probes is sampled before any other
 _NOTHING_TIMES = 3  # the per-inference constant is the least of these timings: it is
 # subtracted from every probe, so its noise would move every small kernel's time
 _FLOOR = 0.1  # a kernel's time is at least this share of its roofline (noise can go below 0)
+LINKS = 4  # a chained probe runs its op this many times, each link's output the next's input
+# ops chained where they keep their input's shape: a runtime runs each link as a kernel
+# (element-wise ops are not chained: converters fold a multiply or add by a constant after
+# another, and a ReLU after a ReLU)
+_CHAINED = {"convolution", "_convolution", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d"}
 
 
 @dataclass(frozen=True)
@@ -112,17 +121,20 @@ class Probe:
         slots = [a for a in _leaves((self.args, dict(self.kwargs))) if isinstance(a, _Slot)]
         return max((s for s in slots if s.activation), key=lambda s: math.prod(s.shape))
 
-    def module(self) -> nn.Module:
-        return _Replay(self)
+    def module(self, links: int = 1) -> nn.Module:
+        """The probe's network: its op once, or ``links`` times in a chain (each link's
+        output the next one's input, each with constants of its own)."""
+        return _Replay(self, links)
 
 
 class _Replay(nn.Module):
     """A network of one probe's op: the input fills the probe's input slot, constants of
-    their shapes the others."""
+    their shapes the others; chained ``links`` times."""
 
-    def __init__(self, probe: Probe):
+    def __init__(self, probe: Probe, links: int = 1):
         super().__init__()
         self.probe = probe
+        self.links = links
         self.input_slot = probe._input()
         self.slots = [
             s
@@ -130,12 +142,17 @@ class _Replay(nn.Module):
             if isinstance(s, _Slot) and s is not self.input_slot
         ]
         generator = torch.Generator().manual_seed(0)
-        for i, slot in enumerate(self.slots):
-            self.register_buffer(f"c{i}", torch.rand(slot.shape, generator=generator) + 0.5)
+        for link in range(links):
+            for i, slot in enumerate(self.slots):
+                constant = torch.rand(slot.shape, generator=generator) + 0.5
+                self.register_buffer(f"c{link}_{i}", constant)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        constants = iter(getattr(self, f"c{i}") for i in range(len(self.slots)))
+        for link in range(self.links):
+            x = self._link(x, iter(getattr(self, f"c{link}_{i}") for i in range(len(self.slots))))
+        return x
 
+    def _link(self, x: torch.Tensor, constants) -> torch.Tensor:
         def fill(value):
             if value is self.input_slot:
                 return x
@@ -203,23 +220,40 @@ def collect_probes(networks: Sequence[nn.Module | Spec]) -> list[Probe]:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A probe and the one kernel it is of, on a runtime, with the copies the runtime adds."""
+    """A probe and the one kernel it is of, on a runtime; timed as a chain of ``links`` of
+    it, with the copies the runtime adds to that chain (``extra``)."""
 
     probe: Probe
     kernel: Kernel
     extra: tuple[Kernel, ...]
+    links: int = 1
 
 
 def candidates(probes: Sequence[Probe], runtime: str) -> list[Candidate]:
     """The probes the runtime runs as one kernel besides copies (others are not used: a
-    hard-swish that onnxruntime runs as two kernels is covered by their own probes)."""
+    hard-swish that onnxruntime runs as two kernels is covered by their own probes); a
+    convolution or pooling whose output has its input's shape is chained (:data:`LINKS`),
+    where the runtime runs the chain as that many kernels of its class."""
     found = []
     for probe in probes:
         kernels = extract_kernels(probe.module(), probe.input_shape, runtime)
         main = [k for k in kernels if k.op_class != "copy"]
-        if len(main) == 1:
-            found.append(Candidate(probe, main[0], tuple(k for k in kernels if k is not main[0])))
+        if len(main) != 1:
+            continue
+        candidate = Candidate(probe, main[0], tuple(k for k in kernels if k is not main[0]))
+        if probe.func.overloadpacket.__name__ in _CHAINED and _keeps_shape(probe):
+            chain = extract_kernels(probe.module(LINKS), probe.input_shape, runtime)
+            links = [k for k in chain if k.op_class != "copy"]
+            if [k.op_class for k in links] == [main[0].op_class] * LINKS:
+                extra = tuple(k for k in chain if k.op_class == "copy")
+                candidate = replace(candidate, extra=extra, links=LINKS)
+        found.append(candidate)
     return found
+
+
+def _keeps_shape(probe: Probe) -> bool:
+    with torch.no_grad():
+        return tuple(probe.module()(torch.zeros(probe.input_shape)).shape) == probe.input_shape
 
 
 @dataclass(frozen=True)
@@ -284,16 +318,19 @@ def profile_kernels(
         candidate = _next(untimed, observations, base, shares)
         untimed.remove(candidate)
         began = time.monotonic()
-        seconds = timed(candidate.probe.module(), candidate.probe.input_shape)
+        links = candidate.links
+        seconds = timed(candidate.probe.module(links), candidate.probe.input_shape)
         spent.append(time.monotonic() - began)
-        own = seconds - overhead - sum(total_ms([k], base) for k in candidate.extra) * 1e-3
+        copies = sum(total_ms([k], base) for k in candidate.extra) * 1e-3
+        own = (seconds - overhead - copies) / links
         roofline = total_ms([candidate.kernel], base) * 1e-3
         observations[candidate.kernel.op_class].append(
-            Observation(candidate.kernel, max(own, _FLOOR * roofline), seconds - own)
+            Observation(candidate.kernel, max(own, _FLOOR * roofline), seconds / links - own)
         )
         log(
             f"[{sum(map(len, observations.values()))}] {candidate.kernel.op_class:<11} "
-            f"{_describe(candidate.probe)}: {own * 1e6:.1f} us (roofline {roofline * 1e6:.1f})"
+            f"{_describe(candidate.probe)}{f' x{links}' if links > 1 else ''}: "
+            f"{own * 1e6:.1f} us (roofline {roofline * 1e6:.1f})"
         )
     timed_kernels = [o for obs in observations.values() for o in obs]
     classes, fallback = fit_observations(timed_kernels, base)
