@@ -7,16 +7,18 @@ import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from helpers import cli
 
 from attend_search import get_preset, list_presets, load_space
+from attend_search.evaluators.latency import profiling
 from attend_search.evaluators.latency.calibrate import calibrate_latency
 from attend_search.evaluators.latency.devices import DeviceError, MemoryLevel, load_device
 from attend_search.evaluators.latency.kernel_profile import ClassCorrection, KernelProfile, Timing
-from attend_search.evaluators.latency.kernels import extract_kernels
+from attend_search.evaluators.latency.kernels import Kernel, extract_kernels
 from attend_search.evaluators.latency.predict import predict_latency, time_by_class, total_ms
 from attend_search.evaluators.latency.profiling import (
     LINKS,
@@ -104,6 +106,31 @@ def test_convolutions_that_keep_their_shape_are_timed_as_chains_of_their_kernel(
         if c.links == 1:
             kernels = extract_kernels(c.probe.module(), c.probe.input_shape, runtime)
             assert len(kernels) == 1 + len(c.extra)
+
+
+def test_a_chained_probe_is_timed_as_its_chain_and_keeps_a_links_share(monkeypatch):
+    """Timings faked as a constant per inference plus three rooflines per link: every
+    kernel's own time comes out at three rooflines, chained or not."""
+    constant_ms, seen = 0.02, []
+
+    def fake_measure(module, shape, **settings):
+        if not isinstance(module, profiling._Replay):  # the inference of nothing
+            return SimpleNamespace(low_ms=constant_ms)
+        seen.append(module.links)
+        probe = module.probe
+        (kernel,) = extract_kernels(probe.module(), probe.input_shape, "onnxruntime")
+        return SimpleNamespace(low_ms=constant_ms + module.links * 3 * total_ms([kernel], BASE))
+
+    monkeypatch.setattr(profiling, "measure", fake_measure)
+    monkeypatch.setattr(profiling, "measure_levels", lambda *a: (BASE.memory, []))
+    monkeypatch.setattr(profiling, "measure_weight_streams", lambda *a: [])
+    network = replace(get_preset("attendnext"), input_size=32)
+    learned = profiling.profile_kernels([network], BASE, budget_s=60).kernel_profile
+    assert LINKS in seen and 1 in seen  # chained probes and single ones
+    assert len(learned.timings) == len(seen)
+    for t in learned.timings:
+        kernel = Kernel("", t.op_class, (), t.macs, t.bytes, t.weight_bytes)
+        assert t.seconds == pytest.approx(3 * total_ms([kernel], BASE) * 1e-3, rel=1e-3)
 
 
 @pytest.mark.slow

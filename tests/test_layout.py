@@ -51,6 +51,7 @@ PUBLIC = {
         "load_fit",
         "measure",
         "measure_latency",
+        "measure_passes",
         "peak_activation_bytes",
         "predict_latency",
         "train_eval",

@@ -42,7 +42,8 @@ from .kernels import OP_CLASSES
 
 SCHEMA = "attend-search/kernel-profile/v1"
 FEATURES = ("log_bytes", "log_macs_per_byte")
-# a probe's kernel, its own time and what was subtracted from its timing to get it
+# a probe's kernel, its own time and what was subtracted from its timing to get it (for a
+# chained probe, a link's share of each)
 TIMING_COLUMNS = ("op_class", "macs", "bytes", "weight_bytes", "us", "overhead_us")
 _RIDGE = (0.01, 0.1, 1.0, 10.0, 100.0)  # penalties leave-one-out chooses among
 _DIGITS = 5

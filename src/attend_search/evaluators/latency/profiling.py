@@ -21,9 +21,10 @@ An inference of nothing (a copy of a one-element input) is timed first, three ti
 least kept: that per-inference constant and the predicted copies are subtracted, leaving
 the kernel's own time. A kernel costs less inside a network than alone (alone, x86
 onnxruntime wraps a convolution in reorders to and from its blocked layout, which a chain of
-them skips): chains of identical convolutions cost 0.51 to 0.96 of a single one's time per
-link. So a convolution or pooling whose output has its input's shape is timed as a chain
-of :data:`LINKS`, its own time a link's share.
+them pays once): chains of identical convolutions cost 0.51 to 0.96 of a single one's time
+per link. So a convolution or pooling whose output has its input's shape is timed as a
+chain of :data:`LINKS`, its own time a link's share (and what was subtracted, a link's
+share of it).
 
 Adaptive sampling. Each class first gets a few probes spread over its range of roofline
 time. Then, until the budget is spent, the next probe goes to the class least well known
@@ -260,7 +261,8 @@ def _keeps_shape(probe: Probe) -> bool:
 class Observation:
     kernel: Kernel
     seconds: float  # the kernel's own time: the probe's less the constant and the copies
-    overhead: float = 0.0  # what was subtracted: a kernel far below it is known poorly
+    overhead: float = 0.0  # what was subtracted (a link's share): a kernel far below it is
+    # known poorly
 
 
 def profile_kernels(
