@@ -140,8 +140,9 @@ def test_measured_levels_hold_to_kernels_crossing_l2_and_l3():
         return found
 
     # memory bandwidth is shared: a test beside this one can slow the sweep and not the
-    # kernels after it (a 2.6x miss in one CI run), so a second try is taken, from scratch
-    for _ in range(2):
+    # kernels after it (a 2.6x miss in one CI run, a 1.44x one in another with both of two
+    # tries), so up to three tries are taken, each from scratch
+    for _ in range(3):
         found = errors()
         if max(abs(e["measured"]) for e in found.values()) < 0.35:
             break
