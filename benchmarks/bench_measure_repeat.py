@@ -24,7 +24,7 @@ import torch
 from latency_curve import scores
 
 from attend_search.evaluators.latency.calibrate import calibration_suite
-from attend_search.evaluators.latency.measure import measure, timed_rounds
+from attend_search.evaluators.latency.measure import lowest_median, measure, timed_rounds
 from attend_search.evaluators.model_input import as_model
 from attend_search.evaluators.runtimes.onnx import onnxruntime_session
 from attend_search.search_space import list_presets
@@ -71,7 +71,7 @@ def _session(spec, folder: Path):
 
 def _timed(run, rounds: int, repeats: int) -> tuple[float, float]:
     times = timed_rounds(run, 1, 5, repeats, rounds)
-    return statistics.median(t for r in times for t in r), min(map(statistics.median, times))
+    return statistics.median(t for r in times for t in r), lowest_median(times)
 
 
 if __name__ == "__main__":

@@ -170,9 +170,14 @@ def measure_passes(
             for (source, shape), low in zip(sources, lows):
                 with session(source, torch.rand(shape), threads, None) as (run, _):
                     times = timed_rounds(run, threads, warmup, repeats, rounds)
-                low.append(min(statistics.median(t) for t in times))
+                low.append(lowest_median(times))
             log(f"pass {p + 1}/{passes} timed")
     return lows
+
+
+def lowest_median(times: list[list[float]]) -> float:
+    """The latency of rounds of timed runs: the lowest round median (the module docstring)."""
+    return min(statistics.median(t) for t in times)
 
 
 def _check_protocol(threads: int, warmup: int, repeats: int, rounds: int) -> None:
