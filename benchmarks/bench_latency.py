@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from latency_curve import learning_curve, print_curve
+from latency_curve import learning_curve, on_this_machine, print_curve
 
 from attend_search import Spec, load_space
 from attend_search.evaluators.latency.devices import load_device
@@ -47,10 +47,11 @@ def main() -> int:
 
     specs = _specs(args.specs)
     measured = _measure_all(specs, args)
-    kernels = [extract_kernels(s, runtime=args.runtime) for s in specs.values()]
+    base = on_this_machine(load_device(args.base), args.runtime)
+    kernels = [extract_kernels(s, None, args.runtime, base.nchwc_block) for s in specs.values()]
     truth = np.array([measured[d] for d in specs])
     sizes = [int(n) for n in args.sizes.split(",")]
-    curve = learning_curve(kernels, truth, load_device(args.base), sizes, args.splits)
+    curve = learning_curve(kernels, truth, base, sizes, args.splits)
     print_curve(
         curve,
         f"{len(specs)} attendnext specs measured here ({args.runtime}, 1 thread); "

@@ -39,7 +39,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from latency_curve import even_passes, flops_fit, kernel_profile, macs, scores, timed_twice
+from latency_curve import (
+    even_passes,
+    flops_fit,
+    kernel_profile,
+    macs,
+    on_this_machine,
+    scores,
+    timed_twice,
+)
 
 from attend_search.evaluators.latency.calibrate import calibration_suite, fit_kernels
 from attend_search.evaluators.latency.devices import load_device
@@ -89,9 +97,12 @@ def main() -> int:
         ).items()
     }
     first, second = (np.array([timings[name][i] for name in networks]) for i in (0, 1))
-    kernels = [extract_kernels(net, shape, args.runtime) for net, shape in networks.values()]
+    built_in = on_this_machine(load_device(BUILT_IN[args.runtime]), args.runtime)
+    kernels = [
+        extract_kernels(net, shape, args.runtime, built_in.nchwc_block)
+        for net, shape in networks.values()
+    ]
     work = np.array([macs(ks) for ks in kernels], dtype=float)
-    built_in = load_device(BUILT_IN[args.runtime])
     profiled = args.kernel_profile and kernel_profile(
         args.kernel_profile, built_in, args.runtime, args.kernel_budget_s, args.kernel_networks
     )

@@ -30,7 +30,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from latency_curve import even_passes, flops_fit, kernel_profile, macs, scores, timed_twice
+from latency_curve import (
+    even_passes,
+    flops_fit,
+    kernel_profile,
+    macs,
+    on_this_machine,
+    scores,
+    timed_twice,
+)
 
 from attend_search.evaluators.latency.calibrate import calibration_suite, fit_kernels
 from attend_search.evaluators.latency.devices import load_device
@@ -71,11 +79,13 @@ def main() -> int:
         ["network", "size"],
         args.passes,
     )
-    built_in = load_device(BUILT_IN[args.runtime])
+    built_in = on_this_machine(load_device(BUILT_IN[args.runtime]), args.runtime)
     by_size = {}  # size -> kernels, first and second timings
     for size in args.sizes:
         keys = [k for k in networks if k[1] == size]
-        kernels = [extract_kernels(networks[k], None, args.runtime) for k in keys]
+        kernels = [
+            extract_kernels(networks[k], None, args.runtime, built_in.nchwc_block) for k in keys
+        ]
         first, second = np.array([timings[name, str(size)] for name, size in keys]).T
         by_size[size] = (kernels, first, second)
 

@@ -26,6 +26,7 @@ from attend_search.evaluators.latency.kernels import Kernel
 from attend_search.evaluators.latency.measure import measure_passes
 from attend_search.evaluators.latency.predict import total_ms
 from attend_search.evaluators.latency.profiling import profile_kernels
+from attend_search.evaluators.runtimes.onnx import detect_nchwc_block
 from attend_search.search_space.space import load_space
 
 MAC_CLASSES = {"conv", "depthwise", "pointwise", "grouped", "linear", "matmul"}
@@ -34,6 +35,13 @@ MAC_CLASSES = {"conv", "depthwise", "pointwise", "grouped", "linear", "matmul"}
 def macs(kernels: list[Kernel]) -> int:
     """The network's FLOPs as MACs: the work of its convolutions and matrix products."""
     return sum(k.macs for k in kernels if k.op_class in MAC_CLASSES)
+
+
+def on_this_machine(profile: DeviceProfile, runtime: str) -> DeviceProfile:
+    """``profile`` running ``runtime`` as this machine runs it: onnxruntime in this CPU's
+    blocked layout (none on ARM), whose kernels differ from an ARM build's."""
+    block = detect_nchwc_block() if runtime == "onnxruntime" else 0
+    return dataclasses.replace(profile, runtime=runtime, nchwc_block=block)
 
 
 def scores(predicted: np.ndarray, measured: np.ndarray) -> tuple[float, float]:
@@ -185,6 +193,11 @@ def kernel_profile(
         )
         profile.save(path)
     profile = load_device(path)
+    if profile.nchwc_block != base.nchwc_block:
+        sys.exit(
+            f"{path}: timed with onnxruntime blocking {profile.nchwc_block} channels, this "
+            f"machine blocks {base.nchwc_block}: profile the kernels again here"
+        )
     learned = profile.kernel_profile
     print(
         f"kernel profile {path}: {learned.provenance['probes']} probes in "

@@ -165,3 +165,29 @@ def learned_scales(kernels) -> int:
     return sum(
         1 for k in kernels if k.name.endswith(".attention") and k.ops == ("mul",) and k.bytes % 8
     )
+
+
+# the node each onnxruntime kernel runs as (in its optimised graph): by class, else by its
+# first op
+ORT_NODE = {
+    "conv": "Conv",
+    "pointwise": "Conv",
+    "depthwise": "Conv",
+    "grouped": "Conv",
+    "linear": "Gemm",
+    "max_pool": "MaxPool",
+    "avg_pool": "AveragePool",
+    "upsample": "Resize",
+    "global_pool": "ReduceMean",
+    "concat": "Concat",
+    "relu": "Relu",
+    "relu_": "Relu",
+    "add": "Add",
+    "mul": "Mul",
+    "sigmoid": "Sigmoid",
+    "silu_": "QuickGelu",
+    "hardsigmoid": "HardSigmoid",
+    "native_batch_norm": "BatchNormalization",
+    "reorder_input": "ReorderInput",  # x86's blocked layout
+    "reorder_output": "ReorderOutput",
+}

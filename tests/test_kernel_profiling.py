@@ -29,7 +29,7 @@ from attend_search.evaluators.latency.profiling import (
     refit,
 )
 from attend_search.evaluators.runtimes.litert import litert_available
-from attend_search.evaluators.runtimes.onnx import export_onnx, onnxruntime_ops
+from attend_search.evaluators.runtimes.onnx import detect_nchwc_block, export_onnx, onnxruntime_ops
 
 BASE = load_device("cortex-a76")
 PRESETS = list_presets()
@@ -109,7 +109,8 @@ def test_convolutions_that_keep_their_shape_are_timed_as_chains_of_their_kernel(
 
 
 def test_a_chained_probe_is_timed_as_its_chain_and_keeps_a_links_share(monkeypatch):
-    """Timings faked as a constant per inference plus three rooflines per link: every
+    """Timings faked as a constant per inference, three rooflines per link and one for each
+    copy subtracted (none on onnxruntime: its reorders stay in a probe's time): every
     kernel's own time comes out at three rooflines, chained or not."""
     constant_ms, seen = 0.02, []
 
@@ -117,9 +118,13 @@ def test_a_chained_probe_is_timed_as_its_chain_and_keeps_a_links_share(monkeypat
         if not isinstance(module, profiling._Replay):  # the inference of nothing
             return SimpleNamespace(low_ms=constant_ms)
         seen.append(module.links)
-        probe = module.probe
-        (kernel,) = extract_kernels(probe.module(), probe.input_shape, "onnxruntime")
-        return SimpleNamespace(low_ms=constant_ms + module.links * 3 * total_ms([kernel], BASE))
+        probe, block = module.probe, detect_nchwc_block()
+        kernels = extract_kernels(probe.module(), probe.input_shape, nchwc_block=block)
+        (kernel,) = [k for k in kernels if k.op_class != "copy"]
+        chain = extract_kernels(module, probe.input_shape, nchwc_block=block)
+        copies = list(profiling._subtracted(chain))
+        ms = module.links * 3 * total_ms([kernel], BASE) + total_ms(copies, BASE)
+        return SimpleNamespace(low_ms=constant_ms + ms)
 
     monkeypatch.setattr(profiling, "measure", fake_measure)
     monkeypatch.setattr(profiling, "measure_levels", lambda *a: (BASE.memory, []))

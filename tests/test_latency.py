@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from helpers import NONE_CELLS, learned_scales
+from helpers import NONE_CELLS, ORT_NODE, learned_scales
 from torch import nn
 
 from attend_search import get_preset, input_shape, list_presets, load_space, nb201_spec
@@ -409,28 +409,6 @@ def test_both_runtimes_run_one_relu_for_two_edges_from_one_node():
         assert sum("relu" in k.ops for k in first_cell) == 3
 
 
-# the node each onnxruntime kernel runs as: by class, else by its first op
-ORT_NODE = {
-    "conv": "Conv",
-    "pointwise": "Conv",
-    "depthwise": "Conv",
-    "grouped": "Conv",
-    "linear": "Gemm",
-    "max_pool": "MaxPool",
-    "avg_pool": "AveragePool",
-    "upsample": "Resize",
-    "global_pool": "ReduceMean",
-    "concat": "Concat",
-    "relu": "Relu",
-    "relu_": "Relu",
-    "add": "Add",
-    "mul": "Mul",
-    "sigmoid": "Sigmoid",
-    "hardsigmoid": "HardSigmoid",
-    "native_batch_norm": "BatchNormalization",
-}
-
-
 @pytest.mark.parametrize(
     "name", [f"nb201:{NONE_CELLS[0]}", f"nb201:{NONE_CELLS[2]}", *list_presets()]
 )
@@ -491,6 +469,7 @@ def test_profiles_round_trip_through_yaml(tmp_path):
             "fixed_cost_us.conv: -1.0 is not a non-negative",
         ),
         (lambda d: d["compute"].update(clock=2), "compute.clock: unknown field"),
+        (lambda d: d.update(nchwc_block=12), r"nchwc_block: .*12"),
     ],
 )
 def test_bad_profiles_name_the_field(tmp_path, edit, message):

@@ -140,6 +140,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from ..evaluators.latency.calibrate import calibration_suite
     from ..evaluators.latency.measure import measure_passes
     from ..evaluators.runtimes import MeasurementError
+    from ..evaluators.runtimes.onnx import detect_nchwc_block
     from ..search_space.spec import INPUT_SIZES
 
     _check_fit_options(args)
@@ -189,7 +190,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         f"{platform.node()} ({platform.machine()}, {platform.platform()}), "
         f"{args.runtime}, {args.threads} thread(s)"
     )
-    _fit_and_save(samples, args, machine, threads=args.threads)
+    block = detect_nchwc_block() if args.runtime == "onnxruntime" else 0  # this machine's layout
+    _fit_and_save(samples, args, machine, threads=args.threads, nchwc_block=block)
 
 
 def _bench_kernels(specs: list, args: argparse.Namespace) -> None:
@@ -247,6 +249,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         args,
         args.machine or f"measurements from {args.measurements}",
         threads=args.threads,
+        nchwc_block=args.nchwc_block,
     )
 
 
@@ -259,9 +262,14 @@ def _check_fit_options(args: argparse.Namespace) -> None:
 
 
 def _fit_and_save(
-    samples: list, args: argparse.Namespace, machine: str, threads: int | None
+    samples: list,
+    args: argparse.Namespace,
+    machine: str,
+    threads: int | None,
+    nchwc_block: int | None = None,
 ) -> None:
-    """``samples``: ``calibrate.Sample`` tuples."""
+    """``samples``: ``calibrate.Sample`` tuples; ``nchwc_block``: the measuring machine's
+    onnxruntime layout (:func:`calibrate_latency`), where known."""
     from ..evaluators.latency.calibrate import calibrate_latency
 
     profile = calibrate_latency(
@@ -272,6 +280,7 @@ def _fit_and_save(
         threads=threads,
         fit=args.fit,
         runtime=args.runtime,
+        nchwc_block=nchwc_block,
     )
     profile.save(args.out)
     _print_fit(profile, args.out)
@@ -381,6 +390,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--runtime",
         default="onnxruntime",
         help="the runtime that made the measurements (default onnxruntime)",
+    )
+    s.add_argument(
+        "--nchwc-block",
+        type=int,
+        choices=(0, 8, 16),
+        help="onnxruntime's blocked layout on the measured CPU: 16 on x86 with AVX-512, 8 "
+        "with AVX2, 0 on ARM (default: the base's)",
     )
     s.add_argument("--machine", help="where the measurements were made, for the provenance")
     s.set_defaults(func=cmd_calibrate)

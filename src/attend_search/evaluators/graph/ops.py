@@ -11,6 +11,7 @@ from typing import NamedTuple
 FLOAT32_BYTES = 4
 CONV_OPS = {"convolution", "_convolution"}
 MATMUL_OPS = {"addmm", "mm", "bmm", "baddbmm"}
+NORM_OPS = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
 
 
 class Op(NamedTuple):  # a tuple: a walk makes hundreds, and tuples are made fastest
@@ -30,6 +31,10 @@ class Op(NamedTuple):  # a tuple: a walk makes hundreds, and tuples are made fas
     params: int = 0
     elementwise: bool = False  # may write over an input of its size (peak memory)
     zero: bool = False  # multiplies by a constant zero (NAS-Bench-201's none): foldable
+    # what onnxruntime's blocked layout decides by (latency.nchwc): a convolution's
+    # (in, out, groups); a pooling's or a concatenation's output channels
+    channels: tuple[int, ...] = ()
+    ceil_mode: bool = False  # a pooling whose windows are counted in ceil mode
 
 
 @dataclass

@@ -114,6 +114,8 @@ class _KernelLog:
                 module,
                 _pad(name, args, tensors),
                 zero=name in ("mul", "mul_") and len(tensors) == 1 and args[1] == 0,
+                channels=_channels(name, args, tensors, outs[0]),
+                ceil_mode=_ceil_mode(name, args),
             )
         )
 
@@ -166,6 +168,21 @@ def _classify(
     if is_elementwise(func):
         return "elementwise", out.numel()
     return "unknown", 0
+
+
+def _channels(name: str, args: tuple, tensors: list[torch.Tensor], out: torch.Tensor) -> tuple:
+    """:class:`Op`'s ``channels``: a convolution's (in, out, groups); an image pooling's or
+    concatenation's output channels."""
+    if name in CONV_OPS and not args[6] and tensors[0].dim() == 4:  # onnxruntime blocks 2-D
+        return tensors[0].shape[1], tensors[1].shape[0], args[8]
+    if (name in _POOL or name in _CONCAT) and out.dim() == 4:
+        return (out.shape[1],)
+    return ()
+
+
+def _ceil_mode(name: str, args: tuple) -> bool:
+    at = {"avg_pool2d": 4, "max_pool2d": 5, "max_pool2d_with_indices": 5}.get(name)
+    return at is not None and len(args) > at and bool(args[at])
 
 
 def _pad(name: str, args: tuple, tensors: list[torch.Tensor]) -> int:

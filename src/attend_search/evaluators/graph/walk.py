@@ -74,10 +74,13 @@ class SpecWalk:
         elementwise: bool = False,
         pad: int = 0,
         zero: bool = False,
+        channels: tuple[int, ...] = (),
+        ceil_mode: bool = False,
     ) -> int:
         """Record an op making a new value of ``elements`` float32s; returns that value.
         ``weights``: the elements of parameters and buffers it reads, where not ``params``.
-        A value read twice (a cell's sum of two skips of one node) is one input, as traced."""
+        A value read twice (a cell's sum of two skips of one node) is one input, as traced.
+        ``channels`` and ``ceil_mode`` as :class:`Op` has them."""
         inputs = tuple(dict.fromkeys(inputs))
         self.sizes.append(elements * FLOAT32_BYTES)
         output = len(self.sizes) - 1
@@ -97,6 +100,8 @@ class SpecWalk:
                 params,
                 elementwise,
                 zero,
+                channels,
+                ceil_mode,
             )
         )
         return output
@@ -153,6 +158,7 @@ class SpecWalk:
             0 if buffer else weights + bias * cout,
             weights if buffer else None,
             pad=cin * padded[0] ** 2 if padded else 0,
+            channels=(cin, cout, groups),
         )
 
     def conv_bn_act(
@@ -229,6 +235,8 @@ class SpecWalk:
             channels * size**2,
             macs=window**2 * channels * size**2,
             pad=channels * padded[0] ** 2 if padded else 0,
+            channels=(channels,),
+            ceil_mode=ceil,
         )
 
     def network(self, spec: Spec) -> int:
@@ -258,7 +266,14 @@ class SpecWalk:
                 outs.append(y)
             elements = layout.block.out * layout.out_size**2  # of the stage's last block
             if stage.merge == "concat":
-                x = self.op(_CONCAT, "concat", module, tuple(outs), elements * len(outs))
+                x = self.op(
+                    _CONCAT,
+                    "concat",
+                    module,
+                    tuple(outs),
+                    elements * len(outs),
+                    channels=(layout.block.out * len(outs),),
+                )
             else:
                 x = outs[0]
                 for y in outs[1:]:

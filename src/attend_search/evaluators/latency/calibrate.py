@@ -82,6 +82,7 @@ def calibrate_latency(
     fit: str = "full",
     runtime: str | None = None,
     hold_fixed_costs: bool = False,
+    nchwc_block: int | None = None,
 ) -> DeviceProfile:
     """A profile fitted to ``samples`` of ``(model_or_spec, input_shape, measured ms)``.
 
@@ -94,7 +95,8 @@ def calibrate_latency(
     ``auto`` whichever of these three cross-validates best on the samples (15 fits more;
     the provenance says which, as ``auto: scales``). ``hold_fixed_costs`` keeps the base's
     dispatch costs where the samples cannot tell them from memory time (NAS-Bench-201
-    networks fit as well with none as with 1.9 us a kernel).
+    networks fit as well with none as with 1.9 us a kernel). ``nchwc_block``: onnxruntime's
+    blocked layout on the measured CPU (:mod:`.nchwc`; default: the base's).
     """
     base_profile = load_device(base)
     if threads is not None:
@@ -106,12 +108,24 @@ def calibrate_latency(
         )
     if runtime is not None:
         base_profile = replace(base_profile, runtime=runtime)
+    if nchwc_block not in (None, 0, 8, 16):
+        raise DeviceError(f"nchwc_block: {nchwc_block}, expected 0, 8 or 16")
+    if nchwc_block is not None and nchwc_block != base_profile.nchwc_block:
+        if base_profile.kernel_profile:
+            raise DeviceError(
+                f"the base's kernels were timed with onnxruntime blocking "
+                f"{base_profile.nchwc_block} channels, not {nchwc_block}"
+            )
+        base_profile = replace(base_profile, nchwc_block=nchwc_block)
     if len(samples) < 2:
         raise DeviceError(f"calibration needs at least 2 samples, got {len(samples)}")
     for i, (_, _, ms) in enumerate(samples):
         if not np.isfinite(ms) or ms <= 0:
             raise DeviceError(f"sample {i}: measured latency must be a positive number, got {ms}")
-    kernels = [extract_kernels(model, shape, base_profile.runtime) for model, shape, _ in samples]
+    kernels = [
+        extract_kernels(model, shape, base_profile.runtime, base_profile.nchwc_block)
+        for model, shape, _ in samples
+    ]
     measured = np.array([ms for _, _, ms in samples], dtype=float)
     profile, unconstrained, chosen = _solve(kernels, measured, base_profile, fit, hold_fixed_costs)
     profile = replace(profile, name=name or f"{base_profile.name}-calibrated")

@@ -58,8 +58,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ...search_space import Spec
-from ..graph.ops import CONV_OPS, FLOAT32_BYTES, MATMUL_OPS, Op, Trace
+from ..graph.ops import CONV_OPS, FLOAT32_BYTES, MATMUL_OPS, NORM_OPS, Op, Trace
 from ..graph.walk import walk_spec
+from .nchwc import lay_out
 
 if TYPE_CHECKING:
     from torch import nn
@@ -86,12 +87,23 @@ OP_CLASSES = (
     "unknown",
 )
 
-_NORM = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
 _ADD = {"add", "add_"}
 _NORM_HOSTS = CONV_OPS | MATMUL_OPS
 _POOLS = {"avg_pool2d", "max_pool2d", "max_pool2d_with_indices"}
 # ops that give zeros when every input is zeros (others of constants give other constants)
 _ZERO_KEEPING = _ADD | _POOLS | {"relu", "relu_", "mul", "mul_", "mean"}
+# activations a convolution in onnxruntime's blocked layout runs in its epilogue
+_BLOCKED_ACTIVATIONS = {
+    "relu",
+    "hardtanh",
+    "clamp",
+    "sigmoid",
+    "hardsigmoid",
+    "tanh",
+    "leaky_relu",
+    "hardswish",
+}
+_AFTER_SUM = {"relu", "sigmoid", "tanh"}  # what may follow the add it fused
 # Per runtime, the activations fused into the op before them, and which ops host them.
 # onnxruntime folds Relu, Clip, Sigmoid, HardSigmoid, Tanh and LeakyRelu into a Conv or a
 # Gemm (FusedConv, FusedGemm), never into a MatMul or an Add, and runs SiLU alone (as
@@ -106,7 +118,7 @@ _FUSED_ACTIVATIONS = {
         CONV_OPS | {"addmm"},
     ),
     "litert": {
-        **dict.fromkeys(("relu", "hardtanh", "clamp"), _NORM_HOSTS | _ADD | _NORM | _POOLS),
+        **dict.fromkeys(("relu", "hardtanh", "clamp"), _NORM_HOSTS | _ADD | NORM_OPS | _POOLS),
         "hardsigmoid": _NORM_HOSTS,
     },
 }
@@ -129,20 +141,24 @@ class UnknownOpsWarning(UserWarning):
 
 
 def extract_kernels(
-    model_or_spec: nn.Module | Spec, input_shape: Shape | None = None, runtime: str = "onnxruntime"
+    model_or_spec: nn.Module | Spec,
+    input_shape: Shape | None = None,
+    runtime: str = "onnxruntime",
+    nchwc_block: int = 0,
 ) -> list[Kernel]:
     """The fused kernels of one batch-1 inference on ``runtime``, in execution order
-    (``litert``'s, or else onnxruntime's: see the module docstring).
+    (``litert``'s, or else onnxruntime's: see the module docstring); ``nchwc_block``:
+    onnxruntime's blocked layout on this CPU (:mod:`.nchwc`; 0, ARM's, for none).
 
     A spec's come from its walk (:mod:`..graph.walk`), nothing built, the same kernels as its
     built model's trace hundreds of times faster; any other module is traced, and ops of no
     known class are warned about by name.
     """
     if isinstance(model_or_spec, Spec) and (spec := _spec_at(model_or_spec, input_shape)):
-        return _fuse(_walked(spec), runtime)
+        return _fuse(_walked(spec), runtime, nchwc_block)
     from ..graph.traced_ops import trace_ops  # PyTorch: only for a network that is run
 
-    kernels = _fuse(trace_ops(model_or_spec, input_shape), runtime)
+    kernels = _fuse(trace_ops(model_or_spec, input_shape), runtime, nchwc_block)
     unknown = Counter(f"{k.ops[0]} in {k.name}" for k in kernels if k.op_class == "unknown")
     if unknown:
         warnings.warn(
@@ -174,18 +190,30 @@ def _walked(spec: Spec) -> Trace:
 
 
 # --------------------------------------------------------------------------- fusion
-def _fuse(trace: Trace, runtime: str = "onnxruntime") -> list[Kernel]:
+def _fuse(trace: Trace, runtime: str = "onnxruntime", nchwc_block: int = 0) -> list[Kernel]:
     """Group ops into kernels: an op joins the kernel whose output it alone consumes."""
-    trace = _as_run(trace, runtime)
+    trace, layout = _as_run(trace, runtime), frozenset()
+    if runtime != "litert":
+        if nchwc_block and runtime == "onnxruntime":
+            trace, layout = lay_out(trace, nchwc_block)
+        trace = _split_hardswish(trace, layout)
     activations = _FUSED_ACTIVATIONS.get(runtime, _FUSED_ACTIVATIONS["onnxruntime"])
     consumers = Counter(v for op in trace.ops for v in op.inputs)
     consumers.update(trace.outputs)
     groups: list[list[Op]] = []
     open_tails: dict[int, list[Op]] = {}  # output value -> the kernel that wrote it
     for op in trace.ops:
-        group = open_tails.pop(op.inputs[0], None)
-        if group is not None and consumers[op.inputs[0]] == 1 and _epilogue(group, op, activations):
-            group.append(op)
+        # the op's first input, or a residual add's either (a blocked convolution's Sum)
+        for value in op.inputs[: 2 if op.name in _ADD and layout else 1]:
+            group = open_tails.get(value)
+            if (
+                group is not None
+                and consumers[value] == 1
+                and _epilogue(group, op, activations, layout)
+            ):
+                del open_tails[value]
+                group.append(op)
+                break
         else:
             group = [op]
             groups.append(group)
@@ -200,8 +228,7 @@ def _as_run(trace: Trace, runtime: str) -> Trace:
     writes (the module docstring) the input's transpose; PAD before a convolution or pooling
     that needs one; the multiply after hard-sigmoid and after a padded average pooling; and
     nothing for what folds to a constant (a multiply by zero, any op of constants alone), an
-    add of zero, or what only feeds these. onnxruntime folds none of these, and runs
-    hard-swish as ``x * HardSigmoid(x)``."""
+    add of zero, or what only feeds these. onnxruntime folds none of these."""
     litert = runtime == "litert"
     sizes, ops, renamed, seen = list(trace.sizes), [], {}, {}
     zeros: set[int] = set()  # values folded to constant zeros
@@ -237,12 +264,6 @@ def _as_run(trace: Trace, runtime: str) -> Trace:
             renamed[op.output] = seen[key]
             continue
         seen[key] = op.output
-        if not litert and op.name.rstrip("_") == "hardswish":  # x * HardSigmoid(x)
-            sizes.append(sizes[op.output])
-            gate = len(sizes) - 1
-            ops.append(op._replace(name="hardsigmoid", inputs=inputs, output=gate))
-            ops.append(op._replace(name="mul", inputs=(*inputs, gate)))
-            continue
         if not litert:
             ops.append(op._replace(inputs=inputs))
             continue
@@ -272,6 +293,28 @@ def _as_run(trace: Trace, runtime: str) -> Trace:
     return Trace(_live(ops, outputs) if outputs else ops, sizes, outputs)
 
 
+def _split_hardswish(trace: Trace, blocked: frozenset[int]) -> Trace:
+    """onnxruntime runs hard-swish as ``x * HardSigmoid(x)``, two kernels, but where a
+    convolution in its ``blocked`` layout (:mod:`.nchwc`) takes it into its epilogue."""
+    sizes, ops, hosts = list(trace.sizes), [], set()  # hosts: what such a convolution wrote
+    consumers = Counter(v for op in trace.ops for v in op.inputs)
+    for op in trace.ops:
+        if (op.name in CONV_OPS and op.output in blocked) or (
+            op.name in NORM_OPS and op.inputs[0] in hosts and consumers[op.inputs[0]] == 1
+        ):
+            hosts.add(op.output)
+        if op.name.rstrip("_") == "hardswish" and consumers[op.inputs[0]] > 1:
+            hosts.discard(op.inputs[0])
+        if op.name.rstrip("_") != "hardswish" or op.inputs[0] in hosts:
+            ops.append(op)
+            continue
+        sizes.append(sizes[op.output])
+        gate = len(sizes) - 1
+        ops.append(op._replace(name="hardsigmoid", output=gate))
+        ops.append(op._replace(name="mul", inputs=(*op.inputs, gate)))
+    return Trace(ops, sizes, trace.outputs, trace.image)
+
+
 def _live(ops: list[Op], outputs: set[int]) -> list[Op]:
     """``ops`` without those whose values nothing reads on the way to ``outputs`` (the
     branches a folded constant cut off)."""
@@ -283,25 +326,41 @@ def _live(ops: list[Op], outputs: set[int]) -> list[Op]:
     return kept[::-1]
 
 
-def _epilogue(group: list[Op], op: Op, activations: dict[str, set[str]]) -> bool:
-    """Can ``op`` run in the epilogue of the kernel ``group`` (reading only its output)?
-    The epilogue is batch norms after a convolution or matrix product (folded into its
-    weights, a second one too), then one activation of ``activations``, after a host it
-    names (the batch norm's or its own anchor)."""
-    if len(op.inputs) != 1 or op.inputs[0] != group[-1].output:
+def _epilogue(
+    group: list[Op], op: Op, activations: dict[str, set[str]], blocked: frozenset[int]
+) -> bool:
+    """Can ``op`` run in the epilogue of the kernel ``group`` (reading its output)? The
+    epilogue is batch norms after a convolution or matrix product (folded into its weights,
+    a second one too), then one activation of ``activations``, after a host it names (the
+    batch norm's or its own anchor). A convolution in onnxruntime's ``blocked`` layout
+    (:mod:`.nchwc`) also takes a blocked add of another tensor before its activation, and
+    hard-swish among its activations."""
+    anchor, name = group[0].name, op.name.rstrip("_")
+    tail = group[-1].output
+    in_blocked = anchor in CONV_OPS and group[0].output in blocked
+    if in_blocked and op.name in _ADD and len(op.inputs) == 2 and tail in op.inputs:
+        return op.output in blocked and all(o.name in NORM_OPS for o in group[1:])
+    if len(op.inputs) != 1 or op.inputs[0] != tail:
         return False
-    anchor = group[0].name
-    if op.name.rstrip("_") in activations:
-        return anchor in activations[op.name.rstrip("_")] and (
-            len(group) == 1 or group[-1].name in _NORM
-        )
-    return op.name in _NORM and anchor in _NORM_HOSTS and all(o.name in _NORM for o in group[1:])
+    if in_blocked and group[-1].name in _ADD:
+        return name in _AFTER_SUM
+    if in_blocked and name in _BLOCKED_ACTIVATIONS:
+        return len(group) == 1 or group[-1].name in NORM_OPS
+    if name in activations:
+        return anchor in activations[name] and (len(group) == 1 or group[-1].name in NORM_OPS)
+    return (
+        op.name in NORM_OPS and anchor in _NORM_HOSTS and all(o.name in NORM_OPS for o in group[1:])
+    )
 
 
 def _kernel(group: list[Op], sizes: list[int]) -> Kernel:
-    """Epilogue ops read only the op before them: the kernel reads its anchor's inputs."""
+    """The kernel reads its anchor's inputs, and what an epilogue op reads besides the op
+    before it (a fused add's other tensor)."""
     anchor, last = group[0], group[-1]
     activations = sum(sizes[v] for v in anchor.inputs) + sizes[last.output]
+    activations += sum(
+        sizes[v] for before, op in zip(group, group[1:]) for v in op.inputs if v != before.output
+    )
     if last is anchor:
         return Kernel(
             anchor.module,

@@ -79,7 +79,7 @@ def predict_latency(
     millisecond.
     """
     profile = load_device(device)
-    kernels = extract_kernels(model_or_spec, input_shape, profile.runtime)
+    kernels = extract_kernels(model_or_spec, input_shape, profile.runtime, profile.nchwc_block)
     if not breakdown:
         return total_ms(kernels, profile)
     roofline = _Roofline(profile, kernels)

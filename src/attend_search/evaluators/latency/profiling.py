@@ -51,11 +51,13 @@ from torch.utils.weak import WeakTensorKeyDictionary
 from ...search_space import Spec
 from ..graph.trace import record_forward
 from ..model_input import as_model
+from ..runtimes.onnx import detect_nchwc_block
 from .devices import DeviceError, DeviceProfile
 from .kernel_profile import ClassCorrection, KernelProfile, Row, Timing, features, fit_class
 from .kernels import Kernel, extract_kernels
 from .measure import measure
 from .memory_levels import cache_sizes, measure_levels, measure_weight_streams
+from .nchwc import REORDERS
 from .predict import predict_latency, time_by_class, total_ms
 from .protocol import REPEATS, ROUNDS, WARMUP
 
@@ -230,26 +232,35 @@ class Candidate:
     links: int = 1
 
 
-def candidates(probes: Sequence[Probe], runtime: str) -> list[Candidate]:
+def candidates(probes: Sequence[Probe], runtime: str, nchwc_block: int = 0) -> list[Candidate]:
     """The probes the runtime runs as one kernel besides copies (others are not used: a
     hard-swish that onnxruntime runs as two kernels is covered by their own probes); a
     convolution or pooling whose output has its input's shape is chained (:data:`LINKS`),
-    where the runtime runs the chain as that many kernels of its class."""
+    where the runtime runs the chain as that many kernels of its class. ``nchwc_block``:
+    onnxruntime's blocked layout on this CPU, whose reorders stay in a probe's own time."""
     found = []
     for probe in probes:
-        kernels = extract_kernels(probe.module(), probe.input_shape, runtime)
+        kernels = extract_kernels(probe.module(), probe.input_shape, runtime, nchwc_block)
         main = [k for k in kernels if k.op_class != "copy"]
         if len(main) != 1:
             continue
-        candidate = Candidate(probe, main[0], tuple(k for k in kernels if k is not main[0]))
+        candidate = Candidate(probe, main[0], _subtracted(kernels))
         if probe.func.overloadpacket.__name__ in _CHAINED and _keeps_shape(probe):
-            chain = extract_kernels(probe.module(LINKS), probe.input_shape, runtime)
+            chain = extract_kernels(probe.module(LINKS), probe.input_shape, runtime, nchwc_block)
             links = [k for k in chain if k.op_class != "copy"]
             if [k.op_class for k in links] == [main[0].op_class] * LINKS:
-                extra = tuple(k for k in chain if k.op_class == "copy")
-                candidate = replace(candidate, extra=extra, links=LINKS)
+                candidate = replace(candidate, extra=_subtracted(chain), links=LINKS)
         found.append(candidate)
     return found
+
+
+def _subtracted(kernels: list[Kernel]) -> tuple[Kernel, ...]:
+    """The copies a probe's time is taken without: LiteRT's transposes and PADs, which the
+    roofline prices. onnxruntime's reorders run far below a copy's bandwidth: priced so,
+    most of their time would stay in the probe's, by an amount that varies with the shape;
+    they are left in it whole (the kernel model then counts reorders twice, and the
+    network-level scale takes that up)."""
+    return tuple(k for k in kernels if k.op_class == "copy" and k.ops[0] not in REORDERS)
 
 
 def _keeps_shape(probe: Probe) -> bool:
@@ -283,8 +294,9 @@ def profile_kernels(
     ``runtime`` for about ``budget_s`` seconds (the module docstring); ``log`` gets a line
     per probe timed."""
     start = time.monotonic()
-    base = replace(base, runtime=runtime, threads=threads, kernel_profile=None)
-    pool = candidates(collect_probes(networks), runtime)
+    block = detect_nchwc_block() if runtime == "onnxruntime" else 0
+    base = replace(base, runtime=runtime, nchwc_block=block, threads=threads, kernel_profile=None)
+    pool = candidates(collect_probes(networks), runtime, block)
     settings = dict(runtime=runtime, threads=threads, warmup=warmup, repeats=repeats)
 
     def timed(module: nn.Module, shape: tuple[int, ...]) -> float:
@@ -390,7 +402,8 @@ def refit(profile: DeviceProfile, base: DeviceProfile | None = None) -> DevicePr
     learned = profile.kernel_profile
     if learned is None or not learned.timings:
         raise DeviceError(f"profile {profile.name!r} keeps no kernel timings to refit")
-    base = replace(base or profile, kernel_profile=None)
+    # the kernels were timed in the profile's layout, whatever the base's
+    base = replace(base or profile, kernel_profile=None, nchwc_block=profile.nchwc_block)
     observations = [
         Observation(
             Kernel("", t.op_class, (), t.macs, t.bytes, t.weight_bytes), t.seconds, t.overhead

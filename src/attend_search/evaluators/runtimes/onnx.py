@@ -8,6 +8,7 @@ convolutions) that :mod:`..latency.kernels` assumes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -97,22 +98,60 @@ def onnx_session(
     yield (lambda: session.run(None, feed)), (path if keep is not None else None)
 
 
-def onnxruntime_ops(path: str | Path) -> list[str]:
+def onnxruntime_ops(path: str | Path, this_cpu: bool = False) -> list[str]:
     """The node types of the graph onnxruntime runs for an ONNX file on a CPU (``FusedConv``
     and ``FusedGemm`` written ``Conv`` and ``Gemm``), in order: what the latency model's
     kernels mirror. The graph is optimised to ``ORT_ENABLE_EXTENDED``, every transformation
-    any CPU gets; an x86 machine then also rewrites convolutions into its blocked NCHWc
-    layout, which ARM does not."""
+    any CPU gets; ``this_cpu``: to ``ORT_ENABLE_ALL``, as this CPU runs it (an x86 machine's
+    in its blocked layout, :mod:`..latency.nchwc`)."""
+    level = "ALL" if this_cpu else "EXTENDED"
+    return [n.op_type.removeprefix("Fused") for n in _optimised(str(path), level).node]
+
+
+def _optimised(path: str, level: str):
+    """The graph onnxruntime runs for an ONNX file, optimised to ``ORT_ENABLE_{level}``."""
     import onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, f"ORT_ENABLE_{level}"
+        )
         options.log_severity_level = 3
         options.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
-        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        graph = onnx.load(options.optimized_model_filepath).graph
-    return [n.op_type.removeprefix("Fused") for n in graph.node]
+        ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return onnx.load(options.optimized_model_filepath).graph
+
+
+@functools.cache
+def detect_nchwc_block() -> int:
+    """How many channels a block of onnxruntime's blocked layout holds on this CPU (16 with
+    AVX-512, 8 with AVX2), 0 where it has none (ARM): read from the graphs it optimises for
+    two grouped convolutions, which it blocks only where a group's channels fill blocks."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    for block in (8, 16):
+        channels, groups = 2 * block, 2
+        weight = helper.make_tensor(
+            "w", TensorProto.FLOAT, [channels, block, 3, 3], [0.0] * channels * block * 9
+        )
+        conv = helper.make_node("Conv", ["x", "w"], ["y"], group=groups, pads=[1, 1, 1, 1])
+        shape = [1, channels, 8, 8]
+        graph = helper.make_graph(
+            [conv],
+            "probe",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+            [weight],
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx.save(model, Path(tmp) / "conv.onnx")
+            nodes = _optimised(str(Path(tmp) / "conv.onnx"), "ALL").node
+        if any(n.domain.endswith("nchwc") for n in nodes):
+            return block
+    return 0
 
 
 def onnxruntime_session(path: str | Path, threads: int = 1) -> ort.InferenceSession:

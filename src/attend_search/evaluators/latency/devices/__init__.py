@@ -10,7 +10,10 @@ Wherever a device is asked for, a built-in name, a YAML path or a profile is acc
 
 A profile is a (CPU, runtime) pair: onnxruntime and LiteRT fuse and schedule the same
 network differently, so coefficients fitted to one runtime's measurements hold for that
-runtime only. ``runtime`` names it (onnxruntime when a file says nothing).
+runtime only. ``runtime`` names it (onnxruntime when a file says nothing). On x86,
+onnxruntime runs convolutions in a blocked layout ARM builds lack; ``nchwc_block`` says how
+many channels a block holds there (:mod:`..nchwc`; kernel profiling reads it from this
+machine's onnxruntime).
 
 A profile saved before an op class existed lacks that class: its coefficients are taken
 from the built-in profile it was fitted from (``provenance.base``), so old files still load.
@@ -67,6 +70,9 @@ class DeviceProfile:
     fixed_cost_us: Mapping[str, float]  # op class -> dispatch cost of one kernel
     threads: int = 1
     runtime: str = DEFAULT_RUNTIME  # the inference runtime the coefficients describe
+    # onnxruntime's blocked layout on this CPU, channels a block (..nchwc): 16 with
+    # AVX-512, 8 with AVX2; 0 (ARM) for none
+    nchwc_block: int = 0
     description: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
     # corrections learned from timing single kernels (latency bench --kernels), if any
@@ -127,6 +133,7 @@ class DeviceProfile:
             "name": self.name,
             "description": self.description,
             "runtime": self.runtime,
+            **({"nchwc_block": self.nchwc_block} if self.nchwc_block else {}),
             "threads": self.threads,
             "compute": {
                 "clock_ghz": self.clock_ghz,
@@ -218,6 +225,7 @@ def read_device(data: Any) -> DeviceProfile:
         name=name,
         description=f.str("description", ""),
         runtime=_runtime(f),
+        nchwc_block=f.int("nchwc_block", 0, choices=(0, 8, 16)),
         threads=f.int("threads", 1, lo=1),
         clock_ghz=_positive(compute, "clock_ghz"),
         simd_lanes=compute.int("simd_lanes", lo=1),

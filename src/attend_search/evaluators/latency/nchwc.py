@@ -1,0 +1,117 @@
+"""onnxruntime's blocked layout (NCHWc) on x86: which ops run in it, and the reorders it adds.
+
+On a CPU with AVX2 or AVX-512, onnxruntime's last optimisation level rewrites convolutions
+into a blocked layout, channels in blocks of 8 or 16 (``block``), and runs pooling,
+upsampling and element-wise ops on blocked tensors as they come. Where a blocked tensor
+meets an op without a blocked kernel (a global mean, a broadcast multiply, a multiply by a
+constant, a ceil-mode average pooling, a matrix product, the network's output) it writes a
+ReorderOutput, and a plain tensor entering a blocked op a ReorderInput: copies. A blocked
+convolution also fuses more than a plain one (:mod:`.kernels`): hard-swish, and the
+residual add after it (its ``Sum`` input), with an activation after that. ARM builds of
+onnxruntime have no blocked layout: ``block`` 0.
+
+The rules are onnxruntime 1.32's, read from its optimised graphs on an AVX-512 machine
+(``tests/test_nchwc.py`` compares the node types, as a multiset, on the spaces' networks).
+Blocked: a convolution of one group whose output channels (and input channels, from
+``block`` on) are multiples of 4, a depthwise one on a multiple of 4 channels, a grouped one
+whose groups' input and output channels are multiples of ``block``; pooling on a multiple
+of ``block`` channels (not a ceil-mode average); upsampling of a blocked tensor by a whole
+factor; an element-wise op of blocked tensors of one size and no constant; a concatenation
+of blocked tensors whose channels are multiples of ``block``. A convolution of one group
+with fewer input channels than ``block`` reads a plain input.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..graph.ops import CONV_OPS, NORM_OPS, Op, Trace
+
+_POOLS = {"max_pool2d", "max_pool2d_with_indices", "avg_pool2d"}
+REORDERS = ("reorder_input", "reorder_output")  # the ops of the copies between layouts
+
+
+def lay_out(trace: Trace, block: int) -> tuple[Trace, frozenset[int]]:
+    """The ops onnxruntime runs with a blocked layout of ``block`` channels: ``trace``'s, with
+    the reorders it adds (class ``copy``), and the values it holds blocked."""
+    sizes = list(trace.sizes)
+    ops: list[Op] = []
+    blocked: set[int] = set()  # values in the blocked layout
+    channels: dict[int, int] = {}
+    reordered: dict[int, int] = {}  # value -> its copy in the other layout
+
+    def to(value: int, want: bool, module: str) -> int:
+        if (value in blocked) == want:
+            return value
+        if value not in reordered:
+            sizes.append(sizes[value])
+            copy = len(sizes) - 1
+            ops.append(Op(REORDERS[not want], "copy", 0, (value,), copy, 0, module))
+            reordered[value] = copy
+            channels[copy] = channels.get(value, 0)
+            if want:
+                blocked.add(copy)
+        return reordered[value]
+
+    for op in trace.ops:
+        runs_blocked, wants = _layout(op, blocked, channels, sizes, block)
+        inputs = tuple(to(v, want, op.module) for v, want in zip(op.inputs, wants))
+        ops.append(op._replace(inputs=inputs))
+        if runs_blocked:
+            blocked.add(op.output)
+        channels[op.output] = _channels_out(op, channels)
+    outputs = {to(v, False, "output") for v in trace.outputs}
+    return Trace(ops, sizes, outputs, trace.image), frozenset(blocked)
+
+
+def _channels_out(op: Op, channels: dict[int, int]) -> int:
+    if op.channels:
+        return op.channels[1] if op.name in CONV_OPS else op.channels[0]
+    return channels.get(op.inputs[0], 0) if op.inputs else 0  # 0: not known
+
+
+def _layout(
+    op: Op, blocked: set[int], channels: dict[int, int], sizes: list[int], block: int
+) -> tuple[bool, tuple[bool, ...]]:
+    """Does ``op`` run blocked, and must each of its inputs be blocked?"""
+    if not op.inputs:
+        return False, ()
+    plain = False, (False,) * len(op.inputs)
+    if op.name in CONV_OPS:
+        if not op.channels or not conv_blocked(*op.channels, block):
+            return plain
+        return True, (op.channels[2] > 1 or op.channels[0] >= block,)  # few channels: plain
+    if op.name.rstrip("_") in _POOLS:
+        average = op.name.startswith("avg")
+        runs = bool(op.channels) and op.channels[0] % block == 0
+        runs = runs and not (average and op.ceil_mode)
+        return runs, (runs,)
+    if op.op_class == "upsample":  # blocked by a whole factor only
+        runs = op.inputs[0] in blocked and _whole_factor(sizes[op.inputs[0]], sizes[op.output])
+        return runs, (runs,)
+    if op.name in NORM_OPS:  # folded into the convolution before it
+        return op.inputs[0] in blocked, (op.inputs[0] in blocked,)
+    if op.op_class == "elementwise":  # of activations alone, of one size
+        same = len({sizes[v] for v in op.inputs}) == 1
+        runs = same and not (op.weight_bytes or op.zero) and all(v in blocked for v in op.inputs)
+    elif op.op_class == "concat":
+        runs = all(v in blocked and channels.get(v, 0) % block == 0 for v in op.inputs)
+        runs = runs and all(channels.get(v, 0) for v in op.inputs)
+    else:
+        return plain
+    return runs, (runs,) * len(op.inputs)
+
+
+def _whole_factor(before: int, after: int) -> bool:
+    """Is a square upsampling from ``before`` to ``after`` bytes by a whole factor?"""
+    factor = math.isqrt(after // before) if after % before == 0 else 0
+    return factor > 0 and factor * factor * before == after
+
+
+def conv_blocked(in_channels: int, out_channels: int, groups: int, block: int) -> bool:
+    """Does onnxruntime run this convolution in its blocked layout?"""
+    if groups == 1:
+        return out_channels % 4 == 0 and (in_channels < block or in_channels % 4 == 0)
+    if groups == in_channels == out_channels:
+        return in_channels % 4 == 0
+    return (in_channels // groups) % block == 0 and (out_channels // groups) % block == 0
