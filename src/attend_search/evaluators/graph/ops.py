@@ -11,6 +11,7 @@ from typing import NamedTuple
 FLOAT32_BYTES = 4
 CONV_OPS = {"convolution", "_convolution"}
 MATMUL_OPS = {"addmm", "mm", "bmm", "baddbmm"}
+POOL_OPS = {"avg_pool2d", "max_pool2d", "max_pool2d_with_indices"}
 NORM_OPS = {"native_batch_norm", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit"}
 
 

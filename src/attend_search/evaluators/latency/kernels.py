@@ -58,7 +58,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ...search_space import Spec
-from ..graph.ops import CONV_OPS, FLOAT32_BYTES, MATMUL_OPS, NORM_OPS, Op, Trace
+from ..graph.ops import CONV_OPS, FLOAT32_BYTES, MATMUL_OPS, NORM_OPS, POOL_OPS, Op, Trace
 from ..graph.walk import walk_spec
 from .nchwc import lay_out
 
@@ -89,21 +89,9 @@ OP_CLASSES = (
 
 _ADD = {"add", "add_"}
 _NORM_HOSTS = CONV_OPS | MATMUL_OPS
-_POOLS = {"avg_pool2d", "max_pool2d", "max_pool2d_with_indices"}
+
 # ops that give zeros when every input is zeros (others of constants give other constants)
-_ZERO_KEEPING = _ADD | _POOLS | {"relu", "relu_", "mul", "mul_", "mean"}
-# activations a convolution in onnxruntime's blocked layout runs in its epilogue
-_BLOCKED_ACTIVATIONS = {
-    "relu",
-    "hardtanh",
-    "clamp",
-    "sigmoid",
-    "hardsigmoid",
-    "tanh",
-    "leaky_relu",
-    "hardswish",
-}
-_AFTER_SUM = {"relu", "sigmoid", "tanh"}  # what may follow the add it fused
+_ZERO_KEEPING = _ADD | POOL_OPS | {"relu", "relu_", "mul", "mul_", "mean"}
 # Per runtime, the activations fused into the op before them, and which ops host them.
 # onnxruntime folds Relu, Clip, Sigmoid, HardSigmoid, Tanh and LeakyRelu into a Conv or a
 # Gemm (FusedConv, FusedGemm), never into a MatMul or an Add, and runs SiLU alone (as
@@ -118,10 +106,14 @@ _FUSED_ACTIVATIONS = {
         CONV_OPS | {"addmm"},
     ),
     "litert": {
-        **dict.fromkeys(("relu", "hardtanh", "clamp"), _NORM_HOSTS | _ADD | NORM_OPS | _POOLS),
+        **dict.fromkeys(("relu", "hardtanh", "clamp"), _NORM_HOSTS | _ADD | NORM_OPS | POOL_OPS),
         "hardsigmoid": _NORM_HOSTS,
     },
 }
+# a convolution in onnxruntime's blocked layout also runs hard-swish in its epilogue, and
+# after an add it fused, only these
+_BLOCKED_ACTIVATIONS = {*_FUSED_ACTIVATIONS["onnxruntime"], "hardswish"}
+_AFTER_SUM = {"relu", "sigmoid", "tanh"}
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import math
 
-from ..graph.ops import CONV_OPS, NORM_OPS, Op, Trace
+from ..graph.ops import CONV_OPS, NORM_OPS, POOL_OPS, Op, Trace
 
-_POOLS = {"max_pool2d", "max_pool2d_with_indices", "avg_pool2d"}
 REORDERS = ("reorder_input", "reorder_output")  # the ops of the copies between layouts
 
 
@@ -81,7 +80,7 @@ def _layout(
         if not op.channels or not conv_blocked(*op.channels, block):
             return plain
         return True, (op.channels[2] > 1 or op.channels[0] >= block,)  # few channels: plain
-    if op.name.rstrip("_") in _POOLS:
+    if op.name.rstrip("_") in POOL_OPS:
         average = op.name.startswith("avg")
         runs = bool(op.channels) and op.channels[0] % block == 0
         runs = runs and not (average and op.ceil_mode)
