@@ -1,12 +1,12 @@
 """onnxruntime's blocked layout on x86 (latency.nchwc): the kernel model against the graphs
 this machine's onnxruntime runs."""
 
+import math
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 from helpers import NONE_CELLS, ORT_NODE
 from torch import nn
 
@@ -17,7 +17,13 @@ from attend_search.evaluators.latency.kernels import extract_kernels
 from attend_search.evaluators.latency.nchwc import REORDERS, conv_blocked
 from attend_search.evaluators.latency.predict import predict_latency
 from attend_search.evaluators.latency.profiling import candidates, collect_probes
-from attend_search.evaluators.runtimes.onnx import detect_nchwc_block, export_onnx, onnxruntime_ops
+from attend_search.evaluators.model_input import as_measured
+from attend_search.evaluators.runtimes.onnx import (
+    _optimised,
+    detect_nchwc_block,
+    export_onnx,
+    onnxruntime_ops,
+)
 
 BLOCK = detect_nchwc_block()
 needs_blocks = pytest.mark.skipif(not BLOCK, reason="onnxruntime has no blocked layout here")
@@ -53,14 +59,39 @@ def test_which_convolutions_run_blocked(cin, cout, groups, tmp_path):
     assert conv_blocked(cin, cout, groups, BLOCK) == runs
 
 
-def trained(model: nn.Module) -> nn.Module:
-    """The attention's learned scale off one: onnxruntime drops a multiply by one, and the
-    reorders around it, which a trained network runs."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("scale"):
-                p.fill_(0.7)
-    return model.eval()
+@needs_blocks
+@pytest.mark.parametrize(
+    "cin, cout, groups, kernel",
+    [(24, 24, 1, 1), (8, 24, 1, 1), (24, 40, 1, 3), (24, 24, 24, 3), (2 * BLOCK, 2 * BLOCK, 2, 3)],
+)
+def test_a_blocked_convolution_computes_over_padded_channels(cin, cout, groups, kernel, tmp_path):
+    """onnxruntime pads a blocked convolution's weights to whole blocks (not a plain input's
+    channels) and computes over them: the kernel's MACs are those of its weights as run."""
+    conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, groups=groups)
+    export_onnx(conv, (1, cin, 8, 8), tmp_path / "conv.onnx")
+    graph = _optimised(str(tmp_path / "conv.onnx"), "ALL")
+    shapes = {t.name: list(t.dims) for t in graph.initializer}
+    (node,) = [n for n in graph.node if n.op_type == "Conv"]
+    weights = shapes[node.input[1]]
+    assert weights[0] % BLOCK == 0
+    (k,) = [k for k in extract_kernels(conv, (1, cin, 8, 8), nchwc_block=BLOCK) if k.macs]
+    assert k.macs == 8 * 8 * math.prod(weights)
+
+
+def test_a_blocked_tensor_is_held_padded():
+    class Product(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(24, 24, 1), nn.Conv2d(24, 24, 1)
+
+        def forward(self, x):
+            return self.a(x) * self.b(x)
+
+    kernels = extract_kernels(Product(), (1, 24, 8, 8), nchwc_block=16)
+    (product,) = [k for k in kernels if k.op_class == "elementwise"]
+    assert product.bytes == 3 * 32 * 8 * 8 * 4  # two inputs and the output, 32 channels each
+    out = [k for k in kernels if k.ops == ("reorder_output",)]
+    assert [k.bytes for k in out] == [(32 + 24) * 8 * 8 * 4]  # read padded, written plain
 
 
 SAMPLES = [load_space("attendnext").sample(seed) for seed in range(6)]
@@ -78,9 +109,10 @@ SAMPLES = [load_space("attendnext").sample(seed) for seed in range(6)]
 )
 def test_onnxruntime_kernels_are_the_nodes_it_runs_on_this_cpu(spec, tmp_path):
     """Node for node: convolutions blocked or not, what they fuse (hard-swish, a residual
-    add and the activation after it), the reorders between layouts."""
+    add and the activation after it), the reorders between layouts; of the network as timed
+    (:func:`as_measured`: its gates' scales off one, which onnxruntime would drop)."""
     kernels = extract_kernels(spec, runtime="onnxruntime", nchwc_block=BLOCK)
-    export_onnx(trained(build_model(spec)), input_shape(spec), tmp_path / "model.onnx")
+    export_onnx(*as_measured(spec), tmp_path / "model.onnx")
     nodes = onnxruntime_ops(tmp_path / "model.onnx", this_cpu=True)
     theirs = Counter("Resize" if n == "Upsample" else n for n in nodes if n != "Reshape")
     ours = Counter(ORT_NODE.get(k.op_class) or ORT_NODE[k.ops[0]] for k in kernels)

@@ -38,12 +38,14 @@ writes another graph (read from its ``.tflite`` files): it transposes the NCHW i
 NHWC (a copy), pads a convolution whose padding is not TensorFlow's SAME with a PAD op of
 its own (:func:`..graph.ops.tflite_padded`, a copy), pads a ceil-mode average pooling that
 overhangs and multiplies its outputs by their windows' shares, fuses only the ReLU family
-into a convolution, matrix product, add, pooling or a batch norm of its own (a MUL;
-sigmoid, SiLU and hard-swish run alone), writes hard-sigmoid as ReLU6(x + 3), fused where a
-convolution's bias takes the 3, then a multiply by 1/6. And it folds constants:
+into a convolution, matrix product, add or pooling (sigmoid, SiLU and hard-swish run
+alone), runs a batch norm of its own as SUB, MUL, MUL and ADD (the ADD hosting a ReLU),
+writes hard-sigmoid as ReLU6(x + 3), fused where a convolution's bias takes the 3, then a
+multiply by 1/6. And it folds constants:
 NAS-Bench-201's ``none`` edge (a multiply by zero) and every op of constants alone leave no
 kernel, an add of zero is its other input, and what only fed them is removed (a cell node
-that reaches the output only through ``none``). onnxruntime runs these as written.
+that reaches the output only through ``none``), and a multiply by one learned factor is
+folded into the convolution that alone reads it. onnxruntime runs these as written.
 
 An ATen op none of these rules knows is its own kernel of class ``unknown``, named by its
 op, costed as memory traffic and a dispatch with no compute, and warned about
@@ -99,7 +101,7 @@ _ZERO_KEEPING = _ADD | POOL_OPS | {"relu", "relu_", "mul", "mul_", "mean"}
 # activations) into a convolution, matrix product or add, and
 # hard-sigmoid's ReLU6 into a convolution or matrix product whose bias takes its + 3. Its
 # pooling ops host the ReLU family too, and so does a batch norm that follows no
-# convolution, which is a MUL there (and an ADD once trained).
+# convolution (SUB, MUL, MUL and ADD there: the ADD hosts it).
 _FUSED_ACTIVATIONS = {
     "onnxruntime": dict.fromkeys(
         ("relu", "hardtanh", "clamp", "sigmoid", "hardsigmoid", "tanh", "leaky_relu"),
@@ -210,7 +212,36 @@ def _fuse(trace: Trace, runtime: str = "onnxruntime", nchwc_block: int = 0) -> l
             group = [op]
             groups.append(group)
         open_tails[op.output] = group
-    return [_kernel(group, trace.sizes) for group in groups]
+    sizes = trace.sizes
+    if runtime == "litert":
+        groups, sizes = _norms_as_run_by_litert(groups, sizes)
+    return [_kernel(group, sizes) for group in groups]
+
+
+def _norms_as_run_by_litert(
+    groups: list[list[Op]], sizes: list[int]
+) -> tuple[list[list[Op]], list[int]]:
+    """LiteRT runs a batch norm that follows no convolution as the converter writes it out,
+    once trained: subtract the mean, multiply by the inverse deviation and by the weight,
+    add the bias (an activation fused into the ADD). The groups so split, and the sizes
+    with the values between."""
+    sizes, split = list(sizes), []
+    for group in groups:
+        norm = group[0]
+        if norm.name not in NORM_OPS:
+            split.append(group)
+            continue
+        steps = ("sub", norm.name, "mul", "add")
+        values = [*norm.inputs[:1]]
+        for _ in steps[:-1]:
+            sizes.append(sizes[norm.output])
+            values.append(len(sizes) - 1)
+        values.append(norm.output)
+        for i, name in enumerate(steps):  # a vector of the norm's four each
+            op = Op(name, "elementwise", norm.work, (values[i],), values[i + 1], 0, norm.module)
+            split.append([op._replace(weight_bytes=norm.weight_bytes // 4)])
+        split[-1] += group[1:]
+    return split, sizes
 
 
 def _as_run(trace: Trace, runtime: str) -> Trace:
@@ -282,7 +313,34 @@ def _as_run(trace: Trace, runtime: str) -> Trace:
                 )
             )
     outputs = {renamed.get(v, v) for v in trace.outputs}
+    if litert:
+        ops = _scales_folded(ops, outputs)
     return Trace(_live(ops, outputs) if outputs else ops, sizes, outputs)
+
+
+def _scales_folded(ops: list[Op], outputs: set[int]) -> list[Op]:
+    """LiteRT's converter folds a multiply by one learned factor into the convolution that
+    alone reads its result (the convolution's weights take the factor): the ops without
+    such multiplies. A convolution behind a PAD of its own reads the PAD, and keeps it."""
+    consumers = Counter(v for op in ops for v in op.inputs)
+    consumers.update(outputs)
+    producers = {op.output: op for op in ops}
+    folded = {}
+    for op in ops:
+        scale = producers.get(op.inputs[0]) if op.name in CONV_OPS else None
+        if (
+            scale is not None
+            and scale.name in ("mul", "mul_")
+            and len(scale.inputs) == 1
+            and scale.weight_bytes == FLOAT32_BYTES
+            and consumers[scale.output] == 1
+        ):
+            folded[scale.output] = scale.inputs[0]
+    return [
+        op._replace(inputs=tuple(folded.get(v, v) for v in op.inputs))
+        for op in ops
+        if op.output not in folded
+    ]
 
 
 def _split_hardswish(trace: Trace, blocked: frozenset[int]) -> Trace:

@@ -21,7 +21,7 @@ from torch import nn
 
 from ...search_space import Spec
 from ..graph.trace import torch_threads
-from ..model_input import Shape, as_model
+from ..model_input import Shape, as_measured
 from ..runtimes import MeasurementError, session_of
 from .protocol import PASSES, REPEATS, ROUNDS, WARMUP
 
@@ -108,7 +108,7 @@ def measure(
     """
     session = session_of(runtime)
     _check_protocol(threads, warmup, repeats, rounds)
-    model, shape = as_model(model_or_spec, input_shape)
+    model, shape = as_measured(model_or_spec, input_shape)
     x = torch.rand(shape)
     load = os.getloadavg()[0]
     with torch_threads(threads), session(model, x, threads, keep) as (run, model_file):
@@ -156,7 +156,7 @@ def measure_passes(
     with torch_threads(threads), tempfile.TemporaryDirectory() as tmp:
         sources = []  # the kept file, or the module where the runtime runs no file
         for n, (network, input_shape) in enumerate(networks, 1):
-            model, shape = as_model(network, input_shape)
+            model, shape = as_measured(network, input_shape)
             folder = Path(tmp) / str(n)
             folder.mkdir()
             try:
