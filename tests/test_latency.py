@@ -398,6 +398,28 @@ def test_litert_folds_none_edges_and_the_branches_only_they_read():
     assert extract_kernels(nb201_spec(NONE_CELLS[3]), runtime="litert") == []  # a constant
 
 
+@pytest.mark.parametrize("skip, folded", [(False, True), (True, False)])
+def test_litert_folds_the_learned_scale_into_the_convolution_that_alone_reads_it(skip, folded):
+    """Without a skip the scaled map feeds only the block's depthwise convolution, whose
+    weights take the factor; with one it feeds the add. onnxruntime keeps it either way."""
+    block = Block("condenser", out=16, attention=Attention(embed=8, skip=skip))
+    stages = (Stage((block,)),)
+    spec = Spec(input_size=32, num_classes=10, stem=Stem(out=16), stages=stages, head=Head(32))
+    assert learned_scales(extract_kernels(spec)) == 1
+    assert learned_scales(extract_kernels(spec, runtime="litert")) == (0 if folded else 1)
+
+
+def test_litert_runs_a_batch_norm_of_its_own_as_sub_mul_mul_add():
+    """NAS-Bench-201's last batch norm follows no convolution: as trained, LiteRT writes it
+    out in four ops, the ReLU after it fused into the last; onnxruntime runs one."""
+    spec = nb201_spec(NONE_CELLS[0])  # whose cells end in an add, not a convolution
+    litert = [k for k in extract_kernels(spec, runtime="litert") if k.name.startswith("head")]
+    assert [k.ops for k in litert] == [("sub",), ("mul",), ("mul",), ("add", "relu_")]
+    assert len({k.bytes for k in litert}) == 1  # each reads the map and writes it
+    onnx = [k.ops for k in extract_kernels(spec) if k.name.startswith("head")]
+    assert onnx == [("native_batch_norm",), ("relu_",)]
+
+
 def test_both_runtimes_run_one_relu_for_two_edges_from_one_node():
     spec = nb201_spec(
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"

@@ -103,8 +103,7 @@ TFLITE_OP = {
     "hardswish_": "HARD_SWISH",
     "relu_": "RELU",
     "relu": "RELU",
-    "native_batch_norm": "MUL",  # one following no convolution: SUB, MUL, MUL, ADD
-    "sub": "SUB",
+    "sub": "SUB",  # a batch norm following no convolution: SUB, MUL, MUL, ADD
     "sigmoid": "LOGISTIC",
     "mul": "MUL",
     "add": "ADD",

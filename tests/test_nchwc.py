@@ -92,6 +92,9 @@ def test_a_blocked_tensor_is_held_padded():
     assert product.bytes == 3 * 32 * 8 * 8 * 4  # two inputs and the output, 32 channels each
     out = [k for k in kernels if k.ops == ("reorder_output",)]
     assert [k.bytes for k in out] == [(32 + 24) * 8 * 8 * 4]  # read padded, written plain
+    # the network's input, whose channels its first convolution tells, is padded too
+    into = [k for k in kernels if k.ops == ("reorder_input",)]
+    assert [k.bytes for k in into] == [(24 + 32) * 8 * 8 * 4]
 
 
 SAMPLES = [load_space("attendnext").sample(seed) for seed in range(6)]
@@ -165,8 +168,12 @@ def test_a_probes_reorders_stay_in_its_own_time():
     assert not any(reorders(c.extra) for c in found)
 
 
-def test_a_spec_walked_and_its_model_traced_give_one_blocked_graph():
-    spec = SAMPLES[1]
+@pytest.mark.parametrize(
+    "spec",
+    [SAMPLES[1], nb201_spec(NONE_CELLS[0]), *(get_preset(name) for name in list_presets())],
+    ids=lambda spec: spec.name or spec.digest[:12],
+)
+def test_a_spec_walked_and_its_model_traced_give_one_blocked_graph(spec):
     traced = extract_kernels(build_model(spec), input_shape(spec), nchwc_block=16)
     assert extract_kernels(spec, nchwc_block=16) == traced
 

@@ -29,15 +29,18 @@ def as_model(
     return model_or_spec, tuple(shape)
 
 
+_TRAINED = 0.75  # any value but 0 and 1: what a measured spec's constants become
+
+
 def as_measured(
     model_or_spec: nn.Module | Spec, shape: Shape | None = None
 ) -> tuple[nn.Module, Shape]:
     """:func:`as_model` for timing: a built spec's parameters and statistics that start as a
-    constant (a gate's learned scale of one, a batch norm's weight, bias, mean and
-    variance) are moved off it, as training moves them. A converter drops a multiply by
-    one or an add of zero, and on x86 onnxruntime the layout changes around it; a trained
-    network keeps them, and so its latency is what timing an untrained spec should tell. A
-    module is timed as given."""
+    constant (the attention condenser's learned scale of one, a batch norm's weight, bias,
+    mean and variance) are set to 0.75, off it, as training moves them. A converter drops a
+    multiply by one or an add of zero, and on x86 onnxruntime the layout changes around it;
+    a trained network keeps them, and so its latency is what timing an untrained spec
+    should tell. A module is timed as given."""
     model, shape = as_model(model_or_spec, shape)
     if isinstance(model_or_spec, Spec):
         with torch.no_grad():
@@ -45,9 +48,6 @@ def as_measured(
                 if t.is_floating_point() and t.numel() and bool((t == t.flatten()[0]).all()):
                     t.fill_(_TRAINED)
     return model, shape
-
-
-_TRAINED = 0.75  # any value but 0 and 1: the constant a measured spec's constants become
 
 
 @contextmanager

@@ -231,7 +231,7 @@ def _norms_as_run_by_litert(
         if norm.name not in NORM_OPS:
             split.append(group)
             continue
-        steps = ("sub", norm.name, "mul", "add")
+        steps = ("sub", "mul", "mul", "add")
         values = [*norm.inputs[:1]]
         for _ in steps[:-1]:
             sizes.append(sizes[norm.output])

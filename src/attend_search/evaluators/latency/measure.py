@@ -103,7 +103,9 @@ def measure(
     more threads the work spreads over a thread pool, so it is timed by the wall clock.
     PyTorch's and the runtime's thread counts are both set to ``threads``. ``keep``: a
     folder to write the model file the runtime ran (``model.onnx``, ``model.tflite``), so
-    that a board can measure the same file.
+    that a board can measure the same file. A spec is built as trained
+    (:func:`..model_input.as_measured`: its constant-initialised parameters set off their
+    constants); a module is timed as given.
     Time: the ONNX export (a few seconds) and ``rounds x repeats + warmup`` inferences.
     """
     session = session_of(runtime)

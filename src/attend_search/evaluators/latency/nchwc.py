@@ -23,16 +23,18 @@ with fewer input channels than ``block`` reads a plain input.
 A blocked tensor's channels are padded to a multiple of ``block`` with zeros, and a blocked
 op computes over them: a 24-channel tensor holds and costs 32 channels, a 24 -> 24 pointwise
 convolution 32 x 32 (onnxruntime pads the weights when it reorders them). Timed alone, such
-convolutions take 1.6 to 1.9x a 16 -> 16 one's time per MAC; padding says 1.78.
+convolutions take 1.6 to 1.9x a 16 -> 16 one's time per unpadded MAC; padding says 1.78.
 """
 
 from __future__ import annotations
 
 import math
 
-from ..graph.ops import CONV_OPS, NORM_OPS, POOL_OPS, Op, Trace
+from ..graph.ops import CONV_OPS, FLOAT32_BYTES, NORM_OPS, POOL_OPS, Op, Trace
 
 REORDERS = ("reorder_input", "reorder_output")  # the ops of the copies between layouts
+# classes whose output has its first input's channels
+_KEEP_CHANNELS = {"elementwise", "upsample", "global_pool", "copy"}
 
 
 def lay_out(trace: Trace, block: int) -> tuple[Trace, frozenset[int]]:
@@ -45,30 +47,33 @@ def lay_out(trace: Trace, block: int) -> tuple[Trace, frozenset[int]]:
     channels: dict[int, int] = {}
     reordered: dict[int, int] = {}  # value -> its copy in the other layout
 
-    def to(value: int, want: bool, module: str) -> int:
+    def to(value: int, want: bool, module: str, count: int) -> int:
         if (value in blocked) == want:
             return value
         if value not in reordered:
             sizes.append(sizes[value])
-            held.append(_held(sizes[value], channels.get(value, 0), block, want))
+            held.append(_held(sizes[value], count, block, want))
             copy = len(sizes) - 1
             ops.append(Op(REORDERS[not want], "copy", 0, (value,), copy, 0, module))
             reordered[value] = copy
-            channels[copy] = channels.get(value, 0)
+            channels[copy] = count
             if want:
                 blocked.add(copy)
         return reordered[value]
 
     for op in trace.ops:
         runs_blocked, wants = _layout(op, blocked, channels, sizes, block)
-        inputs = tuple(to(v, want, op.module) for v, want in zip(op.inputs, wants))
+        inputs = tuple(
+            to(v, want, op.module, _channels_in(op, v, channels))
+            for v, want in zip(op.inputs, wants)
+        )
         channels[op.output] = _channels_out(op, channels)
         if runs_blocked:
             blocked.add(op.output)
             op = _padded_op(op, channels, block, wants[0])
             held[op.output] = _held(sizes[op.output], channels[op.output], block, True)
         ops.append(op._replace(inputs=inputs))
-    outputs = {to(v, False, "output") for v in trace.outputs}
+    outputs = {to(v, False, "output", channels.get(v, 0)) for v in trace.outputs}
     return Trace(ops, held, outputs, trace.image), frozenset(blocked)
 
 
@@ -90,18 +95,28 @@ def _padded_op(op: Op, channels: dict[int, int], block: int, blocked_input: bool
         else:  # a grouped one's groups are whole blocks; a plain input is not padded
             cin_g = _padded(cin, block) if groups == 1 and blocked_input else cin
             ratio = (cin_g * _padded(cout, block), cin * cout)
+        floats = op.weight_bytes // FLOAT32_BYTES  # a bias, if any, scaled alike (a few)
         return op._replace(
             work=op.work * ratio[0] // ratio[1],
-            weight_bytes=op.weight_bytes * ratio[0] // ratio[1],
+            weight_bytes=floats * ratio[0] // ratio[1] * FLOAT32_BYTES,
         )
     count = channels[op.output]
     return op._replace(work=op.work * _padded(count, block) // count) if count else op
 
 
+def _channels_in(op: Op, value: int, channels: dict[int, int]) -> int:
+    """The channels of ``value`` as ``op`` reads it: a convolution or pooling knows its
+    input's (the network's input has none recorded)."""
+    if op.channels and (op.name in CONV_OPS or op.name.rstrip("_") in POOL_OPS):
+        return op.channels[0]
+    return channels.get(value, 0)
+
+
 def _channels_out(op: Op, channels: dict[int, int]) -> int:
     if op.channels:
         return op.channels[1] if op.name in CONV_OPS else op.channels[0]
-    return channels.get(op.inputs[0], 0) if op.inputs else 0  # 0: not known
+    keeps = op.op_class in _KEEP_CHANNELS or op.name in NORM_OPS
+    return channels.get(op.inputs[0], 0) if keeps and op.inputs else 0  # 0: not known
 
 
 def _layout(

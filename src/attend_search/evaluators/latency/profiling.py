@@ -50,7 +50,7 @@ from torch.utils.weak import WeakTensorKeyDictionary
 
 from ...search_space import Spec
 from ..graph.trace import record_forward
-from ..model_input import as_measured
+from ..model_input import as_model
 from ..runtimes.onnx import detect_nchwc_block
 from .devices import DeviceError, DeviceProfile
 from .kernel_profile import ClassCorrection, KernelProfile, Row, Timing, features, fit_class
@@ -216,7 +216,7 @@ def collect_probes(networks: Sequence[nn.Module | Spec]) -> list[Probe]:
     """The distinct probed ops of the networks' forward passes, in order of first use."""
     log = _ProbeLog()
     for network in networks:
-        model, shape = as_measured(network)
+        model, shape = as_model(network)
         record_forward(model, shape, log)
     return list(log.probes.values())
 
