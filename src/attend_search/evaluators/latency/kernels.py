@@ -231,15 +231,13 @@ def _norms_as_run_by_litert(
         if norm.name not in NORM_OPS:
             split.append(group)
             continue
-        steps = ("sub", "mul", "mul", "add")
-        values = [*norm.inputs[:1]]
-        for _ in steps[:-1]:
-            sizes.append(sizes[norm.output])
-            values.append(len(sizes) - 1)
-        values.append(norm.output)
-        for i, name in enumerate(steps):  # a vector of the norm's four each
-            op = Op(name, "elementwise", norm.work, (values[i],), values[i + 1], 0, norm.module)
-            split.append([op._replace(weight_bytes=norm.weight_bytes // 4)])
+        between = range(len(sizes), len(sizes) + 3)
+        sizes += [sizes[norm.output]] * 3
+        values = (norm.inputs[0], *between, norm.output)
+        vector = norm.weight_bytes // 4  # one of the norm's four each
+        for name, read, written in zip(("sub", "mul", "mul", "add"), values, values[1:]):
+            op = Op(name, "elementwise", norm.work, (read,), written, vector, norm.module)
+            split.append([op])
         split[-1] += group[1:]
     return split, sizes
 
