@@ -58,6 +58,17 @@ def test_scale_quick_mode_compares_first_and_last_trials():
 
 
 @pytest.mark.slow
+def test_gemm_classes_quick_mode_times_a_gemm_three_ways():
+    out = _quick("bench_gemm_classes.py")
+    (row,) = re.findall(r"^ *256 x 144 -> 288 +(.+)$", out, re.M)
+    conv, linear, product, *ratios = (float(v) for v in row.split())
+    assert min(conv, linear, product) > 0 and ratios == [
+        pytest.approx(linear / conv, abs=0.01),
+        pytest.approx(product / conv * 288 / (256 * 1), abs=0.01),
+    ]
+
+
+@pytest.mark.slow
 def test_search_quick_mode_gives_every_sampler_a_hypervolume(tmp_path):
     out = _quick("bench_search.py", "--out", str(tmp_path / "figure.html"))
     for sampler in ("random", "tpe", "nsga2", "gp"):

@@ -87,6 +87,26 @@ def test_probes_cover_the_condenser_classes_each_as_one_kernel(probes, runtime):
         assert runtime == "litert" or candidate.extra == ()
 
 
+def test_each_plain_1x1_convolution_also_stands_for_the_linear_layer_of_its_gemm(probes):
+    """A transformer's linear layers run a 1x1 convolution's GEMM kernels, and the spaces have
+    none (their one linear layer, the classifier, is a single row): each stride-1 1x1
+    convolution without groups over more than one pixel gives a linear layer over its
+    pixels, of the same MACs."""
+    pool = candidates(probes, "onnxruntime")
+    gemms = {
+        (c.probe.input_shape, c.kernel.macs)
+        for c in pool
+        if c.kernel.op_class == "linear" and c.probe.input_shape[0] > 1
+    }
+    expected = set()
+    for c in (c for c in pool if c.kernel.op_class == "pointwise"):
+        x, weight, _, stride, padding, *_, groups = c.probe.args[:9]
+        pixels = math.prod(x.shape[2:])
+        if (list(stride), list(padding), groups) == ([1, 1], [0, 0], 1) and pixels > 1:
+            expected.add(((pixels, weight.shape[1]), c.kernel.macs))
+    assert len(expected) > 5 and gemms == expected  # and nothing else stands for one
+
+
 def shape_of(kernel):
     return kernel.op_class, kernel.macs, kernel.bytes, kernel.weight_bytes
 

@@ -275,6 +275,23 @@ def test_transformer_encoder_layer_kernels():
     assert torch.backends.mha.get_fastpath_enabled()  # the trace restores PyTorch's setting
 
 
+class SelfProduct(nn.Module):
+    def forward(self, x):
+        return x @ x.transpose(-1, -2)
+
+
+@pytest.mark.parametrize("device", sorted(builtin_devices()))
+def test_a_transformers_gemms_cost_what_the_1x1_convolution_of_the_same_gemm_costs(device):
+    """Linear layers over tokens and attention's matmuls run the GEMM kernels of a 1x1
+    convolution (benchmarks/bench_gemm_classes.py times them), not a classifier's rate."""
+    conv = predict_latency(nn.Conv2d(144, 288, 1), device, (1, 144, 16, 16))
+    assert predict_latency(nn.Linear(144, 288), device, (1, 256, 144)) == pytest.approx(
+        conv, rel=0.1
+    )
+    conv = predict_latency(nn.Conv2d(36, 256, 1), device, (1, 36, 32, 32))
+    assert predict_latency(SelfProduct(), device, (1, 4, 256, 36)) == pytest.approx(conv, rel=0.25)
+
+
 class DotProductAttention(nn.Module):
     def forward(self, x):
         return F.scaled_dot_product_attention(x, x, x)

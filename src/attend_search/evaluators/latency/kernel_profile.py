@@ -153,7 +153,7 @@ class KernelProfile:
             "features": Row(FEATURES),
             "scale": _round(self.scale),
             "offset_ms": _round(self.offset_ms),
-            "provenance": dict(self.provenance),
+            "provenance": {k: _table(v) for k, v in self.provenance.items()},
             "classes": {c: k.to_dict() for c, k in self.classes.items()},
             **({"fallback": self.fallback.to_dict()} if self.fallback else {}),
             "weight_streams": [Row([int(b), _round(t * 1e6)]) for b, t in self.weight_streams],
@@ -293,6 +293,13 @@ def _vector(f: Fields, key: str, length: int, positive: bool = False) -> tuple[f
         if positive and v <= 0:
             raise f.fail(key, f"item {i}: {v} is not positive")
     return tuple(float(v) for v in values)
+
+
+def _table(value: Any) -> Any:
+    """A list of rows (the timed streams) written a row a line, however it was read."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return [Row(v) for v in value]
+    return value
 
 
 def _round(value: float) -> float:

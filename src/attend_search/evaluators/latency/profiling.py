@@ -4,10 +4,12 @@ they produce, and learn each class's correction (:mod:`.kernel_profile`).
 Probes. Networks (the presets and seeded ``attendnext`` samples) run once under the recorder
 the latency model's traces use (:func:`..graph.trace.record_forward`); every ATen op of a
 costed class (convolutions, pooling, upsampling, element-wise ops, global pooling, linear
-layers) is kept with its arguments' shapes, and identical ones are merged. A probe is a
-network of that one op on an input of the recorded shape; its other operands (weights, a
-gate's second activation) are constants of their shapes, which move the same bytes. A probe
-is used when the runtime runs it as one kernel of its class, besides copies the runtime adds
+layers) is kept with its arguments' shapes, and identical ones are merged; a stride-1 1x1
+convolution without groups also gives the linear layer over its pixels (:func:`_gemm_of`).
+A probe is a network of that one op on an input of the recorded shape; its other operands
+(weights, a gate's second activation) are constants of their shapes, which move the same
+bytes. A probe is used when the runtime runs it as one kernel of its class, besides copies
+the runtime adds
 (LiteRT's input transpose, a PAD), which the roofline prices.
 
 Memory levels. Before any probe, the base's memory levels are replaced by this machine's
@@ -29,8 +31,8 @@ share of it).
 Adaptive sampling. Each class first gets a few probes spread over its range of roofline
 time. Then, until the budget is spent, the next probe goes to the class least well known
 (its leave-one-out error over the square root of its probes, times its share of the
-networks' predicted time; a class with under eight probes first), at the candidate shape
-farthest from the shapes already timed.
+networks' predicted time under the corrections learned so far; a class with under eight
+probes first), at the candidate shape farthest from the shapes already timed.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from .kernels import Kernel, extract_kernels
 from .measure import measure
 from .memory_levels import cache_sizes, measure_levels, measure_weight_streams
 from .nchwc import REORDERS
-from .predict import predict_latency, time_by_class, total_ms
+from .predict import predict_latency, total_ms
 from .protocol import REPEATS, ROUNDS, WARMUP
 
 # ATen ops probed: those behind every costed class the spaces' networks run
@@ -208,8 +210,35 @@ class _ProbeLog:
         overload = getattr(getattr(torch.ops.aten, plain), func._overloadname)
         if plain in _VEC_ARGS and func._overloadname == "default":
             args, overload = (*args[: _VEC_ARGS[plain]], None), getattr(torch.ops.aten, plain).vec
-        probe = Probe(overload, args, tuple(sorted(kwargs.items())))
-        self.probes.setdefault(repr((plain, probe.args, probe.kwargs)), probe)
+        self._keep(Probe(overload, args, tuple(sorted(kwargs.items()))))
+        gemm = _gemm_of(plain, args)
+        if gemm is not None:
+            self._keep(gemm)
+
+    def _keep(self, probe: Probe) -> None:
+        key = (probe.func.overloadpacket.__name__, probe.args, probe.kwargs)
+        self.probes.setdefault(repr(key), probe)
+
+
+def _gemm_of(name: str, args: tuple) -> Probe | None:
+    """The linear layer over ``H x W`` tokens that computes the same GEMM as a 1x1
+    convolution of ``args``, or None: the spaces' only linear layer is the classifier, one
+    row, memory bound, so without these the linear class would learn nothing of the
+    compute-bound linear layers of a transformer (which run the GEMM kernels a 1x1
+    convolution does)."""
+    if name not in ("convolution", "_convolution"):
+        return None
+    x, weight, _, stride, padding, dilation, transposed, _, groups = args[:9]
+    plain = not transposed and groups == 1 and set(stride) == {1} and set(padding) == {0}
+    if not plain or tuple(weight.shape[2:]) != (1, 1) or x.shape[0] != 1:
+        return None
+    tokens, (cout, cin) = math.prod(x.shape[2:]), weight.shape[:2]
+    bias, rows, matrix = (
+        _Slot((cout,), False),
+        _Slot((tokens, cin), True),
+        _Slot((cin, cout), False),
+    )
+    return Probe(torch.ops.aten.addmm.default, (bias, rows, matrix), ())
 
 
 def collect_probes(networks: Sequence[nn.Module | Spec]) -> list[Probe]:
@@ -321,7 +350,7 @@ def profile_kernels(
             f"weights from {len(weights)} networks reading only weights"
         )
         base = replace(base, memory=levels)
-    shares = _shares(networks, base)
+    network_time = _NetworkTime(networks, base)
     observations: dict[str, list[Observation]] = defaultdict(list)
     untimed = list(pool)
     spent: list[float] = []
@@ -329,7 +358,7 @@ def profile_kernels(
         remaining = budget_s - (time.monotonic() - start)
         if remaining < (np.median(spent) if spent else 0.0):
             break
-        candidate = _next(untimed, observations, base, shares)
+        candidate = _next(untimed, observations, base, network_time)
         untimed.remove(candidate)
         began = time.monotonic()
         links = candidate.links
@@ -434,38 +463,63 @@ def _fit(observations: Sequence[Observation], base: DeviceProfile):
     count little (they count little in a network's time too)."""
     raw = [features(o.kernel.macs, o.kernel.bytes) for o in observations]
     ratio = [math.log(o.seconds / (total_ms([o.kernel], base) * 1e-3)) for o in observations]
-    return fit_class(raw, ratio, [o.seconds / (o.seconds + o.overhead) for o in observations])
+    return fit_class(raw, ratio, _weights(observations))
 
 
-def _shares(networks: Sequence[nn.Module | Spec], base: DeviceProfile) -> dict[str, float]:
-    """Each class's share of the networks' predicted time on ``base``."""
-    shares: dict[str, float] = defaultdict(float)
-    for network in networks:
-        for op_class, ms in time_by_class(
-            predict_latency(network, base, breakdown=True)[1]
-        ).items():
-            shares[op_class] += ms
-    total = sum(shares.values())
-    return {c: t / total for c, t in shares.items()}
+def _weights(observations: Sequence[Observation]) -> np.ndarray:
+    return np.array([o.seconds / (o.seconds + o.overhead) for o in observations])
+
+
+class _NetworkTime:
+    """The networks' kernels by class, with their times on ``base``'s roofline: what each
+    class's share of the networks' time is, corrected as the probes so far say. Uncorrected,
+    the shares are another CPU's (the base's compute, this machine's memory): on x86 they
+    gave the pointwise and depthwise classes twice their time and element-wise ops a fifth."""
+
+    def __init__(self, networks: Sequence[nn.Module | Spec], base: DeviceProfile):
+        self.kernels: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
+        for network in networks:
+            for t in predict_latency(network, base, breakdown=True)[1]:
+                self.kernels[t.op_class].append((t.macs, t.bytes, t.ms))
+
+    def shares(
+        self, corrections: dict[str, ClassCorrection], fallback: ClassCorrection | None
+    ) -> dict[str, float]:
+        """Each class's share, a class without a correction taking the ``fallback``, as in a
+        prediction."""
+        times = {}
+        for op_class, kernels in self.kernels.items():
+            correction = corrections.get(op_class, fallback)
+            times[op_class] = sum(
+                ms * (correction.factor(macs, nbytes) if correction else 1.0)
+                for macs, nbytes, ms in kernels
+            )
+        total = sum(times.values())
+        return {c: t / total for c, t in times.items()}
 
 
 def _next(
     untimed: list[Candidate],
     observations: dict[str, list[Observation]],
     base: DeviceProfile,
-    shares: dict[str, float],
+    network_time: _NetworkTime,
 ) -> Candidate:
     """The candidate to time next (the module docstring's adaptive sampling)."""
     by_class: dict[str, list[Candidate]] = defaultdict(list)
     for c in untimed:
         by_class[c.kernel.op_class].append(c)
+    fits = {c: _fit(obs, base) for c, obs in observations.items() if len(obs) > 1}
+    every = [o for obs in observations.values() for o in obs]
+    fallback = _fit(every, base)[0] if len(every) > 1 else None
+    shares = network_time.shares({c: fit[0] for c, fit in fits.items()}, fallback)
 
     def need(op_class: str) -> tuple[int, float]:
         timed = observations[op_class]
         if len(timed) < _KNOWN:
             return 1, shares.get(op_class, 0.0) / (1 + len(timed))
-        loo = _fit(timed, base)[1]  # the fit's uncertainty: its error over sqrt(probes)
-        return 0, shares.get(op_class, 0.0) * float(np.sqrt(np.mean(loo**2) / len(timed)))
+        # the fit's uncertainty: its error (weighted as the fit weighs) over sqrt(probes)
+        w, loo = _weights(timed), fits[op_class][1]
+        return 0, shares.get(op_class, 0.0) * float(np.sqrt(w @ loo**2 / w.sum() / len(timed)))
 
     op_class = max(by_class, key=need)
     pool, timed = by_class[op_class], observations[op_class]
