@@ -406,8 +406,8 @@ def test_cli_bench_kernels_writes_a_loadable_profile(tmp_path):
     profile = load_device(Path(tmp_path) / "k.yaml")
     learned = profile.kernel_profile
     assert learned.provenance["probes"] >= 3 and learned.offset_ms > 0
-    # the memory sweep and the weight streams take about 35 s of it
-    assert learned.provenance["seconds"] < 80 and len(learned.weight_streams) == 4
+    # probing takes the 60 s, after the memory sweep and the weight streams (about 50 s)
+    assert 60 < learned.provenance["seconds"] < 160 and len(learned.weight_streams) == 4
     assert "streaming kernels" in learned.provenance["memory"]
     assert [m.name for m in profile.memory][-1] == "DRAM"
     assert predict_latency(get_preset("attendnext"), profile) > 0

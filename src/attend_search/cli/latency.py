@@ -371,7 +371,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--budget-s",
         type=positive(float),
         default=300.0,
-        help="with --kernels: seconds to spend, probing included (default 300)",
+        help="with --kernels: seconds of probing, after the memory levels (default 300)",
     )
     _measure_options(s)
     s.set_defaults(func=cmd_bench)

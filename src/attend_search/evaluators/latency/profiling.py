@@ -9,8 +9,7 @@ convolution without groups also gives the linear layer over its pixels (:func:`_
 A probe is a network of that one op on an input of the recorded shape; its other operands
 (weights, a gate's second activation) are constants of their shapes, which move the same
 bytes. A probe is used when the runtime runs it as one kernel of its class, besides copies
-the runtime adds
-(LiteRT's input transpose, a PAD), which the roofline prices.
+the runtime adds (LiteRT's input transpose, a PAD), which the roofline prices.
 
 Memory levels. Before any probe, the base's memory levels are replaced by this machine's
 (:mod:`.memory_levels`): the kernels are timed here, so their working sets must be priced by
@@ -228,7 +227,7 @@ def _gemm_of(name: str, args: tuple) -> Probe | None:
     convolution does)."""
     if name not in ("convolution", "_convolution"):
         return None
-    x, weight, _, stride, padding, dilation, transposed, _, groups = args[:9]
+    x, weight, _, stride, padding, _, transposed, _, groups = args[:9]
     plain = not transposed and groups == 1 and set(stride) == {1} and set(padding) == {0}
     if not plain or tuple(weight.shape[2:]) != (1, 1) or x.shape[0] != 1:
         return None
@@ -320,8 +319,9 @@ def profile_kernels(
     log: Callable[[str], None] = lambda line: None,
 ) -> DeviceProfile:
     """``base`` with a kernel profile learned by timing probes of ``networks``' ops on
-    ``runtime`` for about ``budget_s`` seconds (the module docstring); ``log`` gets a line
-    per probe timed."""
+    ``runtime`` for about ``budget_s`` seconds, after the memory levels (the module
+    docstring: their two passes would otherwise take a LiteRT profile a fifth of its
+    probes); ``log`` gets a line per probe timed."""
     start = time.monotonic()
     block = detect_nchwc_block() if runtime == "onnxruntime" else 0
     base = replace(base, runtime=runtime, nchwc_block=block, threads=threads, kernel_profile=None)
@@ -354,8 +354,9 @@ def profile_kernels(
     observations: dict[str, list[Observation]] = defaultdict(list)
     untimed = list(pool)
     spent: list[float] = []
+    probing = time.monotonic()
     while untimed:
-        remaining = budget_s - (time.monotonic() - start)
+        remaining = budget_s - (time.monotonic() - probing)
         if remaining < (np.median(spent) if spent else 0.0):
             break
         candidate = _next(untimed, observations, base, network_time)
@@ -474,7 +475,7 @@ class _NetworkTime:
     """The networks' kernels by class, with their times on ``base``'s roofline: what each
     class's share of the networks' time is, corrected as the probes so far say. Uncorrected,
     the shares are another CPU's (the base's compute, this machine's memory): on x86 they
-    gave the pointwise and depthwise classes twice their time and element-wise ops a fifth."""
+    gave depthwise convolutions twice their share and element-wise ops a fifth."""
 
     def __init__(self, networks: Sequence[nn.Module | Spec], base: DeviceProfile):
         self.kernels: dict[str, list[tuple[int, int, float]]] = defaultdict(list)
