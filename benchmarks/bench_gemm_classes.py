@@ -2,11 +2,11 @@
 
 A linear layer over tokens and attention's product of two activations run the GEMM kernels
 a 1x1 convolution runs (MLAS on onnxruntime, XNNPACK on LiteRT), so the built-in profiles
-give the ``linear`` and ``matmul`` classes the ``pointwise`` efficiency. For GEMMs of
-MobileViT-XS's shapes (tokens x width -> width) this times, one thread, each as a network of
-that one op: the 1x1 convolution over ``tokens`` pixels, the linear layer over ``tokens``
-rows, and ``x @ x^T`` of the same MACs; printed: milliseconds less an inference of nothing,
-and each GEMM's time per MAC over the convolution's.
+give the ``linear`` and ``matmul`` classes the ``pointwise`` efficiency. For GEMMs of a
+small vision transformer's sizes (tokens x width -> width) this times, one thread, each as
+a network of that one op: the 1x1 convolution over ``tokens`` pixels, the linear layer over
+``tokens`` rows, and ``x @ x^T`` of the same MACs; printed: milliseconds less an inference
+of nothing, and each GEMM's time per MAC over the convolution's.
 
     python benchmarks/bench_gemm_classes.py
     python benchmarks/bench_gemm_classes.py --runtime litert
@@ -23,8 +23,8 @@ from torch import nn
 from attend_search.evaluators.latency.measure import measure
 from attend_search.evaluators.latency.profiling import Nothing
 
-# (tokens, width in, width out): MobileViT-XS's attention widths 96, 120 and 144 at the
-# token counts of its three stages, and its feed-forward expansions
+# (tokens, width in, width out): a small vision transformer's sizes (MobileViT-XS's linear
+# layers are 1,024 rows 96 wide, 256 rows 120 wide and 64 rows 144 wide, expanded 2-3x)
 SHAPES = [(256, 144, 288), (256, 144, 432), (64, 192, 384), (64, 240, 480), (16, 240, 720)]
 
 
