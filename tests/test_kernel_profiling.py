@@ -89,9 +89,9 @@ def test_probes_cover_the_condenser_classes_each_as_one_kernel(probes, runtime):
 
 def test_each_plain_1x1_convolution_also_stands_for_the_linear_layer_of_its_gemm(probes):
     """A transformer's linear layers run a 1x1 convolution's GEMM kernels, and the spaces have
-    none (their one linear layer, the classifier, is a single row): each stride-1 1x1
-    convolution without groups over more than one pixel gives a linear layer over its
-    pixels, of the same MACs."""
+    none (their linear layers are the head's, single rows): each stride-1 1x1 convolution
+    without groups gives the linear layer over its pixels, of the same MACs (over one
+    pixel, a single row, which may coincide with a head's: left out here)."""
     pool = candidates(probes, "onnxruntime")
     gemms = {
         (c.probe.input_shape, c.kernel.macs)

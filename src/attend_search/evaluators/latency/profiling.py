@@ -221,8 +221,8 @@ class _ProbeLog:
 
 def _gemm_of(name: str, args: tuple) -> Probe | None:
     """The linear layer over ``H x W`` tokens that computes the same GEMM as a 1x1
-    convolution of ``args``, or None: the spaces' only linear layer is the classifier, one
-    row, memory bound, so without these the linear class would learn nothing of the
+    convolution of ``args``, or None: the spaces' linear layers are the head's, single rows,
+    memory bound, so without these the linear class would learn nothing of the
     compute-bound linear layers of a transformer (which run the GEMM kernels a 1x1
     convolution does)."""
     if name not in ("convolution", "_convolution"):
@@ -319,8 +319,8 @@ def profile_kernels(
     log: Callable[[str], None] = lambda line: None,
 ) -> DeviceProfile:
     """``base`` with a kernel profile learned by timing probes of ``networks``' ops on
-    ``runtime`` for about ``budget_s`` seconds, after the memory levels (the module
-    docstring: their two passes would otherwise take a LiteRT profile a fifth of its
+    ``runtime`` for about ``budget_s`` seconds, counted after the memory levels (their two
+    passes, :mod:`.memory_levels`, would otherwise take a LiteRT profile a third of its
     probes); ``log`` gets a line per probe timed."""
     start = time.monotonic()
     block = detect_nchwc_block() if runtime == "onnxruntime" else 0
@@ -486,8 +486,10 @@ class _NetworkTime:
     def shares(
         self, corrections: dict[str, ClassCorrection], fallback: ClassCorrection | None
     ) -> dict[str, float]:
-        """Each class's share, a class without a correction taking the ``fallback``, as in a
-        prediction."""
+        """Each class's share, a class without a correction taking the ``fallback`` (as a
+        prediction does; near enough for sampling: the cost of weights read from further
+        out is corrected here, and a class of one probe takes the fallback until its
+        second)."""
         times = {}
         for op_class, kernels in self.kernels.items():
             correction = corrections.get(op_class, fallback)
