@@ -300,6 +300,29 @@ def test_a_kernel_profile_round_trips_and_changes_the_prediction(probes, tmp_pat
     assert len(loaded.kernel_profile.timings) == len(profile.kernel_profile.timings) > 20
 
 
+def test_sampling_shares_follow_the_corrections_learned_so_far():
+    """Uncorrected, the shares are the base roofline's (another CPU's compute); a class
+    learned to run at half its roofline counts half, and a fallback for every class moves
+    no share."""
+    network_time = profiling._NetworkTime([replace(get_preset("attendnext"), input_size=32)], BASE)
+    half = ClassCorrection(
+        2, (0.0, 0.0), (1.0, 1.0), (-1e9,) * 2, (1e9,) * 2, (-math.log(2), 0, 0), None
+    )
+    plain = network_time.shares({}, None)
+    assert sum(plain.values()) == pytest.approx(1.0) and plain["pointwise"] > 0.3
+    assert network_time.shares({}, half) == pytest.approx(plain)
+    p = plain["pointwise"]
+    assert network_time.shares({"pointwise": half}, None)["pointwise"] == pytest.approx(
+        p / 2 / (1 - p / 2)
+    )
+
+
+def test_a_profiles_provenance_tables_are_written_a_row_a_line():
+    learned = KernelProfile(classes={}, provenance={"streams": [[262144, 9.2], [524288, 20.5]]})
+    text = yaml.safe_dump(learned.to_dict(), sort_keys=False)
+    assert "- [262144, 9.2]\n" in text and "- [524288, 20.5]\n" in text
+
+
 def test_refit_from_the_kept_timings_recovers_the_profile_and_follows_a_new_base(probes):
     profile = synthetic_profile(probes)
     calibrated = replace(profile, kernel_profile=replace(profile.kernel_profile, scale=1.7))

@@ -10,10 +10,11 @@ So the levels are measured where the kernels are timed:
   (``/sys/devices/system/cpu/cpu0/cache``); the profile's own where the OS lists none;
 - bandwidths: an element-wise add of two tensors (a kernel that only streams) timed at
   working sets from a quarter of the first cache to four times the last, half an octave
-  apart, in two passes, the second in reverse order, each working set's time the lesser:
-  a spell of load can slow a stretch of one pass (on the x86 VM, 0.5-4 MiB once streamed
-  at 28-41 GB/s where other sweeps gave 63-80, and the fit put an L3 at 41 GB/s), and the
-  reverse pass meets it at other working sets. A cache holds less of one stream than its
+  apart, in two passes, each working set's time the lesser: a spell of load can slow a
+  stretch of one pass (on the x86 VM, 0.5-4 MiB once streamed at 28-41 GB/s where other
+  sweeps gave 63-80, and the fit put an L3 at 41 GB/s), and a working set's two timings
+  are a whole pass apart (a reversed second pass would time the largest back to back). A
+  cache holds less of one stream than its
   size (other data, associativity, a core sharing it), so each cache's effective size is
   chosen among fractions of its size (:data:`_SHARES`) with its bandwidth (the median over
   the working sets it holds), the pair that explains the timings best (least absolute
@@ -44,7 +45,7 @@ SYSFS = Path("/sys/devices/system/cpu/cpu0/cache")
 _SHARES = (0.375, 0.5, 0.625, 0.75, 0.875, 1.0)  # effective size / listed size, tried
 _STEP = math.sqrt(2)  # sweep points half an octave apart
 _STREAMS = 3  # an add reads two tensors and writes one
-_PASSES = 2  # sweeps over the working sets, every other one in reverse order
+_PASSES = 2  # sweeps over the working sets, smallest first each time
 _UNITS = {"K": 1, "M": 1024, "G": 1024 * 1024}
 _WEIGHT_CHANNELS = 1024  # a weight-streaming convolution's channels at most: 4 MiB of weights
 _WEIGHT_REACH = (0.5, 1, 2, 4)  # weight streams hold these multiples of the last cache
@@ -99,16 +100,17 @@ def measure_levels(
 ) -> tuple[tuple[MemoryLevel, ...], list[tuple[int, float]]]:
     """The levels fitted to streaming kernels timed by ``timed`` (seconds of the kernel's own,
     the per-inference constant taken off), and the ``(bytes, seconds)`` points, each the
-    least of :data:`_PASSES` passes."""
+    least of :data:`_PASSES` passes above zero (noise can leave a tiny kernel nothing)."""
     streams = [Stream(nbytes) for nbytes in sweep_sizes([kib for _, kib in caches])]
     least: dict[int, float] = {}
     for sweep in range(_PASSES):
-        for stream in streams[:: -1 if sweep % 2 else 1]:
+        for stream in streams:
             seconds = timed(stream, stream.shape)
-            least[stream.nbytes] = min(seconds, least.get(stream.nbytes, math.inf))
+            positive = seconds if seconds > 0 else math.inf
+            least[stream.nbytes] = min(positive, least.get(stream.nbytes, math.inf))
             rate = f"{stream.nbytes / seconds / 1e9:.1f} GB/s" if seconds > 0 else "too fast"
             log(f"stream {stream.nbytes / 1024:.0f} KiB, pass {sweep + 1}: {rate}")
-    points = [(s.nbytes, least[s.nbytes]) for s in streams]
+    points = [(s.nbytes, least[s.nbytes] if least[s.nbytes] < math.inf else 0.0) for s in streams]
     return fit_levels(points, caches), points
 
 
