@@ -14,13 +14,13 @@ So the levels are measured where the kernels are timed:
   stretch of one pass (on the x86 VM, 0.5-4 MiB once streamed at 28-41 GB/s where other
   sweeps gave 63-80, and the fit put an L3 at 41 GB/s), and a working set's two timings
   are a whole pass apart (a reversed second pass would time the largest back to back). A
-  cache holds less of one stream than its
-  size (other data, associativity, a core sharing it), so each cache's effective size is
-  chosen among fractions of its size (:data:`_SHARES`) with its bandwidth (the median over
-  the working sets it holds), the pair that explains the timings best (least absolute
-  error in log time: a timing that something else on the machine slowed moves nothing).
-  Bandwidths are held non-increasing from level to level: a prefetcher can make a cache
-  stream as fast as the one above it, never faster.
+  cache holds less of one stream than its size (other data, associativity, a core sharing
+  it), so each cache's effective size is chosen among fractions of its size
+  (:data:`_SHARES`) with its bandwidth (the median over the working sets it holds), the
+  pair that explains the timings best (least absolute error in log time: a timing that
+  something else on the machine slowed moves nothing). Bandwidths are held non-increasing
+  from level to level: a prefetcher can make a cache stream as fast as the one above it,
+  never faster.
 
 A network's weights stream differently: a network whose weights outgrow the last cache
 reads each from DRAM once an inference, by the runtime's matrix kernels rather than an add.
@@ -102,15 +102,17 @@ def measure_levels(
     the per-inference constant taken off), and the ``(bytes, seconds)`` points, each the
     least of :data:`_PASSES` passes above zero (noise can leave a tiny kernel nothing)."""
     streams = [Stream(nbytes) for nbytes in sweep_sizes([kib for _, kib in caches])]
-    least: dict[int, float] = {}
+    timings: list[list[float]] = [[] for _ in streams]
     for sweep in range(_PASSES):
-        for stream in streams:
+        for stream, times in zip(streams, timings):
             seconds = timed(stream, stream.shape)
-            positive = seconds if seconds > 0 else math.inf
-            least[stream.nbytes] = min(positive, least.get(stream.nbytes, math.inf))
+            times.append(seconds)
             rate = f"{stream.nbytes / seconds / 1e9:.1f} GB/s" if seconds > 0 else "too fast"
             log(f"stream {stream.nbytes / 1024:.0f} KiB, pass {sweep + 1}: {rate}")
-    points = [(s.nbytes, least[s.nbytes] if least[s.nbytes] < math.inf else 0.0) for s in streams]
+    points = [
+        (s.nbytes, min((t for t in times if t > 0), default=0.0))
+        for s, times in zip(streams, timings)
+    ]
     return fit_levels(points, caches), points
 
 
