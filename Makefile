@@ -53,7 +53,8 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m slow --durations=10
+	$(BIN)/python -m pytest -n 2 -m "slow and not alone" --durations=10
+	$(BIN)/python -m pytest -m "slow and alone" --durations=10
 
 # without the litert extra (its tests skip): the bounds checked are the core's
 test-lowest:
