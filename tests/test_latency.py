@@ -1003,6 +1003,7 @@ def test_cli_measure_writes_the_measurement_the_spec_and_the_onnx_it_ran(tmp_pat
     assert record["interval_ms"][0] <= record["median_ms"] <= record["interval_ms"][1]
     assert record["ms"] == record["interval_ms"][0]  # the latency: the lowest round median
     assert record["digest"] == tiny_spec(8).digest and record["model_file"] == "model.onnx"
+    assert record["constants_set_to"] == 0.75  # the file measured is the trained-like one
     assert record["busy"] == (record["load_average"] >= 1) == ("busy" in out.stderr)
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
         "measurement.json",

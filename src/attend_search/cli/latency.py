@@ -106,6 +106,8 @@ def cmd_measure(args: argparse.Namespace) -> None:
 
 def _record(spec, m) -> dict:
     """What a measurement was, of what, where and how: enough to repeat it on a board."""
+    from ..evaluators.model_input import TRAINED_CONSTANT
+
     return {
         "spec": spec.name or None,
         "digest": spec.digest,
@@ -121,6 +123,8 @@ def _record(spec, m) -> dict:
         "busy": m.busy,
         "machine": f"{platform.node()} ({platform.machine()}, {platform.platform()})",
         "model_file": m.model_file.name if m.model_file else None,
+        # the spec's constant parameters and statistics, as timed (see as_measured)
+        "constants_set_to": TRAINED_CONSTANT,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -29,7 +29,7 @@ def as_model(
     return model_or_spec, tuple(shape)
 
 
-_TRAINED = 0.75  # any value but 0 and 1: what a measured spec's constants become
+TRAINED_CONSTANT = 0.75  # any value but 0 and 1: what a measured spec's constants become
 
 
 def as_measured(
@@ -46,7 +46,7 @@ def as_measured(
         with torch.no_grad():
             for t in (*model.parameters(), *model.buffers()):
                 if t.is_floating_point() and t.numel() and bool((t == t.flatten()[0]).all()):
-                    t.fill_(_TRAINED)
+                    t.fill_(TRAINED_CONSTANT)
     return model, shape
 
 
