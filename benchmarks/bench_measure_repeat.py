@@ -26,7 +26,7 @@ from latency_curve import scores
 from attend_search.evaluators.latency.calibrate import calibration_suite
 from attend_search.evaluators.latency.measure import lowest_median, measure, timed_rounds
 from attend_search.evaluators.model_input import as_model
-from attend_search.evaluators.runtimes.onnx import onnxruntime_session
+from attend_search.evaluators.runtimes.onnx import bound_run, onnxruntime_session
 from attend_search.search_space import list_presets
 
 
@@ -64,9 +64,7 @@ def _session(spec, folder: Path):
     out = folder / spec.digest[:12] / str(spec.input_size)
     out.mkdir(parents=True)
     path = measure(spec, rounds=1, repeats=1, keep=out).model_file
-    session = onnxruntime_session(path, 1)
-    feed = {session.get_inputs()[0].name: torch.rand(as_model(spec)[1]).numpy()}
-    return lambda: session.run(None, feed)
+    return bound_run(onnxruntime_session(path, 1), torch.rand(as_model(spec)[1]).numpy())
 
 
 def _timed(run, rounds: int, repeats: int) -> tuple[float, float]:

@@ -149,8 +149,8 @@ class TFLiteModel:
     def bound_invoke(self, x: np.ndarray) -> Callable[[], None]:
         """The interpreter's inference with ``x`` set as its input once: the runtime's work
         only, as a board's benchmark times it. Setting the input and copying the output out
-        each time costs more than a single kernel's probe itself (a 784 KiB multiply: 18 us
-        to invoke, 110 us with the copies)."""
+        each time costs more than a memory-bound kernel's probe itself (a 1.5 MiB multiply:
+        35 us to invoke, 185 us with the copies)."""
         self._interpreter.set_tensor(self._in["index"], _to_dtype(x, self._in))
         return self._interpreter.invoke
 
