@@ -2,7 +2,6 @@
 interpreter's outputs against PyTorch's, and ``latency measure --runtime litert``."""
 
 import math
-import time
 from collections import Counter
 
 import numpy as np
@@ -12,7 +11,12 @@ from helpers import NONE_CELLS, cli, learned_scales
 
 from attend_search import get_preset, list_presets, nb201_spec
 from attend_search.evaluators.latency.kernels import extract_kernels
-from attend_search.evaluators.latency.measure import measure_latency, measure_passes
+from attend_search.evaluators.latency.measure import (
+    lowest_median,
+    measure_latency,
+    measure_passes,
+    timed_rounds,
+)
 from attend_search.evaluators.model_input import as_measured
 from attend_search.evaluators.runtimes.litert import (
     TFLiteModel,
@@ -173,19 +177,13 @@ def test_litert_is_timed_by_the_interpreter_alone_not_the_copies_in_and_out(tmp_
     output = model._interpreter.get_tensor(model._out["index"])
     assert np.allclose(output, x.numpy() * 1.5)
 
-    def cpu_us(run, times=50):
-        def once():
-            began = time.thread_time()
-            for _ in range(times):
-                run()
-            return (time.thread_time() - began) / times * 1e6
-
-        return min(once() for _ in range(5))
+    def timed(run):  # as measure times it: the lowest round median of thread CPU time
+        return lowest_median(timed_rounds(run, 1, warmup=5, repeats=50, rounds=5))
 
     feed = x.numpy()
     # 35 against 185 us here: setting the input and copying the output out cost 4x the
     # kernel, so a probe timed with them learned its class 5x too slow
-    assert cpu_us(invoke) < 0.5 * cpu_us(lambda: model(feed))
+    assert timed(invoke) < 0.5 * timed(lambda: model(feed))
 
 
 @pytest.mark.slow
